@@ -1,0 +1,8 @@
+"""transferkit: transfer learning from pretrained models, with every decision explained."""
+__version__ = "0.1.0"
+
+from .backbones import create_backbone, list_backbones  # noqa: E402
+from .errors import TransferkitError  # noqa: E402
+from .tasks import ImageClassifier  # noqa: E402
+
+__all__ = ["ImageClassifier", "TransferkitError", "__version__", "create_backbone", "list_backbones"]

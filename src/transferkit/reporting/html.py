@@ -1,0 +1,356 @@
+"""Self-contained HTML run report (no external assets; plots inlined as base64 PNGs)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from . import plots
+
+NOT_EVALUATED = "not evaluated"
+
+
+@dataclass
+class RunReport:
+    """Everything the report shows about one run; missing pieces render as placeholders."""
+
+    title: str
+    task: str
+    config: dict
+    metrics: dict
+    history: list[dict]
+    decisions: list[tuple[str, str]]
+    data_summary: dict
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(path: str | Path, report: RunReport) -> Path:
+    """Render ``report`` to a standalone HTML file at ``path`` and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(report), encoding="utf-8")
+    return out
+
+
+def render_html(report: RunReport) -> str:
+    """Return the full HTML document for ``report``."""
+    metrics = report.metrics or {}
+    sections = [
+        _header(report, metrics),
+        _notes(report.notes),
+        _section("Decisions", _decisions(report.decisions)),
+        _section("Data", _data(report.data_summary or {})),
+        _section("Metrics", _metrics_table(metrics)),
+        _section("Confusion matrix", _confusion(metrics)),
+        _section("Learning curves", _curves(report.history or [])),
+        _section("Timings", _timings(report.timings or {})),
+        _section("Configuration", _config(report.config)),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{escape(str(report.title))}</title>\n<style>{_CSS}</style>\n</head>\n"
+        "<body>\n<main>\n" + "\n".join(s for s in sections if s) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _num(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, NaN, not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    f = _num(value)
+    return "—" if f is None else f"{f:.{digits}f}"
+
+
+def _pct(value: Any) -> str:
+    f = _num(value)
+    return "—" if f is None else f"{100 * f:.1f}%"
+
+
+def _int(value: Any) -> str:
+    f = _num(value)
+    return "—" if f is None else f"{int(round(f)):,}"
+
+
+def _duration(seconds: Any) -> str:
+    s = _num(seconds)
+    if s is None:
+        return "—"
+    if s < 60:
+        return f"{s:.1f} s"
+    minutes, sec = divmod(int(round(s)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _e(value: Any) -> str:
+    return escape(str(value))
+
+
+def _section(title: str, body: str) -> str:
+    slug = title.lower().replace(" ", "-")
+    return f'<section id="{slug}">\n<h2>{_e(title)}</h2>\n{body}\n</section>'
+
+
+def _muted(text: str) -> str:
+    return f'<p class="muted">{_e(text)}</p>'
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], foot: Sequence[str] | None = None,
+           numeric_from: int = 1) -> str:
+    """HTML table from already-escaped cells; columns from ``numeric_from`` are right-aligned."""
+
+    def cells(row: Sequence[str], tag: str) -> str:
+        return "".join(
+            f'<{tag} class="num">{c}</{tag}>' if i >= numeric_from else f"<{tag}>{c}</{tag}>"
+            for i, c in enumerate(row)
+        )
+
+    parts = ["<table>", f"<thead><tr>{cells(head, 'th')}</tr></thead>", "<tbody>"]
+    parts += [f"<tr>{cells(r, 'td')}</tr>" for r in rows]
+    parts.append("</tbody>")
+    if foot is not None:
+        parts.append(f"<tfoot><tr>{cells(foot, 'td')}</tr></tfoot>")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _plot(make: Callable[[], bytes | None], alt: str, empty: str) -> str:
+    # A broken plot must not cost the user the rest of an end-of-run report.
+    try:
+        png = make()
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"transferkit report: could not draw {alt}: {exc!r}", stacklevel=2)
+        return _muted(f"Plot unavailable ({type(exc).__name__}: {exc}).")
+    return _muted(empty) if png is None else f'<figure>{_img(png, alt)}</figure>'
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _header(report: RunReport, metrics: dict) -> str:
+    cards = []
+    for label, key, fmt in (
+        ("accuracy", "accuracy", _pct),
+        ("macro F1", "macro_f1", lambda v: _fmt(v, 3)),
+        ("top-5 accuracy", "top5_accuracy", _pct),
+        ("loss", "loss", lambda v: _fmt(v, 3)),
+        ("test images", "n", _int),
+    ):
+        # Optional metrics only get a card when present; the headline ones always do.
+        if key not in metrics and key not in ("accuracy", "macro_f1"):
+            continue
+        value = fmt(metrics.get(key)) if _num(metrics.get(key)) is not None else NOT_EVALUATED
+        cls = "big" if value != NOT_EVALUATED else "big na"
+        cards.append(f'<div class="card"><div class="{cls}">{_e(value)}</div>'
+                     f'<div class="label">{_e(label)}</div></div>')
+    date = datetime.now().strftime("%Y-%m-%d %H:%M")
+    return (
+        "<header>\n"
+        f"<h1>{_e(report.title)}</h1>\n"
+        f'<p class="meta">{_e(report.task)} · generated {_e(date)}</p>\n'
+        f'<div class="cards">{"".join(cards)}</div>\n'
+        "</header>"
+    )
+
+
+def _notes(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    return f'<aside class="notes"><strong>Warnings</strong><ul>{items}</ul></aside>'
+
+
+def _decisions(decisions: Sequence[tuple[str, str]]) -> str:
+    if not decisions:
+        return _muted("No decisions recorded.")
+    rows = []
+    for item in decisions:
+        decision, why = (tuple(item) + ("", ""))[:2]
+        rows.append((f"<strong>{_e(decision)}</strong>", _e(why)))
+    return _table(("Decision", "Why"), rows, numeric_from=99)
+
+
+def _data(summary: dict) -> str:
+    if not summary:
+        return _muted("No data summary recorded.")
+    parts = []
+    if summary.get("root"):
+        parts.append(f'<p>Root: <code>{_e(summary["root"])}</code></p>')
+    if summary.get("split"):
+        parts.append(f'<p>Split: {_e(summary["split"])}</p>')
+
+    counts: dict = summary.get("counts") or {}
+    splits = [s for s in counts if isinstance(counts[s], dict)]
+    if splits:
+        classes: list[str] = []
+        for s in splits:
+            classes += [c for c in counts[s] if c not in classes]
+        rows, totals = [], {s: 0 for s in splits}
+        for c in classes:
+            row = [_e(c)]
+            for s in splits:
+                n = _num(counts[s].get(c))
+                totals[s] += int(n) if n is not None else 0
+                row.append(_int(n) if n is not None else "0")
+            row.append(_int(sum(_num(counts[s].get(c)) or 0 for s in splits)))
+            rows.append(row)
+        foot = ["<strong>total</strong>"] + [_int(totals[s]) for s in splits]
+        foot.append(_int(sum(totals.values())))
+        parts.append(_table(["Class"] + [_e(s) for s in splits] + ["all"], rows, foot))
+    else:
+        parts.append(_muted("No per-class counts recorded."))
+
+    skipped = summary.get("skipped") or []
+    if skipped:
+        items = "".join(
+            f"<li><code>{_e(s.get('path', '?'))}</code> — {_e(s.get('reason', 'no reason given'))}</li>"
+            if isinstance(s, dict) else f"<li>{_e(s)}</li>"
+            for s in skipped
+        )
+        # Long skip lists would bury the rest of the report, so they start collapsed.
+        open_attr = " open" if len(skipped) <= 10 else ""
+        parts.append(f"<details{open_attr}><summary>Skipped files ({len(skipped)})</summary>"
+                     f'<ul class="skipped">{items}</ul></details>')
+    else:
+        parts.append(_muted("No files were skipped."))
+    return "\n".join(parts)
+
+
+def _metrics_table(metrics: dict) -> str:
+    per_class: dict = metrics.get("per_class") or {}
+    if not per_class:
+        return _muted(f"Per-class metrics: {NOT_EVALUATED}.")
+    order = [c for c in (metrics.get("classes") or []) if c in per_class]
+    order += [c for c in per_class if c not in order]
+    rows = []
+    for c in order:
+        m = per_class[c] or {}
+        rows.append((_e(c), _fmt(m.get("precision")), _fmt(m.get("recall")),
+                     _fmt(m.get("f1")), _int(m.get("support"))))
+
+    def mean(key: str) -> float | None:
+        vals = [v for v in (_num((per_class[c] or {}).get(key)) for c in order) if v is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    macro_f1 = metrics.get("macro_f1") if _num(metrics.get("macro_f1")) is not None else mean("f1")
+    support = sum(_num((per_class[c] or {}).get("support")) or 0 for c in order)
+    foot = ("<strong>macro avg</strong>", _fmt(mean("precision")), _fmt(mean("recall")),
+            _fmt(macro_f1), _int(support))
+    return _table(("Class", "Precision", "Recall", "F1", "Support"), rows, foot)
+
+
+def _confusion(metrics: dict) -> str:
+    matrix = metrics.get("confusion_matrix")
+    if not matrix:
+        return _muted(f"Confusion matrix: {NOT_EVALUATED}.")
+    classes = list(metrics.get("classes") or [])
+    body = _plot(lambda: plots.confusion_matrix_png(matrix, classes), "confusion matrix", "")
+    return body + _muted("Rows are true classes, columns predictions; cells show counts, "
+                         "colours are normalised per row (recall).")
+
+
+def _curves(history: list[dict]) -> str:
+    if not history:
+        return _muted("No training history recorded.")
+    body = _plot(lambda: plots.learning_curves_png(history), "learning curves",
+                 "History contains nothing plottable.")
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    rows = [[_cell(row.get(k)) for k in keys] for row in history]
+    table = _table([_e(k) for k in keys], rows, numeric_from=0)
+    if "trainable_groups" in keys:
+        body += _muted("Dashed vertical lines mark epochs where the set of trainable "
+                       "layer groups changed (unfreezing).")
+    return body + f"<details><summary>History table ({len(history)} rows)</summary>{table}</details>"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "—"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return _e(", ".join(str(v) for v in value))
+    return _e(value)
+
+
+def _timings(timings: dict[str, float]) -> str:
+    if not timings:
+        return _muted("No timings recorded.")
+    total = sum(_num(v) or 0.0 for v in timings.values())
+    rows = []
+    for name, secs in timings.items():
+        share = f"{100 * (_num(secs) or 0) / total:.0f}%" if total > 0 else "—"
+        rows.append((_e(name), _duration(secs), share))
+    return _table(("Stage", "Time", "Share"), rows, ("<strong>total</strong>", _duration(total), ""))
+
+
+def _config(config: Any) -> str:
+    if not config:
+        return _muted("No configuration recorded.")
+    # default=str keeps Paths/enums etc. from breaking the report.
+    text = json.dumps(config, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+    return f"<details><summary>config.json</summary><pre>{_e(text)}</pre></details>"
+
+
+_CSS = """
+:root { --fg:#1f2328; --muted:#656d76; --border:#d0d7de; --bg-alt:#f6f8fa; --accent:#0969da; }
+* { box-sizing: border-box; }
+body { margin:0; color:var(--fg); background:#fff;
+  font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
+main { max-width: 1000px; margin: 0 auto; padding: 24px 20px 64px; }
+h1 { margin: 0 0 4px; font-size: 1.8em; }
+h2 { margin: 36px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--border); font-size: 1.3em; }
+.meta, .muted { color: var(--muted); }
+.cards { display:flex; flex-wrap:wrap; gap:12px; margin-top:16px; }
+.card { border:1px solid var(--border); border-radius:8px; padding:12px 18px; min-width:140px; }
+.card .big { font-size: 2em; font-weight: 600; color: var(--accent); line-height: 1.2; }
+.card .big.na { font-size: 1.1em; color: var(--muted); font-weight: 400; padding: 8px 0; }
+.card .label { color: var(--muted); font-size: .9em; }
+.notes { margin-top: 20px; padding: 12px 16px; background:#fff8c5; border:1px solid #d4a72c;
+  border-radius: 8px; }
+.notes ul { margin: 6px 0 0; padding-left: 20px; }
+table { border-collapse: collapse; margin: 8px 0; font-size: .93em; }
+th, td { border: 1px solid var(--border); padding: 5px 10px; text-align: left; vertical-align: top; }
+th { background: var(--bg-alt); }
+tbody tr:nth-child(even) { background: #fbfcfd; }
+tfoot td { background: var(--bg-alt); }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; }
+pre { background: var(--bg-alt); padding: 12px; border-radius: 6px; overflow-x: auto; }
+details { margin: 8px 0; }
+summary { cursor: pointer; color: var(--accent); }
+figure { margin: 8px 0; }
+img { max-width: 100%; height: auto; }
+ul.skipped { max-height: 320px; overflow-y: auto; }
+"""

@@ -1,0 +1,185 @@
+"""Matplotlib figures for the run report, returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Sequence
+
+import matplotlib
+
+# Reports are rendered on headless machines (CI, remote GPU boxes); Agg needs no display.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+_DPI = 100
+
+
+def _to_png(fig: Figure) -> bytes:
+    """Serialise ``fig`` to PNG and close it so repeated reports do not leak figures."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _num(value: Any) -> float | None:
+    """Return ``value`` as a finite float, or None for missing/NaN/non-numeric values."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _series(history: Sequence[dict], xkey: str, ykey: str) -> tuple[list[float], list[float]]:
+    """Paired (x, y) points where both are present and finite."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for row in history:
+        x, y = _num(row.get(xkey)), _num(row.get(ykey))
+        if x is not None and y is not None:
+            xs.append(x)
+            ys.append(y)
+    return xs, ys
+
+
+def confusion_matrix_png(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> bytes:
+    """Confusion matrix heat map: rows = true class, cols = predicted.
+
+    Colours are normalised per row (i.e. recall per class) so that small classes
+    stay readable next to large ones; the cells are annotated with raw counts.
+    """
+    cm = np.asarray(matrix, dtype=float)
+    if cm.ndim != 2 or cm.size == 0:
+        cm = np.zeros((max(len(classes), 1), max(len(classes), 1)))
+    n_rows, n_cols = cm.shape
+    labels = [str(c) for c in classes]
+    # Tolerate a class list that does not match the matrix rather than failing the whole report.
+    row_labels = (labels + [str(i) for i in range(len(labels), n_rows)])[:n_rows]
+    col_labels = (labels + [str(i) for i in range(len(labels), n_cols)])[:n_cols]
+
+    row_sums = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, row_sums, out=np.zeros_like(cm), where=row_sums > 0)
+
+    side = min(max(3.5, 0.55 * max(n_rows, n_cols) + 2.0), 14.0)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+
+    ax.set_xticks(range(n_cols))
+    ax.set_yticks(range(n_rows))
+    ax.set_xticklabels(col_labels, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticklabels(row_labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+
+    # Annotating hundreds of cells is unreadable; beyond that the colours carry the information.
+    if n_rows * n_cols <= 900:
+        fontsize = 9 if max(n_rows, n_cols) <= 12 else 6
+        for i in range(n_rows):
+            for j in range(n_cols):
+                colour = "white" if norm[i, j] > 0.5 else "black"
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                        color=colour, fontsize=fontsize)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
+def learning_curves_png(history: Sequence[dict]) -> bytes | None:
+    """Learning curves from per-epoch history, or a C-sweep plot for linear probes.
+
+    Returns None when there is nothing plottable (empty history, all values missing).
+    """
+    if not history:
+        return None
+    has_epoch = any(_num(r.get("epoch")) is not None for r in history)
+    has_c = any(_num(r.get("C")) is not None for r in history)
+    if not has_epoch and has_c:
+        return _sweep_png(history)
+    if not has_epoch:
+        # Rows without an explicit epoch are still ordered; number them so they can be drawn.
+        history = [{**r, "epoch": i + 1} for i, r in enumerate(history)]
+
+    train = _series(history, "epoch", "train_loss")
+    val = _series(history, "epoch", "val_loss")
+    acc = _series(history, "epoch", "val_accuracy")
+    lr = _series(history, "epoch", "lr")
+
+    panels = [p for p in ("loss", "acc", "lr") if {
+        "loss": bool(train[0] or val[0]), "acc": bool(acc[0]), "lr": bool(lr[0])}[p]]
+    if not panels:
+        return None
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        if panel == "loss":
+            if train[0]:
+                ax.plot(*train, marker="o", ms=3, label="train loss")
+            if val[0]:
+                ax.plot(*val, marker="o", ms=3, label="val loss")
+            ax.set_ylabel("loss")
+            ax.set_title("Loss")
+            ax.legend(frameon=False)
+        elif panel == "acc":
+            ax.plot(*acc, marker="o", ms=3, color="tab:green")
+            ax.set_ylabel("validation accuracy")
+            ax.set_title("Validation accuracy")
+        else:
+            ax.plot(*lr, marker="o", ms=3, color="tab:purple")
+            ax.set_ylabel("learning rate")
+            ax.set_title("Learning rate")
+            if min(lr[1]) > 0 and max(lr[1]) / min(lr[1]) > 20:
+                ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    _mark_stage_changes(axes[0], history)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
+def _mark_stage_changes(axes: Sequence[Any], history: Sequence[dict]) -> None:
+    """Draw a dashed line where the set of trainable groups changes (gradual unfreezing)."""
+    prev = None
+    changes: list[float] = []
+    for row in history:
+        groups = row.get("trainable_groups")
+        epoch = _num(row.get("epoch"))
+        if groups is None or epoch is None:
+            continue
+        key = repr(groups)
+        if prev is not None and key != prev:
+            changes.append(epoch)
+        prev = key
+    for ax in axes:
+        for x in changes:
+            ax.axvline(x, color="grey", ls="--", lw=0.8)
+
+
+def _sweep_png(history: Sequence[dict]) -> bytes | None:
+    """Validation accuracy against the regularisation strength C (log x-axis)."""
+    xs, ys = _series(history, "C", "val_accuracy")
+    pts = sorted((x, y) for x, y in zip(xs, ys) if x > 0)
+    if not pts:
+        return None
+    cs, accs = zip(*pts)
+    fig, ax = plt.subplots(figsize=(4.8, 3.3))
+    ax.plot(cs, accs, marker="o", ms=4, color="tab:green")
+    best = int(np.argmax(accs))
+    ax.scatter([cs[best]], [accs[best]], s=80, facecolors="none", edgecolors="tab:red",
+               zorder=3, label=f"best C = {cs[best]:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse regularisation strength)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Linear-probe regularisation sweep")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _to_png(fig)

@@ -1,0 +1,36 @@
+"""The report of a run directory, built from its files alone (config.json, metrics.json, history.csv)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..backbones.run_dir import CONFIG_FILE
+from ..tasks.image_classification import HISTORY_FILE, METRICS_FILE, read_history
+from .html import RunReport, write_report
+
+REPORT_FILE = "report.html"
+
+
+def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
+    """Write `run_dir/report.html` from the run's saved files; returns its path."""
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
+    metrics_file = run_dir / METRICS_FILE
+    metrics = json.loads(metrics_file.read_text()).get("test", {}) if metrics_file.is_file() else {}
+    run = config.get("run", {})
+    data = run.get("data") or {}
+    root = Path(data.get("root", "")).name or run_dir.name
+    return write_report(
+        run_dir / REPORT_FILE,
+        RunReport(
+            title=title or f"{root} — {config.get('task', 'run').replace('-', ' ')}",
+            task=config.get("task", ""),
+            config={k: v for k, v in config.items() if k != "run"},
+            metrics=metrics,
+            history=read_history(run_dir / HISTORY_FILE),
+            decisions=[tuple(d) for d in run.get("decisions", [])],
+            data_summary=data,
+            timings=run.get("timings", {}),
+            notes=run.get("notes", []),
+        ),
+    )

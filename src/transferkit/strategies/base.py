@@ -1,0 +1,92 @@
+"""What every strategy receives and returns, and the strategy registry."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .._registry import Registry
+
+
+class TransferModel(nn.Module):
+    """A pretrained `backbone` (input → pooled features) followed by a new `head` (features → outputs)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+@dataclass
+class TrainSettings:
+    """Knobs shared by all strategies; `None` means the strategy's own default (recorded in the run)."""
+
+    epochs: int | None = None
+    batch_size: int = 32
+    lr: float | None = None  # peak learning rate of the top backbone group
+    head_lr: float | None = None
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    gradient_clip: float = 1.0  # max gradient norm: one bad batch must not wreck pretrained weights
+    patience: int = 3  # early-stopping patience in epochs, on validation loss
+    seed: int = 0
+    num_workers: int = 0
+    tta: bool = True  # average predictions over a horizontal flip
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class FitData:
+    """Datasets a strategy trains on: augmented train, un-augmented train (for features), validation."""
+
+    train: Dataset
+    train_plain: Dataset
+    val: Dataset
+    num_classes: int
+
+
+@dataclass
+class FitOutcome:
+    """What a strategy did: per-epoch (or per-setting) history, resolved settings and timings."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Strategy(ABC):
+    """A way of adapting a pretrained backbone: `fit` trains `model` in place."""
+
+    name: str = ""
+
+    @abstractmethod
+    def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        ...
+
+
+STRATEGIES: Registry[Callable[[], Strategy]] = Registry("strategy")
+
+
+def register_strategy(name: str, description: str = ""):
+    """Class decorator registering a strategy under `name`."""
+
+    def decorator(cls):
+        cls.name = name
+        return STRATEGIES.register(name, description or (cls.__doc__ or "").strip().split("\n")[0])(cls)
+
+    return decorator
+
+
+def create_strategy(name: str) -> Strategy:
+    return STRATEGIES.get(name)()

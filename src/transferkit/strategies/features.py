@@ -1,0 +1,40 @@
+"""Frozen-backbone feature extraction, done once and reused by heads and scores."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+@torch.inference_mode()
+def extract_features(
+    backbone: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    hflip: bool = True,
+    num_workers: int = 0,
+    progress: bool = True,
+    description: str = "features",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features and labels of `dataset`; with `hflip`, features are averaged over a flip.
+
+    Averaging over the flip is test-time augmentation folded into the features, so a linear
+    head trained on them predicts exactly what the flip-averaged network predicts.
+    """
+    from tqdm.auto import tqdm
+
+    was_training = backbone.training
+    backbone.eval()
+    device = next(backbone.parameters()).device
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    feats, labels = [], []
+    for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
+        x = x.to(device)
+        f = backbone(x)
+        if hflip:
+            f = (f + backbone(torch.flip(x, dims=[3]))) / 2
+        feats.append(f.float().cpu())
+        labels.append(torch.as_tensor(y))
+    backbone.train(was_training)
+    return torch.cat(feats).numpy(), torch.cat(labels).numpy()

@@ -1,0 +1,190 @@
+"""Fine-tuning strategies: head warm-up, gradual unfreezing, discriminative LRs (and `full`)."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import TrainingInterrupted
+from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, register_strategy
+from .freezing import GradualUnfreeze, set_trainable
+from .lightning_module import ClassificationModule, Schedule, discriminative_lrs, steps_per_epoch
+from .linear_probe import probe
+
+log = logging.getLogger(__name__)
+
+
+def default_epochs(num_train: int) -> int:
+    """About 12k training images seen in total, within 3-15 epochs: enough to converge from a good
+    head on small data sets while keeping a CPU run of a few thousand images under ~10 minutes."""
+    return int(min(15, max(3, round(12_000 / max(1, num_train)))))
+
+
+@dataclass
+class FineTuneRecipe:
+    """Defaults of a fine-tuning recipe; TrainSettings values override `lr`/`head_lr`/`epochs`."""
+
+    lr: float = 3e-4
+    head_lr: float | None = None  # None: same as `lr` (the head is already fit by the warm-up)
+    layer_decay: float = 0.8  # LR ratio between neighbouring groups, lower for earlier layers
+    head_warmup: bool = True  # LP-FT: fit the head as a linear probe before unfreezing
+    start_groups: int = 3  # groups trainable at epoch 0 (counting from the top)
+    unfreeze_epochs: int = 2  # epochs until every group trains
+    warmup_fraction: float = 0.15
+
+
+class FineTuneBase(Strategy):
+    recipe = FineTuneRecipe()
+
+    def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        from .. import backbones
+
+        recipe = self.recipe
+        L.seed_everything(settings.seed, workers=True, verbose=False)
+        outcome = FitOutcome()
+        groups = [names for _, names in backbones.layer_groups(model.backbone)]
+        lr = settings.lr or recipe.lr
+        head_lr = settings.head_lr or recipe.head_lr or lr
+        epochs = settings.epochs or default_epochs(len(data.train))
+        checkpoint_dir = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
+        last = checkpoint_dir / "last.ckpt" if checkpoint_dir else None
+        resuming = bool(settings.resume and last and last.is_file())
+
+        if recipe.head_warmup and not resuming:
+            set_trainable(model.backbone.parameters(), False)
+            probe_history, c, timings = probe(model, data, settings, for_fine_tuning=True)
+            outcome.timings.update({f"head warm-up: {k}": v for k, v in timings.items()})
+            outcome.settings["head_warmup_C"] = c
+            outcome.notes.append(f"head initialised by a linear probe (C={c:g}) before fine-tuning (LP-FT)")
+
+        unfreeze = GradualUnfreeze(len(groups), recipe.start_groups, recipe.unfreeze_epochs)
+        total_steps = epochs * steps_per_epoch(len(data.train), settings.batch_size)
+        schedule = Schedule(
+            group_lrs=discriminative_lrs(len(groups), lr, recipe.layer_decay),
+            head_lr=head_lr, weight_decay=settings.weight_decay, total_steps=total_steps,
+            warmup_fraction=recipe.warmup_fraction, label_smoothing=settings.label_smoothing,
+        )
+        module = ClassificationModule(model, groups, schedule, unfreeze, data.num_classes)
+        history = HistoryRecorder()
+        callbacks = [
+            history,
+            L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, mode="min"),
+        ]
+        checkpoint = None
+        if checkpoint_dir:
+            checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+                dirpath=checkpoint_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
+                save_top_k=1, enable_version_counter=False,
+            )
+            callbacks.append(checkpoint)
+        trainer = L.Trainer(
+            max_epochs=epochs, accelerator="auto", devices=1, logger=False,
+            enable_checkpointing=checkpoint is not None, callbacks=callbacks,
+            enable_progress_bar=settings.progress, enable_model_summary=False,
+            num_sanity_val_steps=0, log_every_n_steps=10, gradient_clip_val=settings.gradient_clip,
+        )
+        loader_args = dict(batch_size=settings.batch_size, num_workers=settings.num_workers,
+                           persistent_workers=settings.num_workers > 0)
+        start = time.perf_counter()
+        sigint = signal.getsignal(signal.SIGINT)
+        try:
+            trainer.fit(
+                module,
+                DataLoader(data.train, shuffle=True, drop_last=len(data.train) > settings.batch_size, **loader_args),
+                DataLoader(data.val, shuffle=False, **loader_args),
+                ckpt_path=str(last) if resuming else None,
+            )
+        except SystemExit:  # Lightning answers Ctrl-C with sys.exit(1)
+            if not trainer.interrupted:
+                raise
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored after an interrupt
+        outcome.timings["fine-tuning"] = time.perf_counter() - start
+        if trainer.interrupted:  # Lightning swallows Ctrl-C; a half-trained model must not be saved as done
+            hint = "; run the same command with --resume to continue" if checkpoint_dir else ""
+            raise TrainingInterrupted(f"training interrupted during epoch {trainer.current_epoch + 1}{hint}")
+        if checkpoint is not None and checkpoint.best_model_path:
+            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+            outcome.notes.append(f"weights restored from the epoch with the lowest validation loss "
+                                 f"({float(checkpoint.best_model_score):.4f})")
+        elif history.best_state is not None:
+            model.load_state_dict(history.best_state)
+            outcome.notes.append("weights restored from the epoch with the lowest validation loss")
+        model.eval()
+        set_trainable(model.parameters(), True)
+        if resuming:
+            outcome.notes.append(f"resumed from checkpoint {last}")
+        outcome.history = history.rows
+        outcome.settings.update({
+            **asdict(recipe), "lr": lr, "head_lr": head_lr, "epochs": epochs,
+            "epochs_run": trainer.current_epoch, "group_lrs": schedule.group_lrs,
+            "groups": [name for name, _ in backbones.layer_groups(model.backbone)],
+            "stopped_early": bool(trainer.current_epoch < epochs),
+        })
+        return outcome
+
+
+class HistoryRecorder(L.Callback):
+    """One row of metrics per epoch (for history.csv and the learning curves), plus the best weights.
+
+    Its rows are part of the checkpoint, so a resumed run keeps the history of the interrupted one.
+    """
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows, "best": self._best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state.get("rows", []))
+        self._best = state.get("best", float("inf"))
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.best_state: dict | None = None
+        self._best = float("inf")
+        self._epoch_start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        optimizer = trainer.optimizers[0]
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "train_loss": metrics.get("train_loss"),
+            "val_loss": metrics.get("val_loss"),
+            "val_accuracy": metrics.get("val_accuracy"),
+            "lr": max(g["lr"] for g in optimizer.param_groups),
+            "trainable_groups": pl_module.trainable_groups,
+            "seconds": time.perf_counter() - self._epoch_start,
+        }
+        self.rows.append(row)
+        val_loss = row["val_loss"]
+        if val_loss is not None and val_loss < self._best and not trainer.checkpoint_callbacks:
+            self._best = val_loss
+            self.best_state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+
+
+@register_strategy("fine-tune", "linear-probe head warm-up, then gradual unfreezing with discriminative LRs")
+class FineTune(FineTuneBase):
+    """Head fit first (LP-FT), then layer groups unfrozen top-down with lower LRs for earlier layers,
+    one-cycle cosine schedule, label smoothing, early stopping on validation loss."""
+
+    recipe = FineTuneRecipe()
+
+
+@register_strategy("full", "every layer trains from the first step at one low learning rate")
+class Full(FineTuneBase):
+    """All layers train from the start at a low, uniform learning rate; the head starts random."""
+
+    recipe = FineTuneRecipe(lr=3e-4, head_lr=3e-3, layer_decay=1.0, head_warmup=False,
+                            start_groups=10**6, unfreeze_epochs=0, warmup_fraction=0.1)

@@ -1,0 +1,109 @@
+"""The one training loop: a LightningModule over a TransferModel with discriminative LRs and unfreezing."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import TransferModel
+from .freezing import GradualUnfreeze, freeze_batchnorm_stats
+
+
+@dataclass
+class Schedule:
+    """Optimiser and learning-rate schedule of one fine-tuning run."""
+
+    group_lrs: list[float]  # peak LR per backbone group, input → output
+    head_lr: float
+    weight_decay: float
+    total_steps: int
+    warmup_fraction: float = 0.15
+    label_smoothing: float = 0.1
+    freeze_bn_stats: bool = True  # keep every batch-norm layer on its pretrained running statistics
+
+
+class ClassificationModule(L.LightningModule):
+    """Trains `model` with cross-entropy; backbone groups get their own LRs and unfreeze on a schedule.
+
+    Every group is in the optimiser from the first step, frozen ones with `requires_grad=False`
+    (AdamW skips parameters without gradients). Unfreezing flips the flag instead of adding
+    parameter groups mid-run, which keeps one-cycle schedules and resumed checkpoints consistent.
+    """
+
+    def __init__(
+        self,
+        model: TransferModel,
+        groups: list[list[str]],
+        schedule: Schedule,
+        unfreeze: GradualUnfreeze,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        from torchmetrics.classification import MulticlassAccuracy
+
+        self.model = model
+        self.group_names = groups
+        self.schedule = schedule
+        self.unfreeze = unfreeze
+        params = dict(model.backbone.named_parameters())
+        self._groups = [[params[n] for n in names] for names in groups]
+        self.val_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.trainable_groups = unfreeze.num_groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def on_train_epoch_start(self) -> None:
+        self.trainable_groups = self.unfreeze.apply(self._groups, self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning puts the module back in train mode after each validation run
+        freeze_batchnorm_stats(self.model.backbone, all_layers=self.schedule.freeze_bn_stats)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self(x), y, label_smoothing=self.schedule.label_smoothing)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.val_accuracy.update(logits, y)
+        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val_accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(y))
+
+    def configure_optimizers(self):
+        s = self.schedule
+        param_groups, max_lrs = [], []
+        named = [(names, s.group_lrs[i]) for i, names in enumerate(self.group_names)]
+        head_names = [f"head::{n}" for n, _ in self.model.head.named_parameters()]
+        lookup = {**{n: p for n, p in self.model.backbone.named_parameters()},
+                  **{f"head::{n}": p for n, p in self.model.head.named_parameters()}}
+        for names, lr in named + [(head_names, s.head_lr)]:
+            # no weight decay on biases and norm scales, as in timm's param_groups_weight_decay
+            decay = [lookup[n] for n in names if lookup[n].ndim > 1]
+            no_decay = [lookup[n] for n in names if lookup[n].ndim <= 1]
+            for params, wd in ((decay, s.weight_decay), (no_decay, 0.0)):
+                if params:
+                    param_groups.append({"params": params, "lr": lr, "weight_decay": wd})
+                    max_lrs.append(lr)
+        optimizer = torch.optim.AdamW(param_groups)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lrs, total_steps=max(1, s.total_steps),
+            pct_start=s.warmup_fraction, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def discriminative_lrs(num_groups: int, top_lr: float, decay: float) -> list[float]:
+    """Peak LR per group, input → output: the top group gets `top_lr`, each one below `decay` times less."""
+    return [top_lr * decay ** (num_groups - 1 - i) for i in range(num_groups)]
+
+
+def steps_per_epoch(num_samples: int, batch_size: int) -> int:
+    return max(1, math.ceil(num_samples / batch_size))

@@ -1,0 +1,113 @@
+"""CLI behaviour: exit codes, one-line errors, and the fit → predict → evaluate round trip."""
+import json
+import shutil
+import sys
+
+import pytest
+
+from transferkit.cli import main
+
+from .conftest import make_image_folder
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["transferkit", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_backbones_and_strategies(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "list", "backbones")
+    assert code == 0 and "efficientnet_lite0" in out and "timm model name" in out
+    code, out, _ = run_cli(monkeypatch, capsys, "list", "strategies")
+    assert code == 0 and all(s in out for s in ("auto", "linear-probe", "fine-tune", "full"))
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("missing", "no such directory"),
+    ("single", "only one class"),
+    ("empty_class", "class folder has no readable images"),
+])
+def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, tmp_path, setup, message):
+    data = tmp_path / "data"
+    if setup == "single":
+        make_image_folder(data, classes=("red",))
+    elif setup == "empty_class":
+        make_image_folder(data, per_class=4)
+        (data / "empty").mkdir()
+    code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run")
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_existing_out_is_not_overwritten_silently(monkeypatch, capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("x")
+    code, _, err = run_cli(monkeypatch, capsys, "fit", tmp_path, "--out", tmp_path / "run")
+    assert code == 2 and "--overwrite" in err
+
+
+def test_predict_on_non_run_dir(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "predict", tmp_path, tmp_path)
+    assert code == 2 and "not a transferkit run directory" in err
+
+
+def test_fit_predict_evaluate_round_trip(monkeypatch, capsys, tmp_path):
+    data = make_image_folder(tmp_path / "data", per_class=12)
+    run = tmp_path / "run"
+    code, out, err = run_cli(monkeypatch, capsys, "fit", data, "--out", run, "--strategy", "fine-tune",
+                             "--epochs", "1", "--image-size", "64", "--quiet")
+    assert code == 0, err
+    assert "test accuracy" in out and str(run / "report.html") in out.replace("\n", "")
+    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] == 7  # round(0.2 * 36)
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64," in html and "fine-tune" in html
+
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", run, data / "red" / "red_00.jpg", data / "blue",
+                           "--json", "--top-k", "2")
+    assert code == 0
+    predictions = json.loads(out)
+    assert len(predictions) == 13 and len(predictions[0]["top_k"]) == 2
+    assert predictions[0]["label"] in ("red", "green", "blue")
+
+    code, out, _ = run_cli(monkeypatch, capsys, "evaluate", run, data, "--json")
+    assert code == 0 and json.loads(out)["n"] == 36
+
+
+def test_interrupted_fit_resumes_from_last_checkpoint(monkeypatch, capsys, tmp_path):
+    from transferkit.strategies.fine_tune import HistoryRecorder
+
+    data = make_image_folder(tmp_path / "data", per_class=12)
+    run = tmp_path / "run"
+    args = ["fit", data, "--out", run, "--strategy", "full", "--epochs", "3", "--image-size", "64", "--quiet"]
+    original = HistoryRecorder.on_train_epoch_start
+
+    def ctrl_c_in_second_epoch(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+        original(self, trainer, pl_module)
+
+    monkeypatch.setattr(HistoryRecorder, "on_train_epoch_start", ctrl_c_in_second_epoch)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 130 and "--resume" in err
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "model.safetensors").exists()
+
+    monkeypatch.setattr(HistoryRecorder, "on_train_epoch_start", original)
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--resume")
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert any("resumed from checkpoint" in note for note in config["run"]["notes"])
+    epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3"]
+
+
+def test_demo_runs_on_shipped_data(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "demo", "--out", tmp_path / "demo", "--quiet")
+    assert code == 0, err
+    assert "test accuracy" in out and (tmp_path / "demo" / "report.html").is_file()
