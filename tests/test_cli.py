@@ -111,3 +111,12 @@ def test_demo_runs_on_shipped_data(monkeypatch, capsys, tmp_path):
     code, out, err = run_cli(monkeypatch, capsys, "demo", "--out", tmp_path / "demo", "--quiet")
     assert code == 0, err
     assert "test accuracy" in out and (tmp_path / "demo" / "report.html").is_file()
+
+
+def test_strategy_options_are_checked(monkeypatch, capsys, tmp_path):
+    data = make_image_folder(tmp_path / "data", per_class=4)
+    code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run", "--strategy", "fine-tune",
+                           "--option", "layer_decy=0.5")
+    assert code == 2 and "layer_decy" in err and "layer_decay" in err
+    code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run2", "--option", "nokey")
+    assert code == 2 and "KEY=VALUE" in err

@@ -58,6 +58,20 @@ def _metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
+def parse_options(items: list[str]) -> dict:
+    """KEY=VALUE strings → dict, values parsed as JSON where they are (numbers, true/false, null)."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TransferkitError(f"--option {item!r}: expected KEY=VALUE, e.g. --option layer_decay=0.7")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def _prepare_out(out: Path, overwrite: bool, resume: bool) -> None:
     if out.exists() and any(out.iterdir()) and not (overwrite or resume):
         raise TransferkitError(f"{out}: already exists and is not empty; pass --overwrite to replace it, "
@@ -92,6 +106,7 @@ def fit(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
     backbone: str = typer.Option("efficientnet_lite0", help="Registered name, timm model name, or a run directory."),
     strategy: Strategy = typer.Option(Strategy.auto, help="How to adapt the backbone (see `transferkit list strategies`)."),
+    option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: chosen from data size)."),
     image_size: Optional[int] = typer.Option(None, min=32, max=1024, help="Input size in px (default: native size capped at the data's median)."),
     batch_size: int = typer.Option(32, min=1),
@@ -109,7 +124,8 @@ def fit(
     """Fine-tune a pretrained backbone on an image folder; writes a run directory with a report."""
     _prepare_out(out, overwrite, resume)
     try:
-        run_fit(data_dir, out, quiet=quiet, backbone=backbone, strategy=strategy.value, epochs=epochs,
+        run_fit(data_dir, out, quiet=quiet, backbone=backbone, strategy=strategy.value,
+                strategy_options=parse_options(option), epochs=epochs,
                 image_size=image_size, batch_size=batch_size, lr=lr, augment=augment.value, tta=tta,
                 val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, num_workers=workers,
                 resume=resume)

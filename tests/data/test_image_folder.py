@@ -127,3 +127,15 @@ def test_large_images_are_shrunk_once_and_cached(tmp_path):
 def test_scan_with_known_classes_rejects_new_class(colour_folder):
     with pytest.raises(DataError, match="were not in the training classes"):
         scan_class_folders(colour_folder, ["red", "green"])
+
+
+def test_unreadable_file_names_the_fix(tmp_path, monkeypatch):
+    """Root (as in CI) can read any file, so the permission failure is simulated."""
+    import transferkit.data.images as images
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(images.Image, "open", denied)
+    with pytest.raises(DataError, match=r"locked\.jpg: permission denied; make the file readable"):
+        open_rgb(tmp_path / "locked.jpg")

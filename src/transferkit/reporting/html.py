@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from . import plots
+from .plots import finite_number as _num
 
 NOT_EVALUATED = "not evaluated"
 
@@ -63,17 +64,6 @@ def render_html(report: RunReport) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _num(value: Any) -> float | None:
-    """``value`` as a finite float, or None (missing, NaN, not a number)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -28,7 +28,7 @@ def _to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _num(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """Return ``value`` as a finite float, or None for missing/NaN/non-numeric values."""
     if value is None or isinstance(value, bool):
         return None
@@ -44,7 +44,7 @@ def _series(history: Sequence[dict], xkey: str, ykey: str) -> tuple[list[float],
     xs: list[float] = []
     ys: list[float] = []
     for row in history:
-        x, y = _num(row.get(xkey)), _num(row.get(ykey))
+        x, y = finite_number(row.get(xkey)), finite_number(row.get(ykey))
         if x is not None and y is not None:
             xs.append(x)
             ys.append(y)
@@ -100,8 +100,8 @@ def learning_curves_png(history: Sequence[dict]) -> bytes | None:
     """
     if not history:
         return None
-    has_epoch = any(_num(r.get("epoch")) is not None for r in history)
-    has_c = any(_num(r.get("C")) is not None for r in history)
+    has_epoch = any(finite_number(r.get("epoch")) is not None for r in history)
+    has_c = any(finite_number(r.get("C")) is not None for r in history)
     if not has_epoch and has_c:
         return _sweep_png(history)
     if not has_epoch:
@@ -151,7 +151,7 @@ def _mark_stage_changes(axes: Sequence[Any], history: Sequence[dict]) -> None:
     changes: list[float] = []
     for row in history:
         groups = row.get("trainable_groups")
-        epoch = _num(row.get("epoch"))
+        epoch = finite_number(row.get("epoch"))
         if groups is None or epoch is None:
             continue
         key = repr(groups)

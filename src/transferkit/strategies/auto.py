@@ -30,8 +30,12 @@ def choose_strategy(labels: list[int]) -> tuple[str, str]:
 class Auto(Strategy):
     """Chooses linear-probe or fine-tune by training-set size (see `choose_strategy`)."""
 
+    def __init__(self, **options) -> None:
+        # options are meant for whichever strategy gets chosen, and are checked once it is
+        self.options = options
+
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         name, reason = choose_strategy(list(getattr(data.train, "labels", [])))
-        outcome = create_strategy(name).fit(model, data, settings)
+        outcome = create_strategy(name, **self.options).fit(model, data, settings)
         outcome.settings = {"chosen": name, "reason": reason, **outcome.settings}
         return outcome

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .._registry import Registry
+from ..errors import UnknownNameError
 
 
 class TransferModel(nn.Module):
@@ -66,9 +67,24 @@ class FitOutcome:
 
 
 class Strategy(ABC):
-    """A way of adapting a pretrained backbone: `fit` trains `model` in place."""
+    """A way of adapting a pretrained backbone: `fit` trains `model` in place.
+
+    A strategy with tunable knobs declares them as a dataclass in `Options`; `create_strategy`
+    checks option names against it, so a typo fails with the list of valid names.
+    """
 
     name: str = ""
+    Options: type | None = None
+
+    def __init__(self, **options: Any) -> None:
+        known = [f.name for f in fields(self.Options)] if self.Options else []
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise UnknownNameError(
+                f"unknown option(s) {', '.join(unknown)} for strategy {self.name!r}; "
+                f"valid: {', '.join(known) or 'none'}."
+            )
+        self.options = self.Options(**options) if self.Options else None
 
     @abstractmethod
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
@@ -88,5 +104,6 @@ def register_strategy(name: str, description: str = ""):
     return decorator
 
 
-def create_strategy(name: str) -> Strategy:
-    return STRATEGIES.get(name)()
+def create_strategy(name: str, **options: Any) -> Strategy:
+    """The strategy registered as `name`, with its options set (unknown option names raise)."""
+    return STRATEGIES.get(name)(**options)

@@ -1,8 +1,8 @@
 """Fine-tuning strategies: head warm-up, gradual unfreezing, discriminative LRs (and `full`)."""
 from __future__ import annotations
 
-import logging
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -17,8 +17,6 @@ from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, r
 from .freezing import GradualUnfreeze, set_trainable
 from .lightning_module import ClassificationModule, Schedule, discriminative_lrs, steps_per_epoch
 from .linear_probe import probe
-
-log = logging.getLogger(__name__)
 
 
 def default_epochs(num_train: int) -> int:
@@ -38,24 +36,26 @@ class FineTuneRecipe:
     start_groups: int = 3  # groups trainable at epoch 0 (counting from the top)
     unfreeze_epochs: int = 2  # epochs until every group trains
     warmup_fraction: float = 0.15
+    freeze_bn_stats: bool = True  # batch-norm layers keep their pretrained running statistics
 
 
 class FineTuneBase(Strategy):
-    recipe = FineTuneRecipe()
+    Options = FineTuneRecipe
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         from .. import backbones
 
-        recipe = self.recipe
+        recipe = self.options
         L.seed_everything(settings.seed, workers=True, verbose=False)
         outcome = FitOutcome()
         groups = [names for _, names in backbones.layer_groups(model.backbone)]
         lr = settings.lr or recipe.lr
         head_lr = settings.head_lr or recipe.head_lr or lr
         epochs = settings.epochs or default_epochs(len(data.train))
-        checkpoint_dir = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
-        last = checkpoint_dir / "last.ckpt" if checkpoint_dir else None
-        resuming = bool(settings.resume and last and last.is_file())
+        scratch = None if settings.checkpoint_dir else tempfile.TemporaryDirectory(prefix="transferkit-")
+        checkpoint_dir = Path(settings.checkpoint_dir or scratch.name)
+        last = checkpoint_dir / "last.ckpt"
+        resuming = bool(settings.resume and last.is_file())
 
         if recipe.head_warmup and not resuming:
             set_trainable(model.backbone.parameters(), False)
@@ -70,6 +70,7 @@ class FineTuneBase(Strategy):
             group_lrs=discriminative_lrs(len(groups), lr, recipe.layer_decay),
             head_lr=head_lr, weight_decay=settings.weight_decay, total_steps=total_steps,
             warmup_fraction=recipe.warmup_fraction, label_smoothing=settings.label_smoothing,
+            freeze_bn_stats=recipe.freeze_bn_stats,
         )
         module = ClassificationModule(model, groups, schedule, unfreeze, data.num_classes)
         history = HistoryRecorder()
@@ -77,16 +78,13 @@ class FineTuneBase(Strategy):
             history,
             L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, mode="min"),
         ]
-        checkpoint = None
-        if checkpoint_dir:
-            checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-                dirpath=checkpoint_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
-                save_top_k=1, enable_version_counter=False,
-            )
-            callbacks.append(checkpoint)
+        checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=checkpoint_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
+            save_top_k=1, enable_version_counter=False,
+        )
+        callbacks.append(checkpoint)
         trainer = L.Trainer(
-            max_epochs=epochs, accelerator="auto", devices=1, logger=False,
-            enable_checkpointing=checkpoint is not None, callbacks=callbacks,
+            max_epochs=epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
             enable_progress_bar=settings.progress, enable_model_summary=False,
             num_sanity_val_steps=0, log_every_n_steps=10, gradient_clip_val=settings.gradient_clip,
         )
@@ -109,16 +107,15 @@ class FineTuneBase(Strategy):
                 signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored after an interrupt
         outcome.timings["fine-tuning"] = time.perf_counter() - start
         if trainer.interrupted:  # Lightning swallows Ctrl-C; a half-trained model must not be saved as done
-            hint = "; run the same command with --resume to continue" if checkpoint_dir else ""
+            hint = "; run the same command with --resume to continue" if scratch is None else ""
             raise TrainingInterrupted(f"training interrupted during epoch {trainer.current_epoch + 1}{hint}")
-        if checkpoint is not None and checkpoint.best_model_path:
+        if checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
             outcome.notes.append(f"weights restored from the epoch with the lowest validation loss "
                                  f"({float(checkpoint.best_model_score):.4f})")
-        elif history.best_state is not None:
-            model.load_state_dict(history.best_state)
-            outcome.notes.append("weights restored from the epoch with the lowest validation loss")
+        if scratch is not None:
+            scratch.cleanup()
         model.eval()
         set_trainable(model.parameters(), True)
         if resuming:
@@ -134,23 +131,20 @@ class FineTuneBase(Strategy):
 
 
 class HistoryRecorder(L.Callback):
-    """One row of metrics per epoch (for history.csv and the learning curves), plus the best weights.
+    """One row of metrics per epoch (for history.csv and the learning curves).
 
     Its rows are part of the checkpoint, so a resumed run keeps the history of the interrupted one.
     """
 
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self._epoch_start = 0.0
+
     def state_dict(self) -> dict:
-        return {"rows": self.rows, "best": self._best}
+        return {"rows": self.rows}
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = list(state.get("rows", []))
-        self._best = state.get("best", float("inf"))
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-        self.best_state: dict | None = None
-        self._best = float("inf")
-        self._epoch_start = 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_start = time.perf_counter()
@@ -168,10 +162,6 @@ class HistoryRecorder(L.Callback):
             "seconds": time.perf_counter() - self._epoch_start,
         }
         self.rows.append(row)
-        val_loss = row["val_loss"]
-        if val_loss is not None and val_loss < self._best and not trainer.checkpoint_callbacks:
-            self._best = val_loss
-            self.best_state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
 
 
 @register_strategy("fine-tune", "linear-probe head warm-up, then gradual unfreezing with discriminative LRs")
@@ -179,12 +169,17 @@ class FineTune(FineTuneBase):
     """Head fit first (LP-FT), then layer groups unfrozen top-down with lower LRs for earlier layers,
     one-cycle cosine schedule, label smoothing, early stopping on validation loss."""
 
-    recipe = FineTuneRecipe()
-
 
 @register_strategy("full", "every layer trains from the first step at one low learning rate")
 class Full(FineTuneBase):
     """All layers train from the start at a low, uniform learning rate; the head starts random."""
 
-    recipe = FineTuneRecipe(lr=3e-4, head_lr=3e-3, layer_decay=1.0, head_warmup=False,
-                            start_groups=10**6, unfreeze_epochs=0, warmup_fraction=0.1)
+    @dataclass
+    class Options(FineTuneRecipe):
+        lr: float = 3e-4
+        head_lr: float | None = 3e-3
+        layer_decay: float = 1.0
+        head_warmup: bool = False
+        start_groups: int = 10**6
+        unfreeze_epochs: int = 0
+        warmup_fraction: float = 0.1

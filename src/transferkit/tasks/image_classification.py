@@ -51,12 +51,14 @@ class ImageClassifier(BaseEstimator):
 
     `fit(path)` takes a folder with one sub-folder per class (or train/val/test sub-folders);
     `predict`, `predict_proba` and `evaluate` take image paths or folders. Learned state ends in `_`.
+    `strategy_options` sets a strategy's own knobs (e.g. {"layer_decay": 0.7} for fine-tune).
     """
 
     def __init__(
         self,
         backbone: str = DEFAULT_BACKBONE,
         strategy: str = "auto",
+        strategy_options: dict | None = None,
         epochs: int | None = None,
         image_size: int | None = None,
         batch_size: int = 32,
@@ -73,6 +75,7 @@ class ImageClassifier(BaseEstimator):
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
+        self.strategy_options = strategy_options
         self.epochs = epochs
         self.image_size = image_size
         self.batch_size = batch_size
@@ -90,11 +93,9 @@ class ImageClassifier(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, data: str | Path | ImageFolderData) -> "ImageClassifier":
         """Split `data`, load the backbone, adapt it with the chosen strategy; returns self."""
-        from ..strategies import STRATEGIES
-
         if self.augment not in ("none", "light", "strong"):
             raise DataError(f"augment={self.augment!r}: use one of none, light, strong.")
-        STRATEGIES.entry(self.strategy)  # fail on a bad name before any slow work
+        strategy = create_strategy(self.strategy, **(self.strategy_options or {}))  # fail before slow work
         start = time.perf_counter()
         torch.manual_seed(self.seed)
         self.data_ = data if isinstance(data, ImageFolderData) else load_image_folder(
@@ -123,7 +124,7 @@ class ImageClassifier(BaseEstimator):
             num_workers=self.num_workers, tta=self.tta, resume=self.resume, progress=self.progress,
             checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None,
         )
-        outcome = create_strategy(self.strategy).fit(model, fit_data, settings)
+        outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
         self.history_ = outcome.history
         self.strategy_ = outcome.settings.get("chosen", self.strategy)
