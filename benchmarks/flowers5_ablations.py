@@ -24,7 +24,7 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "flowers5"
 #: variant → (ImageClassifier params, strategy options) changed from the default recipe
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
-    "no-head-warmup": ({}, {"head_warmup": False, "head_lr": 3e-3}),
+    "head-warmup": ({}, {"head_warmup": True}),
     "no-discriminative-lr": ({}, {"layer_decay": 1.0}),
     "no-gradual-unfreeze": ({}, {"start_groups": 1000, "unfreeze_epochs": 0}),
     "bn-stats-train": ({}, {"freeze_bn_stats": False}),

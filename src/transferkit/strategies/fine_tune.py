@@ -30,9 +30,11 @@ class FineTuneRecipe:
     """Defaults of a fine-tuning recipe; TrainSettings values override `lr`/`head_lr`/`epochs`."""
 
     lr: float = 3e-4
-    head_lr: float | None = None  # None: same as `lr` (the head is already fit by the warm-up)
+    head_lr: float | None = None  # None: 10 × lr for a new head, 1 × lr after the head warm-up
     layer_decay: float = 0.8  # LR ratio between neighbouring groups, lower for earlier layers
-    head_warmup: bool = True  # LP-FT: fit the head as a linear probe before unfreezing
+    # LP-FT (fit the head as a linear probe first): off by default, since on flowers5 it cost
+    # ~110 s and bought nothing (benchmarks/results/flowers5_ablations.json)
+    head_warmup: bool = False
     start_groups: int = 3  # groups trainable at epoch 0 (counting from the top)
     unfreeze_epochs: int = 2  # epochs until every group trains
     warmup_fraction: float = 0.15
@@ -50,7 +52,7 @@ class FineTuneBase(Strategy):
         outcome = FitOutcome()
         groups = [names for _, names in backbones.layer_groups(model.backbone)]
         lr = settings.lr or recipe.lr
-        head_lr = settings.head_lr or recipe.head_lr or lr
+        head_lr = settings.head_lr or recipe.head_lr or (lr if recipe.head_warmup else 10 * lr)
         epochs = settings.epochs or default_epochs(len(data.train))
         scratch = None if settings.checkpoint_dir else tempfile.TemporaryDirectory(prefix="transferkit-")
         checkpoint_dir = Path(settings.checkpoint_dir or scratch.name)
@@ -164,10 +166,11 @@ class HistoryRecorder(L.Callback):
         self.rows.append(row)
 
 
-@register_strategy("fine-tune", "linear-probe head warm-up, then gradual unfreezing with discriminative LRs")
+@register_strategy("fine-tune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)")
 class FineTune(FineTuneBase):
-    """Head fit first (LP-FT), then layer groups unfrozen top-down with lower LRs for earlier layers,
-    one-cycle cosine schedule, label smoothing, early stopping on validation loss."""
+    """Layer groups unfrozen top-down with lower LRs for earlier layers, head at 10× the LR,
+    one-cycle cosine schedule, label smoothing, early stopping on validation loss; with
+    `head_warmup`, the head is first fit as a linear probe (LP-FT)."""
 
 
 @register_strategy("full", "every layer trains from the first step at one low learning rate")
@@ -177,9 +180,7 @@ class Full(FineTuneBase):
     @dataclass
     class Options(FineTuneRecipe):
         lr: float = 3e-4
-        head_lr: float | None = 3e-3
         layer_decay: float = 1.0
-        head_warmup: bool = False
         start_groups: int = 10**6
         unfreeze_epochs: int = 0
         warmup_fraction: float = 0.1
