@@ -21,7 +21,7 @@ from ..backbones import DEFAULT_BACKBONE, Backbone, Preprocessing, create_backbo
 from ..backbones.run_dir import CONFIG_FILE, WEIGHTS_FILE, build_architecture, is_run_dir
 from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_folder, scan_class_folders, train_transform
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
-from ..errors import DataError, RunDirectoryError
+from ..errors import DataError, RunDirectoryError, TransferkitError
 from ..strategies import FitData, TrainSettings, TransferModel, create_strategy
 from .metrics import classification_metrics
 
@@ -94,7 +94,7 @@ class ImageClassifier(BaseEstimator):
     def fit(self, data: str | Path | ImageFolderData) -> "ImageClassifier":
         """Split `data`, load the backbone, adapt it with the chosen strategy; returns self."""
         if self.augment not in ("none", "light", "strong"):
-            raise DataError(f"augment={self.augment!r}: use one of none, light, strong.")
+            raise TransferkitError(f"augment={self.augment!r}: use one of none, light, strong.")
         strategy = create_strategy(self.strategy, **(self.strategy_options or {}))  # fail before slow work
         start = time.perf_counter()
         torch.manual_seed(self.seed)
@@ -110,9 +110,8 @@ class ImageClassifier(BaseEstimator):
         model = TransferModel(backbone.model, nn.Linear(backbone.num_features, len(self.classes_)))
 
         d = self.data_
-        cache = {}
         plain = eval_transform(backbone.preprocessing, self.image_size_)
-        train_plain = ImageDataset(d.train.paths, d.train.labels, plain, cache_side=self.image_size_, cache=cache)
+        train_plain = ImageDataset(d.train.paths, d.train.labels, plain, cache_side=self.image_size_)
         fit_data = FitData(
             train=train_plain.with_transform(train_transform(backbone.preprocessing, self.image_size_, self.augment)),
             train_plain=train_plain,
