@@ -165,7 +165,6 @@ def load_image_folder(
     root = Path(root).expanduser()
     _check_dir(root)
     has_splits = (root / "train").is_dir() and any((root / s).is_dir() for s in ("val", "test"))
-    skipped: list[SkippedFile] = []
     if has_splits:
         classes, train, skipped, sides = scan_class_folders(root / "train")
         given = {"train": train}
@@ -190,7 +189,7 @@ def load_image_folder(
     carved = []
     if "test" not in given:
         given["train"], given["test"] = carve(given["train"], test_fraction)
-        carved.append(f"test {test_fraction:.0%} of all images")
+        carved.append(f"test {test_fraction:.0%} of {'train' if has_splits else 'all images'}")
     if "val" not in given:
         given["train"], given["val"] = carve(given["train"], val_fraction)
         carved.append(f"validation {val_fraction:.0%} of the rest")

@@ -46,7 +46,6 @@ class ClassificationModule(L.LightningModule):
         from torchmetrics.classification import MulticlassAccuracy
 
         self.model = model
-        self.group_names = groups
         self.schedule = schedule
         self.unfreeze = unfreeze
         params = dict(model.backbone.named_parameters())
@@ -80,17 +79,12 @@ class ClassificationModule(L.LightningModule):
     def configure_optimizers(self):
         s = self.schedule
         param_groups, max_lrs = [], []
-        named = [(names, s.group_lrs[i]) for i, names in enumerate(self.group_names)]
-        head_names = [f"head::{n}" for n, _ in self.model.head.named_parameters()]
-        lookup = {**{n: p for n, p in self.model.backbone.named_parameters()},
-                  **{f"head::{n}": p for n, p in self.model.head.named_parameters()}}
-        for names, lr in named + [(head_names, s.head_lr)]:
+        for params, lr in [*zip(self._groups, s.group_lrs), (list(self.model.head.parameters()), s.head_lr)]:
             # no weight decay on biases and norm scales, as in timm's param_groups_weight_decay
-            decay = [lookup[n] for n in names if lookup[n].ndim > 1]
-            no_decay = [lookup[n] for n in names if lookup[n].ndim <= 1]
-            for params, wd in ((decay, s.weight_decay), (no_decay, 0.0)):
-                if params:
-                    param_groups.append({"params": params, "lr": lr, "weight_decay": wd})
+            for subset, wd in (([p for p in params if p.ndim > 1], s.weight_decay),
+                               ([p for p in params if p.ndim <= 1], 0.0)):
+                if subset:
+                    param_groups.append({"params": subset, "lr": lr, "weight_decay": wd})
                     max_lrs.append(lr)
         optimizer = torch.optim.AdamW(param_groups)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
