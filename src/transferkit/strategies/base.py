@@ -33,7 +33,6 @@ class TrainSettings:
     epochs: int | None = None
     batch_size: int = 32
     lr: float | None = None  # peak learning rate of the top backbone group
-    head_lr: float | None = None
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     gradient_clip: float = 1.0  # max gradient norm: one bad batch must not wreck pretrained weights

@@ -27,7 +27,7 @@ def default_epochs(num_train: int) -> int:
 
 @dataclass
 class FineTuneRecipe:
-    """Defaults of a fine-tuning recipe; TrainSettings values override `lr`/`head_lr`/`epochs`."""
+    """Defaults of a fine-tuning recipe; TrainSettings values override `lr` and `epochs`."""
 
     lr: float = 3e-4
     head_lr: float | None = None  # None: 10 × lr for a new head, 1 × lr after the head warm-up
@@ -50,9 +50,10 @@ class FineTuneBase(Strategy):
         recipe = self.options
         L.seed_everything(settings.seed, workers=True, verbose=False)
         outcome = FitOutcome()
-        groups = [names for _, names in backbones.layer_groups(model.backbone)]
+        named_groups = backbones.layer_groups(model.backbone)
+        groups = [names for _, names in named_groups]
         lr = settings.lr or recipe.lr
-        head_lr = settings.head_lr or recipe.head_lr or (lr if recipe.head_warmup else 10 * lr)
+        head_lr = recipe.head_lr or (lr if recipe.head_warmup else 10 * lr)
         epochs = settings.epochs or default_epochs(len(data.train))
         scratch = None if settings.checkpoint_dir else tempfile.TemporaryDirectory(prefix="transferkit-")
         checkpoint_dir = Path(settings.checkpoint_dir or scratch.name)
@@ -126,7 +127,7 @@ class FineTuneBase(Strategy):
         outcome.settings.update({
             **asdict(recipe), "lr": lr, "head_lr": head_lr, "epochs": epochs,
             "epochs_run": trainer.current_epoch, "group_lrs": schedule.group_lrs,
-            "groups": [name for name, _ in backbones.layer_groups(model.backbone)],
+            "groups": [name for name, _ in named_groups],
             "stopped_early": bool(trainer.current_epoch < epochs),
         })
         return outcome
