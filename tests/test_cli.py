@@ -81,7 +81,7 @@ def test_fit_predict_evaluate_round_trip(monkeypatch, capsys, tmp_path):
 
 
 def test_interrupted_fit_resumes_from_last_checkpoint(monkeypatch, capsys, tmp_path):
-    from transferkit.strategies.fine_tune import HistoryRecorder
+    from transferkit.strategies.training import HistoryRecorder
 
     data = make_image_folder(tmp_path / "data", per_class=12)
     run = tmp_path / "run"

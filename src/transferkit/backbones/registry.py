@@ -21,33 +21,50 @@ def register_backbone(name: str, description: str = "", **meta) -> Callable[[Bac
     return BACKBONES.register(name, description, **meta)
 
 
-def list_backbones(pattern: str = "*") -> list[str]:
-    """Registered backbone names matching a wildcard (any timm model name also works when online)."""
-    return BACKBONES.names(pattern)
+def list_backbones(pattern: str = "*", modality: str | None = None) -> list[str]:
+    """Registered backbone names matching a wildcard (any timm/transformers name also works when online)."""
+    return [n for n in BACKBONES.names(pattern) if modality in (None, BACKBONES.entry(n).meta.get("modality", "image"))]
 
 
-def offline_backbones() -> list[str]:
+def offline_backbones(modality: str | None = None) -> list[str]:
     """Registered backbones whose weights are installed locally right now."""
-    return [e.name for e in BACKBONES.entries() if e.meta.get("available", lambda: False)()]
+    return [e.name for e in BACKBONES.entries() if e.meta.get("available", lambda: False)()
+            and modality in (None, e.meta.get("modality", "image"))]
 
 
-def create_backbone(name: str) -> Backbone:
-    """Load a backbone from a registered name, a transferkit run directory, or any timm model name.
+def create_backbone(name: str, modality: str | None = None) -> Backbone:
+    """Load a backbone from a registered name, a transferkit run directory, or a hub model name.
 
-    Resolution order: an existing directory (a previous run, so fine-tuned models become sources),
-    a registered name, then a timm name with hub weights (needs network).
+    Resolution order: an existing directory (a previous run, so fine-tuned models become sources;
+    or a local transformers model folder), a registered name, then a hub name: a transformers
+    model for text, a timm model otherwise (needs network). With `modality`, a backbone that
+    reads something else is refused with the names that would fit.
     """
     from .hub import create_timm_backbone
     from .run_dir import is_run_dir, load_run_backbone
+    from .text import load_transformers_backbone
 
     path = Path(name).expanduser()
     if path.is_dir():
-        if not is_run_dir(path):
+        if is_run_dir(path):
+            backbone = load_run_backbone(path)
+        elif modality == "text" and (path / "config.json").is_file():
+            backbone = load_transformers_backbone(str(path))
+        else:
             raise BackboneUnavailableError(
                 f"{path} is a directory but not a transferkit run (no config.json/model.safetensors); "
                 "pass a run directory written by `transferkit fit`, or a backbone name."
             )
-        return load_run_backbone(path)
-    if name in BACKBONES:
-        return BACKBONES.get(name)()
-    return create_timm_backbone(name)
+    elif name in BACKBONES:
+        backbone = BACKBONES.get(name)()
+    elif modality == "text":
+        backbone = load_transformers_backbone(name)
+    else:
+        backbone = create_timm_backbone(name)
+    if modality and backbone.modality != modality:
+        fitting = [e.name for e in BACKBONES.entries() if e.meta.get("modality", "image") == modality]
+        raise BackboneUnavailableError(
+            f"backbone {name!r} reads {backbone.modality} data, but this task needs a {modality} backbone; "
+            f"use one of: {', '.join(fitting) or 'a hub model name'}."
+        )
+    return backbone

@@ -10,6 +10,7 @@ from PIL import Image
 
 from ..errors import DataError
 from .images import is_image_file, open_rgb
+from .splits import stratified_carve
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,6 @@ def load_image_folder(
     `val_fraction` of the rest for validation, with `seed`), or `root/train|val|test/<class>/*`
     (given splits are kept; a missing val or test split is carved from train the same way).
     """
-    from sklearn.model_selection import train_test_split
-
     root = Path(root).expanduser()
     _check_dir(root)
     has_splits = (root / "train").is_dir() and any((root / s).is_dir() for s in ("val", "test"))
@@ -179,12 +178,9 @@ def load_image_folder(
     _check_class_sizes(given["train"], classes, root, need=1 + ("val" not in given) + ("test" not in given))
 
     def carve(samples: Samples, fraction: float) -> tuple[Samples, Samples]:
-        # at least one image per class on each side, or stratification is impossible
-        size = min(max(round(fraction * len(samples)), len(classes)), len(samples) - len(classes))
-        keep_p, out_p, keep_y, out_y = train_test_split(
-            samples.paths, samples.labels, test_size=size, stratify=samples.labels, random_state=seed
-        )
-        return Samples(list(keep_p), list(keep_y)), Samples(list(out_p), list(out_y))
+        keep, out = stratified_carve(samples.labels, fraction, len(classes), seed)
+        pick = lambda idx: Samples([samples.paths[i] for i in idx], [samples.labels[i] for i in idx])  # noqa: E731
+        return pick(keep), pick(out)
 
     carved = []
     if "test" not in given:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..backbones.run_dir import CONFIG_FILE
-from ..tasks.image_classification import HISTORY_FILE, METRICS_FILE, read_history
+from ..tasks.base import HISTORY_FILE, METRICS_FILE, read_history
 from .html import RunReport, write_report
 
 REPORT_FILE = "report.html"

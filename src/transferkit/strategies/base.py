@@ -47,12 +47,32 @@ class TrainSettings:
 
 @dataclass
 class FitData:
-    """Datasets a strategy trains on: augmented train, un-augmented train (for features), validation."""
+    """Datasets a strategy trains on: augmented train, un-augmented train (for features), validation.
+
+    `collate_fn` batches items the default collation cannot (texts → padded token ids);
+    `objective` is "classification" (cross-entropy, `num_classes` outputs) or "regression" (MSE).
+    `labels` are the training class indices when known (used by `auto` and few-shot strategies).
+    """
 
     train: Dataset
     train_plain: Dataset
     val: Dataset
-    num_classes: int
+    num_classes: int = 0
+    collate_fn: Callable | None = None
+    objective: str = "classification"
+    modality: str = "image"
+
+    @property
+    def labels(self) -> list[int]:
+        return list(getattr(self.train_plain, "labels", None) or [])
+
+    def loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
+               drop_last: bool = False):
+        """A DataLoader over `dataset` with this data's collation."""
+        from torch.utils.data import DataLoader
+
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                          persistent_workers=num_workers > 0, drop_last=drop_last, collate_fn=self.collate_fn)
 
 
 @dataclass

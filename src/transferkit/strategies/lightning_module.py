@@ -26,8 +26,11 @@ class Schedule:
     freeze_bn_stats: bool = True  # keep every batch-norm layer on its pretrained running statistics
 
 
-class ClassificationModule(L.LightningModule):
-    """Trains `model` with cross-entropy; backbone groups get their own LRs and unfreeze on a schedule.
+class TransferModule(L.LightningModule):
+    """Trains `model` on its objective; backbone groups get their own LRs and unfreeze on a schedule.
+
+    The objective is "classification" (cross-entropy with label smoothing, validation accuracy)
+    or "regression" (mean squared error, validation MAE), so every task shares this one loop.
 
     Every group is in the optimiser from the first step, frozen ones with `requires_grad=False`
     (AdamW skips parameters without gradients). Unfreezing flips the flag instead of adding
@@ -40,17 +43,27 @@ class ClassificationModule(L.LightningModule):
         groups: list[list[str]],
         schedule: Schedule,
         unfreeze: GradualUnfreeze,
-        num_classes: int,
+        num_classes: int = 0,
+        objective: str = "classification",
     ) -> None:
         super().__init__()
+        from torchmetrics import MeanAbsoluteError
         from torchmetrics.classification import MulticlassAccuracy
 
+        if objective not in ("classification", "regression"):
+            raise ValueError(f"objective {objective!r}: use classification or regression")
         self.model = model
         self.schedule = schedule
         self.unfreeze = unfreeze
+        self.objective = objective
         params = dict(model.backbone.named_parameters())
         self._groups = [[params[n] for n in names] for names in groups]
-        self.val_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        if objective == "classification":
+            self.val_metric_name = "val_accuracy"
+            self.val_metric = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        else:
+            self.val_metric_name = "val_mae"
+            self.val_metric = MeanAbsoluteError()
         self.trainable_groups = unfreeze.num_groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,18 +76,23 @@ class ClassificationModule(L.LightningModule):
         # Lightning puts the module back in train mode after each validation run
         freeze_batchnorm_stats(self.model.backbone, all_layers=self.schedule.freeze_bn_stats)
 
+    def _loss(self, output: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+        if self.objective == "regression":
+            return F.mse_loss(output, y)
+        return F.cross_entropy(output, y, label_smoothing=smoothing)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x), y, label_smoothing=self.schedule.label_smoothing)
+        loss = self._loss(self(x), y, self.schedule.label_smoothing)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        logits = self(x)
-        self.val_accuracy.update(logits, y)
-        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log("val_accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(y))
+        output = self(x)
+        self.val_metric.update(output, y)
+        self.log("val_loss", self._loss(output, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(self.val_metric_name, self.val_metric, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self):
         s = self.schedule

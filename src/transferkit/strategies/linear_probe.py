@@ -25,7 +25,8 @@ def fit_logistic_head(
     The scaler is folded into the weights (w/σ, b - w·μ/σ), so the head is one `nn.Linear` that
     saves as safetensors and exports to ONNX like any fine-tuned head. After choosing C the model
     is refit on train + validation when `refit_on_val` (not when validation is still needed
-    later, as for early stopping after a head warm-up).
+    later, as for early stopping after a head warm-up). With an empty validation set, C is
+    chosen by stratified cross-validation on the training set instead.
 
     Without `per_feature_scaling`, features are centred and divided by one global scale: a head
     that is fine-tuned further must not carry huge weights for near-constant features, which
@@ -34,20 +35,28 @@ def fit_logistic_head(
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
 
-    scaler = _scaler(train_x, per_feature_scaling)
-    tx, vx = scaler.transform(train_x), scaler.transform(val_x)
     history, best = [], None
     labels = np.arange(num_classes)
+    cross_validate = len(val_y) == 0  # few-shot runs keep every labelled example for training
     for c in c_grid:
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(tx, train_y)
-        proba = _full_proba(clf, vx, num_classes)
+        if cross_validate:
+            proba, train_acc = _cross_validated_proba(train_x, train_y, c, num_classes, seed, per_feature_scaling)
+            val_y_used = train_y
+        else:
+            scaler = _scaler(train_x, per_feature_scaling)
+            clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(train_x), train_y)
+            proba = _full_proba(clf, scaler.transform(val_x), num_classes)
+            train_acc = float((clf.predict(scaler.transform(train_x)) == train_y).mean())
+            val_y_used = val_y
         proba /= proba.sum(1, keepdims=True)  # float32 features leave sums a hair off 1
         row = {
             "C": c,
-            "train_accuracy": float((clf.predict(tx) == train_y).mean()),
-            "val_accuracy": float((proba.argmax(1) == val_y).mean()),
-            "val_loss": float(log_loss(val_y, proba, labels=labels)),
+            "train_accuracy": train_acc,
+            "val_accuracy": float((proba.argmax(1) == val_y_used).mean()),
+            "val_loss": float(log_loss(val_y_used, proba, labels=labels)),
         }
+        if cross_validate:
+            row["validation"] = "cross-validation on train"
         history.append(row)
         if best is None or row["val_loss"] < best["val_loss"]:
             best = row
@@ -56,6 +65,30 @@ def fit_logistic_head(
     scaler = _scaler(all_x, per_feature_scaling)
     clf = LogisticRegression(C=best["C"], max_iter=2000, random_state=seed).fit(scaler.transform(all_x), all_y)
     return _fold_into_linear(clf, scaler, num_classes), history, float(best["C"])
+
+
+def _cross_validated_proba(x: np.ndarray, y: np.ndarray, c: float, num_classes: int, seed: int,
+                           per_feature: bool) -> tuple[np.ndarray, float]:
+    """Out-of-fold probabilities (stratified, up to 5 folds) and mean training accuracy, for data
+    too small to hold out a validation split. With a single example per class, leave-one-out
+    is impossible, so the training fit itself is scored (flagged by train == val accuracy)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(5, int(np.bincount(y).min(initial=0)) if len(y) else 0)
+    proba = np.zeros((len(x), num_classes))
+    if folds < 2:
+        scaler = _scaler(x, per_feature)
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(x), y)
+        proba = _full_proba(clf, scaler.transform(x), num_classes)
+        return proba, float((proba.argmax(1) == y).mean())
+    train_acc = []
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        scaler = _scaler(x[tr], per_feature)
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(x[tr]), y[tr])
+        proba[te] = _full_proba(clf, scaler.transform(x[te]), num_classes)
+        train_acc.append(float((clf.predict(scaler.transform(x[tr])) == y[tr]).mean()))
+    return proba, float(np.mean(train_acc))
 
 
 def _scaler(x: np.ndarray, per_feature: bool):
@@ -100,7 +133,7 @@ def probe(
     """
     start = time.perf_counter()
     common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta,
-                  num_workers=settings.num_workers, progress=settings.progress)
+                  num_workers=settings.num_workers, progress=settings.progress, collate_fn=data.collate_fn)
     train_x, train_y = extract_features(model.backbone, data.train_plain, description="train features", **common)
     val_x, val_y = extract_features(model.backbone, data.val, description="val features", **common)
     extracted = time.perf_counter()

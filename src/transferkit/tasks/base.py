@@ -1,0 +1,285 @@
+"""What every task estimator shares: fitting a backbone with a strategy, the run directory, reloading.
+
+A task (image classification, text classification, forecasting) supplies its data loading, its
+head and how it predicts; backbones, strategies, checkpoints, config.json, safetensors weights,
+history and metrics files are handled here once.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from .. import __version__
+from ..backbones import Backbone, create_backbone
+from ..backbones.run_dir import CONFIG_FILE, WEIGHTS_FILE, build_architecture, is_run_dir, restore_preprocessing
+from ..errors import RunDirectoryError
+from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
+from ..strategies.features import to_device
+
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+SPLIT_FILE = "split.json"
+
+
+class TransferEstimator(BaseEstimator):
+    """Base of the task estimators. Subclasses set `task` and `modality` and implement the hooks
+    `_new_head`, `_task_config` / `_restore_task`, plus their own `fit` built on `_adapt`.
+
+    Learned state ends in `_` (scikit-learn convention); constructor arguments are the params.
+    """
+
+    task: ClassVar[str] = ""
+    modality: ClassVar[str] = ""
+
+    # ----------------------------------------------------------------- hooks
+    def _new_head(self, num_features: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _new_model(self, body: nn.Module, num_features: int) -> TransferModel:
+        return TransferModel(body, self._new_head(num_features))
+
+    def _task_config(self) -> dict:
+        """Task-specific entries of config.json (classes, input size...)."""
+        return {}
+
+    def _restore_task(self, config: dict) -> None:
+        """Set task-specific fitted attributes from config.json (inverse of `_task_config`)."""
+
+    # ------------------------------------------------------------------- fit
+    def _check_params(self) -> Any:
+        """Validate params before slow work; returns the strategy object."""
+        return create_strategy(self.strategy, **(self.strategy_options or {}))
+
+    def _load_backbone(self) -> Backbone:
+        backbone = create_backbone(self.backbone, modality=self.modality)
+        self.backbone_info_ = backbone.to_config()
+        self.preprocessing_ = backbone.preprocessing
+        self.tokenizer_ = backbone.tokenizer
+        return backbone
+
+    def _settings(self, tta: bool = False) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+            num_workers=getattr(self, "num_workers", 0), tta=tta, resume=self.resume, progress=self.progress,
+            checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None,
+        )
+
+    def _adapt(self, strategy, model: TransferModel, fit_data: FitData, settings: TrainSettings,
+               started: float, loaded: float) -> FitOutcome:
+        """Run the strategy and record what it did (model, history, settings, timings, notes)."""
+        outcome = strategy.fit(model, fit_data, settings)
+        self.model_ = model.eval()
+        self.history_ = outcome.history
+        self.strategy_ = outcome.settings.get("chosen", self.strategy)
+        self.strategy_settings_ = outcome.settings
+        self.timings_ = {"data scan": loaded - started, **outcome.timings, "total fit": time.perf_counter() - started}
+        self.notes_ = list(outcome.notes)
+        self.metrics_ = None
+        return outcome
+
+    def _strategy_decision(self, outcome: FitOutcome) -> tuple[str, str]:
+        return (f"strategy: {self.strategy_}",
+                outcome.settings.get("reason", f"requested with --strategy {self.strategy}"))
+
+    # --------------------------------------------------------------- predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(...) or "
+                               f"{type(self).__name__}.load(run_dir)")
+
+    @torch.inference_mode()
+    def _outputs(self, loader, transform=None) -> list[torch.Tensor]:
+        """Model outputs batch by batch (progress bar for long inputs); `transform(model, x)` may
+        replace the plain forward pass (e.g. flip averaging)."""
+        from tqdm.auto import tqdm
+
+        model = self.model_.eval()
+        device = next(model.parameters()).device
+        out = []
+        show = self.progress and len(loader.dataset) >= 256
+        for x, _ in tqdm(loader, desc="predict", disable=not show, leave=False):
+            x = to_device(x, device)
+            out.append((transform(model, x) if transform else model(x)).float().cpu())
+        return out
+
+    # ------------------------------------------------------------- save/load
+    def config(self) -> dict:
+        """Everything needed to reload and reproduce this model (written as config.json)."""
+        self._check_fitted()
+        import lightning
+
+        adapter = self.strategy_settings_.get("weights") == "adapter"
+        return {
+            "transferkit_version": __version__,
+            "task": self.task,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **self._task_config(),
+            "backbone": self.backbone_info_,
+            "weights": "adapter" if adapter else "full",
+            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()},
+            "strategy": {"requested": self.strategy, "used": self.strategy_, "settings": self.strategy_settings_},
+            "split": getattr(self, "data_", None) and self.data_.split,
+            "run": {
+                "decisions": self.decisions_,
+                "data": self.data_.summary() if hasattr(self, "data_") else None,
+                "timings": self.timings_,
+                "notes": self.notes_,
+            },
+            "versions": _versions(lightning.__version__),
+        }
+
+    def _weights_to_save(self) -> dict[str, torch.Tensor]:
+        state = self.model_.state_dict()
+        if self.strategy_settings_.get("weights") == "adapter":  # LoRA: the base weights come from the backbone
+            state = {k: v for k, v in state.items() if "lora_" in k or k.startswith("head.")}
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write model.safetensors, config.json, history.csv, split.json, metrics.json (and the
+        tokenizer for text) to `path`."""
+        from safetensors.torch import save_file
+
+        from ..backbones.text import TOKENIZER_DIR
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(self._weights_to_save(), str(path / WEIGHTS_FILE), metadata={"task": self.task, "format": "transferkit"})
+        (path / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2, default=str))
+        if getattr(self, "tokenizer_", None) is not None:
+            self.tokenizer_.save_pretrained(str(path / TOKENIZER_DIR))
+        write_history(path / HISTORY_FILE, self.history_)
+        if hasattr(self, "data_"):
+            (path / SPLIT_FILE).write_text(json.dumps(self.data_.split_record(), indent=1))
+        if self.metrics_ is not None:
+            (path / METRICS_FILE).write_text(json.dumps({"test": self.metrics_}, indent=2, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TransferEstimator":
+        """A fitted estimator from a run directory written by `save` (no pickle involved)."""
+        from safetensors.torch import load_file
+
+        path = Path(path).expanduser()
+        if not is_run_dir(path):
+            raise RunDirectoryError(
+                f"{path}: not a transferkit run directory (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+                "pass the --out folder of `transferkit fit`.")
+        config = json.loads((path / CONFIG_FILE).read_text())
+        if config.get("task") != cls.task:
+            raise RunDirectoryError(f"{path}: holds a {config.get('task')!r} model, not {cls.task}.")
+        est = cls(**{k: v for k, v in config["params"].items() if k in cls._get_param_names()})
+        est.progress = False
+        est._restore_task(config)
+        info = config["backbone"]
+        state = load_file(str(path / WEIGHTS_FILE))
+        if config.get("weights") == "adapter":
+            from ..strategies.lora import rebuild_adapter_model
+
+            model = rebuild_adapter_model(est, info, config["strategy"]["settings"], state)
+        else:
+            model = est._new_model(build_architecture(info, path), int(info["num_features"]))
+            model.load_state_dict(state, strict=True)
+        est.model_ = model.eval()
+        est.backbone_info_ = info
+        est.preprocessing_, est.tokenizer_ = restore_preprocessing(info, path)
+        est.strategy_ = config["strategy"]["used"]
+        est.strategy_settings_ = config["strategy"]["settings"]
+        run = config.get("run", {})
+        est.decisions_ = [tuple(d) for d in run.get("decisions", [])]
+        est.timings_ = run.get("timings", {})
+        est.notes_ = run.get("notes", [])
+        est.history_ = read_history(path / HISTORY_FILE)
+        metrics_file = path / METRICS_FILE
+        est.metrics_ = json.loads(metrics_file.read_text()).get("test") if metrics_file.is_file() else None
+        return est
+
+
+class ClassifierBase(TransferEstimator):
+    """Classification on top of `TransferEstimator`: a linear head, `predict`/`predict_proba`/`evaluate`.
+
+    Subclasses implement `_proba(inputs)` (class probabilities of raw inputs) and
+    `_labelled(data)` (inputs and integer labels of a labelled data source).
+    """
+
+    def _new_head(self, num_features: int) -> nn.Module:
+        return nn.Linear(num_features, len(self.classes_))
+
+    def _task_config(self) -> dict:
+        return {"classes": self.classes_}
+
+    def _restore_task(self, config: dict) -> None:
+        self.classes_ = config["classes"]
+
+    def _proba(self, inputs) -> np.ndarray:
+        raise NotImplementedError
+
+    def _labelled(self, data) -> tuple[Any, list[int], dict]:
+        raise NotImplementedError
+
+    def predict_proba(self, inputs) -> np.ndarray:
+        """Class probabilities, one row per input (columns follow `classes_`)."""
+        self._check_fitted()
+        return self._proba(inputs)
+
+    def predict(self, inputs) -> list[str]:
+        """Predicted class name of each input."""
+        proba = self.predict_proba(inputs)
+        return [self.classes_[i] for i in proba.argmax(1)]
+
+    def evaluate(self, data=None) -> dict:
+        """Metrics on the held-out test split from `fit` (data=None) or on labelled data."""
+        from .metrics import classification_metrics
+
+        self._check_fitted()
+        if data is None and not hasattr(self, "data_"):
+            raise RuntimeError("no test split to evaluate: this model was loaded; pass labelled data")
+        inputs, labels, extra = self._labelled(data)
+        metrics = {**classification_metrics(self._proba(inputs), np.asarray(labels), self.classes_), **extra}
+        if data is None:
+            self.metrics_ = metrics
+        return metrics
+
+
+def _versions(lightning_version: str) -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "lightning": lightning_version}
+    for package in ("timm", "transformers", "peft"):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _number(value: str):
+    try:
+        return float(value) if value not in ("", None) else None
+    except ValueError:
+        return value
