@@ -183,3 +183,46 @@ def _sweep_png(history: Sequence[dict]) -> bytes | None:
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return _to_png(fig)
+
+
+def forecast_png(
+    windows: Sequence[tuple[Any, Any, Any, dict[str, Any]]],
+    channel_name: str,
+    max_history: int | None = None,
+) -> bytes | None:
+    """A few test windows of one channel: lookback tail, actual future, forecast and baselines.
+
+    Each window is `(history, truth, prediction, baselines)` with 1-D arrays (baselines maps a
+    name to its forecast). The x-axis counts steps from the forecast origin (history < 0), so
+    windows of any frequency read the same. Returns None when there is nothing to draw.
+    """
+    windows = [w for w in windows if len(w[1])]
+    if not windows:
+        return None
+    n = len(windows)
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 2.8 * rows), squeeze=False)
+    for k, (history, truth, prediction, baselines) in enumerate(windows):
+        ax = axes[k // cols][k % cols]
+        history = np.asarray(history, dtype=float).ravel()
+        horizon = len(truth)
+        # the whole lookback (e.g. 336 steps) would squeeze the forecast; 2 horizons of context suffice
+        tail = history[-(max_history or 2 * horizon):]
+        past = np.arange(-len(tail), 0)
+        future = np.arange(horizon)
+        ax.plot(past, tail, color="0.45", lw=1.0, label="history")
+        ax.plot(future, np.asarray(truth, dtype=float).ravel(), color="black", lw=1.2, label="actual")
+        for name, values in (baselines or {}).items():
+            ax.plot(future, np.asarray(values, dtype=float).ravel(), lw=0.9, ls="--", label=name)
+        ax.plot(future, np.asarray(prediction, dtype=float).ravel(), color="tab:red", lw=1.4, label="forecast")
+        ax.axvline(0, color="grey", ls=":", lw=0.8)
+        ax.set_title(f"{channel_name}: test window {k + 1}", fontsize=10)
+        ax.set_xlabel("steps from forecast origin")
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(frameon=False, fontsize=8)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.tight_layout()
+    return _to_png(fig)

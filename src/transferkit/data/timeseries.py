@@ -1,0 +1,390 @@
+"""Time series from CSV: validated loading, chronological splits, standardisation and sliding windows.
+
+Conventions follow the long-horizon forecasting literature (Informer, PatchTST, DLinear): one
+row per time step, numeric columns are the series, splits are chronological, statistics come
+from the training rows only, and validation/test windows start `lookback` rows before their
+segment so that every forecast target lies inside the segment.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DataError
+
+#: Column names taken as the time column without trying to parse anything else first.
+TIME_COLUMN_NAMES = ("date", "datetime", "time", "timestamp", "ds", "period")
+_MISSING = {"", "nan", "na", "n/a", "null", "none", "nat", "-"}
+#: ETT split of Informer/PatchTST: 12/4/4 months of 30 days.
+ETT_MONTHS = (12, 4, 4)
+
+
+@dataclass
+class SeriesTable:
+    """A validated multivariate series: `values[t, c]` is column `columns[c]` at time step t.
+
+    `times` is None when the file has no time column (rows are then equally spaced steps).
+    `frequency` is a pandas offset alias ("h", "15min", "D", "MS") or None without times.
+    """
+
+    path: Path
+    values: np.ndarray  # (T, C) float32
+    columns: list[str]
+    times: np.ndarray | None = None  # (T,) datetime64[ns]
+    time_column: str | None = None
+    target: str | None = None
+    frequency: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def target_index(self) -> int | None:
+        return None if self.target is None else self.columns.index(self.target)
+
+    @property
+    def season(self) -> int:
+        return seasonal_period(self.frequency)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary for config.json and the report."""
+        return {
+            "path": str(self.path), "rows": len(self), "columns": list(self.columns),
+            "time_column": self.time_column, "target": self.target, "frequency": self.frequency,
+            "season": self.season,
+            "start": None if self.times is None else str(self.times[0]),
+            "end": None if self.times is None else str(self.times[-1]),
+        }
+
+
+def _line(row: int) -> int:
+    """File line of data row `row` (0-based): line 1 is the header."""
+    return row + 2
+
+
+def load_series_csv(
+    path: str | Path,
+    time_column: str | None = None,
+    target: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> SeriesTable:
+    """Read a CSV of time series: one row per time step, a time column (optional), numeric series.
+
+    The time column is `time_column`, else a column named like `date`/`time`, else the first
+    non-numeric column whose values all parse as dates. Every other column (or `columns`) is a
+    series and must be numeric and complete. Raises `DataError` with a one-line fix otherwise.
+    """
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass the path of a CSV file with one row per time step.")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; pass a CSV with a header row and one row per time step.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV file ({reason}); save it as comma-separated text.") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    # a trailing blank line is harmless; blank lines inside the data are reported as missing values
+    while len(frame) and all(str(v).strip() == "" for v in frame.iloc[-1]):
+        frame = frame.iloc[:-1]
+    if len(frame) == 0:
+        raise DataError(f"{path}: the file has a header but no data rows; add one row per time step.")
+    found = ", ".join(frame.columns)
+
+    if time_column is not None and time_column not in frame.columns:
+        raise DataError(f"{path}: no time column {time_column!r}; columns found: {found}. "
+                        "Pass one of them with --time-column.")
+    time_column = time_column or _detect_time_column(frame)
+
+    if columns is not None:
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise DataError(f"{path}: no column {unknown[0]!r}; columns found: {found}. Fix --columns.")
+        series = [c for c in columns if c != time_column]
+    else:
+        series = [c for c in frame.columns if c != time_column]
+    if target is not None:
+        if target not in frame.columns or target == time_column:
+            raise DataError(f"{path}: no series column {target!r} for --target; columns found: {found}.")
+        if target not in series:  # the target is always one of the series
+            series.append(target)
+    if not series:
+        raise DataError(f"{path}: no series columns besides the time column {time_column!r}; "
+                        "add at least one numeric column.")
+
+    values = np.empty((len(frame), len(series)), dtype=np.float32)
+    for j, name in enumerate(series):
+        raw = frame[name].str.strip()
+        missing = raw.str.lower().isin(_MISSING).to_numpy()
+        numbers = pd.to_numeric(raw.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(numbers) & ~missing
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(f"{path}: non-numeric value {frame[name].iloc[row]!r} in column {name!r} at line "
+                            f"{_line(row)}; fix it, or leave {name!r} out with --columns.")
+        if missing.any() or not np.isfinite(numbers).all():
+            row = int(np.argmax(missing | ~np.isfinite(numbers)))
+            count = int((missing | ~np.isfinite(numbers)).sum())
+            raise DataError(f"{path}: missing value in column {name!r} at line {_line(row)} ({count} in that "
+                            "column); fill the gaps first (e.g. pandas interpolate) or drop the column.")
+        values[:, j] = numbers
+
+    times, frequency = None, None
+    if time_column is not None:
+        times, frequency = _parse_times(path, frame[time_column], time_column)
+    return SeriesTable(path=path, values=values, columns=series, times=times, time_column=time_column,
+                       target=target, frequency=frequency)
+
+
+def _detect_time_column(frame) -> str | None:
+    import pandas as pd
+
+    for name in frame.columns:
+        if name.lower() in TIME_COLUMN_NAMES:
+            return name
+    for name in frame.columns:
+        raw = frame[name].str.strip()
+        if pd.to_numeric(raw, errors="coerce").notna().all():
+            continue  # numbers (even year-like ones) are series, not timestamps
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        if parsed.notna().all():
+            return name
+    return None
+
+
+def _parse_times(path: Path, raw, name: str) -> tuple[np.ndarray, str | None]:
+    """Timestamps as datetime64[ns] and the frequency alias; rejects unparseable, unsorted,
+    duplicated and gapped time indexes, since window arithmetic assumes one row per step."""
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(raw.str.strip(), errors="coerce", format="mixed")
+    if parsed.isna().any():
+        row = int(np.argmax(parsed.isna().to_numpy()))
+        raise DataError(f"{path}: time column {name!r} has {raw.iloc[row]!r} at line {_line(row)}, not a date; "
+                        "fix it or pass the right column with --time-column.")
+    times = parsed.to_numpy(dtype="datetime64[ns]")
+    if len(times) < 2:
+        return times, None
+    diffs = np.diff(times)
+    zero = np.timedelta64(0, "ns")
+    if (diffs < zero).any():
+        i = int(np.argmax(diffs < zero)) + 1
+        raise DataError(f"{path}: times are not in order: line {_line(i)} ({times[i]}) comes after line "
+                        f"{_line(i - 1)} ({times[i - 1]}); sort the file by {name!r}.")
+    if (diffs == zero).any():
+        i = int(np.argmax(diffs == zero)) + 1
+        raise DataError(f"{path}: duplicate timestamp {times[i]} at lines {_line(i - 1)} and {_line(i)}; "
+                        "keep one row per time step (e.g. average the duplicates).")
+    index = pd.DatetimeIndex(times)
+    if len(times) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            freq = pd.infer_freq(index)  # calendar frequencies (months, business days) are regular too
+        if freq is not None:
+            return times, getattr(freq, "freqstr", str(freq))
+    steps, counts = np.unique(diffs, return_counts=True)
+    step = steps[int(np.argmax(counts))]
+    if counts.max() < 0.5 * len(diffs):
+        raise DataError(f"{path}: the time steps in {name!r} are irregular (the most common step, "
+                        f"{pd.Timedelta(step)}, covers only {counts.max()} of {len(diffs)} steps); "
+                        "resample to a regular frequency first.")
+    i = int(np.argmax(diffs != step)) + 1
+    raise DataError(f"{path}: gap in the time index: line {_line(i)} ({times[i]}) follows line {_line(i - 1)} "
+                    f"({times[i - 1]}) after {pd.Timedelta(diffs[i - 1])} instead of {pd.Timedelta(step)}; "
+                    "insert the missing time steps and fill them (e.g. reindex and interpolate).")
+
+
+def _tick_seconds(frequency: str | None) -> float | None:
+    """Length of a fixed-size frequency in seconds (None for calendar ones such as months)."""
+    import pandas as pd
+
+    if not frequency:
+        return None
+    try:
+        return pd.Timedelta(pd.tseries.frequencies.to_offset(frequency)).total_seconds()
+    except (ValueError, TypeError):
+        return None
+
+
+def seasonal_period(frequency: str | None) -> int:
+    """Steps per natural season: a day for sub-daily data (24 for hourly), a week for daily data,
+    a year for weekly/monthly/quarterly data; 1 (no season, naive = last value) otherwise."""
+    seconds = _tick_seconds(frequency)
+    if seconds and seconds < 86400:
+        per_day = 86400 / seconds
+        return int(per_day) if per_day == int(per_day) and per_day > 1 else 1
+    if seconds == 86400:
+        return 7
+    base = (frequency or "").upper().lstrip("0123456789")
+    if base.startswith("B"):
+        return 5
+    if base.startswith("W"):
+        return 52
+    if base.startswith(("M", "BM")):
+        return 12
+    if base.startswith(("Q", "BQ")):
+        return 4
+    return 1
+
+
+def _rows_per_month(frequency: str | None) -> int | None:
+    """Rows in a 30-day month for hourly or finer data (the ETT convention), else None."""
+    seconds = _tick_seconds(frequency)
+    if not seconds or seconds > 3600 or 3600 % seconds:
+        return None
+    return int(30 * 24 * 3600 // seconds)
+
+
+def chronological_split(
+    table: SeriesTable | int,
+    lookback: int,
+    horizon: int,
+    train_fraction: float = 1.0,
+) -> dict[str, Any]:
+    """Train/val/test row ranges `[start, end)` over which `WindowDataset` slides.
+
+    Hourly (or finer) data covering at least 20 months uses the ETT split of Informer/PatchTST:
+    12/4/4 months of 30 days (8640/2880/2880 hourly rows; later rows are unused). Other data is
+    split 70/10/20. Validation and test ranges start `lookback` rows before their segment, so the
+    first forecast target is the segment's first row. `train_fraction` < 1 keeps only the most
+    recent part of the training segment (little-data fine-tuning). Statistics for standardisation
+    should come from `split["train"]`.
+    """
+    n = len(table) if isinstance(table, SeriesTable) else int(table)
+    frequency = table.frequency if isinstance(table, SeriesTable) else None
+    path = f"{table.path}: " if isinstance(table, SeriesTable) else ""
+    if lookback < 1 or horizon < 1:
+        raise DataError(f"{path}lookback {lookback} and horizon {horizon} must both be at least 1.")
+    if not 0.0 < train_fraction <= 1.0:
+        raise DataError(f"{path}train fraction {train_fraction} must be in (0, 1]; e.g. --train-fraction 0.1.")
+    month = _rows_per_month(frequency)
+    if month and n >= sum(ETT_MONTHS) * month:
+        train_end, val_end = ETT_MONTHS[0] * month, (ETT_MONTHS[0] + ETT_MONTHS[1]) * month
+        test_end = sum(ETT_MONTHS) * month
+        scheme = (f"ETT split: {ETT_MONTHS[0]}/{ETT_MONTHS[1]}/{ETT_MONTHS[2]} months of 30 days "
+                  f"({train_end}/{val_end - train_end}/{test_end - val_end} rows; {n - test_end} later rows unused)")
+    else:
+        train_end = int(n * 0.7)
+        test_len = int(n * 0.2)
+        val_end, test_end = n - test_len, n
+        scheme = f"chronological 70/10/20 ({train_end}/{val_end - train_end}/{test_len} rows)"
+    need = lookback + horizon
+    parts = {
+        "train": (0, train_end),
+        "val": (max(0, train_end - lookback), val_end),
+        "test": (max(0, val_end - lookback), test_end),
+    }
+    for name in ("test", "val", "train"):
+        start, end = parts[name]
+        if end - start < need:
+            raise DataError(f"{path}horizon {horizon} + lookback {lookback} = {need} rows but the {name} part has "
+                            f"only {end - start} rows; use a shorter --lookback/--horizon.")
+    if train_fraction < 1.0:
+        kept = int(round(train_end * train_fraction))
+        if kept < need:
+            raise DataError(f"{path}train fraction {train_fraction:g} keeps {kept} of {train_end} training rows, "
+                            f"fewer than lookback + horizon = {need}; use a larger --train-fraction or a "
+                            "shorter --lookback/--horizon.")
+        parts["train"] = (train_end - kept, train_end)
+        scheme += f"; training on the most recent {kept} rows ({train_fraction:g} of the training segment)"
+    return {
+        **parts,
+        "windows": {k: (e - s) - need + 1 for k, (s, e) in parts.items()},
+        "lookback": lookback, "horizon": horizon, "train_fraction": train_fraction,
+        "description": scheme,
+    }
+
+
+@dataclass
+class Standardizer:
+    """Per-channel z-scoring with statistics of the training rows (never val/test: no leakage)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "Standardizer":
+        values = np.asarray(values, dtype=np.float64)
+        std = values.std(axis=0)
+        # a constant channel would divide by zero; it stays constant (0) after centring
+        std = np.where(std > 1e-12, std, 1.0)
+        return cls(mean=values.mean(axis=0).astype(np.float32), std=std.astype(np.float32))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return ((np.asarray(values, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=np.float32) * self.std + self.mean).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Sequence[float]]) -> "Standardizer":
+        return cls(mean=np.asarray(data["mean"], dtype=np.float32), std=np.asarray(data["std"], dtype=np.float32))
+
+
+class WindowDataset(Dataset):
+    """Sliding windows (stride 1) over rows `[start, end)`: item i is
+    `(x, y) = (values[start+i : start+i+lookback], values[start+i+lookback : start+i+lookback+horizon])`,
+    float32 tensors of shape (lookback, C) and (horizon, C); `channels` selects columns."""
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        lookback: int,
+        horizon: int,
+        start: int = 0,
+        end: int | None = None,
+        channels: Sequence[int] | None = None,
+    ) -> None:
+        end = len(values) if end is None else end
+        data = np.asarray(values, dtype=np.float32)[start:end]
+        if channels is not None:
+            data = data[:, list(channels)]
+        self.data = torch.from_numpy(np.ascontiguousarray(data))
+        self.lookback, self.horizon = int(lookback), int(horizon)
+        self.start, self.end = int(start), int(end)
+
+    def __len__(self) -> int:
+        return max(0, len(self.data) - self.lookback - self.horizon + 1)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        cut = i + self.lookback
+        return self.data[i:cut], self.data[cut:cut + self.horizon]
+
+    def arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All windows at once as views: x (N, lookback, C) and y (N, horizon, C)."""
+        n = len(self)
+        win = self.data.unfold(0, self.lookback + self.horizon, 1)[:n]  # (N, C, L+H)
+        win = win.transpose(1, 2)
+        return win[:, :self.lookback], win[:, self.lookback:]
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.data.shape[1])
+
+
+__all__ = [
+    "SeriesTable", "Standardizer", "WindowDataset", "chronological_split", "load_series_csv",
+    "seasonal_period",
+]
