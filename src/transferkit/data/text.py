@@ -207,6 +207,8 @@ def load_text_data(
     class are sampled (seeded) and nothing is held out for validation: few-shot methods choose
     their settings by cross-validation on the K examples instead.
     """
+    from ..tasks.registry import looks_like_hub_name
+
     path = Path(source).expanduser()
     if path.is_dir() and not (path / "dataset_dict.json").is_file():
         files = _split_files(path)
@@ -220,8 +222,8 @@ def load_text_data(
     elif path.exists():
         parts = {"train": read_text_table(path, text_column, label_column)}
         origin = path.name
-    elif Path(str(source)).suffix.lower() in TEXT_EXTENSIONS:
-        raise DataError(f"{path}: no such file; check the path.")
+    elif not looks_like_hub_name(str(source)):
+        raise DataError(f"{path}: no such file or directory; check the path.")
     else:
         parts = _from_hf_datasets(str(source), text_column, label_column)
         if "train" not in parts:

@@ -1,5 +1,5 @@
 """Strategies for adapting a pretrained backbone, registered by name."""
-from . import auto, fine_tune, linear_probe  # noqa: F401  (register the strategies)
+from . import auto, fine_tune, linear_probe, lora, setfit  # noqa: F401  (register the strategies)
 from .base import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy, register_strategy
 from .features import extract_features
 from .freezing import GradualUnfreeze, freeze_batchnorm_stats, set_trainable

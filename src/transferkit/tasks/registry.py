@@ -1,0 +1,75 @@
+"""Task registry: which estimator handles which kind of data, and how a data path is recognised."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .._registry import Registry
+from ..errors import DataError, RunDirectoryError
+
+#: task name → estimator class (with `fit`, `evaluate`, `save`, `load`)
+TASKS: Registry[type] = Registry("task")
+
+
+def register_task(name: str, description: str = "", **meta):
+    """Class decorator registering a task estimator under `name`."""
+    return TASKS.register(name, description, **meta)
+
+
+def detect_task(path: str | Path) -> tuple[str, str]:
+    """The task a data path suggests, and why: an image folder, a text table, or a time-series CSV
+    (a date column followed by numeric columns only)."""
+    from ..data.text import TEXT_EXTENSIONS, SPLIT_FILES
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        tables = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS
+                  and f.stem.lower() in sum(SPLIT_FILES.values(), ())]
+        if tables or (p / "dataset_dict.json").is_file():
+            return "text-classification", f"{p.name}/ holds {tables[0].name if tables else 'a saved data set'}"
+        return "image-classification", f"{p.name}/ is a folder (of class folders of images)"
+    if not p.exists():
+        if not looks_like_hub_name(str(path)):
+            raise DataError(f"{p}: no such file or directory; check the path.")
+        return "text-classification", f"{path} is not a path: read as a Hugging Face data set name"
+    if p.suffix.lower() == ".csv" and _looks_like_series(p):
+        return "forecast", f"{p.name}: a time column followed by numeric columns"
+    if p.suffix.lower() in TEXT_EXTENSIONS:
+        return "text-classification", f"{p.name} is a {p.suffix[1:].upper()} table"
+    raise DataError(f"{p}: cannot tell the task from a {p.suffix or 'suffix-less'} file; pass --task "
+                    f"({', '.join(TASKS.names())}).")
+
+
+def looks_like_hub_name(text: str) -> bool:
+    """`glue` or `user/data-set` (a hub name), not `./x`, `/abs/x`, `a/b/c` or `x.csv` (a mistyped path)."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text)) and not Path(text).suffix
+
+
+def _looks_like_series(path: Path, rows: int = 50) -> bool:
+    import pandas as pd
+
+    try:
+        head = pd.read_csv(path, nrows=rows)
+    except Exception:  # not parseable as plain CSV: let the text reader explain
+        return False
+    if head.shape[1] < 2 or len(head) == 0:
+        return False
+    first = head.iloc[:, 0].astype(str)
+    dates = pd.to_datetime(first, errors="coerce", format="mixed")
+    rest_numeric = all(pd.api.types.is_numeric_dtype(head[c]) for c in head.columns[1:])
+    return bool(dates.notna().all() and not first.str.fullmatch(r"-?\d+(\.\d+)?").all() and rest_numeric)
+
+
+def load_run(run_dir: str | Path):
+    """The fitted estimator saved in `run_dir`, whatever its task."""
+    from ..backbones.run_dir import CONFIG_FILE
+
+    path = Path(run_dir).expanduser()
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise RunDirectoryError(f"{path}: not a transferkit run directory (no {CONFIG_FILE}); "
+                                "pass the --out folder of `transferkit fit`.")
+    task = json.loads(config_file.read_text()).get("task", "")
+    return TASKS.get(task).load(path)

@@ -1,0 +1,138 @@
+"""`TextClassifier`: a scikit-learn-style estimator over labelled text tables, built on a pretrained encoder."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from ..backbones import DEFAULT_TEXT_BACKBONE
+from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
+from ..errors import DataError
+from ..strategies import FitData
+from .base import ClassifierBase
+from .registry import register_task
+
+TASK = "text-classification"
+
+
+@register_task(TASK, "classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text")
+class TextClassifier(ClassifierBase):
+    """Text classifier adapted from a pretrained transformers encoder (mean-pooled).
+
+    `fit(source)` takes a CSV/TSV/JSONL table, a folder with train/dev/test tables, or a Hugging
+    Face `datasets` name; `predict`, `predict_proba` take a list of strings; `evaluate` a labelled
+    table (or nothing, for the held-out test split). `shots_per_class=K` trains on K sampled
+    examples per class, for few-shot use and data-efficiency measurements.
+    """
+
+    task = TASK
+    modality = "text"
+
+    def __init__(
+        self,
+        backbone: str = DEFAULT_TEXT_BACKBONE,
+        strategy: str = "auto",
+        strategy_options: dict | None = None,
+        epochs: int | None = None,
+        batch_size: int = 32,
+        lr: float | None = None,
+        max_length: int = 128,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        shots_per_class: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.strategy_options = strategy_options
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_length = max_length
+        self.text_column = text_column
+        self.label_column = label_column
+        self.shots_per_class = shots_per_class
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.run_dir = run_dir
+        self.resume = resume
+        self.progress = progress
+
+    def fit(self, data: str | Path | TextTableData) -> "TextClassifier":
+        """Read and split `data`, load the encoder, adapt it with the chosen strategy; returns self."""
+        strategy = self._check_params()
+        start = time.perf_counter()
+        torch.manual_seed(self.seed)
+        self.data_ = data if isinstance(data, TextTableData) else load_text_data(
+            data, self.text_column, self.label_column, self.val_fraction, self.test_fraction, self.seed,
+            self.shots_per_class)
+        self.classes_ = list(self.data_.classes)
+        loaded = time.perf_counter()
+        backbone = self._load_backbone()
+        self.preprocessing_.max_length = min(self.max_length, self.preprocessing_.max_length)
+        self.backbone_info_ = backbone.to_config()
+        model = self._new_model(backbone.model, backbone.num_features)
+        d = self.data_
+        train = TextDataset(d.train.texts, d.train.labels)
+        fit_data = FitData(
+            train=train, train_plain=train, val=TextDataset(d.val.texts, d.val.labels),
+            num_classes=len(self.classes_), collate_fn=self._collator(), modality="text",
+        )
+        outcome = self._adapt(strategy, model, fit_data, self._settings(), start, loaded)
+        self.decisions_ = [
+            ("backbone: " + backbone.name, backbone.source),
+            self._strategy_decision(outcome),
+            (f"columns: text = {d.columns['text']!r}, label = {d.columns.get('label')!r}",
+             "as given" if self.text_column or self.label_column else "detected from the column names and contents"),
+            (f"max length: {self.preprocessing_.max_length} tokens",
+             "longer texts are truncated; batches are padded to their longest text"),
+            ("split", d.split["description"]),
+        ]
+        return self
+
+    # -------------------------------------------------------------- predict
+    def _collator(self) -> TokenCollator:
+        return TokenCollator(self.tokenizer_, self.preprocessing_.max_length)
+
+    def _proba(self, inputs) -> np.ndarray:
+        from torch.utils.data import DataLoader
+
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not texts:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise DataError(f"text #{bad[0] + 1} is empty or not a string; every input must be non-empty text.")
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding
+        loader = DataLoader(TextDataset([texts[i] for i in order]), batch_size=64, collate_fn=self._collator())
+        proba = torch.softmax(torch.cat(self._outputs(loader)), dim=1).numpy()
+        out = np.empty_like(proba)
+        out[order] = proba
+        return out
+
+    def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
+        """Class probabilities, one row per text (columns follow `classes_`)."""
+        return super().predict_proba(texts)
+
+    def _labelled(self, data):
+        """Test split from `fit` (data=None), else a labelled table read with the fit's columns."""
+        if data is None:
+            return self.data_.test.texts, self.data_.test.labels, {}
+        texts, labels, _ = read_text_table(data, self.text_column, self.label_column)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise DataError(f"{data}: labels {unknown[:5]} are not among the trained classes {self.classes_}.")
+        return texts, [index[v] for v in labels], {}
+
+    def _task_config(self) -> dict:
+        return {**super()._task_config(), "max_length": self.preprocessing_.max_length}

@@ -1,0 +1,96 @@
+"""TextClassifier end to end on small sentiment tables: strategies, save/load, few-shot and LoRA."""
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from transferkit import TextClassifier, load_run
+from transferkit.errors import DataError
+from transferkit.strategies.setfit import make_pairs
+
+GOOD = ["wonderful", "excellent", "delightful", "great", "superb", "lovely", "fantastic", "brilliant"]
+BAD = ["awful", "terrible", "dreadful", "horrible", "boring", "disappointing", "poor", "bad"]
+NOUNS = ["film", "meal", "service", "hotel", "book", "show"]
+
+
+def sentiment_table(path, per_class=24):
+    rows = []
+    for i in range(per_class):
+        noun = NOUNS[i % len(NOUNS)]
+        rows.append((f"the {noun} was {GOOD[i % len(GOOD)]}", "positive"))
+        rows.append((f"the {noun} was {BAD[i % len(BAD)]}", "negative"))
+    path.write_text("review\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    return path
+
+
+FAST = dict(batch_size=8, progress=False, val_fraction=0.2, test_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    return sentiment_table(tmp_path_factory.mktemp("text") / "reviews.tsv")
+
+
+@pytest.fixture(scope="module")
+def probed(table):
+    return TextClassifier(strategy="linear-probe", **FAST).fit(table)
+
+
+def test_linear_probe_learns_and_round_trips(probed, tmp_path):
+    assert probed.evaluate()["accuracy"] >= 0.9
+    assert probed.predict(["the concert was fantastic", "the concert was dreadful"]) == ["positive", "negative"]
+    probed.save(tmp_path / "run")
+    assert (tmp_path / "run" / "tokenizer").is_dir()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["task"] == "text-classification" and config["backbone"]["family"] == "transformers"
+    again = load_run(tmp_path / "run")
+    texts = probed.data_.test.texts
+    np.testing.assert_array_equal(again.predict_proba(texts), probed.predict_proba(texts))
+
+
+def test_predict_keeps_input_order_and_rejects_empty_text(probed):
+    texts = ["the hotel was superb and the staff were lovely too", "bad", "the show was awful"]
+    proba = probed.predict_proba(texts)
+    for text, row in zip(texts, proba):
+        np.testing.assert_allclose(probed.predict_proba([text])[0], row, atol=1e-5)
+    with pytest.raises(DataError, match="text #2 is empty"):
+        probed.predict(["fine", "  "])
+
+
+def test_fine_tune_unfreezes_transformer_layers(table):
+    clf = TextClassifier(strategy="fine-tune", epochs=4, **FAST).fit(table)
+    settings = clf.strategy_settings_
+    assert settings["groups"][0] == "stem" and len(settings["groups"]) == 7  # embeddings + 6 layers
+    assert settings["lr"] == 1e-4  # the text default
+    assert [row["epoch"] for row in clf.history_] == [1, 2, 3, 4] and "val_accuracy" in clf.history_[0]
+    assert clf.evaluate()["accuracy"] >= 0.9
+
+
+def test_auto_uses_setfit_for_few_shots(table):
+    clf = TextClassifier(shots_per_class=4, strategy_options={"max_pairs": 48}, **FAST).fit(table)
+    assert clf.strategy_ == "setfit"
+    assert any("SetFit" in why for _, why in clf.decisions_)
+    assert sorted(clf.data_.train.labels) == [0] * 4 + [1] * 4 and len(clf.data_.val) == 0
+    assert clf.strategy_settings_["pairs"] == 48
+    assert clf.strategy_settings_["head_fit"][0]["validation"] == "cross-validation on train"
+    assert clf.evaluate()["accuracy"] >= 0.8
+
+
+def test_lora_saves_only_adapters_and_reloads(table, tmp_path):
+    clf = TextClassifier(strategy="lora", epochs=2, strategy_options={"r": 4}, **FAST).fit(table)
+    clf.save(tmp_path / "lora")
+    state = load_file(str(tmp_path / "lora" / "model.safetensors"))
+    assert state and all("lora_" in k or k.startswith("head.") for k in state)
+    assert sum(v.numel() for v in state.values()) == clf.strategy_settings_["adapter_parameters"] + 384 * 2 + 2
+    again = load_run(tmp_path / "lora")
+    texts = clf.data_.test.texts
+    np.testing.assert_allclose(again.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+
+
+def test_make_pairs_labels_same_and_different_classes():
+    labels = [0, 0, 1, 1, 2]
+    pairs = make_pairs(labels, iterations=3, max_pairs=100, seed=0)
+    assert pairs and all((labels[i] == labels[j]) == (t == 1.0) for i, j, t in pairs)
+    assert all(i != j for i, j, _ in pairs)
+    assert len(make_pairs(labels, iterations=3, max_pairs=5, seed=0)) == 5
