@@ -62,8 +62,8 @@ class SeriesTable:
             "path": str(self.path), "rows": len(self), "columns": list(self.columns),
             "time_column": self.time_column, "target": self.target, "frequency": self.frequency,
             "season": self.season,
-            "start": None if self.times is None else str(self.times[0]),
-            "end": None if self.times is None else str(self.times[-1]),
+            "start": None if self.times is None else str(np.datetime_as_string(self.times[0], unit="s")),
+            "end": None if self.times is None else str(np.datetime_as_string(self.times[-1], unit="s")),
         }
 
 
@@ -82,7 +82,8 @@ def load_series_csv(
 
     The time column is `time_column`, else a column named like `date`/`time`, else the first
     non-numeric column whose values all parse as dates. Every other column (or `columns`) is a
-    series and must be numeric and complete. Raises `DataError` with a one-line fix otherwise.
+    series and must be numeric and complete; a `target` outside `columns` is added to them.
+    Raises `DataError` with a one-line fix otherwise.
     """
     import pandas as pd
 
