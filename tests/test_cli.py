@@ -154,3 +154,35 @@ def test_options_of_another_task_are_refused(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "fit", table, "--out", tmp_path / "run2", "--backbone",
                            "efficientnet_lite0")
     assert code == 2 and "needs a text backbone" in err and "all-minilm-l6-v2" in err
+
+
+def test_forecast_fit_report_and_predict(monkeypatch, capsys, tmp_path):
+    from .tasks.test_forecaster import series_csv
+
+    data = series_csv(tmp_path / "load.csv")
+    run = tmp_path / "run"
+    code, out, err = run_cli(monkeypatch, capsys, "fit", data, "--out", run, "--lookback", "48", "--horizon", "12",
+                             "--epochs", "1", "--target", "load")
+    assert code == 0, err
+    assert "task: forecast" in out and "DLinear" in out
+    html = (run / "report.html").read_text()
+    assert "forecast vs actual" in html and "the best baseline" in html
+    code, out, err = run_cli(monkeypatch, capsys, "predict", run, data, "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 12 and rows[0]["time"] == "2020-02-07 12:00:00" and set(rows[0]) == {"time", "load"}
+    code, out, _ = run_cli(monkeypatch, capsys, "evaluate", run, data, "--json")
+    assert code == 0 and json.loads(out)["n"] == 900 - 48 - 12 + 1
+
+
+@pytest.mark.parametrize("content, args, message", [
+    ("date,x\n2020-01-01 00:00,1\n2020-01-01 01:00,oops\n", [], "non-numeric value 'oops' in column 'x' at line 3"),
+    ("date,x\n2020-01-01 00:00,1\n2020-01-01 00:00,2\n", [], "duplicate"),
+    ("date,x\n2020-01-01 00:00,1\n2020-01-01 03:00,2\n2020-01-01 04:00,2\n", [], "gap"),
+    ("".join(f"2020-01-01 {h:02d}:00,{h}\n" for h in range(24)), ["--horizon", "96"], "shorter --lookback/--horizon"),
+])
+def test_forecast_bad_input_is_one_line(monkeypatch, capsys, tmp_path, content, args, message):
+    data = tmp_path / "series.csv"
+    data.write_text(content if content.startswith("date") else "date,x\n" + content)
+    code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run", "--task", "forecast", *args)
+    assert code == 2 and message in err and "Traceback" not in err, err

@@ -143,6 +143,14 @@ def fit(
     shots_per_class: Optional[int] = typer.Option(None, min=1, rich_help_panel="Text",
                                                   help="Train on K sampled examples per class (few-shot)."),
     max_length: Optional[int] = typer.Option(None, min=8, rich_help_panel="Text", help="Longest token sequence kept."),
+    target: Optional[str] = typer.Option(None, rich_help_panel="Time series",
+                                         help="Forecast only this series (default: every numeric column)."),
+    horizon: Optional[int] = typer.Option(None, min=1, rich_help_panel="Time series", help="Steps to forecast (default 96)."),
+    lookback: Optional[int] = typer.Option(None, min=2, rich_help_panel="Time series",
+                                           help="Steps of history the model reads (default: the encoder's, 336)."),
+    train_fraction: Optional[float] = typer.Option(None, min=0.001, max=1.0, rich_help_panel="Time series",
+                                                   help="Train on only the most recent fraction of the training segment."),
+    time_column: Optional[str] = typer.Option(None, rich_help_panel="Time series", help="Time column (default: detected)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
@@ -152,7 +160,8 @@ def fit(
     given = dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                  test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,
                  num_workers=workers, text_column=text_column, label_column=label_column,
-                 shots_per_class=shots_per_class, max_length=max_length)
+                 shots_per_class=shots_per_class, max_length=max_length, target=target, horizon=horizon,
+                 lookback=lookback, train_fraction=train_fraction, time_column=time_column)
     try:
         run_fit(data, out, task=task, quiet=quiet, strategy=strategy, strategy_options=parse_options(option),
                 seed=seed, resume=resume, **{k: v for k, v in given.items() if v is not None})
@@ -180,16 +189,22 @@ def evaluate(
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit`."),
-    inputs: list[str] = typer.Argument(None, help="Image files/folders, or texts for a text model."),
+    inputs: list[str] = typer.Argument(None, help="Image files/folders, texts for a text model, or a history CSV "
+                                       "for a forecast model."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Text model: a file of texts (one per line, "
                                         "or a CSV/TSV/JSONL table with a text column)."),
     top_k: int = typer.Option(1, min=1, help="How many classes to show per input."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of predictions."),
 ) -> None:
-    """Predict with a saved model: images for an image model, texts for a text model."""
+    """Predict with a saved model: images, texts, or the next steps of a series."""
     from .tasks import expand_image_paths, load_run
 
     est = load_run(run_dir)
+    if est.task == "forecast":
+        if len(inputs or []) != 1 or file is not None:
+            raise TransferkitError("a forecast run takes one CSV of history: transferkit predict RUN history.csv")
+        _print_forecast(est, Path(inputs[0]), as_json)
+        return
     if est.task == "image-classification":
         if file is not None:
             raise TransferkitError("--file is for text models; pass image files or folders as arguments.")
@@ -199,7 +214,7 @@ def predict(
         items = list(inputs or []) + (_read_texts(file) if file else [])
         shown = items
     else:
-        raise TransferkitError(f"{run_dir}: predict takes images or texts; for a {est.task} run use its Python API.")
+        raise TransferkitError(f"{run_dir}: predict does not know the task {est.task!r}.")
     if not items:
         raise TransferkitError("nothing to predict: pass inputs as arguments" + (" or --file" if est.task != "image-classification" else ""))
     proba = est.predict_proba(items)
@@ -219,6 +234,30 @@ def predict(
     for r in results:
         table.add_row(r[key], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"]))
     console.print(table)
+
+
+def _print_forecast(est, history: Path, as_json: bool) -> None:
+    """The next `horizon` steps after the end of `history`, with timestamps when the CSV has them."""
+    import pandas as pd
+
+    from .data.timeseries import load_series_csv
+
+    forecast = est.predict(history)
+    table = load_series_csv(history, est.time_column, est.target)
+    if table.times is not None and table.frequency:
+        steps = [str(t) for t in pd.date_range(table.times[-1], periods=len(forecast) + 1, freq=table.frequency)[1:]]
+    else:
+        steps = [f"+{i + 1}" for i in range(len(forecast))]
+    rows = [{"time": t, **{c: round(float(v), 6) for c, v in zip(est.channels_, row)}} for t, row in zip(steps, forecast)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    out = Table(title=f"forecast of the {len(rows)} steps after {history.name}")
+    for column in rows[0]:
+        out.add_column(column, justify="left" if column == "time" else "right")
+    for row in rows:
+        out.add_row(row["time"], *(f"{row[c]:.4f}" for c in est.channels_))
+    console.print(out)
 
 
 def _read_texts(path: Path) -> list[str]:

@@ -31,6 +31,7 @@ class RunReport:
     data_summary: dict
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    examples: dict = field(default_factory=dict)  # forecasting: a few test windows to plot
 
 
 def write_report(path: str | Path, report: RunReport) -> Path:
@@ -44,13 +45,14 @@ def write_report(path: str | Path, report: RunReport) -> Path:
 def render_html(report: RunReport) -> str:
     """Return the full HTML document for ``report``."""
     metrics = report.metrics or {}
+    forecast = "mse" in metrics or report.task == "forecast"
     sections = [
         _header(report, metrics),
         _notes(report.notes),
         _section("Decisions", _decisions(report.decisions)),
         _section("Data", _data(report.data_summary or {})),
-        _section("Metrics", _metrics_table(metrics)),
-        _section("Confusion matrix", _confusion(metrics)),
+        _section("Metrics", _forecast_metrics(metrics) if forecast else _metrics_table(metrics)),
+        _section("Forecasts", _forecasts(report.examples)) if forecast else _section("Confusion matrix", _confusion(metrics)),
         _section("Learning curves", _curves(report.history or [])),
         _section("Timings", _timings(report.timings or {})),
         _section("Configuration", _config(report.config)),
@@ -146,15 +148,18 @@ def _plot(make: Callable[[], bytes | None], alt: str, empty: str) -> str:
 
 def _header(report: RunReport, metrics: dict) -> str:
     cards = []
-    for label, key, fmt in (
-        ("accuracy", "accuracy", _pct),
-        ("macro F1", "macro_f1", lambda v: _fmt(v, 3)),
-        ("top-5 accuracy", "top5_accuracy", _pct),
-        ("loss", "loss", lambda v: _fmt(v, 3)),
-        ("test images", "n", _int),
-    ):
+    if "mse" in metrics or report.task == "forecast":
+        headline = ("mse", "mae")
+        fields = (("MSE (standardised)", "mse", lambda v: _fmt(v, 4)), ("MAE (standardised)", "mae", lambda v: _fmt(v, 4)),
+                  ("MASE", "mase", lambda v: _fmt(v, 3)), ("test windows", "n", _int))
+    else:
+        headline = ("accuracy", "macro_f1")
+        fields = (("accuracy", "accuracy", _pct), ("macro F1", "macro_f1", lambda v: _fmt(v, 3)),
+                  ("top-5 accuracy", "top5_accuracy", _pct), ("loss", "loss", lambda v: _fmt(v, 3)),
+                  ("test examples", "n", _int))
+    for label, key, fmt in fields:
         # Optional metrics only get a card when present; the headline ones always do.
-        if key not in metrics and key not in ("accuracy", "macro_f1"):
+        if key not in metrics and key not in headline:
             continue
         value = fmt(metrics.get(key)) if _num(metrics.get(key)) is not None else NOT_EVALUATED
         cls = "big" if value != NOT_EVALUATED else "big na"
@@ -198,7 +203,12 @@ def _data(summary: dict) -> str:
 
     counts: dict = summary.get("counts") or {}
     splits = [s for s in counts if isinstance(counts[s], dict)]
-    if splits:
+    if "windows" in summary:  # a time series: its shape instead of class counts
+        rows = [(_e(k), _e(", ".join(map(str, v)) if isinstance(v, list) else v)) for k, v in summary.items()
+                if k in ("rows", "columns", "time_column", "target", "frequency", "season", "start", "end")]
+        rows += [(_e(f"{k} windows"), _int(v)) for k, v in (summary.get("windows") or {}).items()]
+        parts.append(_table(("Series", ""), rows, numeric_from=99))
+    elif splits:
         classes: list[str] = []
         for s in splits:
             classes += [c for c in counts[s] if c not in classes]
@@ -254,6 +264,41 @@ def _metrics_table(metrics: dict) -> str:
     foot = ("<strong>macro avg</strong>", _fmt(mean("precision")), _fmt(mean("recall")),
             _fmt(macro_f1), _int(support))
     return _table(("Class", "Precision", "Recall", "F1", "Support"), rows, foot)
+
+
+def _forecast_metrics(metrics: dict) -> str:
+    if "mse" not in metrics:
+        return _muted(f"Forecast metrics: {NOT_EVALUATED}.")
+    rows = [("<strong>transferred model</strong>", _fmt(metrics.get("mse"), 4), _fmt(metrics.get("mae"), 4),
+             _fmt(metrics.get("mase"), 3))]
+    for name, m in (metrics.get("baselines") or {}).items():
+        rows.append((_e(name), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)))
+    parts = [_table(("Model", "MSE", "MAE", "MASE"), rows)]
+    gain = metrics.get("gain_over_best_baseline")
+    if gain:
+        better = (_num(gain.get("mse")) or 0.0) > 0
+        verdict = (f"The model beats the best baseline ({gain['baseline']}) by {gain['mse']:.4f} MSE."
+                   if better else f"The model does NOT beat the best baseline ({gain['baseline']}): its MSE is "
+                   f"{-gain['mse']:.4f} higher. Prefer the baseline, or give the model more data or a better source.")
+        parts.append(f'<p class="{"good" if better else "bad"}"><strong>{_e(verdict)}</strong></p>')
+    parts.append(_muted("MSE and MAE on the scale standardised with the training statistics (comparable with "
+                        "published long-horizon tables); MASE divides the MAE by the in-sample seasonal-naive "
+                        "error, so below 1 beats repeating the last season."))
+    per_channel = metrics.get("per_channel") or {}
+    if len(per_channel) > 1:
+        rows = [(_e(c), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)) for c, m in per_channel.items()]
+        parts.append(f"<details><summary>Per series ({len(rows)})</summary>{_table(('Series', 'MSE', 'MAE', 'MASE'), rows)}</details>")
+    return "\n".join(parts)
+
+
+def _forecasts(examples: dict) -> str:
+    windows = (examples or {}).get("windows") or []
+    if not windows:
+        return _muted("No forecast examples recorded.")
+    data = [(w["history"], w["actual"], w["forecast"], w.get("baselines", {})) for w in windows]
+    channel = examples.get("channel", "series")
+    return _plot(lambda: plots.forecast_png(data, channel), "forecast vs actual", "Nothing to plot.") + _muted(
+        f"{len(windows)} test windows, evenly spaced over the test period, of series {channel} (standardised).")
 
 
 def _confusion(metrics: dict) -> str:
@@ -343,4 +388,6 @@ summary { cursor: pointer; color: var(--accent); }
 figure { margin: 8px 0; }
 img { max-width: 100%; height: auto; }
 ul.skipped { max-height: 320px; overflow-y: auto; }
+p.good { color: #1a7f37; }
+p.bad { color: #cf222e; }
 """

@@ -9,6 +9,11 @@ from ..tasks.base import HISTORY_FILE, METRICS_FILE, read_history
 from .html import RunReport, write_report
 
 REPORT_FILE = "report.html"
+EXAMPLES_FILE = "forecast_examples.json"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
@@ -32,5 +37,6 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             data_summary=data,
             timings=run.get("timings", {}),
             notes=run.get("notes", []),
+            examples=_json(run_dir / EXAMPLES_FILE),
         ),
     )

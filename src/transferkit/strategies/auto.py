@@ -13,8 +13,15 @@ MIN_PER_CLASS_TO_FINE_TUNE = 10
 MAX_PER_CLASS_FOR_SETFIT = 16
 
 
-def choose_strategy(labels: list[int], modality: str = "image") -> tuple[str, str]:
+def choose_strategy(labels: list[int], modality: str = "image", pretrained: bool = True) -> tuple[str, str]:
     """The strategy `auto` uses for training labels `labels`, and the reason in one sentence."""
+    if not pretrained:
+        return "full", ("the backbone has no pretrained weights, so every layer trains from the first step "
+                        "(batch-norm statistics included); save the run and pass it as --backbone to transfer it")
+    if modality == "timeseries":
+        return "fine-tune", ("a pretrained forecaster: its layers are unfrozen gradually from the top with lower "
+                             "learning rates for earlier layers, and its pretrained weights are kept if "
+                             "fine-tuning does not lower the validation error")
     smallest = min(Counter(labels).values()) if labels else 0
     if modality == "text" and smallest <= MAX_PER_CLASS_FOR_SETFIT:
         return "setfit", (
@@ -44,7 +51,10 @@ class Auto(Strategy):
         self.options = options
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
-        name, reason = choose_strategy(data.labels, data.modality)
-        outcome = create_strategy(name, **self.options).fit(model, data, settings)
+        name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
+        options = dict(self.options)
+        if not data.pretrained:
+            options.setdefault("freeze_bn_stats", False)
+        outcome = create_strategy(name, **options).fit(model, data, settings)
         outcome.settings = {"chosen": name, "reason": reason, **outcome.settings}
         return outcome

@@ -25,6 +25,10 @@ class TransferModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 
+    def probe_pairs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, targets) rows on which a linear head is fit in closed form (regression probe)."""
+        return self.backbone(x), y
+
 
 @dataclass
 class TrainSettings:
@@ -52,6 +56,8 @@ class FitData:
     `collate_fn` batches items the default collation cannot (texts → padded token ids);
     `objective` is "classification" (cross-entropy, `num_classes` outputs) or "regression" (MSE).
     `labels` are the training class indices when known (used by `auto` and few-shot strategies).
+    `pretrained` is False for a backbone without pretrained weights (it must learn everything,
+    batch-norm statistics included).
     """
 
     train: Dataset
@@ -61,6 +67,7 @@ class FitData:
     collate_fn: Callable | None = None
     objective: str = "classification"
     modality: str = "image"
+    pretrained: bool = True
 
     @property
     def labels(self) -> list[int]:

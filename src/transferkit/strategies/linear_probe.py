@@ -145,12 +145,82 @@ def probe(
     return history, c, timings
 
 
-@register_strategy("linear-probe", "frozen backbone, features cached once, logistic-regression head (C tuned)")
+#: Ridge strengths tried for regression heads, relative to the mean feature variance.
+RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+@torch.inference_mode()
+def _moments(model: TransferModel, data: FitData, dataset, settings: TrainSettings) -> dict[str, np.ndarray]:
+    """Sums and cross-products of (features, targets) rows over `dataset`, in float64: enough to
+    solve and score any ridge head without keeping the features in memory."""
+    from tqdm.auto import tqdm
+
+    from .features import to_device
+
+    device = next(model.parameters()).device
+    m: dict[str, np.ndarray] = {}
+    loader = data.loader(dataset, max(settings.batch_size, 256), num_workers=settings.num_workers)
+    for x, y in tqdm(loader, desc="features", disable=not settings.progress, leave=False):
+        f, t = model.probe_pairs(to_device(x, device), y.to(device))
+        f, t = f.double().cpu().numpy(), t.double().cpu().numpy()
+        for key, value in (("n", np.array(len(f))), ("sx", f.sum(0)), ("sy", t.sum(0)), ("xx", f.T @ f),
+                           ("xy", f.T @ t), ("yy", np.array((t ** 2).sum()))):
+            m[key] = m[key] + value if key in m else value
+    return m
+
+
+def _linear_of(head: nn.Module) -> nn.Linear:
+    return head if isinstance(head, nn.Linear) else head.linear
+
+
+def fit_ridge_head(model: TransferModel, data: FitData, settings: TrainSettings,
+                   grid: tuple[float, ...] = RIDGE_GRID) -> tuple[list[dict], float, dict[str, float]]:
+    """Closed-form ridge regression of the head's linear layer on frozen features, the strength
+    chosen by validation MSE (the first grid value when there is no validation data)."""
+    start = time.perf_counter()
+    model.eval()
+    train = _moments(model, data, data.train_plain, settings)
+    val = _moments(model, data, data.val, settings) if len(data.val) else None
+    extracted = time.perf_counter()
+    n = float(train["n"])
+    mx, my = train["sx"] / n, train["sy"] / n
+    sxx = train["xx"] - n * np.outer(mx, mx)
+    sxy = train["xy"] - n * np.outer(mx, my)
+    scale = float(np.trace(sxx)) / len(sxx) or 1.0
+    history, best = [], None
+    for lam in grid if val is not None else grid[:1]:
+        w = np.linalg.solve(sxx + lam * scale * np.eye(len(sxx)), sxy)  # (F, H)
+        b = my - mx @ w
+        row = {"lambda": lam}
+        if val is not None:
+            nv = float(val["n"]) * w.shape[1]
+            sse = (np.einsum("fh,fg,gh->", w, val["xx"], w) + 2 * b @ (w.T @ val["sx"]) + val["n"] * b @ b
+                   - 2 * np.einsum("fh,fh->", w, val["xy"]) - 2 * b @ val["sy"] + val["yy"])
+            row["val_loss"] = float(sse / nv)
+        history.append(row)
+        if best is None or row.get("val_loss", 0.0) < best[0].get("val_loss", 0.0):
+            best = (row, w, b)
+    row, w, b = best
+    layer = _linear_of(model.head)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(w.T, dtype=layer.weight.dtype))
+        layer.bias.copy_(torch.as_tensor(b, dtype=layer.bias.dtype))
+    timings = {"feature extraction": extracted - start, "head fit": time.perf_counter() - extracted}
+    return history, float(row["lambda"]), timings
+
+
+@register_strategy("linear-probe", "frozen backbone, features cached once; logistic (C tuned) or ridge head")
 class LinearProbe(Strategy):
-    """Frozen backbone; features extracted once; scikit-learn logistic regression head with C tuned on validation."""
+    """Frozen backbone; features extracted once; a logistic-regression head with C tuned on
+    validation (classification) or a closed-form ridge head (regression, e.g. forecasting)."""
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         set_trainable(model.backbone.parameters(), False)
+        if data.objective == "regression":
+            history, lam, timings = fit_ridge_head(model, data, settings)
+            return FitOutcome(history=history, settings={"ridge_lambda": lam, "ridge_grid": list(RIDGE_GRID)},
+                              timings=timings, notes=[f"only the output layer was refit (ridge, λ={lam:g} × mean "
+                                                      "feature variance, chosen on validation MSE)"])
         history, c, timings = probe(model, data, settings)
         return FitOutcome(
             history=history,

@@ -90,8 +90,12 @@ class DLinear:
     """
 
     def __init__(self, lookback: int, horizon: int, kernel_size: int = 25,
-                 lambdas: Sequence[float] = tuple(10.0 ** np.arange(-6, 2))) -> None:
+                 lambdas: Sequence[float] = tuple(10.0 ** np.arange(-6, 2)), center: bool = False) -> None:
         self.lookback, self.horizon, self.kernel_size = int(lookback), int(horizon), int(kernel_size)
+        # center=True subtracts each window's mean from input and target and adds it back to the
+        # forecast (still one linear map): robust to level shifts, which a model fitted on a short
+        # history otherwise extrapolates badly (cf. NLinear in the same paper)
+        self.center = bool(center)
         self.lambdas = tuple(float(v) for v in lambdas)  # relative to the mean diagonal of the Gram matrix
 
     def _basis(self) -> np.ndarray:
@@ -101,7 +105,7 @@ class DLinear:
 
     def fit(self, train: WindowDataset, val: WindowDataset | None = None) -> "DLinear":
         """Fit on every (window, channel) pair of `train`; choose λ on `val` (else the smallest)."""
-        x_mean, y_mean, sxx, sxy, n = _moments(train)
+        x_mean, y_mean, sxx, sxy, n = _moments(train, self.center)
         m = self._basis()
         gram, cross = m.T @ sxx @ m, m.T @ sxy
         scale = float(np.trace(gram)) / gram.shape[0]
@@ -113,7 +117,7 @@ class DLinear:
             bias = y_mean - x_mean @ effective
             row = {"lambda": lam, "val_mse": float("nan")}
             if val is not None:
-                row["val_mse"] = _mse(val, effective, bias)
+                row["val_mse"] = _mse(val, effective, bias, self.center)
             self.history_.append(row)
             if best is None or row["val_mse"] < best[0]:
                 best = (row["val_mse"], lam, w, bias)
@@ -128,7 +132,8 @@ class DLinear:
     def predict(self, x: ArrayLike) -> np.ndarray:
         """x (N, lookback, C) → (N, horizon, C)."""
         x = _as_numpy(x).astype(np.float64)
-        out = np.einsum("nlc,lh->nhc", x, self.effective_) + self.bias_[None, :, None]
+        level = x.mean(1, keepdims=True) if self.center else 0.0
+        out = np.einsum("nlc,lh->nhc", x - level, self.effective_) + self.bias_[None, :, None] + level
         return out.astype(np.float32)
 
     def to_module(self) -> DLinearModule:
@@ -143,10 +148,20 @@ class DLinear:
 
     def settings(self) -> dict[str, Any]:
         return {"lookback": self.lookback, "horizon": self.horizon, "kernel_size": self.kernel_size,
+                "center": self.center,
                 "lambda": getattr(self, "lambda_", None), "fit": "closed-form ridge, lambda by validation MSE"}
 
 
-def _moments(data: WindowDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _windows(x_all, y_all, c: int, center: bool) -> tuple[np.ndarray, np.ndarray]:
+    x = x_all[:, :, c].double().numpy()
+    y = y_all[:, :, c].double().numpy()
+    if center:
+        level = x.mean(1, keepdims=True)
+        x, y = x - level, y - level
+    return x, y
+
+
+def _moments(data: WindowDataset, center: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Means and centred cross-products of inputs and targets over all (window, channel) rows,
     accumulated one channel at a time so the windows are never all in memory in float64."""
     x_all, y_all = data.arrays()
@@ -157,8 +172,7 @@ def _moments(data: WindowDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     sxx, sxy = np.zeros((lookback, lookback)), np.zeros((lookback, horizon))
     n = 0
     for c in range(x_all.shape[2]):
-        x = x_all[:, :, c].double().numpy()
-        y = y_all[:, :, c].double().numpy()
+        x, y = _windows(x_all, y_all, c, center)
         sx += x.sum(0)
         sy += y.sum(0)
         sxx += x.T @ x
@@ -168,12 +182,12 @@ def _moments(data: WindowDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return x_mean, y_mean, sxx - n * np.outer(x_mean, x_mean), sxy - n * np.outer(x_mean, y_mean), n
 
 
-def _mse(data: WindowDataset, effective: np.ndarray, bias: np.ndarray) -> float:
+def _mse(data: WindowDataset, effective: np.ndarray, bias: np.ndarray, center: bool = False) -> float:
     x_all, y_all = data.arrays()
     total, count = 0.0, 0
     for c in range(x_all.shape[2]):
-        x = x_all[:, :, c].double().numpy()
-        err = x @ effective + bias - y_all[:, :, c].double().numpy()
+        x, y = _windows(x_all, y_all, c, center)
+        err = x @ effective + bias - y
         total += float((err ** 2).sum())
         count += err.size
     return total / max(1, count)
