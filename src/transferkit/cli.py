@@ -81,7 +81,7 @@ def _print_metrics(metrics: dict, title: str) -> None:
     for column in ("model", "MSE", "MAE", "MASE"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, m in {"model": metrics, **metrics.get("baselines", {})}.items():
-        table.add_row(name if name != "model" else "transferred model", *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
+        table.add_row(name if name != "model" else "model (this run)", *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
     console.print(table)
 
 

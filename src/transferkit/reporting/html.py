@@ -269,7 +269,7 @@ def _metrics_table(metrics: dict) -> str:
 def _forecast_metrics(metrics: dict) -> str:
     if "mse" not in metrics:
         return _muted(f"Forecast metrics: {NOT_EVALUATED}.")
-    rows = [("<strong>transferred model</strong>", _fmt(metrics.get("mse"), 4), _fmt(metrics.get("mae"), 4),
+    rows = [("<strong>model (this run)</strong>", _fmt(metrics.get("mse"), 4), _fmt(metrics.get("mae"), 4),
              _fmt(metrics.get("mase"), 3))]
     for name, m in (metrics.get("baselines") or {}).items():
         rows.append((_e(name), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)))

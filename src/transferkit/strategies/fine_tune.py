@@ -30,7 +30,7 @@ class FineTuneRecipe:
     """Defaults of a fine-tuning recipe; TrainSettings values override `lr` and `epochs`."""
 
     lr: float | None = None  # None: by modality (DEFAULT_LR)
-    head_lr: float | None = None  # None: 10 × lr for a new head, 1 × lr after the head warm-up
+    head_lr: float | None = None  # None: 10 × lr for a new head on a pretrained body, else 1 × lr
     layer_decay: float = 0.8  # LR ratio between neighbouring groups, lower for earlier layers
     # LP-FT (fit the head as a linear probe first): off by default, since on flowers5 it cost
     # ~110 s and bought nothing (benchmarks/results/flowers5_ablations.json)
@@ -53,7 +53,9 @@ class FineTuneBase(Strategy):
         named_groups = backbones.layer_groups(model.backbone)
         groups = [names for _, names in named_groups]
         lr = settings.lr or recipe.lr or DEFAULT_LR.get(data.modality, 3e-4)
-        head_lr = recipe.head_lr or (lr if recipe.head_warmup else 10 * lr)
+        # a new head on a pretrained body learns 10× faster; a warmed-up head, or a model that is all
+        # new (no pretrained weights), learns at the body's rate
+        head_lr = recipe.head_lr or (lr if recipe.head_warmup or not data.pretrained else 10 * lr)
         epochs = settings.epochs or default_epochs(len(data.train))
         last = Path(settings.checkpoint_dir) / "last.ckpt" if settings.checkpoint_dir else None
         resuming = bool(settings.resume and last and last.is_file())
