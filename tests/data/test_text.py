@@ -102,3 +102,38 @@ def test_sample_per_class_draws_k_of_each():
     chosen = sample_per_class([0] * 10 + [1] * 3, 4, seed=0)
     labels = [([0] * 10 + [1] * 3)[i] for i in chosen]
     assert labels.count(0) == 4 and labels.count(1) == 3
+
+
+def test_hugging_face_dataset_name_without_the_library(monkeypatch):
+    import sys
+
+    from transferkit.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match="pip install datasets"):
+        load_text_data("glue")
+
+
+def test_hugging_face_dataset_splits_and_class_names(monkeypatch):
+    """A stand-in for `datasets.load_dataset` (no hub here): label ids map to the ClassLabel names,
+    and a split whose labels are all -1 (GLUE's hidden test labels) is dropped."""
+    import sys
+    import types
+
+    import pandas as pd
+
+    class Split:
+        def __init__(self, texts, labels):
+            self.frame = pd.DataFrame({"sentence": texts, "label": labels})
+            self.features = {"label": types.SimpleNamespace(names=["negative", "positive"])}
+
+        def to_pandas(self):
+            return self.frame
+
+    loaded = {"train": Split(POS + NEG, [1] * 6 + [0] * 6), "validation": Split(["fine", "bad"], [1, 0]),
+              "test": Split(["?", "?"], [-1, -1])}
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda name: loaded))
+    data = load_text_data("glue/sst2-like")
+    assert data.classes == ["negative", "positive"]
+    assert data.test.texts == ["fine", "bad"] and "validation split is the test set" in data.split["description"]
+    assert len(data.train) + len(data.val) == 12

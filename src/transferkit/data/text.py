@@ -216,7 +216,6 @@ def load_text_data(
             raise DataError(f"{path}: folder has no train.csv/.tsv/.jsonl; pass a table file or add a train split.")
         parts = {s: read_text_table(f, text_column, label_column) for s, f in files.items()}
         if "test" not in parts and "val" in parts:
-            parts["test"] = parts.pop("val")
             files["test"] = files.pop("val")
         origin = ", ".join(f"{s} = {f.name}" for s, f in files.items())
     elif path.exists():
@@ -228,7 +227,10 @@ def load_text_data(
         parts = _from_hf_datasets(str(source), text_column, label_column)
         if "train" not in parts:
             raise DataError(f"{source}: the Hugging Face data set has no labelled train split.")
-        origin = f"Hugging Face data set {source}"
+        origin = f"Hugging Face data set {source}" + ("; its validation split is the test set" if
+                                                       "test" not in parts and "val" in parts else "")
+    if "test" not in parts and "val" in parts:  # GLUE-style: test labels hidden, so dev is the test set
+        parts["test"] = parts.pop("val")
     classes = _class_order(parts["train"][1])
     if len(classes) < 2:
         raise DataError(f"{path}: only one label value ({classes[0]!r}); classification needs at least two classes.")
