@@ -82,9 +82,10 @@ class TextClassifier(ClassifierBase):
         self.backbone_info_ = backbone.to_config()
         model = self._new_model(backbone.model, backbone.num_features)
         d = self.data_
-        train = TextDataset(d.train.texts, d.train.labels)
         fit_data = FitData(
-            train=train, train_plain=train, val=TextDataset(d.val.texts, d.val.labels),
+            train=TextDataset(d.train.texts, d.train.labels),
+            # feature extraction and validation ignore order: sorted by length, batches need little padding
+            train_plain=_by_length(d.train.texts, d.train.labels), val=_by_length(d.val.texts, d.val.labels),
             num_classes=len(self.classes_), collate_fn=self._collator(), modality="text",
         )
         outcome = self._adapt(strategy, model, fit_data, self._settings(), start, loaded)
@@ -136,3 +137,8 @@ class TextClassifier(ClassifierBase):
 
     def _task_config(self) -> dict:
         return {**super()._task_config(), "max_length": self.preprocessing_.max_length}
+
+
+def _by_length(texts: list[str], labels: list[int]) -> TextDataset:
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    return TextDataset([texts[i] for i in order], [labels[i] for i in order])
