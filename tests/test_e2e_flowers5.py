@@ -15,6 +15,9 @@ def test_linear_probe_on_flowers5_then_predict(monkeypatch, capsys, tmp_path, fl
     assert metrics["accuracy"] >= 0.74, metrics["accuracy"]
     config = json.loads((run / "config.json").read_text())
     assert config["image_size"] == 128 and config["strategy"]["used"] == "linear-probe"
+    # the negative-transfer guard: ImageNet features beat the same network trained from scratch
+    assert metrics["transfer"]["verdict"] == "positive", metrics["transfer"]
+    assert config["run"]["domain"]["batchnorm_shift"]["shift"] < 0.8  # close to ImageNet
 
     photo = sorted((flowers5 / "sunflower").glob("*.jpg"))[0]
     code, out, _ = run_cli(monkeypatch, capsys, "predict", run, photo, "--json")

@@ -85,6 +85,17 @@ def _print_metrics(metrics: dict, title: str) -> None:
     console.print(table)
 
 
+def _print_transfer(check: dict | None) -> None:
+    if not check:
+        return
+    colour = {"positive": "green", "negligible": "yellow", "negative": "red"}[check["verdict"]]
+    name = check["metric"]
+    console.print(f"[{colour}]transfer {check['verdict']}[/]: {name} {check['model']:.4f} vs {check['baseline']:.4f} "
+                  f"for {check['control']} (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    for advice in check.get("advice", []):
+        console.print(f"  - {advice}")
+
+
 def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, **params) -> dict:
     """Fit the task's estimator, evaluate on the held-out test split, save the run and its report;
     returns the test metrics. `task=None` detects it from the data path; params the task's
@@ -112,6 +123,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
         for note in est.notes_:
             console.print(f"[yellow]note:[/] {note}")
     _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
+    _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
 
@@ -123,8 +135,9 @@ def fit(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
     task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
                                        "(default: detected from the data)."),
-    backbone: Optional[str] = typer.Option(None, help="Registered name, hub model name, or a run directory "
-                                           "(default: the task's offline default)."),
+    backbone: Optional[str] = typer.Option(None, help="Registered name, hub model name, a run directory, or 'auto' "
+                                           "(rank the installed backbones and fine-tune the best; default: the task's "
+                                           "offline default)."),
     strategy: str = typer.Option("auto", help="How to adapt the backbone (see `transferkit list strategies`)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: chosen from data size)."),
@@ -151,6 +164,8 @@ def fit(
     train_fraction: Optional[float] = typer.Option(None, min=0.001, max=1.0, rich_help_panel="Time series",
                                                    help="Train on only the most recent fraction of the training segment."),
     time_column: Optional[str] = typer.Option(None, rich_help_panel="Time series", help="Time column (default: detected)."),
+    baseline: bool = typer.Option(True, help="Also train a from-scratch control on the same split and report the "
+                                  "transfer gain (negative transfer is flagged)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
@@ -161,7 +176,8 @@ def fit(
                  test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,
                  num_workers=workers, text_column=text_column, label_column=label_column,
                  shots_per_class=shots_per_class, max_length=max_length, target=target, horizon=horizon,
-                 lookback=lookback, train_fraction=train_fraction, time_column=time_column)
+                 lookback=lookback, train_fraction=train_fraction, time_column=time_column,
+                 baseline=None if baseline else False)
     try:
         run_fit(data, out, task=task, quiet=quiet, strategy=strategy, strategy_options=parse_options(option),
                 seed=seed, resume=resume, **{k: v for k, v in given.items() if v is not None})
@@ -275,16 +291,75 @@ def _read_texts(path: Path) -> list[str]:
         raise TransferkitError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
 
 
+@app.command()
+def rank(
+    data: str = typer.Argument(..., help="Image folder or text table, as for `fit`."),
+    candidates: Optional[str] = typer.Option(None, help="Comma-separated backbone names or run directories "
+                                             "(default: every installed backbone for the data)."),
+    metric: str = typer.Option("logme", help="Score(s), comma-separated, or 'all' (see `transferkit list scores`); "
+                               "the first orders the ranking."),
+    layers: Optional[str] = typer.Option(None, help="Score these intermediate layers instead of the final features, "
+                                         "e.g. stage2,stage3,stage4 (images) or layer2,layer4,layer6 (text)."),
+    image_sizes: Optional[str] = typer.Option(None, help="Images: score each candidate at these input sizes, e.g. 96,128."),
+    sample: int = typer.Option(1000, min=10, help="Training examples to encode (stratified sample)."),
+    task: Optional[str] = typer.Option(None, help="image-classification or text-classification (default: detected)."),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the ranking as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Rank pretrained backbones on your data by transferability, before any training."""
+    from .selection import SCORES
+    from .selection.rank_backbones import default_candidates, rank_backbones
+    from .tasks.registry import TASKS, detect_task
+
+    task = task or detect_task(data)[0]
+    modality = TASKS.entry(task).meta.get("modality")
+    names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else default_candidates(modality)
+    metrics = SCORES.names() if metric == "all" else [m.strip() for m in metric.split(",")]
+    if metric == "all":  # the default score first, so it orders the table
+        metrics.sort(key=lambda m: m != "logme")
+    ranking = rank_backbones(
+        data, names, metrics=metrics, task=task, sample_size=sample, seed=seed, progress=not quiet,
+        layers=layers.split(",") if layers else None,
+        image_sizes=[int(v) for v in image_sizes.split(",")] if image_sizes else None)
+    result = ranking.to_dict()
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{len(ranking.rows)} candidates on {ranking.sample['examples']} training examples "
+                        f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
+    table.add_column("rank", justify="right")
+    table.add_column("candidate", no_wrap=True)
+    for m in metrics:
+        table.add_column(m, justify="right")
+    table.add_column("time", justify="right")
+    for i, row in enumerate(ranking.rows, 1):
+        table.add_row(str(i), row.candidate, *("n/a" if row.scores[m] is None else f"{row.scores[m]:.3f}" for m in metrics),
+                      f"{row.seconds:.0f} s")
+    console.print(table)
+    if any(row.scores.get(m) is None for row in ranking.rows for m in metrics):
+        console.print("n/a: LEEP and NCE need the source classifier's predictions (packaged ImageNet backbones and "
+                      "classification runs have one; text encoders and cut layers do not).")
+    console.print(f"best: [bold]{ranking.best.candidate}[/] — fit it with --backbone {ranking.best.backbone}, "
+                  "or let `fit --backbone auto` rank and choose.")
+
+
 class ListWhat(str, Enum):
     backbones = "backbones"
     strategies = "strategies"
     tasks = "tasks"
+    scores = "scores"
 
 
 @app.command("list")
-def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies or tasks")) -> None:
-    """List registered backbones, strategies or tasks."""
+def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores")) -> None:
+    """List registered backbones, strategies, tasks or transferability scores."""
     from .backbones import BACKBONES
+    from .selection import SCORES
     from .strategies import STRATEGIES
     from .tasks import TASKS
 
@@ -302,6 +377,12 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies or ta
         console.print(table)
         console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
                       "or a run directory of `transferkit fit`.")
+    elif what is ListWhat.scores:
+        table.add_column("needs")
+        table.add_column("paper")
+        for entry in SCORES.entries():
+            table.add_row(entry.name, entry.description, entry.meta.get("needs", ""), entry.meta.get("paper", ""))
+        console.print(table)
     else:
         for entry in (STRATEGIES if what is ListWhat.strategies else TASKS).entries():
             table.add_row(entry.name, entry.description)

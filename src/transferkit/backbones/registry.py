@@ -40,7 +40,7 @@ def create_backbone(name: str, modality: str | None = None) -> Backbone:
     model for text, a timm model otherwise (needs network). With `modality`, a backbone that
     reads something else is refused with the names that would fit.
     """
-    from .hub import create_timm_backbone
+    from .hub import SCRATCH_PREFIX, create_scratch_backbone, create_timm_backbone
     from .run_dir import is_run_dir, load_run_backbone
     from .text import load_transformers_backbone
 
@@ -57,6 +57,8 @@ def create_backbone(name: str, modality: str | None = None) -> Backbone:
             )
     elif name in BACKBONES:
         backbone = BACKBONES.get(name)()
+    elif name.startswith(SCRATCH_PREFIX):
+        backbone = create_scratch_backbone(name)
     elif modality == "text":
         backbone = load_transformers_backbone(name)
     else:

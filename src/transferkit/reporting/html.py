@@ -32,6 +32,8 @@ class RunReport:
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
     examples: dict = field(default_factory=dict)  # forecasting: a few test windows to plot
+    ranking: dict = field(default_factory=dict)  # backbone="auto": the candidates' transferability scores
+    domain: dict = field(default_factory=dict)  # domain shift and separability before adaptation
 
 
 def write_report(path: str | Path, report: RunReport) -> Path:
@@ -49,7 +51,10 @@ def render_html(report: RunReport) -> str:
     sections = [
         _header(report, metrics),
         _notes(report.notes),
+        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}))
+        if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
+        _section("Backbone ranking", _ranking(report.ranking)) if report.ranking else "",
         _section("Data", _data(report.data_summary or {})),
         _section("Metrics", _forecast_metrics(metrics) if forecast else _metrics_table(metrics)),
         _section("Forecasts", _forecasts(report.examples)) if forecast else _section("Confusion matrix", _confusion(metrics)),
@@ -299,6 +304,49 @@ def _forecasts(examples: dict) -> str:
     channel = examples.get("channel", "series")
     return _plot(lambda: plots.forecast_png(data, channel), "forecast vs actual", "Nothing to plot.") + _muted(
         f"{len(windows)} test windows, evenly spaced over the test period, of series {channel} (standardised).")
+
+
+def _transfer(check: dict, domain: dict) -> str:
+    parts = []
+    if check:
+        name, verdict = check.get("metric", "accuracy"), check.get("verdict")
+        fmt = _pct if name == "accuracy" else (lambda v: _fmt(v, 4))
+        text = {"positive": "Transfer helped", "negligible": "Transfer made no measurable difference",
+                "negative": "NEGATIVE TRANSFER: the from-scratch control is better"}.get(verdict, verdict)
+        parts.append(f'<p class="{"good" if verdict == "positive" else "bad"}"><strong>{_e(text)}</strong> — '
+                     f'{_e(name)} {fmt(check.get("model"))} against {fmt(check.get("baseline"))} for the control '
+                     f'({_e(check.get("control", ""))}); gain {_fmt(check.get("gain"), 4)}, noise level '
+                     f'±{_fmt(check.get("noise"), 4)}.</p>')
+        if check.get("advice"):
+            parts.append("<ul>" + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")
+    shift = domain.get("batchnorm_shift")
+    if shift:
+        parts.append(f'<p>Domain shift against the source data (statistics of the last batch-norm layer '
+                     f'<code>{_e(shift["layer"])}</code>, {shift["channels"]} channels): <strong>{_fmt(shift["shift"], 2)}'
+                     f'</strong> source standard deviations (mean shift {_fmt(shift["mean_shift"], 2)}, mean |log '
+                     f'variance ratio| {_fmt(shift["log_variance_ratio"], 2)}) — {_e(shift["interpretation"])}. '
+                     'For reference: flowers photos 0.4-0.7, 8×8 digits 1.2-1.4 with ImageNet backbones.</p>')
+    elif domain:
+        parts.append(_muted("Domain shift: not measured (the backbone has no batch-norm statistics of its source data)."))
+    sep = domain.get("separability")
+    if sep:
+        parts.append(f'<p>Linear separability of the pretrained features ({sep["examples"]} training examples): '
+                     f'cross-validated accuracy {_pct(sep["cv_accuracy"])}, training accuracy '
+                     f'{_pct(sep["train_accuracy"])}, chance {_pct(sep["chance"])} — {_e(sep["interpretation"])}.</p>')
+    return "\n".join(parts)
+
+
+def _ranking(ranking: dict) -> str:
+    metric = ranking.get("metric", "")
+    rows = ranking.get("rows") or []
+    metrics = list(dict.fromkeys(k for r in rows for k in (r.get("scores") or {})))
+    table_rows = [[_e(r["candidate"]), _int(r.get("num_features"))] + [_fmt((r.get("scores") or {}).get(m), 3)
+                  for m in metrics] + [_duration(r.get("seconds"))] for r in rows]
+    sample = ranking.get("sample") or {}
+    return (_table(["Candidate", "Features"] + [_e(m) for m in metrics] + ["Time"], table_rows)
+            + _plot(lambda: plots.ranking_png(rows, metric), "backbone ranking", "")
+            + _muted(f"Scored without training on {sample.get('examples', '?')} of {sample.get('of', '?')} training "
+                     f"examples in {_duration(ranking.get('seconds'))}; the highest {metric} was fine-tuned."))
 
 
 def _confusion(metrics: dict) -> str:

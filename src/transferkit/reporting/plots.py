@@ -226,3 +226,24 @@ def forecast_png(
         axes[k // cols][k % cols].axis("off")
     fig.tight_layout()
     return _to_png(fig)
+
+
+def ranking_png(rows: Sequence[dict], metric: str) -> bytes | None:
+    """Horizontal bars of one transferability score per candidate, best on top."""
+    points = [(r["candidate"], finite_number((r.get("scores") or {}).get(metric))) for r in rows]
+    points = [(name, v) for name, v in points if v is not None]
+    if not points:
+        return None
+    names, values = zip(*points)
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(points) + 1.2))
+    y = np.arange(len(points))[::-1]
+    colours = ["tab:green"] + ["tab:blue"] * (len(points) - 1)
+    ax.barh(y, values, color=colours)
+    ax.set_yticks(y, names)
+    ax.set_xlabel(f"{metric} (higher transfers better)")
+    low, high = min(values), max(values)
+    pad = 0.1 * ((high - low) or abs(high) or 1.0)
+    ax.set_xlim(min(0.0, low - pad) if low >= 0 else low - pad, high + pad)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _to_png(fig)

@@ -38,5 +38,7 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             timings=run.get("timings", {}),
             notes=run.get("notes", []),
             examples=_json(run_dir / EXAMPLES_FILE),
+            ranking=run.get("ranking") or {},
+            domain=run.get("domain") or {},
         ),
     )

@@ -47,6 +47,7 @@ class TrainSettings:
     checkpoint_dir: Path | None = None
     resume: bool = False
     progress: bool = True
+    max_seconds: float | None = None  # wall-time budget of the training loop (from-scratch baselines)
 
 
 @dataclass

@@ -82,6 +82,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         enable_progress_bar=settings.progress, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, gradient_clip_val=settings.gradient_clip,
         limit_val_batches=1.0 if val_loader is not None else 0,
+        max_time={"seconds": settings.max_seconds} if settings.max_seconds else None,
     )
     start = time.perf_counter()
     sigint = signal.getsignal(signal.SIGINT)

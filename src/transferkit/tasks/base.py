@@ -22,7 +22,7 @@ from torch import nn
 from .. import __version__
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import CONFIG_FILE, WEIGHTS_FILE, build_architecture, is_run_dir, restore_preprocessing
-from ..errors import RunDirectoryError
+from ..errors import RunDirectoryError, TransferkitError
 from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
 from ..strategies.features import to_device
 
@@ -61,11 +61,40 @@ class TransferEstimator(BaseEstimator):
         return create_strategy(self.strategy, **(self.strategy_options or {}))
 
     def _load_backbone(self) -> Backbone:
-        backbone = create_backbone(self.backbone, modality=self.modality)
+        name = self.backbone
+        self.ranking_ = None
+        if name == "auto":
+            name = self._rank_candidates()
+        backbone = create_backbone(name, modality=self.modality)
         self.backbone_info_ = backbone.to_config()
         self.preprocessing_ = backbone.preprocessing
         self.tokenizer_ = backbone.tokenizer
         return backbone
+
+    def _rank_candidates(self) -> str:
+        """`backbone="auto"`: rank the installed backbones of this modality by LogME on the training
+        split and return the winner (the ranking goes into the run's config and report)."""
+        from ..selection.rank_backbones import DEFAULT_METRIC, default_candidates, rank_backbones
+
+        if self.modality not in ("image", "text"):
+            raise TransferkitError("backbone='auto' ranks classification backbones; for forecasting pass "
+                                   "patchtst-small, patchtst or a previous forecast run.")
+        candidates = default_candidates(self.modality)
+        if not candidates:
+            raise RunDirectoryError(f"backbone='auto' found no installed {self.modality} backbones to rank.")
+        ranking = rank_backbones(self.data_, candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
+                                 progress=self.progress)
+        self.ranking_ = ranking.to_dict()
+        return ranking.best.backbone
+
+    def _backbone_decision(self, backbone: Backbone) -> tuple[str, str]:
+        if not getattr(self, "ranking_", None):
+            return ("backbone: " + backbone.name, backbone.source)
+        r = self.ranking_
+        scores = ", ".join(f"{row['candidate']} {row['scores'][r['metric']]:.3f}" for row in r["rows"])
+        return ("backbone: " + backbone.name + " (auto)",
+                f"highest {r['metric']} of {len(r['rows'])} installed candidates on {r['sample']['examples']} "
+                f"training examples, in {r['seconds']:.0f} s ({scores}); {backbone.source}")
 
     def _settings(self, tta: bool = False) -> TrainSettings:
         return TrainSettings(
@@ -74,9 +103,44 @@ class TransferEstimator(BaseEstimator):
             checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None,
         )
 
+    def _diagnose_domain(self, backbone: Backbone, fit_data: FitData, sample: int = 256) -> None:
+        """Before adaptation: how far the target data is from the backbone's source domain (batch-
+        norm statistics) and how separable its classes are in the pretrained features."""
+        from torch.utils.data import Subset
+
+        from ..data.splits import sample_per_class
+        from ..diagnostics import batchnorm_shift, linear_separability
+        from ..strategies.features import extract_features
+
+        self.domain_ = None
+        if not backbone.meta.get("pretrained", True):
+            return
+        start = time.perf_counter()
+        labels = fit_data.labels
+        chosen = sample_per_class(labels, max(2, sample // max(1, fit_data.num_classes)), self.seed) if labels else \
+            list(range(min(sample, len(fit_data.train_plain))))
+        subset = Subset(fit_data.train_plain, chosen)
+        loader = fit_data.loader(subset, 32)
+        domain = {"batchnorm_shift": batchnorm_shift(backbone.model, loader)}
+        if labels and len(set(labels)) > 1:
+            features, y = extract_features(backbone.model, subset, batch_size=32, hflip=False, progress=False,
+                                           collate_fn=fit_data.collate_fn)
+            domain["separability"] = linear_separability(features, y)
+        domain["seconds"] = time.perf_counter() - start
+        self.domain_ = domain
+
+    def _control(self, fitted_seconds: float) -> None:
+        """After adaptation: the from-scratch control (unless `baseline=False`)."""
+        from ..diagnostics import scratch_baseline
+
+        self.control_ = scratch_baseline(self, fitted_seconds) if getattr(self, "baseline", False) else None
+        if self.control_:
+            self.timings_["from-scratch control"] = self.control_["seconds"]
+
     def _adapt(self, strategy, model: TransferModel, fit_data: FitData, settings: TrainSettings,
                started: float, loaded: float) -> FitOutcome:
         """Run the strategy and record what it did (model, history, settings, timings, notes)."""
+        settings.max_seconds = getattr(self, "_max_seconds", None)  # set on from-scratch controls only
         outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
         self.history_ = outcome.history
@@ -130,6 +194,9 @@ class TransferEstimator(BaseEstimator):
             "strategy": {"requested": self.strategy, "used": self.strategy_, "settings": self.strategy_settings_},
             "split": getattr(self, "data_", None) and self.data_.split,
             "run": {
+                "ranking": getattr(self, "ranking_", None),
+                "domain": getattr(self, "domain_", None),
+                "control": getattr(self, "control_", None),
                 "decisions": self.decisions_,
                 "data": self.data_.summary() if hasattr(self, "data_") else None,
                 "timings": self.timings_,
@@ -247,6 +314,12 @@ class ClassifierBase(TransferEstimator):
         inputs, labels, extra = self._labelled(data)
         metrics = {**classification_metrics(self._proba(inputs), np.asarray(labels), self.classes_), **extra}
         if data is None:
+            control = getattr(self, "control_", None)
+            if control:
+                from ..diagnostics import transfer_verdict
+
+                metrics["transfer"] = {**transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"]),
+                                       "control": control["model"]}
             self.metrics_ = metrics
         return metrics
 

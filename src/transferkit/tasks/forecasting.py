@@ -121,6 +121,8 @@ class Forecaster(TransferEstimator):
         if head_from:
             if self.strategy in ("auto", "fine-tune", "full"):
                 options.setdefault("head_lr", self.lr or 1e-4)  # a trained head needs no 10× rate
+            else:
+                head_from += f"; {self.strategy} replaces it, and it is restored if that does not lower the validation MSE"
             notes.append(head_from)
         fit_data = FitData(train=windows["train"], train_plain=windows["train"], val=windows["val"],
                            objective="regression", modality="timeseries", pretrained=pretrained)
@@ -130,6 +132,7 @@ class Forecaster(TransferEstimator):
         settings.lr = self.lr or (1e-4 if pretrained else 1e-3)
         settings.label_smoothing = 0.0
         settings.tta = False
+        self._diagnose_domain(backbone, fit_data)
         before = _mse(model, windows["val"]) if pretrained and head_from else None
         initial = copy.deepcopy(model.state_dict()) if before is not None else None
         from ..strategies import create_strategy
@@ -222,7 +225,11 @@ class Forecaster(TransferEstimator):
             metrics["baselines"][name] = {k: m[k] for k in ("mse", "mae", "mase")}
         best = min(metrics["baselines"].items(), key=lambda kv: kv[1]["mse"], default=None)
         if best is not None:
+            from ..diagnostics import transfer_verdict
+
             metrics["gain_over_best_baseline"] = {"baseline": best[0], "mse": best[1]["mse"] - metrics["mse"]}
+            metrics["transfer"] = {**transfer_verdict(metrics["mse"], best[1]["mse"], metrics["n"],
+                                                      higher_is_better=False, name="mse"), "control": best[0]}
         if data is None:
             self.metrics_ = metrics
             self.examples_ = self._examples(x, y.numpy(), pred, baselines)

@@ -65,6 +65,7 @@ class ImageClassifier(ClassifierBase):
         run_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
+        baseline: bool = True,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -82,6 +83,7 @@ class ImageClassifier(ClassifierBase):
         self.run_dir = run_dir
         self.resume = resume
         self.progress = progress
+        self.baseline = baseline
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: str | Path | ImageFolderData) -> "ImageClassifier":
@@ -107,13 +109,15 @@ class ImageClassifier(ClassifierBase):
             train=train_plain.with_transform(train_transform(backbone.preprocessing, self.image_size_, self.augment)),
             train_plain=train_plain,
             val=ImageDataset(d.val.paths, d.val.labels, plain, cache_side=self.image_size_),
-            num_classes=len(self.classes_),
+            num_classes=len(self.classes_), pretrained=backbone.meta.get("pretrained", True),
         )
+        self._diagnose_domain(backbone, fit_data)
         outcome = self._adapt(strategy, model, fit_data, self._settings(tta=self.tta), start, loaded)
+        self._control(self.timings_.get("total fit", 0.0))
         if d.skipped:
             self.notes_.insert(0, f"{len(d.skipped)} file(s) skipped (not images or unreadable); see Data")
         self.decisions_ = [
-            ("backbone: " + backbone.name, backbone.source),
+            self._backbone_decision(backbone),
             self._strategy_decision(outcome),
             (f"input size: {self.image_size_} px", size_reason),
             ("split", d.split["description"]),

@@ -49,6 +49,7 @@ class TextClassifier(ClassifierBase):
         run_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
+        baseline: bool = True,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -66,6 +67,7 @@ class TextClassifier(ClassifierBase):
         self.run_dir = run_dir
         self.resume = resume
         self.progress = progress
+        self.baseline = baseline
 
     def fit(self, data: str | Path | TextTableData) -> "TextClassifier":
         """Read and split `data`, load the encoder, adapt it with the chosen strategy; returns self."""
@@ -87,10 +89,13 @@ class TextClassifier(ClassifierBase):
             # feature extraction and validation ignore order: sorted by length, batches need little padding
             train_plain=_by_length(d.train.texts, d.train.labels), val=_by_length(d.val.texts, d.val.labels),
             num_classes=len(self.classes_), collate_fn=self._collator(), modality="text",
+            pretrained=backbone.meta.get("pretrained", True),
         )
+        self._diagnose_domain(backbone, fit_data)
         outcome = self._adapt(strategy, model, fit_data, self._settings(), start, loaded)
+        self._control(self.timings_.get("total fit", 0.0))
         self.decisions_ = [
-            ("backbone: " + backbone.name, backbone.source),
+            self._backbone_decision(backbone),
             self._strategy_decision(outcome),
             (f"columns: text = {d.columns['text']!r}, label = {d.columns.get('label')!r}",
              "as given" if self.text_column or self.label_column else "detected from the column names and contents"),

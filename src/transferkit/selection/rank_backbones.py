@@ -1,0 +1,250 @@
+"""Rank candidate backbones (or layers of one) on the user's data before any training.
+
+Each candidate encodes a stratified sample of the training split once; the transferability
+scores then need only those features (and, for LEEP/NCE, the source classifier's predictions).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import TransferkitError
+
+#: the default score: best mean weighted τ in You et al. 2021 and linear-time in the sample size
+DEFAULT_METRIC = "logme"
+
+
+@dataclass
+class CandidateScore:
+    """One candidate's scores (None where a score does not apply, e.g. LEEP without a source head)."""
+
+    candidate: str
+    backbone: str
+    layer: str | None
+    image_size: int | None
+    num_features: int
+    scores: dict[str, float | None]
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class Ranking:
+    """Candidates sorted by `metric` (best first), with how the sample was drawn and the time spent."""
+
+    metric: str
+    rows: list[CandidateScore]
+    sample: dict[str, Any]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> CandidateScore:
+        return self.rows[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "sample": self.sample, "seconds": self.seconds, "notes": self.notes,
+                "rows": [asdict(r) for r in self.rows]}
+
+
+class StageFeatures(nn.Module):
+    """Globally pooled features of one intermediate stage of a timm model (`forward_intermediates`)."""
+
+    def __init__(self, model: nn.Module, index: int) -> None:
+        super().__init__()
+        self.model, self.index = model, int(index)
+        self.num_features = int(model.feature_info[index]["num_chs"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (out,) = self.model.forward_intermediates(x, indices=[self.index], intermediates_only=True)
+        return out.mean(dim=(2, 3))
+
+
+class LayerFeatures(nn.Module):
+    """Mean-pooled hidden states of one transformer layer of a `TextEncoder` (0 = embeddings)."""
+
+    def __init__(self, encoder: nn.Module, index: int) -> None:
+        super().__init__()
+        self.encoder, self.index = encoder, int(index)
+        self.num_features = encoder.num_features
+
+    def forward(self, batch) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.encoder.transformer(**inputs, output_hidden_states=True).hidden_states[self.index]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+
+
+def available_layers(backbone) -> list[str]:
+    """Names of the intermediate layers a backbone exposes for ranking (`stageK` / `layerK`)."""
+    model = backbone.model
+    if backbone.modality == "image" and hasattr(model, "forward_intermediates"):
+        return [f"stage{i}" for i in range(len(model.feature_info))]
+    if backbone.modality == "text":
+        return [f"layer{i}" for i in range(int(model.transformer.config.num_hidden_layers) + 1)]
+    return []
+
+
+def with_layer(backbone, layer: str | None):
+    """The backbone's feature extractor cut at `layer` (None: its normal pooled output)."""
+    if layer is None:
+        return backbone.model
+    names = available_layers(backbone)
+    if layer not in names:
+        raise TransferkitError(f"{backbone.name} has no layer {layer!r}; it exposes: {', '.join(names) or 'none'}.")
+    index = int(layer.lstrip("stagelayer"))
+    return StageFeatures(backbone.model, index) if backbone.modality == "image" else LayerFeatures(backbone.model, index)
+
+
+def _source_head(name: str, backbone) -> nn.Module | None:
+    """The classifier the backbone was trained with (its source task), when one is available:
+    the ImageNet head of a packaged backbone, or the head of a transferkit classification run."""
+    from ..backbones.run_dir import is_run_dir
+
+    if is_run_dir(Path(name)):
+        from ..tasks import load_run
+
+        run = load_run(name)
+        return getattr(run.model_, "head", None) if hasattr(run, "classes_") else None
+    if backbone.modality != "image" or backbone.family != "timm":
+        return None
+    from ..backbones.offline import _PACKAGED, load_imagenet_classifier
+
+    if name not in _PACKAGED:
+        return None
+    try:
+        full = load_imagenet_classifier(name)
+    except FileNotFoundError:
+        return None
+    return full.get_classifier()
+
+
+def default_candidates(modality: str) -> list[str]:
+    """The registered backbones for `modality` whose weights are installed (no network needed)."""
+    from ..backbones import offline_backbones
+
+    return offline_backbones(modality)
+
+
+def _sample(labels: Sequence[int], size: int, seed: int) -> list[int]:
+    from ..data.splits import stratified_carve
+
+    if len(labels) <= size:
+        return list(range(len(labels)))
+    _, chosen = stratified_carve(labels, size / len(labels), int(max(labels)) + 1, seed)
+    return chosen
+
+
+@torch.inference_mode()
+def _encode(module: nn.Module, head: nn.Module | None, loader, progress: bool, description: str):
+    from tqdm.auto import tqdm
+
+    from ..strategies.features import to_device
+
+    module.eval()
+    device = next(module.parameters()).device
+    feats, probs, labels = [], [], []
+    for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
+        f = module(to_device(x, device)).float()
+        feats.append(f.cpu())
+        if head is not None:
+            probs.append(torch.softmax(head.eval()(f), dim=1).cpu())
+        labels.append(torch.as_tensor(y))
+    return (torch.cat(feats).numpy(), torch.cat(probs).numpy() if probs else None, torch.cat(labels).numpy())
+
+
+def rank_backbones(
+    data, candidates: Sequence[str], metrics: Sequence[str] = (DEFAULT_METRIC,), task: str | None = None,
+    layers: Sequence[str] | None = None, image_sizes: Sequence[int] | None = None, sample_size: int = 1000,
+    seed: int = 0, progress: bool = True, **data_options: Any,
+) -> Ranking:
+    """Score every candidate (× layer × image size) on a stratified sample of `data`'s training split.
+
+    `data` is what the task's `fit` takes (an image folder or a text table); `metrics` are
+    registered score names (`transferkit list scores`), the first one orders the ranking.
+    """
+    from torch.utils.data import DataLoader
+
+    from ..backbones import create_backbone
+    from . import SCORES, compute_score
+
+    start = time.perf_counter()
+    metrics = list(metrics)
+    for name in metrics:
+        SCORES.entry(name)  # unknown names fail before any slow work
+    task, modality, split, classes = _load(data, task, seed, data_options)
+    labels_all = split.labels
+    chosen = _sample(labels_all, sample_size, seed)
+    rows, notes = [], []
+    for name in candidates:
+        backbone = create_backbone(name, modality=modality)
+        head = _source_head(name, backbone)
+        for layer in layers or [None]:
+            module = with_layer(backbone, layer)
+            for size in (image_sizes or [None]) if modality == "image" else [None]:
+                t0 = time.perf_counter()
+                dataset, collate, used_size = _dataset(backbone, split, chosen, size, data_options)
+                loader = DataLoader(dataset, batch_size=64, collate_fn=collate)
+                label = name + (f"@{layer}" if layer else "") + (f" {used_size}px" if size else "")
+                features, probs, labels = _encode(module, head if layer is None else None, loader, progress, label)
+                scores = {}
+                for metric in metrics:
+                    needs = SCORES.entry(metric).meta.get("needs", "features")
+                    if needs == "source_probs" and probs is None:
+                        scores[metric] = None
+                        continue
+                    scores[metric] = float(compute_score(metric, features=features, labels=labels, source_probs=probs))
+                note = "" if probs is not None else "no source classifier: LEEP/NCE do not apply"
+                rows.append(CandidateScore(label, name, layer, used_size, int(features.shape[1]), scores,
+                                           time.perf_counter() - t0, note))
+    key = metrics[0]
+    rows.sort(key=lambda r: (r.scores[key] is None, -(r.scores[key] or 0.0)))
+    if rows and rows[0].scores[key] is None:
+        raise TransferkitError(f"no candidate could be scored with {key} (it needs a source classifier); use logme.")
+    sample = {"task": task, "examples": len(chosen), "of": len(labels_all), "classes": classes, "seed": seed}
+    return Ranking(key, rows, sample, time.perf_counter() - start, notes)
+
+
+def _load(data, task, seed, options):
+    """(task, modality, training split, classes) of `data`, read as the task's `fit` would."""
+    from ..data import ImageFolderData, TextTableData, load_image_folder, load_text_data
+    from ..tasks.registry import TASKS, detect_task
+
+    if isinstance(data, (ImageFolderData, TextTableData)):  # already loaded by a task's fit
+        modality = "image" if isinstance(data, ImageFolderData) else "text"
+        if modality == "image":
+            options.setdefault("_median_side", data.median_side)
+        return f"{modality}-classification", modality, data.train, data.classes
+    task = task or detect_task(data)[0]
+    modality = TASKS.entry(task).meta.get("modality")
+    if modality == "image":
+        loaded = load_image_folder(data, seed=seed)
+        options.setdefault("_median_side", loaded.median_side)
+    elif modality == "text":
+        loaded = load_text_data(data, options.get("text_column"), options.get("label_column"), seed=seed)
+    else:
+        raise TransferkitError(f"ranking backbones needs a classification task, not {task}.")
+    return task, modality, loaded.train, loaded.classes
+
+
+def _dataset(backbone, split, chosen, size, options):
+    if backbone.modality == "image":
+        from ..data import ImageDataset, eval_transform
+        from ..tasks.image_classification import resolve_image_size
+
+        size, _ = resolve_image_size(size, backbone.preprocessing.image_size, options.get("_median_side", 0))
+        dataset = ImageDataset([split.paths[i] for i in chosen], [split.labels[i] for i in chosen],
+                               eval_transform(backbone.preprocessing, size), cache_side=size)
+        return dataset, None, size
+    from ..data import TextDataset, TokenCollator
+
+    order = sorted(chosen, key=lambda i: len(split.texts[i]))  # little padding per batch
+    dataset = TextDataset([split.texts[i] for i in order], [split.labels[i] for i in order])
+    return dataset, TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length), None
