@@ -83,3 +83,36 @@ def test_hub_backbone_offline_lists_offline_alternatives(monkeypatch):
 def test_directory_that_is_not_a_run_is_rejected(tmp_path):
     with pytest.raises(BackboneUnavailableError, match="not a transferkit run"):
         create_backbone(str(tmp_path))
+
+
+def test_mnist_cnn_keeps_its_digit_knowledge():
+    """Weights mapped correctly: the MNIST head reads scikit-learn's 8×8 digits (another data set)
+    placed like MNIST digits (20 px box in a 28 px frame) far above chance."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    from transferkit.backbones.mnist import MNIST_MEAN, MNIST_STD, load_mnist_classifier
+
+    try:
+        body, head = load_mnist_classifier()
+    except FileNotFoundError:
+        pytest.skip("digit-recognizer-py not installed")
+    digits = load_digits()
+    x = torch.nn.functional.interpolate(torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None], size=(20, 20),
+                                        mode="bilinear")
+    x = ((torch.nn.functional.pad(x, (4, 4, 4, 4)) - MNIST_MEAN) / MNIST_STD).repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        accuracy = (head(body(x)).argmax(1).numpy() == digits.target).mean()
+    assert accuracy > 0.7  # measured 0.816; chance is 0.1
+
+
+def test_text_encoder_cut_after_a_layer_saves_and_rebuilds():
+    from transferkit.backbones import create_backbone
+    from transferkit.backbones.run_dir import build_architecture
+
+    cut = create_backbone("all-minilm-l6-v2@layer2", modality="text")
+    assert cut.name == "all-minilm-l6-v2@layer2" and len(cut.model.transformer.encoder.layer) == 2
+    rebuilt = build_architecture(cut.to_config())
+    assert rebuilt.state_dict().keys() == cut.model.state_dict().keys()
+    with pytest.raises(Exception, match="cannot cut at layer 9"):
+        create_backbone("all-minilm-l6-v2@layer9", modality="text")

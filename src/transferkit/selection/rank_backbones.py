@@ -105,7 +105,8 @@ def with_layer(backbone, layer: str | None):
 
 def _source_head(name: str, backbone) -> nn.Module | None:
     """The classifier the backbone was trained with (its source task), when one is available:
-    the ImageNet head of a packaged backbone, or the head of a transferkit classification run."""
+    a registered backbone's `source_head` (ImageNet, MNIST), or the head of a classification run."""
+    from ..backbones import BACKBONES
     from ..backbones.run_dir import is_run_dir
 
     if is_run_dir(Path(name)):
@@ -113,17 +114,11 @@ def _source_head(name: str, backbone) -> nn.Module | None:
 
         run = load_run(name)
         return getattr(run.model_, "head", None) if hasattr(run, "classes_") else None
-    if backbone.modality != "image" or backbone.family != "timm":
-        return None
-    from ..backbones.offline import _PACKAGED, load_imagenet_classifier
-
-    if name not in _PACKAGED:
-        return None
+    loader = BACKBONES.entry(name).meta.get("source_head") if name in BACKBONES else None
     try:
-        full = load_imagenet_classifier(name)
-    except FileNotFoundError:
+        return loader() if loader else None
+    except FileNotFoundError:  # weights not installed: the hub fallback has no packaged head
         return None
-    return full.get_classifier()
 
 
 def default_candidates(modality: str) -> list[str]:
