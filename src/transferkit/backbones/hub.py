@@ -31,13 +31,23 @@ SCRATCH_PREFIX = "scratch:"
 
 
 def create_scratch_backbone(name: str) -> Backbone:
-    """`scratch:ARCH`: timm architecture ARCH with random weights, the no-transfer control of a run."""
+    """`scratch:NAME`: the architecture of backbone NAME (registered, or any timm model) with random
+    weights and the same preprocessing: the no-transfer control of a run."""
     import timm
 
+    from .registry import BACKBONES
+    from .run_dir import build_architecture
+
     arch = name[len(SCRATCH_PREFIX):]
-    if not timm.is_model(arch):
-        raise UnknownNameError(f"unknown architecture {arch!r} in {name!r}; use a timm model name after 'scratch:'.")
-    model = timm.create_model(arch, pretrained=False, num_classes=0)
-    backbone = Backbone.from_timm(name, arch, model, f"{arch} with random weights (no pretraining): the from-scratch control")
+    if arch in BACKBONES:
+        pretrained = BACKBONES.get(arch)()
+        backbone = Backbone(name=name, architecture=pretrained.architecture, model=build_architecture(pretrained.to_config()),
+                            preprocessing=pretrained.preprocessing, source="", modality=pretrained.modality,
+                            family=pretrained.family, arch_config=pretrained.arch_config, tokenizer=pretrained.tokenizer)
+    elif timm.is_model(arch):
+        backbone = Backbone.from_timm(name, arch, timm.create_model(arch, pretrained=False, num_classes=0), "")
+    else:
+        raise UnknownNameError(f"unknown architecture {arch!r} in {name!r}; use a backbone or timm model name after 'scratch:'.")
+    backbone.source = f"{backbone.architecture} with random weights (no pretraining): the from-scratch control"
     backbone.meta["pretrained"] = False
     return backbone

@@ -57,7 +57,9 @@ def _image_scratch(est, budget: float) -> dict[str, Any]:
     """The same architecture with random weights, all layers trained (capacity equal by construction)."""
     from ..tasks.image_classification import ImageClassifier
 
-    architecture = est.backbone_info_["architecture"]
+    info = est.backbone_info_
+    # a registered backbone rebuilds with its own preprocessing; otherwise the timm architecture
+    architecture = info["name"] if info.get("family") != "timm" else info["architecture"]
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
     control = ImageClassifier(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
