@@ -94,3 +94,10 @@ def test_make_pairs_labels_same_and_different_classes():
     assert pairs and all((labels[i] == labels[j]) == (t == 1.0) for i, j, t in pairs)
     assert all(i != j for i, j, _ in pairs)
     assert len(make_pairs(labels, iterations=3, max_pairs=5, seed=0)) == 5
+
+
+def test_fine_tune_without_validation_runs_every_epoch(table):
+    """With --shots-per-class nothing is held out for validation: no early stopping, last epoch kept."""
+    clf = TextClassifier(strategy="fine-tune", shots_per_class=6, epochs=2, **FAST).fit(table)
+    assert len(clf.data_.val) == 0 and [row["epoch"] for row in clf.history_] == [1, 2]
+    assert "val_loss" not in clf.history_[0] and not any("restored" in n for n in clf.notes_)
