@@ -9,6 +9,7 @@ Accuracy on the GLUE dev set (872 sentences; the test labels are hidden) for:
 Results merge into benchmarks/results/sst2.json (parts not re-run are kept).
 
     python benchmarks/sst2.py [--parts lp,ft,fewshot] [--ft-size 8000] [--shots 8,16,64] [--seeds 5]
+                              [--strategies auto,linear-probe,setfit]
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--ft-epochs", type=int, default=None, help="default: the fine-tune rule")
     parser.add_argument("--shots", default="8,16,64")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--strategies", default="auto,linear-probe", help="few-shot strategies to compare")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "sst2.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -90,20 +92,20 @@ def main() -> None:
     if "fewshot" in parts:
         fewshot = results.setdefault("few_shot", {})
         for k in map(int, args.shots.split(",")):
-            rows = {"auto": [], "linear-probe": []}
+            rows = {strategy: [] for strategy in args.strategies.split(",")}
             for seed in range(args.seeds):
                 for strategy in rows:
                     run = fit_and_score(args.data, strategy=strategy, shots_per_class=k, seed=seed, batch_size=16)
                     rows[strategy].append(run)
                     print(f"K={k:3d} seed {seed} {strategy:12s} ({run['strategy']}): acc {run['accuracy']:.3f}  "
                           f"fit {run['fit_seconds']:.0f} s", flush=True)
-            fewshot[str(k)] = {
+            fewshot.setdefault(str(k), {}).update({
                 strategy: {"used": runs[0]["strategy"],
                            "mean": statistics.mean(r["accuracy"] for r in runs),
                            "std": statistics.stdev(r["accuracy"] for r in runs) if len(runs) > 1 else 0.0,
                            "accuracies": [r["accuracy"] for r in runs],
                            "mean_fit_seconds": statistics.mean(r["fit_seconds"] for r in runs)}
-                for strategy, runs in rows.items()}
+                for strategy, runs in rows.items()})
             save()
     print("\nSST-2 dev accuracy")
     for key, run in results.items():
