@@ -96,3 +96,14 @@ def test_bad_forecast_requests(source):
         Forecaster(lookback=336, horizon=400, progress=False).fit(source)
     with pytest.raises(DataError, match="--target; columns found: date, load, temp"):
         Forecaster(target="OT", **FAST).fit(source)
+
+
+def test_transfer_reports_domain_shift_and_the_baseline_verdict(fitted, tmp_path):
+    _, run = fitted
+    target = series_csv(tmp_path / "target.csv", seed=3, level=50.0)
+    tuned = Forecaster(backbone=str(run), train_fraction=0.3, **{**FAST, "lookback": None}).fit(target)
+    shift = tuned.domain_["batchnorm_shift"]
+    assert shift is not None and shift["shift"] >= 0 and "interpretation" in shift
+    check = tuned.evaluate()["transfer"]
+    assert check["metric"] == "mse" and check["control"] in tuned.metrics_["baselines"]
+    assert check["gain"] == pytest.approx(check["baseline"] - check["model"])

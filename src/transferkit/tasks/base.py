@@ -121,13 +121,17 @@ class TransferEstimator(BaseEstimator):
             list(range(min(sample, len(fit_data.train_plain))))
         subset = Subset(fit_data.train_plain, chosen)
         loader = fit_data.loader(subset, 32)
-        domain = {"batchnorm_shift": batchnorm_shift(backbone.model, loader)}
+        domain = {"batchnorm_shift": batchnorm_shift(self._raw_input_encoder(backbone.model), loader)}
         if labels and len(set(labels)) > 1:
             features, y = extract_features(backbone.model, subset, batch_size=32, hflip=False, progress=False,
                                            collate_fn=fit_data.collate_fn)
             domain["separability"] = linear_separability(features, y)
         domain["seconds"] = time.perf_counter() - start
         self.domain_ = domain
+
+    def _raw_input_encoder(self, body: nn.Module) -> nn.Module:
+        """The backbone as it reads this task's raw inputs (forecasting normalises windows first)."""
+        return body
 
     def _control(self, fitted_seconds: float) -> None:
         """After adaptation: the from-scratch control (unless `baseline=False`)."""

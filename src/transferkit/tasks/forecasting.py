@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..backbones.patchtst import ForecastHead, ForecastModel, patchtst_backbone
+from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_backbone
 from ..backbones.run_dir import WEIGHTS_FILE
 from ..reporting.run_report import EXAMPLES_FILE
 from ..data.timeseries import SeriesTable, Standardizer, WindowDataset, chronological_split, load_series_csv
@@ -193,6 +193,9 @@ class Forecaster(TransferEstimator):
     def _new_model(self, body: nn.Module, num_features: int) -> ForecastModel:
         return ForecastModel(body, self._new_head(num_features))
 
+    def _raw_input_encoder(self, body: nn.Module) -> nn.Module:
+        return _RevINEncoder(body)
+
     def _forecast(self, windows: WindowDataset) -> np.ndarray:
         loader = DataLoader(windows, batch_size=256)
         out = self._outputs(loader)
@@ -295,6 +298,17 @@ class Forecaster(TransferEstimator):
         if getattr(self, "examples_", None):
             (path / EXAMPLES_FILE).write_text(json.dumps(self.examples_))
         return path
+
+
+class _RevINEncoder(nn.Module):
+    """The encoder behind the per-window normalisation it was trained with (for domain statistics)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body, self.revin = body, RevIN()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.revin.normalize(x)[0])
 
 
 class _SeriesRun:
