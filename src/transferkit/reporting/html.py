@@ -322,17 +322,19 @@ def _transfer(check: dict, domain: dict) -> str:
     shift = domain.get("batchnorm_shift")
     if shift:
         parts.append(f'<p>Domain shift against the source data (statistics of the last batch-norm layer '
-                     f'<code>{_e(shift["layer"])}</code>, {shift["channels"]} channels): <strong>{_fmt(shift["shift"], 2)}'
-                     f'</strong> source standard deviations (mean shift {_fmt(shift["mean_shift"], 2)}, mean |log '
-                     f'variance ratio| {_fmt(shift["log_variance_ratio"], 2)}) — {_e(shift["interpretation"])}. '
+                     f'<code>{_e(shift.get("layer", "?"))}</code>, {_int(shift.get("channels"))} channels): '
+                     f'<strong>{_fmt(shift.get("shift"), 2)}</strong> source standard deviations (mean shift '
+                     f'{_fmt(shift.get("mean_shift"), 2)}, mean |log variance ratio| '
+                     f'{_fmt(shift.get("log_variance_ratio"), 2)}) — {_e(shift.get("interpretation", ""))}. '
                      'For reference: flowers photos 0.4-0.7, 8×8 digits 1.2-1.4 with ImageNet backbones.</p>')
     elif domain:
         parts.append(_muted("Domain shift: not measured (the backbone has no batch-norm statistics of its source data)."))
     sep = domain.get("separability")
     if sep:
-        parts.append(f'<p>Linear separability of the pretrained features ({sep["examples"]} training examples): '
-                     f'cross-validated accuracy {_pct(sep["cv_accuracy"])}, training accuracy '
-                     f'{_pct(sep["train_accuracy"])}, chance {_pct(sep["chance"])} — {_e(sep["interpretation"])}.</p>')
+        parts.append(f'<p>Linear separability of the pretrained features ({_int(sep.get("examples"))} training '
+                     f'examples): cross-validated accuracy {_pct(sep.get("cv_accuracy"))}, training accuracy '
+                     f'{_pct(sep.get("train_accuracy"))}, chance {_pct(sep.get("chance"))} — '
+                     f'{_e(sep.get("interpretation", ""))}.</p>')
     return "\n".join(parts)
 
 
