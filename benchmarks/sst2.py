@@ -37,6 +37,7 @@ def fit_and_score(data, **params) -> dict:
     fit_seconds = time.perf_counter() - start
     metrics = clf.evaluate()
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "strategy": clf.strategy_,
+            "transfer": metrics.get("transfer"),
             "train_size": len(clf.data_.train), "val_size": len(clf.data_.val), "fit_seconds": fit_seconds,
             "timings": clf.timings_, "settings": {k: v for k, v in clf.strategy_settings_.items() if k != "head_fit"},
             "history": clf.history_}
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--parts", default="lp,ft,fewshot")
     parser.add_argument("--ft-size", type=int, default=8000)
     parser.add_argument("--ft-epochs", type=int, default=None, help="default: the fine-tune rule")
+    parser.add_argument("--ft-lr", type=float, default=None, help="default: the text default (1e-4)")
     parser.add_argument("--shots", default="8,16,64")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strategies", default="auto,linear-probe", help="few-shot strategies to compare")
@@ -66,13 +68,15 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    # parallel runs write other keys: merge with what is on disk when saving, not only at start
     results.update({"data": str(args.data), "backbone": "all-minilm-l6-v2", "threads": torch.get_num_threads(),
                     "metric": "accuracy on SST-2 dev (872)"})
     parts = args.parts.split(",")
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, default=str))
+        on_disk = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        args.out.write_text(json.dumps({**on_disk, **results}, indent=2, default=str))
 
     if "lp" in parts:
         run = fit_and_score(args.data, strategy="linear-probe", batch_size=128)
@@ -83,9 +87,9 @@ def main() -> None:
     if "ft" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             folder = subset_folder(args.data, args.ft_size, 0, Path(tmp))
-            run = fit_and_score(folder, strategy="auto", epochs=args.ft_epochs)
+            run = fit_and_score(folder, strategy="auto", epochs=args.ft_epochs, lr=args.ft_lr)
         run["subset"] = f"{args.ft_size} phrases drawn uniformly from train (seed 0), 10 % of them for validation"
-        results[f"fine_tune_{args.ft_size}"] = run
+        results[f"fine_tune_{args.ft_size}" + (f"_lr{args.ft_lr:g}" if args.ft_lr else "")] = run
         print(f"{run['strategy']} on {args.ft_size} phrases: acc {run['accuracy']:.3f}  fit {run['fit_seconds']:.0f} s",
               flush=True)
         save()

@@ -238,12 +238,15 @@ def ranking_png(rows: Sequence[dict], metric: str) -> bytes | None:
     fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(points) + 1.2))
     y = np.arange(len(points))[::-1]
     colours = ["tab:green"] + ["tab:blue"] * (len(points) - 1)
-    ax.barh(y, values, color=colours)
+    low, high = min(values), max(values)
+    pad = 0.15 * ((high - low) or abs(high) or 1.0)
+    # bars start at a common left edge, so a longer bar always means a higher score, also when
+    # scores are negative (LogME, LEEP, NCE usually are)
+    base = min(0.0, low - pad) if low >= 0 else low - pad
+    ax.barh(y, np.asarray(values) - base, left=base, color=colours)
     ax.set_yticks(y, names)
     ax.set_xlabel(f"{metric} (higher transfers better)")
-    low, high = min(values), max(values)
-    pad = 0.1 * ((high - low) or abs(high) or 1.0)
-    ax.set_xlim(min(0.0, low - pad) if low >= 0 else low - pad, high + pad)
+    ax.set_xlim(base, high + pad)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _to_png(fig)
