@@ -6,7 +6,7 @@ scores then need only those features (and, for LEEP/NCE, the source classifier's
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,14 +42,13 @@ class Ranking:
     rows: list[CandidateScore]
     sample: dict[str, Any]
     seconds: float
-    notes: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> CandidateScore:
         return self.rows[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "sample": self.sample, "seconds": self.seconds, "notes": self.notes,
+        return {"metric": self.metric, "sample": self.sample, "seconds": self.seconds,
                 "rows": [asdict(r) for r in self.rows]}
 
 
@@ -177,7 +176,7 @@ def rank_backbones(
     task, modality, split, classes = _load(data, task, seed, data_options)
     labels_all = split.labels
     chosen = _sample(labels_all, sample_size, seed)
-    rows, notes = [], []
+    rows = []
     for name in candidates:
         backbone = create_backbone(name, modality=modality)
         head = _source_head(name, backbone)
@@ -204,7 +203,7 @@ def rank_backbones(
     if rows and rows[0].scores[key] is None:
         raise TransferkitError(f"no candidate could be scored with {key} (it needs a source classifier); use logme.")
     sample = {"task": task, "examples": len(chosen), "of": len(labels_all), "classes": classes, "seed": seed}
-    return Ranking(key, rows, sample, time.perf_counter() - start, notes)
+    return Ranking(key, rows, sample, time.perf_counter() - start)
 
 
 def _load(data, task, seed, options):
