@@ -42,6 +42,8 @@ class ImageClassifier(ClassifierBase):
     `fit(path)` takes a folder with one sub-folder per class (or train/val/test sub-folders);
     `predict`, `predict_proba` and `evaluate` take image paths or folders. Learned state ends in `_`.
     `strategy_options` sets a strategy's own knobs (e.g. {"layer_decay": 0.7} for fine-tune).
+    `backbone="auto"` ranks the installed backbones by LogME first; `baseline=True` also trains
+    the same architecture from scratch on the same split and `evaluate()` reports the transfer gain.
     """
 
     task = TASK

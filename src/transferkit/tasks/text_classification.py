@@ -25,7 +25,9 @@ class TextClassifier(ClassifierBase):
     `fit(source)` takes a CSV/TSV/JSONL table, a folder with train/dev/test tables, or a Hugging
     Face `datasets` name; `predict`, `predict_proba` take a list of strings; `evaluate` a labelled
     table (or nothing, for the held-out test split). `shots_per_class=K` trains on K sampled
-    examples per class, for few-shot use and data-efficiency measurements.
+    examples per class, for few-shot use and data-efficiency measurements. `backbone="auto"` ranks
+    the installed encoders first; `baseline=True` also fits a TF-IDF control on the same split and
+    `evaluate()` reports the transfer gain.
     """
 
     task = TASK
