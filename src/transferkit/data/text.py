@@ -287,6 +287,13 @@ class TextDataset(Dataset):
         self.texts = list(texts)
         self.labels = list(labels) if labels is not None else None
 
+    @classmethod
+    def by_length(cls, texts: Sequence[str], labels: Sequence[int] | None = None) -> tuple["TextDataset", np.ndarray]:
+        """The texts sorted by length, so batches need little padding, and the order used
+        (`dataset.texts[k] == texts[order[k]]`); for passes where order does not matter."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        return cls([texts[i] for i in order], None if labels is None else [labels[i] for i in order]), order
+
     def __len__(self) -> int:
         return len(self.texts)
 

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -137,21 +136,18 @@ def _sample(labels: Sequence[int], size: int, seed: int) -> list[int]:
 
 
 @torch.inference_mode()
-def _encode(module: nn.Module, head: nn.Module | None, loader, progress: bool, description: str):
-    from tqdm.auto import tqdm
+def _encode(module: nn.Module, head: nn.Module | None, dataset, collate, progress: bool, description: str):
+    """Features and labels of `dataset`, and the source head's probabilities on those features."""
+    from ..strategies.features import extract_features
 
-    from ..strategies.features import to_device
-
-    module.eval()
-    device = next(module.parameters()).device
-    feats, probs, labels = [], [], []
-    for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
-        f = module(to_device(x, device)).float()
-        feats.append(f.cpu())
-        if head is not None:
-            probs.append(torch.softmax(head.eval()(f), dim=1).cpu())
-        labels.append(torch.as_tensor(y))
-    return (torch.cat(feats).numpy(), torch.cat(probs).numpy() if probs else None, torch.cat(labels).numpy())
+    features, labels = extract_features(module, dataset, batch_size=64, hflip=False, progress=progress,
+                                        description=description, collate_fn=collate)
+    probs = None
+    if head is not None:
+        head = head.eval()
+        device = next(head.parameters()).device
+        probs = torch.softmax(head(torch.from_numpy(features).to(device)), dim=1).cpu().numpy()
+    return features, probs, labels
 
 
 def rank_backbones(
@@ -164,8 +160,6 @@ def rank_backbones(
     `data` is what the task's `fit` takes (an image folder or a text table); `metrics` are
     registered score names (`transferkit list scores`), the first one orders the ranking.
     """
-    from torch.utils.data import DataLoader
-
     from ..backbones import create_backbone
     from . import SCORES, compute_score
 
@@ -185,9 +179,9 @@ def rank_backbones(
             for size in (image_sizes or [None]) if modality == "image" else [None]:
                 t0 = time.perf_counter()
                 dataset, collate, used_size = _dataset(backbone, split, chosen, size, data_options)
-                loader = DataLoader(dataset, batch_size=64, collate_fn=collate)
                 label = name + (f"@{layer}" if layer else "") + (f" {used_size}px" if size else "")
-                features, probs, labels = _encode(module, head if layer is None else None, loader, progress, label)
+                features, probs, labels = _encode(module, head if layer is None else None, dataset, collate,
+                                                  progress, label)
                 scores = {}
                 for metric in metrics:
                     needs = SCORES.entry(metric).meta.get("needs", "features")
@@ -239,6 +233,5 @@ def _dataset(backbone, split, chosen, size, options):
         return dataset, None, size
     from ..data import TextDataset, TokenCollator
 
-    order = sorted(chosen, key=lambda i: len(split.texts[i]))  # little padding per batch
-    dataset = TextDataset([split.texts[i] for i in order], [split.labels[i] for i in order])
+    dataset, _ = TextDataset.by_length([split.texts[i] for i in chosen], [split.labels[i] for i in chosen])
     return dataset, TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length), None

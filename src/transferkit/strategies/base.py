@@ -82,6 +82,13 @@ class FitData:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                           persistent_workers=num_workers > 0, drop_last=drop_last, collate_fn=self.collate_fn)
 
+    def training_loaders(self, settings: "TrainSettings"):
+        """(shuffled train loader, validation loader or None when nothing was held out)."""
+        train = self.loader(self.train, settings.batch_size, shuffle=True, num_workers=settings.num_workers,
+                            drop_last=len(self.train) > settings.batch_size)
+        val = self.loader(self.val, settings.batch_size, num_workers=settings.num_workers) if len(self.val) else None
+        return train, val
+
 
 @dataclass
 class FitOutcome:

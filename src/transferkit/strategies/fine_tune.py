@@ -76,12 +76,7 @@ class FineTuneBase(Strategy):
             freeze_bn_stats=recipe.freeze_bn_stats,
         )
         module = TransferModule(model, groups, schedule, unfreeze, data.num_classes, data.objective)
-        train_loader = data.loader(data.train, settings.batch_size, shuffle=True, num_workers=settings.num_workers,
-                                   drop_last=len(data.train) > settings.batch_size)
-        # few-shot runs hold out no validation: then all epochs run and the last one is kept
-        has_val = len(data.val) > 0
-        val_loader = data.loader(data.val, settings.batch_size, num_workers=settings.num_workers) if has_val else None
-        run = run_lightning(module, train_loader, val_loader, epochs, settings, monitor="val_loss" if has_val else None)
+        run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
         outcome.timings["fine-tuning"] = run.seconds
         outcome.notes.extend(run.notes)
         model.eval()

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .base import TransferModel
 from .freezing import GradualUnfreeze, freeze_batchnorm_stats

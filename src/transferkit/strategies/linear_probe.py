@@ -38,15 +38,17 @@ def fit_logistic_head(
     history, best = [], None
     labels = np.arange(num_classes)
     cross_validate = len(val_y) == 0  # few-shot runs keep every labelled example for training
+    if not cross_validate:
+        scaler = _scaler(train_x, per_feature_scaling)
+        tx, vx = scaler.transform(train_x), scaler.transform(val_x)
     for c in c_grid:
         if cross_validate:
             proba, train_acc = _cross_validated_proba(train_x, train_y, c, num_classes, seed, per_feature_scaling)
             val_y_used = train_y
         else:
-            scaler = _scaler(train_x, per_feature_scaling)
-            clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaler.transform(train_x), train_y)
-            proba = _full_proba(clf, scaler.transform(val_x), num_classes)
-            train_acc = float((clf.predict(scaler.transform(train_x)) == train_y).mean())
+            clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(tx, train_y)
+            proba = _full_proba(clf, vx, num_classes)
+            train_acc = float((clf.predict(tx) == train_y).mean())
             val_y_used = val_y
         proba /= proba.sum(1, keepdims=True)  # float32 features leave sums a hair off 1
         row = {

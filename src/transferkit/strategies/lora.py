@@ -85,27 +85,21 @@ class Lora(Strategy):
         inject_lora(model.backbone, lora)
         adapter_names = [n for n, _ in model.backbone.named_parameters() if "lora_" in n]
         epochs = settings.epochs or default_epochs(len(data.train))
+        lr = settings.lr or o.lr
         schedule = Schedule(
-            group_lrs=[settings.lr or o.lr], head_lr=o.head_lr, weight_decay=settings.weight_decay,
+            group_lrs=[lr], head_lr=o.head_lr, weight_decay=settings.weight_decay,
             total_steps=epochs * steps_per_epoch(len(data.train), settings.batch_size),
             warmup_fraction=o.warmup_fraction, label_smoothing=settings.label_smoothing, freeze_bn_stats=True,
         )
         module = TransferModule(model, [adapter_names], schedule, GradualUnfreeze(1, 1, 0), data.num_classes,
                                 data.objective)
-        has_val = len(data.val) > 0
-        run = run_lightning(
-            module,
-            data.loader(data.train, settings.batch_size, shuffle=True, num_workers=settings.num_workers,
-                        drop_last=len(data.train) > settings.batch_size),
-            data.loader(data.val, settings.batch_size, num_workers=settings.num_workers) if has_val else None,
-            epochs, settings, monitor="val_loss" if has_val else None,
-        )
+        run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
         model.eval()
         trainable = sum(p.numel() for n, p in model.backbone.named_parameters() if "lora_" in n)
         total = sum(p.numel() for p in model.backbone.parameters())
         return FitOutcome(
             history=run.history,
-            settings={**asdict(o), **lora, "lr": settings.lr or o.lr, "epochs": epochs, "epochs_run": run.epochs_run,
+            settings={**asdict(o), **lora, "lr": lr, "epochs": epochs, "epochs_run": run.epochs_run,
                       "weights": "adapter", "adapter_parameters": trainable},
             timings={"lora training": run.seconds},
             notes=run.notes + [f"{trainable:,} adapter parameters trained ({100 * trainable / total:.2f} % of the "

@@ -96,7 +96,7 @@ class SetFit(Strategy):
         module = PairModule(model.backbone, o.lr, steps, o.warmup_fraction)
         set_trainable(model.backbone.parameters(), True)
         loader = DataLoader(pairs, batch_size=o.batch_size, shuffle=True, collate_fn=collate_pairs)
-        run = run_lightning(module, loader, None, o.epochs, settings, monitor=None)
+        run = run_lightning(module, loader, None, o.epochs, settings)
         set_trainable(model.backbone.parameters(), False)
         history, c, timings = probe(model, data, settings)
         model.eval()

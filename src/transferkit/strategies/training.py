@@ -61,10 +61,13 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
                   monitor: str | None = "val_loss") -> RunResult:
     """Train `module` with checkpoints in `settings.checkpoint_dir` (a temporary folder without one).
 
-    With `monitor`, training stops early on it and the best epoch's weights are restored; without
-    (no validation data), the last epoch is kept. `settings.resume` continues from `last.ckpt`.
-    Ctrl-C raises `TrainingInterrupted` instead of returning a half-trained model.
+    With validation data, training stops early on `monitor` and the best epoch's weights are
+    restored; without (`val_loader` None, e.g. few-shot runs), every epoch runs and the last one is
+    kept. `settings.resume` continues from `last.ckpt`. Ctrl-C raises `TrainingInterrupted`
+    instead of returning a half-trained model.
     """
+    if val_loader is None:
+        monitor = None
     scratch = None if settings.checkpoint_dir else tempfile.TemporaryDirectory(prefix="transferkit-")
     checkpoint_dir = Path(settings.checkpoint_dir or scratch.name)
     last = checkpoint_dir / "last.ckpt"

@@ -157,7 +157,7 @@ class Forecaster(TransferEstimator):
         }
         self.timings_["baselines"] = time.perf_counter() - base_start
         self.decisions_ = [
-            ("backbone: " + backbone.name, backbone.source),
+            self._backbone_decision(backbone),
             self._strategy_decision(outcome),
             (f"series: {', '.join(self.channels_)}",
              f"univariate: only --target {self.target}" if self.target else "every numeric column, each forecast "

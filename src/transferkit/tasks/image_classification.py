@@ -128,6 +128,11 @@ class ImageClassifier(ClassifierBase):
         ]
         return self
 
+    def _scratch_control(self, budget: float) -> dict:
+        from ..diagnostics import image_scratch_control
+
+        return image_scratch_control(self, budget)
+
     # -------------------------------------------------------------- predict
     def _dataset(self, paths: Sequence[Path], labels: Sequence[int] | None = None) -> ImageDataset:
         return ImageDataset(paths, labels, eval_transform(self.preprocessing_, self.image_size_), self.image_size_)

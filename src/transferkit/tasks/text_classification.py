@@ -89,7 +89,8 @@ class TextClassifier(ClassifierBase):
         fit_data = FitData(
             train=TextDataset(d.train.texts, d.train.labels),
             # feature extraction and validation ignore order: sorted by length, batches need little padding
-            train_plain=_by_length(d.train.texts, d.train.labels), val=_by_length(d.val.texts, d.val.labels),
+            train_plain=TextDataset.by_length(d.train.texts, d.train.labels)[0],
+            val=TextDataset.by_length(d.val.texts, d.val.labels)[0],
             num_classes=len(self.classes_), collate_fn=self._collator(), modality="text",
             pretrained=backbone.meta.get("pretrained", True),
         )
@@ -107,6 +108,11 @@ class TextClassifier(ClassifierBase):
         ]
         return self
 
+    def _scratch_control(self, budget: float) -> dict:
+        from ..diagnostics import text_scratch_control
+
+        return text_scratch_control(self, budget)
+
     # -------------------------------------------------------------- predict
     def _collator(self) -> TokenCollator:
         return TokenCollator(self.tokenizer_, self.preprocessing_.max_length)
@@ -120,8 +126,8 @@ class TextClassifier(ClassifierBase):
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
         if bad:
             raise DataError(f"text #{bad[0] + 1} is empty or not a string; every input must be non-empty text.")
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding
-        loader = DataLoader(TextDataset([texts[i] for i in order]), batch_size=64, collate_fn=self._collator())
+        dataset, order = TextDataset.by_length(texts)
+        loader = DataLoader(dataset, batch_size=64, collate_fn=self._collator())
         proba = torch.softmax(torch.cat(self._outputs(loader)), dim=1).numpy()
         out = np.empty_like(proba)
         out[order] = proba
@@ -145,7 +151,3 @@ class TextClassifier(ClassifierBase):
     def _task_config(self) -> dict:
         return {**super()._task_config(), "max_length": self.preprocessing_.max_length}
 
-
-def _by_length(texts: list[str], labels: list[int]) -> TextDataset:
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    return TextDataset([texts[i] for i in order], [labels[i] for i in order])
