@@ -117,8 +117,8 @@ def test_hugging_face_dataset_name_without_the_library(monkeypatch):
 def test_hugging_face_dataset_splits_and_class_names(monkeypatch):
     """Label ids map to the ClassLabel names, and a split whose labels are all -1 (GLUE's hidden
     test labels) is dropped."""
-    install_fake_datasets(monkeypatch, {"train": (POS + NEG, [1] * 6 + [0] * 6), "validation": (["fine", "bad"], [1, 0]),
-                                        "test": (["?", "?"], [-1, -1])})
+    install_fake_datasets(monkeypatch, {"train": (POS + NEG, [1] * 6 + [0] * 6),
+                                        "validation": (["fine", "bad"], [1, 0]), "test": (["?", "?"], [-1, -1])})
     data = load_text_data("glue/sst2-like")
     assert data.classes == ["negative", "positive"]
     assert data.test.texts == ["fine", "bad"] and "validation split is the test set" in data.split["description"]
@@ -259,7 +259,8 @@ def install_fake_datasets(monkeypatch, splits: dict, names=("negative", "positiv
 
 
 def test_hugging_face_class_names_are_kept_and_can_be_renamed(monkeypatch):
-    install_fake_datasets(monkeypatch, {"train": (POS + NEG, [1] * 6 + [0] * 6), "validation": (["fine", "bad"], [1, 0])})
+    install_fake_datasets(monkeypatch, {"train": (POS + NEG, [1] * 6 + [0] * 6),
+                                        "validation": (["fine", "bad"], [1, 0])})
     data = load_text_data("user/sentiment")
     assert data.classes == ["negative", "positive"] and data.label_names == {"0": "negative", "1": "positive"}
     assert data.names_from == "the data set's ClassLabel names"

@@ -149,11 +149,10 @@ def _pick_columns(frame, path: Path, text_column: str | None, label_column: str 
 
 def _cells(values) -> list[str]:
     """Column values as stripped strings; None, NaN and pandas' NA become ""."""
-    out = []
-    for v in values:
-        missing = v is None or (isinstance(v, float) and np.isnan(v)) or type(v).__name__ in ("NAType", "NaTType")
-        out.append("" if missing else str(v).strip())
-    return out
+    import pandas as pd
+
+    return ["" if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+            for v in values]
 
 
 def _row_locator(frame, path: Path, has_header: bool):
@@ -322,7 +321,8 @@ def _rare_class_notes(labels: Sequence[str], classes: list[str], names: dict[str
     rare = [c for c in classes if counts[c] < max(RARE_ROWS, RARE_SHARE * counts[largest])]
     if not rare:
         return []
-    shown = ", ".join(f"{names.get(c, c)!r} ({counts[c]} row{'s' * (counts[c] != 1)})" for c in rare)
+    shown = ", ".join(f"{names.get(c, c)!r} ({counts[c]} row{'s' * (counts[c] != 1)})" for c in rare[:5])
+    shown += f" and {len(rare) - 5} more" if len(rare) > 5 else ""
     numeric = {_looks_numeric(c) for c in classes}
     hint = "the label column mixes numbers and words; " if len(numeric) == 2 else ""
     return [f"{source}: class{'es' * (len(rare) > 1)} {shown} {'have' if len(rare) > 1 else 'has'} very few rows "
