@@ -161,14 +161,14 @@ def test_missing_labels_are_refused_with_their_line(tmp_path, name, hole, where)
 def test_line_numbers_count_texts_that_span_lines(tmp_path):
     path = tmp_path / "multi.csv"
     path.write_text('text,label\n"first line\nsecond line",1\n"one line",0\n"x",NaN\n')
-    with pytest.raises(DataError, match=r"multi.csv: line 5 has no label \('NaN' in column 'label'"):
+    with pytest.raises(DataError, match=r"multi.csv: line 5 has no label: 'NaN' \(column 'label'"):
         read_text_table(path)
 
 
 def test_missing_labels_in_a_hugging_face_split_are_refused(monkeypatch):
     """A ClassLabel stores a missing label as -1: a few of them (not the whole hidden test split) are holes."""
     install_fake_datasets(monkeypatch, {"train": ([*POS, *NEG], [1] * 6 + [0] * 5 + [-1])})
-    with pytest.raises(DataError, match=r"the train split's row 12 has no label \('-1'"):
+    with pytest.raises(DataError, match=r"the train split's row 12 has no label: '-1' \(column 'label'"):
         load_text_data("user/sentiment")
 
 

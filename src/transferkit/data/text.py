@@ -176,8 +176,8 @@ def _refuse_missing(source, values: list[str], where, what: str, column: str, mi
     bad = [i for i, v in enumerate(values) if v.lower() in missing]
     if bad:
         value = values[bad[0]]
-        kind = f"an empty {what} (column {column!r}" if not value else f"no {what} ({value!r} in column {column!r}"
-        raise DataError(f"{source}: {where(bad[0])} has {kind}; {len(bad)} row(s) in all); {fix}.")
+        kind = f"an empty {what}" if not value else f"no {what}: {value!r}"
+        raise DataError(f"{source}: {where(bad[0])} has {kind} (column {column!r}; {len(bad)} row(s) in all); {fix}.")
 
 
 def _names_column(frame, label_column: str, labels: list[str]) -> tuple[dict[str, str], str | None]:
