@@ -153,6 +153,8 @@ def fit(
     workers: Optional[int] = typer.Option(None, min=0, rich_help_panel="Images", help="Data-loader worker processes."),
     text_column: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Column with the texts (default: detected)."),
     label_column: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Column with the labels (default: detected)."),
+    label_names: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Class names for the labels: "
+                                              "'negative,positive' (sorted label order) or '0=negative,1=positive'."),
     shots_per_class: Optional[int] = typer.Option(None, min=1, rich_help_panel="Text",
                                                   help="Train on K sampled examples per class (few-shot)."),
     max_length: Optional[int] = typer.Option(None, min=8, rich_help_panel="Text", help="Longest token sequence kept."),
@@ -174,7 +176,7 @@ def fit(
     _prepare_out(out, overwrite, resume)
     given = dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                  test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,
-                 num_workers=workers, text_column=text_column, label_column=label_column,
+                 num_workers=workers, text_column=text_column, label_column=label_column, label_names=label_names,
                  shots_per_class=shots_per_class, max_length=max_length, target=target, horizon=horizon,
                  lookback=lookback, train_fraction=train_fraction, time_column=time_column,
                  baseline=None if baseline else False)

@@ -139,3 +139,95 @@ def test_unreadable_file_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(images.Image, "open", denied)
     with pytest.raises(DataError, match=r"locked\.jpg: permission denied; make the file readable"):
         open_rgb(tmp_path / "locked.jpg")
+
+
+def sideways_photo(path, orientation: int = 6, size=(60, 30)):
+    """A landscape JPEG stored as the sensor saw it: left half red, right half blue, with an EXIF
+    orientation tag (6: turn 90 degrees clockwise to view, as phones write for portrait shots)."""
+    pixels = np.zeros((size[1], size[0], 3), dtype="uint8")
+    pixels[:, : size[0] // 2] = (220, 30, 30)
+    pixels[:, size[0] // 2:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=95)
+    return path
+
+
+def is_red(pixel) -> bool:
+    return pixel[0] > 150 and pixel[2] < 100
+
+
+@pytest.mark.parametrize("max_side", [None, 16])  # full decode, and the reduced JPEG draft the cache uses
+def test_exif_orientation_is_applied(tmp_path, max_side):
+    path = sideways_photo(tmp_path / "phone.jpg")
+    image = open_rgb(path, max_side=max_side)
+    assert image.height > image.width  # turned upright: portrait
+    # turning clockwise puts the stored left (red) half on top
+    assert is_red(image.getpixel((image.width // 2, 2)))
+    assert not is_red(image.getpixel((image.width // 2, image.height - 3)))
+
+
+def test_exif_orientation_reaches_fit_and_predict_inputs(tmp_path):
+    """Fit and predict both read through ImageDataset: the tensor a model sees is upright."""
+    from transferkit.backbones.base import Preprocessing
+    from transferkit.data import eval_transform
+
+    path = sideways_photo(tmp_path / "phone.jpg", size=(64, 32))
+    pre = Preprocessing(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear")
+    tensor, _ = ImageDataset([path], [0], eval_transform(pre, 32), cache_side=32)[0]
+    red_minus_blue = tensor[0] - tensor[2]
+    assert red_minus_blue[:8].mean() > 0.5 and red_minus_blue[-8:].mean() < -0.5  # red on top, blue below
+
+
+def test_archive_and_os_junk_is_not_data(colour_folder):
+    """A zip made on macOS adds __MACOSX/ with ._ AppleDouble twins; Finder and Explorer add more."""
+    junk = colour_folder / "__MACOSX" / "red"
+    junk.mkdir(parents=True)
+    (junk / "._red_00.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (colour_folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (colour_folder / "red" / "._red_00.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (colour_folder / "red" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (colour_folder / "blue" / "__pycache__").mkdir()
+    (colour_folder / "blue" / "__pycache__" / "x.jpg").write_bytes(b"junk")
+    data = load_image_folder(colour_folder)
+    assert data.classes == ["blue", "green", "red"] and not data.skipped
+    assert len(data.train) + len(data.val) + len(data.test) == 36
+
+
+def test_predict_folder_expansion_skips_junk(colour_folder):
+    from transferkit.tasks.image_classification import expand_image_paths
+
+    (colour_folder / "red" / "._red_00.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (colour_folder / "__MACOSX").mkdir()
+    (colour_folder / "__MACOSX" / "._x.jpg").write_bytes(b"junk")
+    found = expand_image_paths([colour_folder])
+    assert len(found) == 36 and not any(p.name.startswith(".") or "__MACOSX" in p.parts for p in found)
+
+
+def test_symlink_loops_warn_once_each_and_end(colour_folder, caplog):
+    (colour_folder / "red" / "up").symlink_to("..")  # red/up/red/up/... forever
+    (colour_folder / "red" / "here").symlink_to(".")
+    (colour_folder / "again").symlink_to(".")  # a "class" that is the data folder itself
+    (colour_folder / "blue" / "reds").symlink_to("../red")  # red images again, under another label
+    elsewhere = make_image_folder(colour_folder.parent / "elsewhere", per_class=2, classes=("green",))
+    (colour_folder / "green" / "more").symlink_to(elsewhere / "green")  # a plain link to other data: followed
+    with caplog.at_level("WARNING"):
+        data = load_image_folder(colour_folder)
+    assert data.classes == ["blue", "green", "red"]
+    assert data.summary()["counts"]["train"]["green"] + data.test.counts(data.classes)["green"] \
+        + data.val.counts(data.classes)["green"] == 14
+    assert len(data.train) + len(data.val) + len(data.test) == 38
+    warned = [r.getMessage() for r in caplog.records if "symlink loop" in r.getMessage()]
+    for link in ("red/up", "red/here", "again", "blue/reds"):
+        assert sum(str(colour_folder / link) + ":" in m for m in warned) == 1, (link, warned)
+    assert len(warned) == 4
+
+
+def test_predict_folder_expansion_survives_a_symlink_loop(colour_folder, caplog):
+    from transferkit.tasks.image_classification import expand_image_paths
+
+    (colour_folder / "red" / "up").symlink_to("..")
+    with caplog.at_level("WARNING"):
+        found = expand_image_paths([colour_folder])
+    assert len(found) == 36
+    assert sum("symlink loop" in r.getMessage() for r in caplog.records) == 1

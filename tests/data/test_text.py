@@ -115,8 +115,132 @@ def test_hugging_face_dataset_name_without_the_library(monkeypatch):
 
 
 def test_hugging_face_dataset_splits_and_class_names(monkeypatch):
-    """A stand-in for `datasets.load_dataset` (no hub here): label ids map to the ClassLabel names,
-    and a split whose labels are all -1 (GLUE's hidden test labels) is dropped."""
+    """Label ids map to the ClassLabel names, and a split whose labels are all -1 (GLUE's hidden
+    test labels) is dropped."""
+    install_fake_datasets(monkeypatch, {"train": (POS + NEG, [1] * 6 + [0] * 6),
+                                        "validation": (["fine", "bad"], [1, 0]), "test": (["?", "?"], [-1, -1])})
+    data = load_text_data("glue/sst2-like")
+    assert data.classes == ["negative", "positive"]
+    assert data.test.texts == ["fine", "bad"] and "validation split is the test set" in data.split["description"]
+    assert len(data.train) + len(data.val) == 12
+
+
+# ----------------------------------------------------------------------------- missing and rare labels
+ROWS = [(t, 1) for t in POS] + [(t, 0) for t in NEG]
+
+
+def write_table(path, rows, hole):
+    """`rows` plus one row whose label is `hole` (None: JSON null), as the file type of `path`."""
+    suffix = path.suffix
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows + [("meh", hole)]))
+    elif suffix == ".json":
+        path.write_text(json.dumps([{"text": t, "label": y} for t, y in rows + [("meh", hole)]]))
+    elif suffix == ".csv":
+        path.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows + [("meh", hole)]))
+    else:  # .tsv with a header, .txt without (as SST-2 ships)
+        header = "sentence\tlabel\n" if suffix == ".tsv" else ""
+        path.write_text(header + "".join(f"{t}\t{y}\n" for t, y in rows + [("meh", hole)]))
+    return path
+
+
+@pytest.mark.parametrize("name, hole, where", [
+    ("a.csv", "NaN", "line 14"), ("a.csv", "", "line 14"), ("a.csv", "None", "line 14"),
+    ("a.tsv", "nan", "line 14"), ("a.txt", "NULL", "line 13"), ("a.txt", "N/A", "line 13"),
+    ("a.jsonl", None, "line 13"), ("a.jsonl", "NaN", "line 13"), ("a.json", "null", "row 13"),
+])
+def test_missing_labels_are_refused_with_their_line(tmp_path, name, hole, where):
+    path = write_table(tmp_path / name, ROWS, hole)
+    with pytest.raises(DataError) as info:
+        load_text_data(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {where} has ") and "label those rows or remove them" in message
+    assert "\n" not in message
+
+
+def test_line_numbers_count_texts_that_span_lines(tmp_path):
+    path = tmp_path / "multi.csv"
+    path.write_text('text,label\n"first line\nsecond line",1\n"one line",0\n"x",NaN\n')
+    with pytest.raises(DataError, match=r"multi.csv: line 5 has no label: 'NaN' \(column 'label'"):
+        read_text_table(path)
+
+
+def test_missing_labels_in_a_hugging_face_split_are_refused(monkeypatch):
+    """A ClassLabel stores a missing label as -1: a few of them (not the whole hidden test split) are holes."""
+    install_fake_datasets(monkeypatch, {"train": ([*POS, *NEG], [1] * 6 + [0] * 5 + [-1])})
+    with pytest.raises(DataError, match=r"the train split's row 12 has no label: '-1' \(column 'label'"):
+        load_text_data("user/sentiment")
+
+
+def test_mixed_labels_warn_about_the_rare_class(tmp_path, caplog):
+    """`pos` among 0/1 labels is a stray value: kept as a class (it may be real), but the user is
+    told, in the log and in the notes that reach the run's report."""
+    rows = [(f"{t} {i}", y) for i in range(4) for t, y in ROWS] + [("what a film", "pos"), ("so good", "pos")]
+    path = write_csv(tmp_path / "mixed.csv", rows)
+    with caplog.at_level("WARNING"):
+        data = load_text_data(path)
+    assert data.classes == ["0", "1", "pos"]
+    assert len(data.notes) == 1 and "'pos' (2 rows)" in data.notes[0] and "mixes numbers and words" in data.notes[0]
+    assert "'0'" not in data.notes[0].split("next to")[0]  # only the rare class is named as rare
+    assert any("'pos' (2 rows)" in r.getMessage() for r in caplog.records)
+    balanced = load_text_data(write_csv(tmp_path / "ok.csv", [(f"{t} {i}", y) for i in range(4) for t, y in ROWS]))
+    assert balanced.notes == []
+
+
+def test_a_class_under_one_percent_of_the_largest_is_rare(tmp_path):
+    rows = [(f"good {i}", "a") for i in range(1000)] + [(f"bad {i}", "b") for i in range(9)]
+    data = load_text_data(write_csv(tmp_path / "skewed.csv", rows))
+    assert len(data.notes) == 1 and "'b' (9 rows)" in data.notes[0]
+
+
+# ----------------------------------------------------------------------------- label names
+def test_label_names_as_a_list_follow_the_sorted_labels(tmp_path):
+    path = write_csv(tmp_path / "s.csv", ROWS)
+    data = load_text_data(path, label_names="negative, positive")
+    assert data.classes == ["negative", "positive"] and data.label_names == {"0": "negative", "1": "positive"}
+    assert data.names_from == "--label-names"
+    named = {t: data.classes[y] for s in (data.train, data.val, data.test) for t, y in zip(s.texts, s.labels)}
+    assert named == {**{t: "positive" for t in POS}, **{t: "negative" for t in NEG}}
+    assert set(data.summary()["counts"]["train"]) == {"negative", "positive"}
+    assert all(label in ("negative", "positive") for _, label in data.split_record()["test"])
+
+
+@pytest.mark.parametrize("given", ["1=positive,0=negative", {1: "positive", 0: "negative"}])
+def test_label_names_as_a_mapping(tmp_path, given):
+    data = load_text_data(write_csv(tmp_path / "s.csv", ROWS), label_names=given)
+    assert data.classes == ["negative", "positive"]
+    texts = dict(zip(data.train.texts + data.test.texts, data.train.labels + data.test.labels))
+    assert all(data.classes[y] == "positive" for t, y in texts.items() if t in POS)
+
+
+@pytest.mark.parametrize("given, message", [
+    ("negative,neutral,positive", "--label-names gives 3 name(s) (negative, neutral, positive) but {path} has "
+                                  "2 labels (0, 1); give one name per label, in that order."),
+    ("negative", "--label-names gives 1 name(s) (negative) but {path} has 2 labels (0, 1)"),
+    ("0=negative,2=positive", "--label-names: no label 2 in {path}; labels found: 0, 1."),
+    ("0=negative", "--label-names: no name for 1 in {path}; labels found: 0, 1."),
+    ("0=negative,1", "--label-names '0=negative,1': '1' is not LABEL=NAME"),
+    ("good,good", "names must be non-empty and distinct"),
+])
+def test_wrong_label_names_fail_with_one_line(tmp_path, given, message):
+    path = write_csv(tmp_path / "s.csv", ROWS)
+    with pytest.raises(DataError) as info:
+        load_text_data(path, label_names=given)
+    assert message.format(path=path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_label_names_from_a_label_text_column(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": y, "label_text": ["neg", "pos"][y]}) + "\n"
+                            for t, y in ROWS))
+    data = load_text_data(path)
+    assert data.columns == {"text": "text", "label": "label"}
+    assert data.classes == ["neg", "pos"] and data.names_from == "column 'label_text'"
+    assert load_text_data(path, label_names="bad,good").classes == ["bad", "good"]  # the user's names win
+
+
+def install_fake_datasets(monkeypatch, splits: dict, names=("negative", "positive")):
+    """A stand-in for `datasets.load_dataset` (no hub here) with a ClassLabel-like label feature."""
     import sys
     import types
 
@@ -125,15 +249,20 @@ def test_hugging_face_dataset_splits_and_class_names(monkeypatch):
     class Split:
         def __init__(self, texts, labels):
             self.frame = pd.DataFrame({"sentence": texts, "label": labels})
-            self.features = {"label": types.SimpleNamespace(names=["negative", "positive"])}
+            self.features = {"label": types.SimpleNamespace(names=list(names))}
 
         def to_pandas(self):
             return self.frame
 
-    loaded = {"train": Split(POS + NEG, [1] * 6 + [0] * 6), "validation": Split(["fine", "bad"], [1, 0]),
-              "test": Split(["?", "?"], [-1, -1])}
+    loaded = {key: Split(*value) for key, value in splits.items()}
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda name: loaded))
-    data = load_text_data("glue/sst2-like")
-    assert data.classes == ["negative", "positive"]
-    assert data.test.texts == ["fine", "bad"] and "validation split is the test set" in data.split["description"]
-    assert len(data.train) + len(data.val) == 12
+
+
+def test_hugging_face_class_names_are_kept_and_can_be_renamed(monkeypatch):
+    install_fake_datasets(monkeypatch, {"train": (POS + NEG, [1] * 6 + [0] * 6),
+                                        "validation": (["fine", "bad"], [1, 0])})
+    data = load_text_data("user/sentiment")
+    assert data.classes == ["negative", "positive"] and data.label_names == {"0": "negative", "1": "positive"}
+    assert data.names_from == "the data set's ClassLabel names"
+    renamed = load_text_data("user/sentiment", label_names="positive=good,negative=bad")  # keys: the data's names
+    assert renamed.classes == ["bad", "good"]

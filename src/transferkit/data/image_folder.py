@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import DataError
-from .images import is_image_file, open_rgb
+from .images import is_image_file, is_junk, open_rgb
 from .splits import stratified_carve
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,56 @@ def _check_dir(root: Path) -> None:
         raise DataError(f"{root}: permission denied; make the folder readable.") from None
 
 
+def _real(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """`path` is `folder` or below it (both resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def list_files(folder: Path, seen: set[str] | None = None) -> list[Path]:
+    """Files under `folder` (sorted), without hidden or system junk (see `is_junk`).
+
+    Links to folders are followed, but each real folder is read once: a link back to a folder
+    already read (`seen`, the resolved paths, shared across calls) or to one above it (a loop)
+    is skipped with one warning naming it, so a symlink loop cannot recurse forever.
+    """
+    seen = set() if seen is None else seen
+    seen.add(_real(folder))
+    found: list[Path] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError as exc:  # an unreadable sub-folder: the rest of the data is still usable
+            log.warning("skipped folder %s: %s", current, exc.strerror or exc)
+            continue
+        here = _real(current)
+        for entry in entries:
+            path = Path(entry.path)
+            if is_junk(path):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                continue
+            if not is_dir:
+                if entry.is_file():
+                    found.append(path)
+                continue
+            target = _real(path)
+            if target in seen or _inside(here, target):
+                log.warning("%s: links to %s, a folder already scanned (a symlink loop?); not followed",
+                            path, target)
+                continue
+            seen.add(target)
+            stack.append(path)
+    return sorted(found)
+
+
 def scan_class_folders(
     root: Path, classes: list[str] | None = None, check: bool = True
 ) -> tuple[list[str], Samples, list[SkippedFile], list[int]]:
@@ -98,7 +149,15 @@ def scan_class_folders(
     """
     _check_dir(root)
     inferred = classes is None
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = []
+    for p in sorted(root.iterdir()):
+        if is_junk(p) or not p.is_dir():  # __MACOSX, .git, .DS_Store: archive and OS litter, not classes
+            continue
+        if _inside(_real(root), _real(p)):
+            log.warning("%s: links to %s, which contains the data folder (a symlink loop); not a class",
+                        p, _real(p))
+            continue
+        class_dirs.append(p)
     found = [p.name for p in class_dirs]
     if classes is None:
         if not class_dirs:
@@ -118,11 +177,14 @@ def scan_class_folders(
                 "remove them or retrain with them."
             )
     samples, skipped, sides = Samples(), [], []
+    # every class folder counts as read from the start: a link from one class into another is
+    # reported, not read twice under two labels
+    seen = {_real(root), *(_real(p) for p in class_dirs)}
     for index, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
             continue
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = list_files(folder, seen)
         kept = 0
         for path in files:
             if not is_image_file(path):
@@ -148,7 +210,8 @@ def scan_class_folders(
 
 def _checked_side(path: Path) -> int:
     open_rgb(path, max_side=64)  # full decode at reduced scale catches truncated files
-    with Image.open(path) as probe:  # header only: the original size
+    # header only: the original size; its shorter side, which an EXIF quarter turn leaves as it is
+    with Image.open(path) as probe:
         return min(probe.size)
 
 

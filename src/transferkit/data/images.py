@@ -4,22 +4,34 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
+# files and folders that operating systems and archivers leave next to the data: never classes or images
+JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
-    """The image at `path` decoded as RGB, optionally shrunk so its shorter side is near `max_side`.
+def is_junk(path: Path) -> bool:
+    """Hidden or system litter: names starting with '.' (.DS_Store, ._x.jpg AppleDouble files,
+    .git) or '__' (__MACOSX), and Windows' Thumbs.db / desktop.ini."""
+    name = path.name
+    return name.startswith((".", "__")) or name.lower() in JUNK_NAMES
 
-    Any mode (CMYK, L, P, RGBA, I;16) is converted; transparency is composited on white so
-    transparent pixels do not turn black. Shrinking early keeps decoding of large photos cheap.
+
+def open_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
+    """The image at `path` decoded as RGB, upright, optionally shrunk so its shorter side is near `max_side`.
+
+    The EXIF orientation is applied: phones store photos as the sensor saw them and tag how to
+    turn them. Any mode (CMYK, L, P, RGBA, I;16) is converted; transparency is composited on white
+    so transparent pixels do not turn black. Shrinking early keeps decoding of large photos cheap.
     """
     path = Path(path)
     try:
@@ -41,6 +53,10 @@ def open_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
         ) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: corrupt or truncated image ({exc}); re-export or remove it.") from None
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # a malformed EXIF block must not lose a decodable image: keep it as stored
+        pass
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

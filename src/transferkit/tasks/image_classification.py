@@ -11,6 +11,7 @@ import torch
 
 from ..backbones import DEFAULT_BACKBONE
 from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_folder, scan_class_folders, train_transform
+from ..data.image_folder import list_files
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
 from ..strategies import FitData
@@ -183,7 +184,7 @@ def expand_image_paths(paths: Iterable[str | Path]) -> list[Path]:
     for item in [paths] if isinstance(paths, (str, Path)) else paths:
         p = Path(item).expanduser()
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+            found = [f for f in list_files(p) if is_image_file(f)]  # no junk (._x.jpg), no symlink loops
             if not found:
                 raise DataError(f"{p}: folder has no image files (extensions {', '.join(sorted(IMAGE_EXTENSIONS))}).")
             out.extend(found)

@@ -25,7 +25,10 @@ class TextClassifier(ClassifierBase):
     `fit(source)` takes a CSV/TSV/JSONL table, a folder with train/dev/test tables, or a Hugging
     Face `datasets` name; `predict`, `predict_proba` take a list of strings; `evaluate` a labelled
     table (or nothing, for the held-out test split). `shots_per_class=K` trains on K sampled
-    examples per class, for few-shot use and data-efficiency measurements. `backbone="auto"` ranks
+    examples per class, for few-shot use and data-efficiency measurements. `label_names` names the
+    labels as written in the data: "negative,positive" (in sorted label order), "0=negative,1=positive"
+    or a dict; without it, names the data carries (a ClassLabel, a `label_text` column) are used.
+    Predictions, metrics, config.json and the report show the names. `backbone="auto"` ranks
     the installed encoders first; `baseline=True` also fits a TF-IDF control on the same split and
     `evaluate()` reports the transfer gain.
     """
@@ -44,6 +47,7 @@ class TextClassifier(ClassifierBase):
         max_length: int = 128,
         text_column: str | None = None,
         label_column: str | None = None,
+        label_names: str | dict | list | None = None,
         shots_per_class: int | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -62,6 +66,7 @@ class TextClassifier(ClassifierBase):
         self.max_length = max_length
         self.text_column = text_column
         self.label_column = label_column
+        self.label_names = label_names
         self.shots_per_class = shots_per_class
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -78,8 +83,9 @@ class TextClassifier(ClassifierBase):
         torch.manual_seed(self.seed)
         self.data_ = data if isinstance(data, TextTableData) else load_text_data(
             data, self.text_column, self.label_column, self.val_fraction, self.test_fraction, self.seed,
-            self.shots_per_class)
+            self.shots_per_class, self.label_names)
         self.classes_ = list(self.data_.classes)
+        self.label_names_ = dict(self.data_.label_names)
         loaded = time.perf_counter()
         backbone = self._load_backbone()
         self.preprocessing_.max_length = min(self.max_length, self.preprocessing_.max_length)
@@ -97,6 +103,7 @@ class TextClassifier(ClassifierBase):
         self._diagnose_domain(backbone, fit_data)
         outcome = self._adapt(strategy, model, fit_data, self._settings(), start, loaded)
         self._control(self.timings_.get("total fit", 0.0))
+        self.notes_ = list(d.notes) + self.notes_  # data warnings (rare classes) first
         self.decisions_ = [
             self._backbone_decision(backbone),
             self._strategy_decision(outcome),
@@ -106,6 +113,9 @@ class TextClassifier(ClassifierBase):
              "longer texts are truncated; batches are padded to their longest text"),
             ("split", d.split["description"]),
         ]
+        if d.names_from:
+            named = ", ".join(f"{label} = {name}" for label, name in d.label_names.items())
+            self.decisions_.insert(3, (f"class names: {named}", f"from {d.names_from}"))
         return self
 
     def _scratch_control(self, budget: float) -> dict:
@@ -142,6 +152,8 @@ class TextClassifier(ClassifierBase):
         if data is None:
             return self.data_.test.texts, self.data_.test.labels, {}
         texts, labels, _ = read_text_table(data, self.text_column, self.label_column)
+        # labels as written in the training data (0/1) or already as their names
+        labels = [self.label_names_.get(v, v) for v in labels]
         index = {c: i for i, c in enumerate(self.classes_)}
         unknown = sorted(set(labels) - set(index))
         if unknown:
@@ -149,5 +161,10 @@ class TextClassifier(ClassifierBase):
         return texts, [index[v] for v in labels], {}
 
     def _task_config(self) -> dict:
-        return {**super()._task_config(), "max_length": self.preprocessing_.max_length}
+        return {**super()._task_config(), "label_names": self.label_names_,
+                "max_length": self.preprocessing_.max_length}
+
+    def _restore_task(self, config: dict) -> None:
+        super()._restore_task(config)
+        self.label_names_ = dict(config.get("label_names") or {})
 
