@@ -138,7 +138,9 @@ def test_inconclusive_verdict_is_neutral_and_says_how_many_examples_would_tell()
     assert headline.startswith("Inconclusive: the test set (72 examples) is too small to tell")
     assert f"about {check['needed_n']:,} examples" in headline
     assert "+13.0 points" in detail and "±15.0 points" in detail and "72 test examples" in detail
-    assert re.search(r"p\.neutral \{ color: #[0-9a-f]{6}; \}", text) and "p.neutral { color: #cf222e" not in text
+    neutral = re.search(r"p\.verdict\.neutral strong \{ color: (#[0-9a-f]{6}); \}", text).group(1)
+    bad = re.search(r"p\.verdict\.bad strong \{ color: (#[0-9a-f]{6}); \}", text).group(1)
+    assert neutral != bad
     assert not _aside(text, "warnings")  # a test set too small to tell is not a failure of the model
     advice = re.search(r'<ul class="advice">(.*?)</ul>', text, re.S).group(1)
     assert advice.count("<li>") == 1 and "test examples" in advice

@@ -26,8 +26,8 @@ ADVICE = {
     "full": "train every layer from the first step (--strategy full) so the features can move away from "
             "the source domain",
     "more_data": "label more training data",
-    "test_size": "label more data for the test split: about {needed_n:,} test examples (now {n:,}) would resolve "
-                 "a difference of {gain}",
+    "more_history": "train on a longer history of the series",
+    "test_size": "label more data for the test split: about {needed_n:,} test examples (now {n:,}) would tell",
 }
 
 
@@ -80,9 +80,7 @@ def transfer_advice(check: dict, *, strategy: str | None = None, modality: str |
     """
     verdict = check.get("verdict")
     if verdict == "inconclusive":
-        resolve = max(abs(check["gain"]), PRACTICAL_DIFFERENCE)
-        return [ADVICE["test_size"].format(needed_n=check["needed_n"], n=check.get("n") or 0,
-                                           gain=f"{100 * resolve:.1f} points")]
+        return [ADVICE["test_size"].format(needed_n=check["needed_n"], n=check.get("n") or 0)]
     if verdict not in ("negative", "negligible"):
         return []
     advice = []
@@ -95,7 +93,7 @@ def transfer_advice(check: dict, *, strategy: str | None = None, modality: str |
         advice.append(ADVICE["rank"])
     if strategy and strategy != "full":
         advice.append(ADVICE["full"])
-    advice.append(ADVICE["more_data"])
+    advice.append(ADVICE["more_history" if modality == "timeseries" else "more_data"])
     return advice
 
 

@@ -471,5 +471,12 @@ img { max-width: 100%; height: auto; }
 ul.skipped { max-height: 320px; overflow-y: auto; }
 p.good { color: #1a7f37; }
 p.bad { color: #cf222e; }
-p.neutral { color: #0550ae; }
+/* verdict callouts: the colour says how to read it; only a real loss is red */
+p.verdict { padding: 10px 14px; border-left: 4px solid var(--border); background: var(--bg-alt); color: var(--fg); }
+p.verdict.good { border-color: #1a7f37; background: #dafbe1; }
+p.verdict.good strong { color: #1a7f37; }
+p.verdict.bad { border-color: #cf222e; background: #ffebe9; }
+p.verdict.bad strong { color: #cf222e; }
+p.verdict.neutral { border-color: #0969da; background: #ddf4ff; }
+p.verdict.neutral strong { color: #0550ae; }
 """
