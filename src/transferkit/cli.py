@@ -93,7 +93,7 @@ def _print_transfer(check: dict | None) -> None:
     # red only for a real loss; a verdict the test set cannot settle is neutral, not a failure
     colour = {"positive": "green", "negative": "red", "inconclusive": "blue"}.get(check["verdict"], "default")
     name = check["metric"]
-    console.print(f"[{colour}]transfer {check['verdict']}[/]: {verdict_headline(check)}\n"
+    console.print(f"[{colour}]{verdict_headline(check)}[/]\n"
                   f"  {name} {check['model']:.4f} vs {check['baseline']:.4f} for {check['control']} "
                   f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
     for advice in check.get("advice", []):

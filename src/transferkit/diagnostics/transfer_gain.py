@@ -37,7 +37,7 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
     """Gain of the transferred model over the from-scratch control, whether it is real, and advice.
 
     For accuracies the noise band is two binomial standard errors of the difference on `n` test
-    examples. Beyond it the verdict is "positive" or "negative" (negative transfer). Inside it, a
+    examples (pooled accuracy, Laplace-smoothed). Beyond it the verdict is "positive" or "negative" (negative transfer). Inside it, a
     band wider than `PRACTICAL_DIFFERENCE` cannot rule out a difference that matters: the verdict
     is "inconclusive" and `needed_n` is the test-set size whose band would resolve the observed
     gain (or `PRACTICAL_DIFFERENCE`, if larger); a narrower band makes it "negligible".
@@ -48,8 +48,11 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
     gain = (model - baseline) if higher_is_better else (baseline - model)
     needed_n = None
     if name == "accuracy":
-        p = min(max((model + baseline) / 2, 1e-3), 1 - 1e-3)
-        noise = 2 * math.sqrt(2 * p * (1 - p) / max(1, n))
+        # pooled accuracy with one success and one failure added (Laplace): at 100 % or 0 % the
+        # plain estimate has no variance and would call 10 test examples enough to tell
+        n = max(1, int(n))
+        p = (n * (model + baseline) / 2 + 1) / (n + 2)
+        noise = 2 * math.sqrt(2 * p * (1 - p) / n)
     else:
         noise = 0.02 * abs(baseline)
     if gain > noise:
@@ -58,7 +61,7 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
         verdict = "negative"
     elif name == "accuracy" and noise > PRACTICAL_DIFFERENCE:
         verdict = "inconclusive"
-        # solve 2 * sqrt(2 p (1 - p) / n) = resolve for n
+        # solve 2 * sqrt(2 p (1 - p) / n) = resolve for n, at today's estimate of p
         resolve = max(abs(gain), PRACTICAL_DIFFERENCE)
         needed_n = math.ceil(8 * p * (1 - p) / resolve ** 2)
     else:
