@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from transferkit import ImageClassifier, load_run
 from transferkit.diagnostics import transfer_verdict
 from transferkit.reporting import RunReport, render_html, write_report, write_run_report
 from transferkit.reporting.plots import confusion_matrix_png, learning_curves_png
@@ -52,7 +53,8 @@ def _full_report(classes: list[str]) -> RunReport:
             "split": "stratified 70/15/15, seed 0",
         },
         timings={"feature extraction": 12.3, "training": 100.0},
-        notes=["1 file skipped (see Data)"],
+        warnings=["1 file skipped (see Data)"],
+        notes=["weights restored from the epoch with the lowest val loss (0.51)"],
     )
 
 
@@ -166,3 +168,18 @@ def test_run_saved_before_warnings_existed_renders_its_notes(tmp_path: Path) -> 
         {"task": "image-classification", "run": {"notes": ["resumed from checkpoint last.ckpt"]}}))
     text = write_run_report(tmp_path).read_text(encoding="utf-8")
     assert "resumed from checkpoint last.ckpt" in _aside(text, "notes") and not _aside(text, "warnings")
+
+
+def test_skipped_files_are_a_warning_and_restored_weights_a_note(tmp_path: Path, colour_folder: Path) -> None:
+    (colour_folder / "blue" / "garbage.png").write_bytes(b"\x89PNG not really")
+    clf = ImageClassifier(strategy="fine-tune", epochs=1, image_size=64, batch_size=8, baseline=False,
+                          progress=False).fit(colour_folder)
+    clf.evaluate()
+    run = clf.save(tmp_path / "run")
+    assert any("skipped" in w for w in clf.warnings_) and not any("skipped" in n for n in clf.notes_)
+    assert any("weights restored" in n for n in clf.notes_) and not any("restored" in w for w in clf.warnings_)
+    assert json.loads((run / "config.json").read_text())["run"]["warnings"] == clf.warnings_
+    assert load_run(run).warnings_ == clf.warnings_
+    text = write_run_report(run).read_text(encoding="utf-8")
+    assert "1 file(s) skipped" in _aside(text, "warnings") and "weights restored" not in _aside(text, "warnings")
+    assert "weights restored" in _aside(text, "notes")
