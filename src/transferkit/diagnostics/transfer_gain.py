@@ -37,10 +37,11 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
     """Gain of the transferred model over the from-scratch control, whether it is real, and advice.
 
     For accuracies the noise band is two binomial standard errors of the difference on `n` test
-    examples (pooled accuracy, Laplace-smoothed). Beyond it the verdict is "positive" or "negative" (negative transfer). Inside it, a
-    band wider than `PRACTICAL_DIFFERENCE` cannot rule out a difference that matters: the verdict
-    is "inconclusive" and `needed_n` is the test-set size whose band would resolve the observed
-    gain (or `PRACTICAL_DIFFERENCE`, if larger); a narrower band makes it "negligible".
+    examples (pooled accuracy, Laplace-smoothed). Beyond it the verdict is "positive" or
+    "negative" (negative transfer). Inside it, a band wider than `PRACTICAL_DIFFERENCE` cannot
+    rule out a difference that matters: the verdict is "inconclusive" and `needed_n` is the
+    test-set size whose band would resolve the observed gain (or `PRACTICAL_DIFFERENCE`, if
+    larger); a narrower band makes it "negligible".
     For errors (MSE) the band is 2 % of the control's error, since their scale depends on the data.
     `strategy` (the strategy used), `modality` and `ranking` (backbone="auto"'s ranking) describe
     the run, so the advice never suggests what it already did; without them that advice is left out.
@@ -53,7 +54,7 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
         n = max(1, int(n))
         p = (n * (model + baseline) / 2 + 1) / (n + 2)
         noise = 2 * math.sqrt(2 * p * (1 - p) / n)
-    else:
+    else:  # errors (MSE): a relative band, since their scale depends on the data
         noise = 0.02 * abs(baseline)
     if gain > noise:
         verdict = "positive"

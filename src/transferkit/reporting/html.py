@@ -191,7 +191,8 @@ def attention(warnings: Sequence[str], metrics: dict) -> list[str]:
                    "beats the pretrained model; see Transfer check")
     gain = metrics.get("gain_over_best_baseline") or {}
     if (_num(gain.get("mse")) or 0.0) < 0:
-        out.append(f"a baseline beats the model: {gain.get('baseline', 'a baseline')} has a lower test MSE; see Metrics")
+        out.append(f"a baseline beats the model: {gain.get('baseline', 'a baseline')} has a lower test MSE; "
+                   "see Metrics")
     return out
 
 
@@ -341,9 +342,10 @@ def _transfer(check: dict, domain: dict) -> str:
             band = _fmt(check.get("noise"), 4)
         # verdicts with no colour of their own (e.g. added later) render neutral
         tone = {"positive": "good", "negative": "bad", "inconclusive": "neutral"}.get(verdict, "plain")
-        parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}"><strong>{_e(verdict_headline(check))}'
-                     f'</strong> — {_e(name)} {value(check.get("model"))} against {value(check.get("baseline"))} for the '
-                     f'control ({_e(check.get("control", ""))}); gain {diff(check.get("gain"))}, noise band ±{band}.</p>')
+        parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}">'
+                     f'<strong>{_e(verdict_headline(check))}</strong> — {_e(name)} {value(check.get("model"))} '
+                     f'against {value(check.get("baseline"))} for the control ({_e(check.get("control", ""))}); '
+                     f'gain {diff(check.get("gain"))}, noise band ±{band}.</p>')
         if check.get("advice"):
             parts.append('<p>What to try:</p><ul class="advice">'
                          + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")

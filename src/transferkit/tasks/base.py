@@ -333,8 +333,9 @@ class ClassifierBase(TransferEstimator):
                 from ..diagnostics import transfer_verdict
 
                 # what the run already did, so the advice only suggests what it did not
-                check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"], strategy=self.strategy_,
-                                         modality=self.modality, ranking=getattr(self, "ranking_", None))
+                check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"],
+                                         strategy=self.strategy_, modality=self.modality,
+                                         ranking=getattr(self, "ranking_", None))
                 metrics["transfer"] = {**check, "control": control["model"]}
             self.metrics_ = metrics
         return metrics
