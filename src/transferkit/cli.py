@@ -86,12 +86,16 @@ def _print_metrics(metrics: dict, title: str) -> None:
 
 
 def _print_transfer(check: dict | None) -> None:
+    from .diagnostics.transfer_gain import verdict_headline
+
     if not check:
         return
-    colour = {"positive": "green", "negligible": "yellow", "negative": "red"}[check["verdict"]]
+    # red only for a real loss; a verdict the test set cannot settle is neutral, not a failure
+    colour = {"positive": "green", "negative": "red", "inconclusive": "blue"}.get(check["verdict"], "default")
     name = check["metric"]
-    console.print(f"[{colour}]transfer {check['verdict']}[/]: {name} {check['model']:.4f} vs {check['baseline']:.4f} "
-                  f"for {check['control']} (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    console.print(f"[{colour}]{verdict_headline(check)}[/]\n"
+                  f"  {name} {check['model']:.4f} vs {check['baseline']:.4f} for {check['control']} "
+                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
     for advice in check.get("advice", []):
         console.print(f"  - {advice}")
 
@@ -121,7 +125,9 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
         for decision, why in est.decisions_:
             console.print(f"[bold]{decision}[/] — {why}")
         for note in est.notes_:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[dim]note:[/] {note}")
+    for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
+        err_console.print(f"[yellow]warning:[/] {warning}")
     _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")

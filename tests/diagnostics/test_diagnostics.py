@@ -9,21 +9,83 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from transferkit import ImageClassifier, TextClassifier
 from transferkit.diagnostics import batchnorm_shift, interpret_shift, linear_separability, transfer_verdict
+from transferkit.diagnostics.transfer_gain import PRACTICAL_DIFFERENCE, verdict_headline
 
 from ..tasks.test_text_classifier import sentiment_table
 
 
 def test_verdict_uses_two_standard_errors_of_the_difference():
-    # p = 0.75 on 400 examples: noise = 2 * sqrt(2 * 0.75 * 0.25 / 400) = 0.0612
+    # pooled p = 0.75 on 400 examples, Laplace-smoothed: (300 + 1) / 402; noise = 2 * sqrt(2 p (1 - p) / 400)
     check = transfer_verdict(0.80, 0.70, n=400)
-    assert math.isclose(check["noise"], 2 * math.sqrt(2 * 0.75 * 0.25 / 400))
+    p = 301 / 402
+    assert math.isclose(check["noise"], 2 * math.sqrt(2 * p * (1 - p) / 400))
     assert check["verdict"] == "positive" and math.isclose(check["gain"], 0.10) and "advice" not in check
-    assert transfer_verdict(0.72, 0.70, n=400)["verdict"] == "negligible"
-    negative = transfer_verdict(0.60, 0.70, n=400)
+    assert check["needed_n"] is None
+    negative = transfer_verdict(0.60, 0.70, n=400, modality="image")
     assert negative["verdict"] == "negative" and any("rank" in a for a in negative["advice"])
     # errors: lower is better
     assert transfer_verdict(0.30, 0.40, n=100, higher_is_better=False, name="mse")["verdict"] == "positive"
     assert transfer_verdict(0.50, 0.40, n=100, higher_is_better=False, name="mse")["verdict"] == "negative"
+    assert transfer_verdict(0.401, 0.40, n=100, higher_is_better=False, name="mse")["verdict"] == "negligible"
+
+
+def test_a_gain_inside_a_wide_band_is_inconclusive_with_the_test_size_that_would_tell():
+    # the text run of issue 9: +13 points on 72 test examples, band ±15 points
+    check = transfer_verdict(0.78, 0.65, n=72)
+    assert check["noise"] > check["gain"] > PRACTICAL_DIFFERENCE
+    assert check["verdict"] == "inconclusive"
+    # needed_n solves the two-SE band for n: it resolves the observed gain, 5 % fewer do not
+    assert transfer_verdict(0.78, 0.65, n=check["needed_n"])["verdict"] == "positive"
+    assert transfer_verdict(0.78, 0.65, n=round(0.95 * check["needed_n"]))["verdict"] == "inconclusive"
+    headline = verdict_headline(check)
+    assert headline.startswith("Inconclusive: the test set (72 examples) is too small to tell")
+    assert f"{check['needed_n']:,} examples" in headline
+    # the only advice is the test size: nothing says the model failed
+    assert len(check["advice"]) == 1 and f"{check['needed_n']:,} test examples" in check["advice"][0]
+    # a tiny gain is resolved at the practical difference, not at its own (huge) size
+    tiny = transfer_verdict(0.701, 0.70, n=200)
+    assert tiny["verdict"] == "inconclusive"
+    assert transfer_verdict(0.72, 0.70, n=tiny["needed_n"])["verdict"] == "positive"
+    # perfect scores on both sides are no proof of equality on a handful of examples
+    for n in (10, 20, 50):
+        assert transfer_verdict(1.0, 1.0, n=n)["verdict"] == "inconclusive"
+
+
+def test_a_gain_inside_a_narrow_band_is_negligible():
+    check = transfer_verdict(0.705, 0.70, n=20_000)
+    assert check["noise"] < PRACTICAL_DIFFERENCE and check["verdict"] == "negligible" and check["needed_n"] is None
+    assert "No measurable difference" in verdict_headline(check)
+
+
+STRATEGY_NAMES = ("auto", "fine-tune", "full", "linear-probe", "lora", "setfit")
+RANKING = {"metric": "logme", "rows": [{"candidate": "lite0", "backbone": "lite0"},
+                                        {"candidate": "mobilenetv2", "backbone": "mobilenetv2"}]}
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+@pytest.mark.parametrize("modality", ("image", "text", "timeseries"))
+@pytest.mark.parametrize("ranking", (None, RANKING))
+@pytest.mark.parametrize("scores", ((0.60, 0.70, 400), (0.705, 0.70, 20_000), (0.75, 0.70, 50), (0.9, 0.6, 400)))
+def test_advice_only_suggests_what_the_run_has_not_done_and_can_do(strategy, modality, ranking, scores):
+    check = transfer_verdict(*scores, strategy=strategy, modality=modality, ranking=ranking)
+    advice = " | ".join(check.get("advice", []))
+    assert "domain adaptation" not in advice  # not a transferkit feature
+    assert f"--strategy {strategy} " not in advice + " "  # never the strategy already used
+    if ranking:  # backbone=auto already ranked: no ranking again, nor the backbone it chose
+        assert "transferkit rank" not in advice and "--backbone auto" not in advice
+        assert "--backbone lite0" not in advice
+    if modality == "timeseries":  # `rank` and backbone=auto are for classification backbones
+        assert "rank" not in advice and "--backbone auto" not in advice
+    if check["verdict"] in ("negative", "negligible") and strategy != "full":
+        assert "--strategy full" in advice
+    if check["verdict"] in ("positive", "inconclusive"):
+        assert "--strategy" not in advice and "--backbone" not in advice
+
+
+def test_advice_without_run_context_suggests_no_flags():
+    # a caller that does not say what the run did gets nothing it might already have done
+    advice = transfer_verdict(0.60, 0.70, n=400)["advice"]
+    assert advice and not any("--" in a for a in advice)
 
 
 def test_batchnorm_shift_matches_the_gaussian_distance():
@@ -57,6 +119,10 @@ def test_text_fit_reports_a_tfidf_control_and_the_gain(tmp_path):
     check = metrics["transfer"]
     assert check["control"].startswith("TF-IDF") and check["model"] == metrics["accuracy"]
     assert check["gain"] == pytest.approx(metrics["accuracy"] - clf.control_["accuracy"])
+    # the run's strategy reaches the advice: a linear probe is told about --strategy full exactly
+    # when transfer fell short
+    advice = " | ".join(check.get("advice", []))
+    assert ("--strategy full" in advice) == (check["verdict"] in ("negative", "negligible"))
     assert clf.domain_["batchnorm_shift"] is None and clf.domain_["separability"]["cv_accuracy"] > 0.8
 
 
@@ -65,6 +131,6 @@ def test_image_fit_trains_the_same_architecture_from_scratch(colour_folder):
     assert clf.control_["model"].startswith("tf_efficientnet_lite0, random weights")
     assert 0 <= clf.control_["accuracy"] <= 1 and "from-scratch control" in clf.timings_
     assert clf.domain_["batchnorm_shift"]["layer"] == "bn2" and clf.domain_["batchnorm_shift"]["channels"] == 1280
-    assert clf.evaluate()["transfer"]["verdict"] in ("positive", "negligible", "negative")
+    assert clf.evaluate()["transfer"]["verdict"] in ("positive", "negligible", "inconclusive", "negative")
     assert ImageClassifier(baseline=False, strategy="linear-probe", image_size=64, progress=False).fit(
         colour_folder).control_ is None

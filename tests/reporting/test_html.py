@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from transferkit.reporting import RunReport, write_report
+from transferkit import ImageClassifier, load_run
+from transferkit.diagnostics import transfer_verdict
+from transferkit.reporting import RunReport, render_html, write_report, write_run_report
 from transferkit.reporting.plots import confusion_matrix_png, learning_curves_png
 
 PNG_MAGIC = b"\x89PNG"
@@ -49,7 +53,8 @@ def _full_report(classes: list[str]) -> RunReport:
             "split": "stratified 70/15/15, seed 0",
         },
         timings={"feature extraction": 12.3, "training": 100.0},
-        notes=["1 file skipped (see Data)"],
+        warnings=["1 file skipped (see Data)"],
+        notes=["weights restored from the epoch with the lowest val loss (0.51)"],
     )
 
 
@@ -93,3 +98,89 @@ def test_plots_close_their_figures() -> None:
     assert confusion_matrix_png([[1, 0], [0, 1]], ["a", "b"]).startswith(PNG_MAGIC)
     assert learning_curves_png([{"epoch": 1, "train_loss": 1.0}]).startswith(PNG_MAGIC)
     assert len(plt.get_fignums()) == before
+
+
+def _aside(text: str, kind: str) -> str:
+    """The inner HTML of the report's <aside class=kind>, or "" when there is none."""
+    found = re.search(rf'<aside class="{kind}">(.*?)</aside>', text, re.S)
+    return found.group(1) if found else ""
+
+
+def _verdict(text: str) -> re.Match:
+    found = re.search(r'<p class="verdict (\w+)" data-verdict="(\w+)"><strong>(.*?)</strong>(.*?)</p>', text, re.S)
+    assert found, "no verdict paragraph"
+    return found
+
+
+def _classification_report(check: dict | None, notes=(), warnings=()) -> str:
+    metrics = {"accuracy": check["model"] if check else 0.8, "macro_f1": 0.8, "n": check.get("n", 72) if check else 72}
+    if check:
+        metrics["transfer"] = {**check, "control": "TF-IDF word 1-2-grams + char 2-5-grams, logistic regression"}
+    return render_html(RunReport(title="reviews", task="text-classification", config={}, metrics=metrics,
+                                 history=[], decisions=[], data_summary={}, timings={}, notes=list(notes),
+                                 warnings=list(warnings)))
+
+
+def test_notes_and_warnings_are_told_apart() -> None:
+    note = "weights restored from the epoch with the lowest val loss (epoch 3)"
+    warning = "2 file(s) skipped (not images or unreadable); see Data"
+    text = _classification_report(None, notes=[note], warnings=[warning])
+    assert warning in _aside(text, "warnings") and note not in _aside(text, "warnings")
+    assert note in _aside(text, "notes") and "<strong>Notes</strong>" in text
+    # only notes: no warnings box at all
+    quiet = _classification_report(None, notes=[note])
+    assert not _aside(quiet, "warnings") and "Warnings" not in quiet and note in _aside(quiet, "notes")
+
+
+def test_inconclusive_verdict_is_neutral_and_says_how_many_examples_would_tell() -> None:
+    check = transfer_verdict(0.78, 0.65, n=72, strategy="fine-tune", modality="text")
+    text = _classification_report(check)
+    tone, verdict, headline, detail = _verdict(text).groups()
+    assert (tone, verdict) == ("neutral", "inconclusive")
+    assert headline.startswith("Inconclusive: the test set (72 examples) is too small to tell")
+    assert f"about {check['needed_n']:,} examples" in headline
+    assert "+13.0 points" in detail and f"±{100 * check['noise']:.1f} points" in detail
+    assert "72 test examples" in detail
+    neutral = re.search(r"p\.verdict\.neutral strong \{ color: (#[0-9a-f]{6}); \}", text).group(1)
+    bad = re.search(r"p\.verdict\.bad strong \{ color: (#[0-9a-f]{6}); \}", text).group(1)
+    assert neutral != bad
+    assert not _aside(text, "warnings")  # a test set too small to tell is not a failure of the model
+    advice = re.search(r'<ul class="advice">(.*?)</ul>', text, re.S).group(1)
+    assert advice.count("<li>") == 1 and "test examples" in advice
+
+
+def test_verdict_colours_and_advice_only_when_there_is_some() -> None:
+    positive = _classification_report(transfer_verdict(0.90, 0.60, n=400, strategy="fine-tune", modality="text"))
+    assert _verdict(positive).group(1) == "good" and 'class="advice"' not in positive
+    negative_check = transfer_verdict(0.60, 0.70, n=400, strategy="full", modality="text")
+    negative = _classification_report(negative_check)
+    assert _verdict(negative).groups()[:2] == ("bad", "negative")
+    advice = re.search(r'<ul class="advice">(.*?)</ul>', negative, re.S).group(1)
+    assert advice.count("<li>") == len(negative_check["advice"]) and "--strategy full" not in advice
+    # negative transfer needs attention, so it also heads the report
+    assert "negative transfer" in _aside(negative, "warnings")
+    negligible = _classification_report(transfer_verdict(0.705, 0.70, n=20_000, strategy="full", modality="text"))
+    assert _verdict(negligible).groups()[:2] == ("plain", "negligible")
+
+
+def test_run_saved_before_warnings_existed_renders_its_notes(tmp_path: Path) -> None:
+    # config.json of an older run: only `notes`, which then held warnings and notes alike
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"task": "image-classification", "run": {"notes": ["resumed from checkpoint last.ckpt"]}}))
+    text = write_run_report(tmp_path).read_text(encoding="utf-8")
+    assert "resumed from checkpoint last.ckpt" in _aside(text, "notes") and not _aside(text, "warnings")
+
+
+def test_skipped_files_are_a_warning_and_restored_weights_a_note(tmp_path: Path, colour_folder: Path) -> None:
+    (colour_folder / "blue" / "garbage.png").write_bytes(b"\x89PNG not really")
+    clf = ImageClassifier(strategy="fine-tune", epochs=1, image_size=64, batch_size=8, baseline=False,
+                          progress=False).fit(colour_folder)
+    clf.evaluate()
+    run = clf.save(tmp_path / "run")
+    assert any("skipped" in w for w in clf.warnings_) and not any("skipped" in n for n in clf.notes_)
+    assert any("weights restored" in n for n in clf.notes_) and not any("restored" in w for w in clf.warnings_)
+    assert json.loads((run / "config.json").read_text())["run"]["warnings"] == clf.warnings_
+    assert load_run(run).warnings_ == clf.warnings_
+    text = write_run_report(run).read_text(encoding="utf-8")
+    assert "1 file(s) skipped" in _aside(text, "warnings") and "weights restored" not in _aside(text, "warnings")
+    assert "weights restored" in _aside(text, "notes")

@@ -18,8 +18,10 @@ from torch import nn
 #: scikit-learn's 8×8 digits upscaled to 64 px (far from it) measured 1.35 and 1.21.
 SHIFT_BANDS = ((0.8, "close to the source domain: pretrained features should transfer well"),
                (1.1, "moderately shifted: fine-tuning more layers usually pays off"),
-               (float("inf"), "far from the source domain: transfer may help little or hurt; check the "
-                              "from-scratch control and consider full fine-tuning or domain adaptation"))
+               # no advice here: it is measured before the fit, so the verdict's run-aware advice
+               # (transfer_advice) is the one place that says what to try
+               (float("inf"), "far from the source domain: transfer may help little or hurt; the "
+                              "from-scratch control tells which"))
 
 
 def _last_batchnorm(model: nn.Module) -> tuple[str, nn.modules.batchnorm._BatchNorm] | None:

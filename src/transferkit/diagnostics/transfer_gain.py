@@ -11,31 +11,114 @@ from typing import Any
 
 import numpy as np
 
-ADVICE = [
-    "try another backbone (`transferkit rank` scores the candidates on your data)",
-    "unfreeze more layers (--strategy full) so the features can move away from the source domain",
-    "adapt to the target domain (domain adaptation with unlabeled target data) or collect more labelled data",
-]
+# Smallest accuracy difference worth knowing about. A noise band wider than this means the test set
+# cannot resolve differences that matter, so a gain inside it is "inconclusive", not "negligible".
+PRACTICAL_DIFFERENCE = 0.02
+
+# What to try after transfer did not help, keyed by the run property that makes each one possible
+# (see `transfer_advice`, which drops those the run already did or cannot do).
+ADVICE = {
+    "rank": "try another backbone: `transferkit rank DATA` scores the installed candidates on your data "
+            "(or fit with --backbone auto to rank and fit the best)",
+    "runner_up": "try the ranking's runner-up: --backbone {backbone}",
+    "source": "try another source model (`transferkit list backbones`), or a forecast run on a related "
+              "series as --backbone RUN",
+    "full": "train every layer from the first step (--strategy full) so the features can move away from "
+            "the source domain",
+    "more_data": "label more training data",
+    "more_history": "train on a longer history of the series",
+    "test_size": "label more data for the test split: about {needed_n:,} test examples (now {n:,}) would tell",
+}
 
 
 def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bool = True,
-                     name: str = "accuracy") -> dict[str, Any]:
-    """Gain of the transferred model over the from-scratch control, and whether it is real.
+                     name: str = "accuracy", *, strategy: str | None = None, modality: str | None = None,
+                     ranking: dict | None = None) -> dict[str, Any]:
+    """Gain of the transferred model over the from-scratch control, whether it is real, and advice.
 
-    For accuracies the noise level is two binomial standard errors of the difference on `n` test
-    examples; a gain inside it is "negligible", below it "negative" (negative transfer).
+    For accuracies the noise band is two binomial standard errors of the difference on `n` test
+    examples (pooled accuracy, Laplace-smoothed). Beyond it the verdict is "positive" or
+    "negative" (negative transfer). Inside it, a band wider than `PRACTICAL_DIFFERENCE` cannot
+    rule out a difference that matters: the verdict is "inconclusive" and `needed_n` is the
+    test-set size whose band would resolve the observed gain (or `PRACTICAL_DIFFERENCE`, if
+    larger); a narrower band makes it "negligible".
+    For errors (MSE) the band is 2 % of the control's error, since their scale depends on the data.
+    `strategy` (the strategy used), `modality` and `ranking` (backbone="auto"'s ranking) describe
+    the run, so the advice never suggests what it already did; without them that advice is left out.
     """
     gain = (model - baseline) if higher_is_better else (baseline - model)
+    needed_n = None
     if name == "accuracy":
-        p = min(max((model + baseline) / 2, 1e-3), 1 - 1e-3)
-        noise = 2 * math.sqrt(2 * p * (1 - p) / max(1, n))
+        # pooled accuracy with one success and one failure added (Laplace): at 100 % or 0 % the
+        # plain estimate has no variance and would call 10 test examples enough to tell
+        n = max(1, int(n))
+        p = (n * (model + baseline) / 2 + 1) / (n + 2)
+        noise = 2 * math.sqrt(2 * p * (1 - p) / n)
     else:  # errors (MSE): a relative band, since their scale depends on the data
         noise = 0.02 * abs(baseline)
-    verdict = "positive" if gain > noise else ("negative" if gain < -noise else "negligible")
-    out = {"metric": name, "model": model, "baseline": baseline, "gain": gain, "noise": noise, "verdict": verdict}
-    if verdict != "positive":
-        out["advice"] = ADVICE
+    if gain > noise:
+        verdict = "positive"
+    elif gain < -noise:
+        verdict = "negative"
+    elif name == "accuracy" and noise > PRACTICAL_DIFFERENCE:
+        verdict = "inconclusive"
+        # solve 2 * sqrt(2 p (1 - p) / n) = resolve for n, at today's estimate of p
+        resolve = max(abs(gain), PRACTICAL_DIFFERENCE)
+        needed_n = math.ceil(8 * p * (1 - p) / resolve ** 2)
+    else:
+        verdict = "negligible"
+    out = {"metric": name, "model": model, "baseline": baseline, "gain": gain, "noise": noise, "n": n,
+           "verdict": verdict, "needed_n": needed_n}
+    advice = transfer_advice(out, strategy=strategy, modality=modality, ranking=ranking)
+    if advice:
+        out["advice"] = advice
     return out
+
+
+def transfer_advice(check: dict, *, strategy: str | None = None, modality: str | None = None,
+                    ranking: dict | None = None) -> list[str]:
+    """What to try next after a verdict, limited to what this run has not done and can do.
+
+    Only a real shortfall (negative, negligible) gets model advice; an inconclusive verdict gets
+    the test-set size that would settle it; a positive one gets none.
+    """
+    verdict = check.get("verdict")
+    if verdict == "inconclusive":
+        return [ADVICE["test_size"].format(needed_n=check["needed_n"], n=check.get("n") or 0)]
+    if verdict not in ("negative", "negligible"):
+        return []
+    advice = []
+    rows = (ranking or {}).get("rows") or []
+    if modality == "timeseries":
+        advice.append(ADVICE["source"])
+    elif len(rows) > 1:  # backbone=auto already ranked: the next candidate is the one to try
+        advice.append(ADVICE["runner_up"].format(backbone=rows[1].get("backbone") or rows[1].get("candidate")))
+    elif modality in ("image", "text") and not rows:
+        advice.append(ADVICE["rank"])
+    if strategy and strategy != "full":
+        advice.append(ADVICE["full"])
+    advice.append(ADVICE["more_history" if modality == "timeseries" else "more_data"])
+    return advice
+
+
+def verdict_headline(check: dict) -> str:
+    """One sentence for a verdict of `transfer_verdict`, shared by the CLI and the report."""
+    verdict = check.get("verdict")
+    if verdict == "positive":
+        return "Transfer helped: the pretrained model beats the from-scratch control"
+    if verdict == "negative":
+        return "NEGATIVE TRANSFER: the from-scratch control is better"
+    if verdict == "negligible":
+        return "No measurable difference between the pretrained model and the from-scratch control"
+    if verdict == "inconclusive":
+        n = check.get("n")
+        size = f"the test set ({n:,} examples)" if n else "the test set"
+        text = f"Inconclusive: {size} is too small to tell"
+        if check.get("needed_n"):
+            resolve = max(abs(check.get("gain") or 0.0), PRACTICAL_DIFFERENCE)
+            text += f"; about {check['needed_n']:,} examples would resolve a difference of {100 * resolve:.1f} points"
+        return text
+    return str(verdict)
 
 
 def image_scratch_control(est, budget: float) -> dict[str, Any]:

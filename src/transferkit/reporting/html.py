@@ -30,7 +30,8 @@ class RunReport:
     decisions: list[tuple[str, str]]
     data_summary: dict
     timings: dict[str, float]
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # informational: what the run did and why
+    warnings: list[str] = field(default_factory=list)  # what needs the user's attention
     examples: dict = field(default_factory=dict)  # forecasting: a few test windows to plot
     ranking: dict = field(default_factory=dict)  # backbone="auto": the candidates' transferability scores
     domain: dict = field(default_factory=dict)  # domain shift and separability before adaptation
@@ -50,7 +51,7 @@ def render_html(report: RunReport) -> str:
     forecast = "mse" in metrics or report.task == "forecast"
     sections = [
         _header(report, metrics),
-        _notes(report.notes),
+        _messages(attention(report.warnings, metrics), report.notes),
         _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
@@ -180,11 +181,31 @@ def _header(report: RunReport, metrics: dict) -> str:
     )
 
 
-def _notes(notes: Sequence[str]) -> str:
-    if not notes:
-        return ""
-    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
-    return f'<aside class="notes"><strong>Warnings</strong><ul>{items}</ul></aside>'
+def attention(warnings: Sequence[str], metrics: dict) -> list[str]:
+    """The run's warnings plus what its test metrics show needs attention (negative transfer, a
+    baseline that beats the model), so the top of the report lists every problem."""
+    out = list(warnings or [])
+    check = metrics.get("transfer") or {}
+    if check.get("verdict") == "negative":
+        out.append(f"negative transfer: the from-scratch control ({check.get('control', 'see Transfer check')}) "
+                   "beats the pretrained model; see Transfer check")
+    gain = metrics.get("gain_over_best_baseline") or {}
+    if (_num(gain.get("mse")) or 0.0) < 0:
+        out.append(f"a baseline beats the model: {gain.get('baseline', 'a baseline')} has a lower test MSE; "
+                   "see Metrics")
+    return out
+
+
+def _messages(warnings: Sequence[str], notes: Sequence[str]) -> str:
+    """Warnings (need attention, highlighted) apart from notes (informational, neutral)."""
+    parts = []
+    if warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        parts.append(f'<aside class="warnings"><strong>Warnings</strong><ul>{items}</ul></aside>')
+    if notes:
+        items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+        parts.append(f'<aside class="notes"><strong>Notes</strong><ul>{items}</ul></aside>')
+    return "\n".join(parts)
 
 
 def _decisions(decisions: Sequence[tuple[str, str]]) -> str:
@@ -309,16 +330,25 @@ def _forecasts(examples: dict) -> str:
 def _transfer(check: dict, domain: dict) -> str:
     parts = []
     if check:
+        from ..diagnostics.transfer_gain import verdict_headline
+
         name, verdict = check.get("metric", "accuracy"), check.get("verdict")
-        fmt = _pct if name == "accuracy" else (lambda v: _fmt(v, 4))
-        text = {"positive": "Transfer helped", "negligible": "Transfer made no measurable difference",
-                "negative": "NEGATIVE TRANSFER: the from-scratch control is better"}.get(verdict, verdict)
-        parts.append(f'<p class="{"good" if verdict == "positive" else "bad"}"><strong>{_e(text)}</strong> — '
-                     f'{_e(name)} {fmt(check.get("model"))} against {fmt(check.get("baseline"))} for the control '
-                     f'({_e(check.get("control", ""))}); gain {_fmt(check.get("gain"), 4)}, noise level '
-                     f'±{_fmt(check.get("noise"), 4)}.</p>')
+        if name == "accuracy":
+            value, diff = _pct, (lambda v: "—" if _num(v) is None else f"{100 * _num(v):+.1f} points")
+            band = f"{100 * (_num(check.get('noise')) or 0):.1f} points (two standard errors"
+            band += f" on {_int(check['n'])} test examples)" if check.get("n") else ")"
+        else:
+            value, diff = (lambda v: _fmt(v, 4)), (lambda v: "—" if _num(v) is None else f"{_num(v):+.4f}")
+            band = _fmt(check.get("noise"), 4)
+        # verdicts with no colour of their own (e.g. added later) render neutral
+        tone = {"positive": "good", "negative": "bad", "inconclusive": "neutral"}.get(verdict, "plain")
+        parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}">'
+                     f'<strong>{_e(verdict_headline(check))}</strong> — {_e(name)} {value(check.get("model"))} '
+                     f'against {value(check.get("baseline"))} for the control ({_e(check.get("control", ""))}); '
+                     f'gain {diff(check.get("gain"))}, noise band ±{band}.</p>')
         if check.get("advice"):
-            parts.append("<ul>" + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")
+            parts.append('<p>What to try:</p><ul class="advice">'
+                         + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")
     shift = domain.get("batchnorm_shift")
     if shift:
         parts.append(f'<p>Domain shift against the source data (statistics of the last batch-norm layer '
@@ -422,9 +452,12 @@ h2 { margin: 36px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--bo
 .card .big { font-size: 2em; font-weight: 600; color: var(--accent); line-height: 1.2; }
 .card .big.na { font-size: 1.1em; color: var(--muted); font-weight: 400; padding: 8px 0; }
 .card .label { color: var(--muted); font-size: .9em; }
-.notes { margin-top: 20px; padding: 12px 16px; background:#fff8c5; border:1px solid #d4a72c;
+.warnings { margin-top: 20px; padding: 12px 16px; background:#fff8c5; border:1px solid #d4a72c;
   border-radius: 8px; }
-.notes ul { margin: 6px 0 0; padding-left: 20px; }
+.notes { margin-top: 12px; padding: 12px 16px; background:var(--bg-alt); border:1px solid var(--border);
+  border-radius: 8px; color: var(--muted); }
+.notes strong { color: var(--fg); }
+.warnings ul, .notes ul { margin: 6px 0 0; padding-left: 20px; }
 table { border-collapse: collapse; margin: 8px 0; font-size: .93em; }
 th, td { border: 1px solid var(--border); padding: 5px 10px; text-align: left; vertical-align: top; }
 th { background: var(--bg-alt); }
@@ -440,4 +473,12 @@ img { max-width: 100%; height: auto; }
 ul.skipped { max-height: 320px; overflow-y: auto; }
 p.good { color: #1a7f37; }
 p.bad { color: #cf222e; }
+/* verdict callouts: the colour says how to read it; only a real loss is red */
+p.verdict { padding: 10px 14px; border-left: 4px solid var(--border); background: var(--bg-alt); color: var(--fg); }
+p.verdict.good { border-color: #1a7f37; background: #dafbe1; }
+p.verdict.good strong { color: #1a7f37; }
+p.verdict.bad { border-color: #cf222e; background: #ffebe9; }
+p.verdict.bad strong { color: #cf222e; }
+p.verdict.neutral { border-color: #0969da; background: #ddf4ff; }
+p.verdict.neutral strong { color: #0550ae; }
 """

@@ -37,6 +37,7 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             data_summary=data,
             timings=run.get("timings", {}),
             notes=run.get("notes", []),
+            warnings=run.get("warnings", []),  # absent in runs saved before notes and warnings were told apart
             examples=_json(run_dir / EXAMPLES_FILE),
             ranking=run.get("ranking") or {},
             domain=run.get("domain") or {},

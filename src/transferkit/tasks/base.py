@@ -158,7 +158,8 @@ class TransferEstimator(BaseEstimator):
         self.strategy_ = outcome.settings.get("chosen", self.strategy)
         self.strategy_settings_ = outcome.settings
         self.timings_ = {"data scan": loaded - started, **outcome.timings, "total fit": time.perf_counter() - started}
-        self.notes_ = list(outcome.notes)
+        self.notes_ = list(outcome.notes)  # informational
+        self.warnings_: list[str] = []  # things that need the user's attention
         self.metrics_ = None
         return outcome
 
@@ -212,6 +213,7 @@ class TransferEstimator(BaseEstimator):
                 "data": self.data_.summary() if hasattr(self, "data_") else None,
                 "timings": self.timings_,
                 "notes": self.notes_,
+                "warnings": getattr(self, "warnings_", []),
             },
             "versions": _versions(lightning.__version__),
         }
@@ -277,6 +279,7 @@ class TransferEstimator(BaseEstimator):
         est.decisions_ = [tuple(d) for d in run.get("decisions", [])]
         est.timings_ = run.get("timings", {})
         est.notes_ = run.get("notes", [])
+        est.warnings_ = run.get("warnings", [])  # absent in runs saved before notes and warnings were told apart
         est.history_ = read_history(path / HISTORY_FILE)
         metrics_file = path / METRICS_FILE
         est.metrics_ = json.loads(metrics_file.read_text()).get("test") if metrics_file.is_file() else None
@@ -329,8 +332,11 @@ class ClassifierBase(TransferEstimator):
             if control:
                 from ..diagnostics import transfer_verdict
 
-                metrics["transfer"] = {**transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"]),
-                                       "control": control["model"]}
+                # what the run already did, so the advice only suggests what it did not
+                check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"],
+                                         strategy=self.strategy_, modality=self.modality,
+                                         ranking=getattr(self, "ranking_", None))
+                metrics["transfer"] = {**check, "control": control["model"]}
             self.metrics_ = metrics
         return metrics
 

@@ -118,7 +118,7 @@ class ImageClassifier(ClassifierBase):
         outcome = self._adapt(strategy, model, fit_data, self._settings(tta=self.tta), start, loaded)
         self._control(self.timings_.get("total fit", 0.0))
         if d.skipped:
-            self.notes_.insert(0, f"{len(d.skipped)} file(s) skipped (not images or unreadable); see Data")
+            self.warnings_.append(f"{len(d.skipped)} file(s) skipped (not images or unreadable); see Data")
         self.decisions_ = [
             self._backbone_decision(backbone),
             self._strategy_decision(outcome),
