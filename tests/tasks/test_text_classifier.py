@@ -103,9 +103,9 @@ def test_fine_tune_without_validation_runs_every_epoch(table):
     assert "val_loss" not in clf.history_[0] and not any("restored" in n for n in clf.notes_)
 
 
-def test_label_names_reach_predictions_metrics_config_and_notes(tmp_path):
+def test_label_names_reach_predictions_metrics_config_and_warnings(tmp_path):
     """Labels written 0/1/2 and named by `label_names`: the names are what the user sees and what
-    the run keeps; a rare class (3 rows of 2) lands in the run's notes."""
+    the run keeps; a rare class (3 rows of 2) lands in the run's warnings."""
     rows = [(f"the {NOUNS[i % 6]} was {BAD[i % 8]}", 0) for i in range(20)] + \
            [(f"the {NOUNS[i % 6]} was {GOOD[i % 8]}", 1) for i in range(20)] + \
            [(f"the {noun} was fine", 2) for noun in NOUNS[:3]]
@@ -116,13 +116,13 @@ def test_label_names_reach_predictions_metrics_config_and_notes(tmp_path):
     assert clf.classes_ == ["negative", "positive", "neutral"]
     assert clf.predict(["the concert was fantastic", "the concert was dreadful"]) == ["positive", "negative"]
     assert set(clf.evaluate()["per_class"]) == {"negative", "positive", "neutral"}
-    assert any("'neutral' (3 rows)" in note for note in clf.notes_)
+    assert any("'neutral' (3 rows)" in w for w in clf.warnings_)
     assert any(d.startswith("class names: 0 = negative") for d, _ in clf.decisions_)
     clf.save(tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["classes"] == ["negative", "positive", "neutral"]
     assert config["label_names"] == {"0": "negative", "1": "positive", "2": "neutral"}
-    assert any("'neutral'" in note for note in config["run"]["notes"])
+    assert any("'neutral'" in w for w in config["run"]["warnings"])
     again = load_run(tmp_path / "run")
     assert again.predict(["the show was superb"]) == ["positive"]
     # an external table labelled as written (0/1) is scored against the named classes

@@ -103,7 +103,7 @@ class TextClassifier(ClassifierBase):
         self._diagnose_domain(backbone, fit_data)
         outcome = self._adapt(strategy, model, fit_data, self._settings(), start, loaded)
         self._control(self.timings_.get("total fit", 0.0))
-        self.notes_ = list(d.notes) + self.notes_  # data warnings (rare classes) first
+        self.warnings_ = list(d.notes) + self.warnings_  # data problems (rare classes) need attention
         self.decisions_ = [
             self._backbone_decision(backbone),
             self._strategy_decision(outcome),
