@@ -130,6 +130,8 @@ class DLinear:
         m = self._basis()
         gram, cross = m.T @ sxx @ m, m.T @ sxy
         scale = float(np.trace(gram)) / gram.shape[0]
+        if not scale > 0:  # every training window is flat (a constant series): λ on the identity then
+            scale = 1.0
         self.history_: list[dict[str, float]] = []
         best = None
         for lam in self.lambdas if val is not None else self.lambdas[:1]:
