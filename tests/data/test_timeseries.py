@@ -238,3 +238,21 @@ def test_etth1_loads_with_the_reference_split():
     assert table.frequency == "h" and table.season == 24 and len(table) == 17420
     split = chronological_split(table, 336, 96)
     assert (split["train"], split["windows"]["test"]) == ((0, 8640), 2785)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("date,x\n2020-01-01T00:00:00+00:00,1\n2020-01-01 01:00:00,2\n2020-01-01T02:00:00+00:00,3\n",
+     "time column 'date' mixes times with a UTC offset (line 2: '2020-01-01T00:00:00+00:00') and without one (line 3"),
+    ("date,x,date\n2020-01-01 00:00,1,5\n2020-01-01 01:00,2,6\n", "column name 'date' appears twice in the header"),
+    ("date,x\n" + "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00,{h}\n" for h in range(400)),
+     "the training segment needs at least 1200 rows"),
+])
+def test_time_series_errors_are_one_line_exit_2(monkeypatch, capsys, tmp_path, content, message):
+    from tests.test_cli import run_cli
+
+    data = tmp_path / "series.csv"
+    data.write_text(content)
+    code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run", "--lookback", "96",
+                           "--horizon", "24", "--train-fraction", "0.1")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1 and message in lines[0], err
