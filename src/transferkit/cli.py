@@ -98,7 +98,7 @@ def _print_baseline_check(check: dict | None) -> None:
 def _print_transfer(check: dict | None) -> None:
     if not check:
         return
-    colour = {"positive": "green", "negligible": "yellow", "negative": "red"}.get(check["verdict"], "blue")
+    colour = {"positive": "green", "negligible": "yellow", "negative": "red"}[check["verdict"]]
     name = check["metric"]
     console.print(f"[{colour}]transfer {check['verdict']}[/]: {name} {check['model']:.4f} vs {check['baseline']:.4f} "
                   f"for {check['control']} (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")

@@ -84,7 +84,7 @@ def test_a_baseline_that_beats_the_model_is_named_with_possible_advice(tmp_path)
     assert check["verdict"] == "baseline", check
     assert check["headline"] == (f"A baseline beats the model: the best baseline ({check['best_baseline']}) has "
                                  f"test MSE {check['baseline']:.4f} against {check['model']:.4f}")
-    assert check["advice"][0] == "train longer: all 1 epochs ran without early stopping (--epochs 10)"
+    assert check["advice"][0] == "train longer: the run stopped at its limit of 1 epoch, not by early stopping (--epochs 10)"
     assert not any("--strategy full" in a or "domain adaptation" in a for a in check["advice"])
 
 

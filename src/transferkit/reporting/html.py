@@ -457,5 +457,4 @@ img { max-width: 100%; height: auto; }
 ul.skipped { max-height: 320px; overflow-y: auto; }
 p.good { color: #1a7f37; }
 p.bad { color: #cf222e; }
-p.verdict.neutral { color: #0550ae; }
 """

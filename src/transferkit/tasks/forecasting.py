@@ -316,7 +316,8 @@ class Forecaster(TransferEstimator):
         settings = getattr(self, "strategy_settings_", {}) or {}
         epochs, run = settings.get("epochs"), settings.get("epochs_run")
         if epochs and run and run >= epochs:  # it stopped at the epoch limit, not because validation stalled
-            advice.append(f"train longer: all {epochs} epochs ran without early stopping (--epochs {max(10, 3 * epochs)})")
+            advice.append(f"train longer: the run stopped at its limit of {epochs} epoch{'s' * (epochs != 1)}, not by "
+                          f"early stopping (--epochs {max(10, 3 * epochs)})")
         advice += self._more_history()
         if (self.backbone_info_.get("meta") or {}).get("parent_task") != TASK:
             advice.append("start from a forecaster trained on a longer or related series: fit it, then pass "
