@@ -9,7 +9,8 @@ from tests.conftest import shared_dataset
 from transferkit.data.timeseries import Standardizer, WindowDataset, chronological_split, load_series_csv
 from transferkit.tasks.forecast_baselines import (DLinear, DLinearModule, SeasonalNaive, fit_baselines,
                                                   moving_average_matrix)
-from transferkit.tasks.forecast_metrics import forecast_metrics, seasonal_naive_scale
+from transferkit.tasks.forecast_metrics import (compare_with_baselines, forecast_metrics, seasonal_naive_scale,
+                                                transfer_check)
 
 
 def test_seasonal_naive_repeats_the_last_season():
@@ -122,3 +123,22 @@ def test_etth1_slice_dlinear_beats_seasonal_naive():
     dlinear = forecast_metrics(DLinear(96, 24).fit(train, val).predict(x), y.numpy(), train_values, table.season)
     naive = forecast_metrics(SeasonalNaive(24, table.season).predict(x), y.numpy(), train_values, table.season)
     assert dlinear["mae"] < naive["mae"]
+
+
+def test_paired_comparison_of_forecast_errors():
+    rng = np.random.default_rng(0)
+    base = rng.gamma(2.0, 0.05, 240)  # per-window MSEs of 240 windows, horizon 12 → 20 blocks
+    worse = base + 0.05
+    check = compare_with_baselines(base, {"naive": worse, "DLinear": base + 0.01}, horizon=12)
+    assert check["best_baseline"] == "DLinear" and check["verdict"] == "model" and check["blocks"] == 20
+    assert check["gain"] == pytest.approx(0.01) and 0 < check["noise"] < 0.01
+    assert compare_with_baselines(worse, {"naive": base}, horizon=12)["verdict"] == "baseline"
+    noisy = base + rng.normal(0, 0.2, 240)  # same mean error, far noisier difference
+    assert compare_with_baselines(base, {"naive": noisy}, horizon=12)["verdict"] == "tie"
+    # the transfer verdict: against the control, same paired band
+    assert transfer_check(base, worse, 12)["verdict"] == "positive"
+    assert transfer_check(worse, base, 12)["verdict"] == "negative"
+    assert transfer_check(base, noisy, 12)["verdict"] == "inconclusive"  # band wider than 2 % of the MSE
+    assert transfer_check(base, base + 1e-9, 12)["verdict"] == "negligible"  # identical up to float noise
+    # one block: no spread to estimate, so nothing is beyond the band
+    assert transfer_check(base[:12], worse[:12], 12)["verdict"] == "inconclusive"

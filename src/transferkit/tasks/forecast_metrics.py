@@ -73,6 +73,9 @@ def forecast_metrics(
 #: Inside the noise band, a band narrower than this share of the reference's MSE shows the
 #: difference is small ("negligible"); a wider one cannot tell ("inconclusive").
 PRACTICAL_SHARE = 0.02
+#: Smallest noise band, in MSE on the standardised scale (where forecasting the mean scores 1):
+#: identical forecasts (a constant series) would otherwise make float rounding a verdict.
+MIN_NOISE = 1e-6
 
 
 def window_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -87,14 +90,14 @@ def paired_gain(model: np.ndarray, other: np.ndarray, horizon: int) -> dict:
     `model` and `other` are per-window MSEs (`window_errors`) of consecutive stride-1 windows.
     Forecasts of neighbouring windows share targets, so their errors are not independent
     (h-step forecast errors are correlated up to lag h - 1; Diebold & Mariano 1995): the band is
-    two standard errors of the mean difference over blocks of `horizon` consecutive windows.
-    Returns gain (> 0: the model is better), noise, blocks, n (windows).
+    two standard errors of the mean difference over blocks of `horizon` consecutive windows,
+    and at least `MIN_NOISE`. Returns gain (> 0: the model is better), noise, blocks, n (windows).
     """
     diff = np.asarray(other, dtype=np.float64) - np.asarray(model, dtype=np.float64)
     blocks = len(diff) // max(1, horizon)
     if blocks >= 2:
         means = diff[: blocks * horizon].reshape(blocks, horizon).mean(axis=1)
-        noise = 2 * float(means.std(ddof=1)) / math.sqrt(blocks)
+        noise = max(MIN_NOISE, 2 * float(means.std(ddof=1)) / math.sqrt(blocks))
     else:
         noise = math.inf  # one block: no estimate of the spread
     return {"gain": float(diff.mean()) if len(diff) else 0.0, "noise": noise, "blocks": blocks, "n": int(len(diff))}
@@ -148,6 +151,6 @@ def transfer_check(model: np.ndarray, control: np.ndarray, horizon: int) -> dict
     elif gain < -noise:
         verdict = "negative"
     else:
-        verdict = "negligible" if noise <= PRACTICAL_SHARE * c else "inconclusive"
+        verdict = "negligible" if noise <= max(PRACTICAL_SHARE * c, MIN_NOISE) else "inconclusive"
     return {"metric": "mse", "model": m, "baseline": c, "gain": gain, "noise": noise, "n": paired["n"],
             "blocks": paired["blocks"], "verdict": verdict, "needed_n": None}
