@@ -174,3 +174,21 @@ def test_constant_series_fits_evaluates_and_reports(tmp_path):
     np.testing.assert_allclose(model.predict(frame["flat"].to_numpy()), 3.5, atol=0.05)
     model.save(run)
     assert "constant in the training segment" in write_run_report(run).read_text()
+
+
+def test_cli_prints_the_baseline_verdict_without_transfer_and_the_control_with_it(monkeypatch, capsys, tmp_path):
+    from tests.test_cli import run_cli
+
+    source, target = series_csv(tmp_path / "source.csv", rows=500), series_csv(tmp_path / "target.csv", seed=4, rows=500)
+    common = ("--lookback", "24", "--horizon", "6", "--epochs", "1", "--target", "load")
+    code, out, err = run_cli(monkeypatch, capsys, "fit", source, "--out", tmp_path / "scratch", *common)
+    assert code == 0, err
+    said = " ".join(out.split())  # rich wraps long lines
+    metrics = json.loads((tmp_path / "scratch" / "metrics.json").read_text())["test"]
+    assert " ".join(metrics["baseline_check"]["headline"].split()) in said
+    assert "transfer" not in metrics and "NEGATIVE TRANSFER" not in said and "transfer positive" not in said
+    code, out, err = run_cli(monkeypatch, capsys, "fit", target, "--out", tmp_path / "moved", "--backbone",
+                             tmp_path / "scratch", *common)
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert "for patchtst-small architecture, random weights, trained from scratch on the same windows" in said
