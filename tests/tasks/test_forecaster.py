@@ -84,7 +84,8 @@ def test_a_baseline_that_beats_the_model_is_named_with_possible_advice(tmp_path)
     assert check["verdict"] == "baseline", check
     assert check["headline"] == (f"A baseline beats the model: the best baseline ({check['best_baseline']}) has "
                                  f"test MSE {check['baseline']:.4f} against {check['model']:.4f}")
-    assert check["advice"][0] == "train longer: the run stopped at its limit of 1 epoch, not by early stopping (--epochs 10)"
+    assert check["advice"][0] == ("train longer: the run stopped at its limit of 1 epoch, not by early stopping "
+                                  "(--epochs 10)")
     assert not any("--strategy full" in a or "domain adaptation" in a for a in check["advice"])
 
 
@@ -121,7 +122,8 @@ def test_linear_probe_refits_only_the_output_layer(fitted, tmp_path):
     _, run = fitted
     target = series_csv(tmp_path / "target.csv", seed=2, level=5.0)
     source_model = load_run(run)
-    probe = Forecaster(backbone=str(run), strategy="linear-probe", horizon=12, baseline=False, progress=False).fit(target)
+    probe = Forecaster(backbone=str(run), strategy="linear-probe", horizon=12, baseline=False,
+                       progress=False).fit(target)
     assert probe.control_ is None and ("transfer check: skipped", "baseline=False (--no-baseline): no from-scratch "
                                        "control was trained") in probe.decisions_
     for (name, before), after in zip(source_model.model_.backbone.state_dict().items(),
@@ -179,7 +181,8 @@ def test_constant_series_fits_evaluates_and_reports(tmp_path):
 def test_cli_prints_the_baseline_verdict_without_transfer_and_the_control_with_it(monkeypatch, capsys, tmp_path):
     from tests.test_cli import run_cli
 
-    source, target = series_csv(tmp_path / "source.csv", rows=500), series_csv(tmp_path / "target.csv", seed=4, rows=500)
+    source = series_csv(tmp_path / "source.csv", rows=500)
+    target = series_csv(tmp_path / "target.csv", seed=4, rows=500)
     common = ("--lookback", "24", "--horizon", "6", "--epochs", "1", "--target", "load")
     code, out, err = run_cli(monkeypatch, capsys, "fit", source, "--out", tmp_path / "scratch", *common)
     assert code == 0, err

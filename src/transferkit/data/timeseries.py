@@ -375,9 +375,9 @@ def chronological_split(
         if kept < need:
             raise DataError(f"{path}train fraction {train_fraction:g} keeps {kept} of {train_end} training rows, "
                             f"fewer than lookback + horizon = {need}: the training segment needs at least "
-                            f"{minimum_training_rows(lookback, horizon, train_fraction)} rows, a series split 70/10/20 at least "
-                            f"{minimum_rows(lookback, horizon, train_fraction)} rows; use a larger --train-fraction or a "
-                            "shorter --lookback/--horizon.")
+                            f"{minimum_training_rows(lookback, horizon, train_fraction)} rows, a series split "
+                            f"70/10/20 at least {minimum_rows(lookback, horizon, train_fraction)} rows; use a larger "
+                            "--train-fraction or a shorter --lookback/--horizon.")
         parts["train"] = (train_end - kept, train_end)
         scheme += f"; training on the most recent {kept} rows ({train_fraction:g} of the training segment)"
     return {

@@ -183,7 +183,8 @@ def _windows(x_all, y_all, c: int, normalize: Normalize) -> tuple[np.ndarray, np
     return x - level, y - level
 
 
-def _moments(data: WindowDataset, normalize: Normalize = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _moments(data: WindowDataset, normalize: Normalize = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Means and centred cross-products of inputs and targets over all (window, channel) rows,
     accumulated one channel at a time so the windows are never all in memory in float64."""
     x_all, y_all = data.arrays()

@@ -121,13 +121,16 @@ def compare_with_baselines(model: np.ndarray, baselines: dict[str, np.ndarray], 
         return {}
     best = min(baselines, key=lambda name: float(np.mean(baselines[name])))
     m, b = float(np.mean(model)), float(np.mean(baselines[best]))
-    out = {"metric": "mse", "model": m, "best_baseline": best, "baseline": b, **paired_gain(model, baselines[best], horizon)}
+    out = {"metric": "mse", "model": m, "best_baseline": best, "baseline": b,
+           **paired_gain(model, baselines[best], horizon)}
     if out["gain"] > out["noise"]:
         out["verdict"] = "model"
-        out["headline"] = f"The model beats every baseline: test MSE {m:.4f} against {b:.4f} for the best baseline ({best})"
+        out["headline"] = (f"The model beats every baseline: test MSE {m:.4f} against {b:.4f} for the best "
+                           f"baseline ({best})")
     elif out["gain"] < -out["noise"]:
         out["verdict"] = "baseline"
-        out["headline"] = f"A baseline beats the model: the best baseline ({best}) has test MSE {b:.4f} against {m:.4f}"
+        out["headline"] = (f"A baseline beats the model: the best baseline ({best}) has test MSE {b:.4f} "
+                           f"against {m:.4f}")
     else:
         out["verdict"] = "tie"
         out["headline"] = (f"No measurable difference between the model and the best baseline ({best}): test MSE "

@@ -290,7 +290,8 @@ class Forecaster(TransferEstimator):
         if check:
             check["advice"] = self._baseline_advice(check)
             metrics["baseline_check"] = check
-            metrics["gain_over_best_baseline"] = {"baseline": check["best_baseline"], "mse": check["baseline"] - check["model"]}
+            metrics["gain_over_best_baseline"] = {"baseline": check["best_baseline"],
+                                                  "mse": check["baseline"] - check["model"]}
         control_errors = getattr(self, "_control_errors", None)
         if data is None and control_errors is not None and len(control_errors) == len(errors):
             transfer = transfer_check(errors, control_errors, self.horizon)
