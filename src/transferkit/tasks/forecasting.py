@@ -224,7 +224,8 @@ class Forecaster(TransferEstimator):
         self._control_errors = window_errors(pred.numpy(), y.numpy())
         epochs = outcome.settings.get("epochs_run") or used.epochs
         return {"model": f"{architecture} architecture, random weights, trained from scratch on the same windows "
-                         f"({epochs} of at most {used.epochs} epochs, lr {settings.lr:g}, budget {seconds:.0f} s)",
+                         f"({epochs} of at most {used.epochs} epoch{'s' * (used.epochs != 1)}, lr {settings.lr:g}, "
+                         f"budget {seconds:.0f} s)",
                 "mse": float(self._control_errors.mean()) if len(self._control_errors) else float("nan"),
                 "epochs_run": epochs}
 
