@@ -5,7 +5,7 @@ horizon 96, standardised with training statistics, MSE/MAE on that scale over ev
 Backbone `patchtst-small` (the authors' ETTh1 config, d_model 16); package defaults otherwise.
 
     (a) multivariate (7 series) from scratch; its report gives the baselines (seasonal naive,
-        DLinear, window-centred DLinear)
+        naive last value, DLinear reading each window relative to its last value)
     (b) univariate OT from scratch
     (c) transfer inside ETTh1: pretrain on rows [0, 5760) (first 8 months; the package splits that
         table 70/10/20 itself), then train on the most recent 10 % of the 12-month training segment
@@ -65,6 +65,7 @@ def record(model: Forecaster, seconds: float, metrics: dict | None = None) -> di
             "timings_": model.timings_, "split": model.split_["description"],
             "decisions_": [list(d) for d in model.decisions_], "baselines": metrics.get("baselines"),
             "gain_over_best_baseline": metrics.get("gain_over_best_baseline"),
+            "baseline_check": metrics.get("baseline_check"), "transfer": metrics.get("transfer"),
             "per_channel": metrics["per_channel"]}
 
 

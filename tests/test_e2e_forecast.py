@@ -12,7 +12,9 @@ def test_etth1_ot_forecast_beats_published_linear_figures(monkeypatch, capsys, t
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())["test"]
     assert metrics["n"] == 2785  # the standard ETTh1 test windows (lookback 336, horizon 96)
-    # anchors measured on this split: closed-form ridge 0.058 MSE; our DLinear must land there
+    # anchors measured on this split: closed-form ridge 0.058 MSE; our DLinear must land near it
     assert 0.05 < metrics["baselines"]["DLinear"]["mse"] < 0.065
-    # measured 0.053 after 2 epochs: below DLinear (0.058) on the same windows
+    # measured 0.053 after 2 epochs; DLinear, reading each window relative to its last value, 0.053
     assert metrics["mse"] < 0.06, metrics["mse"]
+    # trained from scratch: nothing transferred, so no transfer verdict; the baselines judge it
+    assert "transfer" not in metrics and metrics["baseline_check"]["verdict"] in ("model", "baseline", "tie")

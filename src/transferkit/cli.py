@@ -85,6 +85,16 @@ def _print_metrics(metrics: dict, title: str) -> None:
     console.print(table)
 
 
+def _print_baseline_check(check: dict | None) -> None:
+    """Forecasts: whether a baseline beats the model (the verdict of a run without transfer)."""
+    if not check:
+        return
+    colour = {"model": "green", "baseline": "red"}.get(check["verdict"], "blue")
+    console.print(f"[{colour}]{check['headline']}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    for advice in check.get("advice", []):
+        console.print(f"  - {advice}")
+
+
 def _print_transfer(check: dict | None) -> None:
     from .diagnostics.transfer_gain import verdict_headline
 
@@ -129,6 +139,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {warning}")
     _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
+    _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from tests.conftest import shared_dataset
 from transferkit.data.timeseries import (
-    SeriesTable, Standardizer, WindowDataset, chronological_split, load_series_csv, seasonal_period,
+    SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns, load_series_csv,
+    minimum_rows, minimum_training_rows, seasonal_period,
 )
 from transferkit.errors import DataError
 
@@ -133,7 +135,7 @@ def test_split_70_10_20_otherwise():
 
 def test_split_too_short_for_lookback_and_horizon():
     with pytest.raises(DataError, match=r"horizon 96 \+ lookback 336 = 432 rows but the val part has only "
-                                        r"407 rows; use a shorter --lookback/--horizon"):
+                                        r"407 of 700 rows; this split needs at least 951 rows"):
         chronological_split(_table(700), lookback=336, horizon=96)
     chronological_split(_table(700), lookback=96, horizon=24)
 
@@ -142,8 +144,67 @@ def test_train_fraction_keeps_most_recent_rows():
     split = chronological_split(_table(17420), 336, 96, train_fraction=0.1)
     assert split["train"] == (8640 - 864, 8640) and split["windows"]["train"] == 864 - 432 + 1
     assert split["test"] == (11184, 14400)
-    with pytest.raises(DataError, match="keeps 86 of 8640 training rows, fewer than lookback \\+ horizon = 432"):
+    with pytest.raises(DataError, match="keeps 86 of 8640 training rows, fewer than lookback \\+ horizon = 432: "
+                                        "the training segment needs at least 43200 rows"):
         chronological_split(_table(17420), 336, 96, train_fraction=0.01)
+
+
+@pytest.mark.parametrize("lookback, horizon, fraction", [(96, 24, 0.1), (336, 96, 0.1), (48, 12, 0.3), (5, 3, 1.0)])
+def test_stated_minimum_rows_are_exact(lookback, horizon, fraction):
+    """The minimum the error states is ceil((lookback + horizon) / train_fraction) training rows, and
+    every series from `minimum_rows` on splits while the one just shorter does not."""
+    assert minimum_training_rows(lookback, horizon, fraction) == math.ceil((lookback + horizon) / fraction)
+    least = minimum_rows(lookback, horizon, fraction)
+    for rows in range(least, least + 50):
+        chronological_split(rows, lookback, horizon, fraction)
+    with pytest.raises(DataError, match=f"at least {least} rows"):
+        chronological_split(least - 1, lookback, horizon, fraction)
+
+
+def _times_frame(stamps) -> pd.DataFrame:
+    return pd.DataFrame({"date": stamps, "load": np.sin(np.arange(len(stamps)) / 4)})
+
+
+def test_times_with_different_utc_offsets_become_utc(tmp_path):
+    utc = pd.date_range("2020-03-28", periods=72, freq="h", tz="UTC")
+    berlin = [t.tz_convert("Europe/Berlin").isoformat() for t in utc]  # +01:00, then +02:00 from 29 March 01:00 UTC
+    table = load_series_csv(write(tmp_path, _times_frame(berlin)))
+    assert table.frequency == "h" and table.times[0] == np.datetime64("2020-03-28T00:00")
+    assert table.notes == ["times in 'date' carry UTC offsets (+01:00, +02:00): converted to UTC, so a "
+                           "daylight-saving switch leaves no gap or repeated hour"]
+    mixed = [t.isoformat() if i % 2 else t.tz_convert("Etc/GMT-2").isoformat() for i, t in enumerate(utc)]
+    table = load_series_csv(write(tmp_path, _times_frame(mixed).rename(columns={"date": "when"})))
+    assert table.time_column == "when" and table.frequency == "h" and "(+02:00, +00:00)" in table.notes[0]
+    assert load_series_csv(write(tmp_path, _times_frame([t.isoformat() for t in utc]))).notes == []
+
+
+def test_naive_times_beside_times_with_offsets_are_refused(tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=48, freq="h", tz="UTC")
+    text = [t.isoformat() if i >= 10 else t.strftime("%Y-%m-%d %H:%M:%S") for i, t in enumerate(stamps)]
+    path = write(tmp_path, _times_frame(text))
+    with pytest.raises(DataError) as err:
+        load_series_csv(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: time column 'date' mixes times with a UTC offset (line 12: "
+                              "'2020-01-01T10:00:00+00:00') and without one (line 2: '2020-01-01 00:00:00')")
+    assert "write every time with its offset, or none" in message and "\n" not in message
+
+
+def test_a_column_name_twice_in_the_header_is_refused(tmp_path):
+    frame = sine_frame(48)
+    frame["again"] = np.arange(48)
+    path = tmp_path / "twice.csv"
+    frame.to_csv(path, index=False, header=["date", "load", "temp", " date"])
+    with pytest.raises(DataError, match=r"twice.csv: column name 'date' appears twice in the header \(columns 1 "
+                                        r"and 4\); give every column its own name"):
+        load_series_csv(path)
+
+
+def test_constant_column_is_standardised_with_deviation_one():
+    values = np.stack([np.full(50, 7.0), np.arange(50.0)], axis=1)
+    scaler = Standardizer.fit(values)
+    assert constant_columns(values) == [0] and scaler.std[0] == 1.0
+    assert np.all(scaler.transform(values)[:, 0] == 0) and np.isfinite(scaler.transform(values)).all()
 
 
 def test_standardizer_uses_training_rows_only():
@@ -177,3 +238,21 @@ def test_etth1_loads_with_the_reference_split():
     assert table.frequency == "h" and table.season == 24 and len(table) == 17420
     split = chronological_split(table, 336, 96)
     assert (split["train"], split["windows"]["test"]) == ((0, 8640), 2785)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("date,x\n2020-01-01T00:00:00+00:00,1\n2020-01-01 01:00:00,2\n2020-01-01T02:00:00+00:00,3\n",
+     "time column 'date' mixes times with a UTC offset (line 2: '2020-01-01T00:00:00+00:00') and without one (line 3"),
+    ("date,x,date\n2020-01-01 00:00,1,5\n2020-01-01 01:00,2,6\n", "column name 'date' appears twice in the header"),
+    ("date,x\n" + "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00,{h}\n" for h in range(400)),
+     "the training segment needs at least 1200 rows"),
+])
+def test_time_series_errors_are_one_line_exit_2(monkeypatch, capsys, tmp_path, content, message):
+    from tests.test_cli import run_cli
+
+    data = tmp_path / "series.csv"
+    data.write_text(content)
+    code, _, err = run_cli(monkeypatch, capsys, "fit", data, "--out", tmp_path / "run", "--lookback", "96",
+                           "--horizon", "24", "--train-fraction", "0.1")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1 and message in lines[0], err

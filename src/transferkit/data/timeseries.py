@@ -7,8 +7,9 @@ segment so that every forecast target lies inside the segment.
 """
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,6 +41,7 @@ class SeriesTable:
     time_column: str | None = None
     target: str | None = None
     frequency: str | None = None
+    notes: list[str] = field(default_factory=list)  # what loading changed (e.g. times converted to UTC)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -97,6 +99,7 @@ def load_series_csv(
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV file ({reason}); save it as comma-separated text.") from None
+    _check_unique_header(path, pd)
     frame.columns = [str(c).strip() for c in frame.columns]
     # a trailing blank line is harmless; blank lines inside the data are reported as missing values
     while len(frame) and all(str(v).strip() == "" for v in frame.iloc[-1]):
@@ -143,11 +146,32 @@ def load_series_csv(
                             "column); fill the gaps first (e.g. pandas interpolate) or drop the column.")
         values[:, j] = numbers
 
-    times, frequency = None, None
+    times, frequency, notes = None, None, []
     if time_column is not None:
-        times, frequency = _parse_times(path, frame[time_column], time_column)
+        times, frequency, notes = _parse_times(path, frame[time_column], time_column)
     return SeriesTable(path=path, values=values, columns=series, times=times, time_column=time_column,
-                       target=target, frequency=frequency)
+                       target=target, frequency=frequency, notes=notes)
+
+
+def _check_unique_header(path: Path, pd) -> None:
+    """Refuse a header that names a column twice: pandas would silently rename the second
+    (`date` → `date.1`) and read it as one more series."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    names = [str(c).strip() for c in header]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise DataError(f"{path}: column name {name!r} appears twice in the header (columns {seen[name] + 1} "
+                            f"and {i + 1}); give every column its own name.")
+        seen[name] = i
+
+
+def constant_columns(values: np.ndarray) -> list[int]:
+    """Indices of the columns of `values` (T, C) that hold one value in every row."""
+    values = np.asarray(values)
+    if len(values) == 0:
+        return []
+    return [int(j) for j in np.flatnonzero((values == values[:1]).all(axis=0))]
 
 
 def _detect_time_column(frame) -> str | None:
@@ -160,29 +184,76 @@ def _detect_time_column(frame) -> str | None:
         raw = frame[name].str.strip()
         if pd.to_numeric(raw, errors="coerce").notna().all():
             continue  # numbers (even year-like ones) are series, not timestamps
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        parsed, _ = _to_datetime(raw)
         if parsed.notna().all():
             return name
     return None
 
 
-def _parse_times(path: Path, raw, name: str) -> tuple[np.ndarray, str | None]:
-    """Timestamps as datetime64[ns] and the frequency alias; rejects unparseable, unsorted,
-    duplicated and gapped time indexes, since window arithmetic assumes one row per step."""
+def _utc_offset(text: str) -> str | None:
+    """The UTC offset written in one time string ("+02:00"), or None when it has none or is no time."""
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if stamp is pd.NaT or stamp.tzinfo is None:
+        return None
+    minutes = int(stamp.utcoffset().total_seconds() // 60)
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _to_datetime(raw) -> tuple[Any, Any]:
+    """(times, offsets): times as naive datetime64 with every time that carries a UTC offset
+    converted to UTC (NaT where a value is no time), and per row the offset written (None
+    without one); offsets is None when no row has one."""
     import pandas as pd
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(raw.str.strip(), errors="coerce", format="mixed")
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        except (ValueError, TypeError):  # offsets that differ (a DST switch), or offsets beside naive times
+            parsed = None
+        if parsed is not None and getattr(parsed.dt, "tz", None) is None:
+            return parsed, None
+        offsets = raw.map(_utc_offset)
+        utc = pd.to_datetime(raw, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
+    return utc, offsets
+
+
+def _parse_times(path: Path, raw, name: str) -> tuple[np.ndarray, str | None, list[str]]:
+    """Timestamps as datetime64[ns], the frequency alias and notes; rejects unparseable, unsorted,
+    duplicated and gapped time indexes, since window arithmetic assumes one row per step.
+
+    Times with UTC offsets are converted to UTC (so local times across a daylight-saving switch
+    stay one step apart); times with an offset beside times without one are refused, since the
+    naive ones could be in any zone.
+    """
+    import pandas as pd
+
+    parsed, offsets = _to_datetime(raw.str.strip())
     if parsed.isna().any():
         row = int(np.argmax(parsed.isna().to_numpy()))
         raise DataError(f"{path}: time column {name!r} has {raw.iloc[row]!r} at line {_line(row)}, not a date; "
                         "fix it or pass the right column with --time-column.")
+    notes = []
+    if offsets is not None:
+        aware = offsets.notna().to_numpy()
+        if not aware.all():
+            with_offset, without = int(np.argmax(aware)), int(np.argmax(~aware))
+            raise DataError(f"{path}: time column {name!r} mixes times with a UTC offset (line {_line(with_offset)}: "
+                            f"{raw.iloc[with_offset]!r}) and without one (line {_line(without)}: "
+                            f"{raw.iloc[without]!r}); write every time with its offset, or none.")
+        written = list(dict.fromkeys(offsets))
+        shown = ", ".join(written[:4]) + (", ..." if len(written) > 4 else "")
+        if written != ["+00:00"]:
+            notes.append(f"times in {name!r} carry UTC offsets ({shown}): converted to UTC"
+                         + (", so a daylight-saving switch leaves no gap or repeated hour" if len(written) > 1 else ""))
     times = parsed.to_numpy(dtype="datetime64[ns]")
     if len(times) < 2:
-        return times, None
+        return times, None, notes
     diffs = np.diff(times)
     zero = np.timedelta64(0, "ns")
     if (diffs < zero).any():
@@ -199,7 +270,7 @@ def _parse_times(path: Path, raw, name: str) -> tuple[np.ndarray, str | None]:
             warnings.simplefilter("ignore")
             freq = pd.infer_freq(index)  # calendar frequencies (months, business days) are regular too
         if freq is not None:
-            return times, getattr(freq, "freqstr", str(freq))
+            return times, getattr(freq, "freqstr", str(freq)), notes
     steps, counts = np.unique(diffs, return_counts=True)
     step = steps[int(np.argmax(counts))]
     if counts.max() < 0.5 * len(diffs):
@@ -296,13 +367,17 @@ def chronological_split(
         start, end = parts[name]
         if end - start < need:
             raise DataError(f"{path}horizon {horizon} + lookback {lookback} = {need} rows but the {name} part has "
-                            f"only {end - start} rows; use a shorter --lookback/--horizon.")
+                            f"only {end - start} of {n} rows; this split needs at least "
+                            f"{minimum_rows(lookback, horizon, train_fraction)} rows: use a longer series or a "
+                            "shorter --lookback/--horizon.")
     if train_fraction < 1.0:
-        kept = int(round(train_end * train_fraction))
+        kept = _kept_rows(train_end, train_fraction)
         if kept < need:
             raise DataError(f"{path}train fraction {train_fraction:g} keeps {kept} of {train_end} training rows, "
-                            f"fewer than lookback + horizon = {need}; use a larger --train-fraction or a "
-                            "shorter --lookback/--horizon.")
+                            f"fewer than lookback + horizon = {need}: the training segment needs at least "
+                            f"{minimum_training_rows(lookback, horizon, train_fraction)} rows, a series split "
+                            f"70/10/20 at least {minimum_rows(lookback, horizon, train_fraction)} rows; use a larger "
+                            "--train-fraction or a shorter --lookback/--horizon.")
         parts["train"] = (train_end - kept, train_end)
         scheme += f"; training on the most recent {kept} rows ({train_fraction:g} of the training segment)"
     return {
@@ -311,6 +386,43 @@ def chronological_split(
         "lookback": lookback, "horizon": horizon, "train_fraction": train_fraction,
         "description": scheme,
     }
+
+
+def _kept_rows(train_rows: int, train_fraction: float) -> int:
+    """Rows of a training segment of `train_rows` that `train_fraction` keeps (its most recent)."""
+    # floor, so that the minimum is exactly ceil((lookback + horizon) / train_fraction) rows
+    return int(math.floor(train_rows * train_fraction + 1e-9)) if train_fraction < 1.0 else train_rows
+
+
+def minimum_training_rows(lookback: int, horizon: int, train_fraction: float = 1.0) -> int:
+    """Fewest rows of the training segment that leave one training window after `train_fraction`:
+    ceil((lookback + horizon) / train_fraction)."""
+    need = lookback + horizon
+    rows = max(need, int(need / train_fraction) - 2)
+    while _kept_rows(rows, train_fraction) < need:
+        rows += 1
+    return rows
+
+
+def minimum_rows(lookback: int, horizon: int, train_fraction: float = 1.0) -> int:
+    """Fewest rows from which every longer series passes `chronological_split` (70/10/20) with these
+    settings: one training window after `train_fraction` in the first 70 %, one validation and one
+    test window (10 % and 20 % of the rows, each at least `horizon`)."""
+    need = lookback + horizon
+
+    def fits(rows: int) -> bool:
+        train_end, test_len = int(rows * 0.7), int(rows * 0.2)
+        val_end = rows - test_len
+        return (_kept_rows(train_end, train_fraction) >= need and train_end >= need
+                and val_end - max(0, train_end - lookback) >= need and rows - max(0, val_end - lookback) >= need)
+
+    # from a length that certainly fits, down while the next shorter one fits too
+    rows = max(math.ceil(minimum_training_rows(lookback, horizon, train_fraction) / 0.7) + 2, 10 * horizon + 10)
+    while not fits(rows):
+        rows += 1
+    while rows > 1 and fits(rows - 1):
+        rows -= 1
+    return rows
 
 
 @dataclass
@@ -324,7 +436,7 @@ class Standardizer:
     def fit(cls, values: np.ndarray) -> "Standardizer":
         values = np.asarray(values, dtype=np.float64)
         std = values.std(axis=0)
-        # a constant channel would divide by zero; it stays constant (0) after centring
+        # a constant channel would divide by zero: deviation 1 keeps it constant (0) after centring
         std = np.where(std > 1e-12, std, 1.0)
         return cls(mean=values.mean(axis=0).astype(np.float32), std=std.astype(np.float32))
 
@@ -386,6 +498,6 @@ class WindowDataset(Dataset):
 
 
 __all__ = [
-    "SeriesTable", "Standardizer", "WindowDataset", "chronological_split", "load_series_csv",
-    "seasonal_period",
+    "SeriesTable", "Standardizer", "WindowDataset", "chronological_split", "constant_columns", "load_series_csv",
+    "minimum_rows", "minimum_training_rows", "seasonal_period",
 ]

@@ -300,13 +300,7 @@ def _forecast_metrics(metrics: dict) -> str:
     for name, m in (metrics.get("baselines") or {}).items():
         rows.append((_e(name), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)))
     parts = [_table(("Model", "MSE", "MAE", "MASE"), rows)]
-    gain = metrics.get("gain_over_best_baseline")
-    if gain:
-        better = (_num(gain.get("mse")) or 0.0) > 0
-        verdict = (f"The model beats the best baseline ({gain['baseline']}) by {gain['mse']:.4f} MSE."
-                   if better else f"The model does NOT beat the best baseline ({gain['baseline']}): its MSE is "
-                   f"{-gain['mse']:.4f} higher. Prefer the baseline, or give the model more data or a better source.")
-        parts.append(f'<p class="{"good" if better else "bad"}"><strong>{_e(verdict)}</strong></p>')
+    parts.append(_baseline_check(metrics.get("baseline_check") or {}, metrics.get("gain_over_best_baseline") or {}))
     parts.append(_muted("MSE and MAE on the scale standardised with the training statistics (comparable with "
                         "published long-horizon tables); MASE divides the MAE by the in-sample seasonal-naive "
                         "error, so below 1 beats repeating the last season."))
@@ -314,6 +308,29 @@ def _forecast_metrics(metrics: dict) -> str:
     if len(per_channel) > 1:
         rows = [(_e(c), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)) for c, m in per_channel.items()]
         parts.append(f"<details><summary>Per series ({len(rows)})</summary>{_table(('Series', 'MSE', 'MAE', 'MASE'), rows)}</details>")
+    return "\n".join(parts)
+
+
+def _baseline_check(check: dict, gain: dict) -> str:
+    """Whether a baseline beats the model: a verdict with its noise band (runs saved before the band
+    existed only have the raw gain over the best baseline)."""
+    if not check:
+        if not gain:
+            return ""
+        better = (_num(gain.get("mse")) or 0.0) > 0
+        text = (f"The model beats the best baseline ({gain.get('baseline')}) by {_fmt(gain.get('mse'), 4)} MSE."
+                if better else f"A baseline beats the model: {gain.get('baseline')} has a "
+                f"{_fmt(-(_num(gain.get('mse')) or 0.0), 4)} lower MSE.")
+        return f'<p class="verdict {"good" if better else "bad"}"><strong>{_e(text)}</strong></p>'
+    tone = {"model": "good", "baseline": "bad"}.get(check.get("verdict"), "neutral")
+    blocks = check.get("blocks")
+    band = (f"noise band ±{_fmt(check.get('noise'), 4)} (two standard errors over {_int(blocks)} blocks of "
+            "non-overlapping forecast targets)") if _num(check.get("noise")) is not None else "noise band unknown"
+    parts = [f'<p class="verdict {tone}" data-verdict="{_e(check.get("verdict"))}"><strong>'
+             f'{_e(check.get("headline", ""))}</strong> — gain {_fmt(check.get("gain"), 4)} MSE, {_e(band)}.</p>']
+    if check.get("advice"):
+        parts.append('<p>What to try:</p><ul class="advice">'
+                     + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")
     return "\n".join(parts)
 
 

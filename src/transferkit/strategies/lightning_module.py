@@ -104,9 +104,13 @@ class TransferModule(L.LightningModule):
                     param_groups.append({"params": subset, "lr": lr, "weight_decay": wd})
                     max_lrs.append(lr)
         optimizer = torch.optim.AdamW(param_groups)
+        total = max(1, s.total_steps)
+        # OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step (10 steps at 10 %)
+        # raises ZeroDivisionError, so such a warm-up is lengthened by half a step
+        warmup = 1.5 / total if total > 1 and math.isclose(s.warmup_fraction * total, 1.0) else s.warmup_fraction
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=max(1, s.total_steps),
-            pct_start=s.warmup_fraction, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
+            optimizer, max_lr=max_lrs, total_steps=total,
+            pct_start=warmup, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -1,13 +1,15 @@
 """Forecasting baselines every transferred model must beat: seasonal naive and DLinear.
 
 Both work on windows `x` of shape (N, lookback, C) and forecast (N, horizon, C), treating every
-channel as its own series with shared parameters (as PatchTST does). Neither uses RevIN: the
-reference DLinear does not, and with inputs standardised on training statistics a linear map
-with a bias already absorbs each channel's level.
+channel as its own series with shared parameters (as PatchTST does). DLinear reads each window
+relative to its last value (the normalisation of NLinear, from the same paper): standardising
+with training statistics is not enough when the training data is a short stretch of history,
+since a linear map with a bias then extrapolates the training level into every later window
+(on ETTh1 OT with 10 % of the training year it scored MSE 6.3 against 0.07 for seasonal naive).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +18,18 @@ from torch import nn
 from ..data.timeseries import WindowDataset
 
 ArrayLike = np.ndarray | torch.Tensor
+#: How DLinear reads a window: relative to its last value (NLinear), to its mean, or as given.
+Normalize = Literal["last", "mean"] | None
+NORMALIZATIONS = ("last", "mean", None)
+
+
+def window_level(x: np.ndarray | torch.Tensor, normalize: Normalize) -> np.ndarray | torch.Tensor | float:
+    """The level subtracted from a window (B, L, ...) before the linear map and added back after."""
+    if normalize == "last":
+        return x[:, -1:]
+    if normalize == "mean":
+        return x.mean(1, keepdims=True) if isinstance(x, np.ndarray) else x.mean(1, keepdim=True)
+    return 0.0
 
 
 def _as_numpy(x: ArrayLike) -> np.ndarray:
@@ -57,11 +71,12 @@ def moving_average_matrix(length: int, kernel_size: int = 25) -> np.ndarray:
 
 class DLinearModule(nn.Module):
     """DLinear (Zeng et al., AAAI 2023), shared across channels: moving-average decomposition into
-    trend + seasonal, one `nn.Linear(lookback, horizon)` on each, summed. (B, L, C) → (B, H, C)."""
+    trend + seasonal, one `nn.Linear(lookback, horizon)` on each, summed; with `normalize`, on the
+    window minus its level (see `window_level`). (B, L, C) → (B, H, C)."""
 
-    def __init__(self, lookback: int, horizon: int, kernel_size: int = 25) -> None:
+    def __init__(self, lookback: int, horizon: int, kernel_size: int = 25, normalize: Normalize = "last") -> None:
         super().__init__()
-        self.kernel_size = kernel_size
+        self.kernel_size, self.normalize = kernel_size, normalize
         self.linear_seasonal = nn.Linear(lookback, horizon)
         self.linear_trend = nn.Linear(lookback, horizon)
 
@@ -73,9 +88,10 @@ class DLinearModule(nn.Module):
         return x - trend, trend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seasonal, trend = self.decompose(x)
+        level = window_level(x, self.normalize)
+        seasonal, trend = self.decompose(x - level)
         out = self.linear_seasonal(seasonal.transpose(1, 2)) + self.linear_trend(trend.transpose(1, 2))
-        return out.transpose(1, 2)
+        return out.transpose(1, 2) + level
 
 
 class DLinear:
@@ -87,15 +103,20 @@ class DLinear:
     λ(‖W_seasonal‖² + ‖W_trend‖²) has an exact solution, which replaces the reference's Adam
     training (same architecture and objective up to the ridge term, deterministic, seconds on a
     CPU). Biases are not penalised. `to_module()` returns the equivalent `DLinearModule`.
+
+    `normalize="last"` (default) fits and forecasts every window relative to its last value, so
+    a level the training windows never saw does not leak through the bias, and a large λ shrinks
+    the forecast towards the last value (the naive forecast) rather than towards the training
+    mean: with little training data the validation choice of λ then cannot do much worse than
+    naive. The λ grid reaches 1000× the mean Gram diagonal for that reason.
     """
 
     def __init__(self, lookback: int, horizon: int, kernel_size: int = 25,
-                 lambdas: Sequence[float] = tuple(10.0 ** np.arange(-6, 2)), center: bool = False) -> None:
+                 lambdas: Sequence[float] = tuple(10.0 ** np.arange(-6, 4)), normalize: Normalize = "last") -> None:
         self.lookback, self.horizon, self.kernel_size = int(lookback), int(horizon), int(kernel_size)
-        # center=True subtracts each window's mean from input and target and adds it back to the
-        # forecast (still one linear map): robust to level shifts, which a model fitted on a short
-        # history otherwise extrapolates badly (cf. NLinear in the same paper)
-        self.center = bool(center)
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize={normalize!r}; use one of {NORMALIZATIONS}")
+        self.normalize = normalize
         self.lambdas = tuple(float(v) for v in lambdas)  # relative to the mean diagonal of the Gram matrix
 
     def _basis(self) -> np.ndarray:
@@ -105,10 +126,12 @@ class DLinear:
 
     def fit(self, train: WindowDataset, val: WindowDataset | None = None) -> "DLinear":
         """Fit on every (window, channel) pair of `train`; choose λ on `val` (else the smallest)."""
-        x_mean, y_mean, sxx, sxy, n = _moments(train, self.center)
+        x_mean, y_mean, sxx, sxy, n = _moments(train, self.normalize)
         m = self._basis()
         gram, cross = m.T @ sxx @ m, m.T @ sxy
         scale = float(np.trace(gram)) / gram.shape[0]
+        if not scale > 0:  # every training window is flat (a constant series): λ on the identity then
+            scale = 1.0
         self.history_: list[dict[str, float]] = []
         best = None
         for lam in self.lambdas if val is not None else self.lambdas[:1]:
@@ -117,7 +140,7 @@ class DLinear:
             bias = y_mean - x_mean @ effective
             row = {"lambda": lam, "val_mse": float("nan")}
             if val is not None:
-                row["val_mse"] = _mse(val, effective, bias, self.center)
+                row["val_mse"] = _mse(val, effective, bias, self.normalize)
             self.history_.append(row)
             if best is None or row["val_mse"] < best[0]:
                 best = (row["val_mse"], lam, w, bias)
@@ -132,13 +155,13 @@ class DLinear:
     def predict(self, x: ArrayLike) -> np.ndarray:
         """x (N, lookback, C) → (N, horizon, C)."""
         x = _as_numpy(x).astype(np.float64)
-        level = x.mean(1, keepdims=True) if self.center else 0.0
+        level = window_level(x, self.normalize)
         out = np.einsum("nlc,lh->nhc", x - level, self.effective_) + self.bias_[None, :, None] + level
         return out.astype(np.float32)
 
     def to_module(self) -> DLinearModule:
         """The fitted model as the reference architecture (two nn.Linear branches)."""
-        module = DLinearModule(self.lookback, self.horizon, self.kernel_size)
+        module = DLinearModule(self.lookback, self.horizon, self.kernel_size, self.normalize)
         with torch.no_grad():
             module.linear_seasonal.weight.copy_(torch.from_numpy(self.weight_seasonal_))
             module.linear_seasonal.bias.copy_(torch.from_numpy(self.bias_))
@@ -148,20 +171,20 @@ class DLinear:
 
     def settings(self) -> dict[str, Any]:
         return {"lookback": self.lookback, "horizon": self.horizon, "kernel_size": self.kernel_size,
-                "center": self.center,
+                "normalize": self.normalize,
                 "lambda": getattr(self, "lambda_", None), "fit": "closed-form ridge, lambda by validation MSE"}
 
 
-def _windows(x_all, y_all, c: int, center: bool) -> tuple[np.ndarray, np.ndarray]:
+def _windows(x_all, y_all, c: int, normalize: Normalize) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets of channel `c`, both relative to each input window's level."""
     x = x_all[:, :, c].double().numpy()
     y = y_all[:, :, c].double().numpy()
-    if center:
-        level = x.mean(1, keepdims=True)
-        x, y = x - level, y - level
-    return x, y
+    level = window_level(x, normalize)
+    return x - level, y - level
 
 
-def _moments(data: WindowDataset, center: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _moments(data: WindowDataset, normalize: Normalize = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Means and centred cross-products of inputs and targets over all (window, channel) rows,
     accumulated one channel at a time so the windows are never all in memory in float64."""
     x_all, y_all = data.arrays()
@@ -172,7 +195,7 @@ def _moments(data: WindowDataset, center: bool = False) -> tuple[np.ndarray, np.
     sxx, sxy = np.zeros((lookback, lookback)), np.zeros((lookback, horizon))
     n = 0
     for c in range(x_all.shape[2]):
-        x, y = _windows(x_all, y_all, c, center)
+        x, y = _windows(x_all, y_all, c, normalize)
         sx += x.sum(0)
         sy += y.sum(0)
         sxx += x.T @ x
@@ -182,12 +205,24 @@ def _moments(data: WindowDataset, center: bool = False) -> tuple[np.ndarray, np.
     return x_mean, y_mean, sxx - n * np.outer(x_mean, x_mean), sxy - n * np.outer(x_mean, y_mean), n
 
 
-def _mse(data: WindowDataset, effective: np.ndarray, bias: np.ndarray, center: bool = False) -> float:
+def _mse(data: WindowDataset, effective: np.ndarray, bias: np.ndarray, normalize: Normalize = None) -> float:
     x_all, y_all = data.arrays()
     total, count = 0.0, 0
     for c in range(x_all.shape[2]):
-        x, y = _windows(x_all, y_all, c, center)
+        x, y = _windows(x_all, y_all, c, normalize)
         err = x @ effective + bias - y
         total += float((err ** 2).sum())
         count += err.size
     return total / max(1, count)
+
+
+def fit_baselines(lookback: int, horizon: int, season: int, train: WindowDataset,
+                  val: WindowDataset | None = None) -> dict[str, SeasonalNaive | DLinear]:
+    """The baselines every forecaster is compared with, fitted on its training windows: seasonal
+    naive (or naive when there is no season), naive (last value) beside a seasonal one, DLinear."""
+    baselines: dict[str, SeasonalNaive | DLinear] = {}
+    if season > 1:
+        baselines[f"seasonal naive ({season})"] = SeasonalNaive(horizon, season)
+    baselines["naive (last value)"] = SeasonalNaive(horizon, 1)
+    baselines["DLinear"] = DLinear(lookback, horizon).fit(train, val)
+    return baselines

@@ -7,6 +7,7 @@ below 1 means better than repeating the last season (one step ahead, in sample).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -67,3 +68,92 @@ def forecast_metrics(
             for i, name in enumerate(names)
         },
     }
+
+
+#: Inside the noise band, a band narrower than this share of the reference's MSE shows the
+#: difference is small ("negligible"); a wider one cannot tell ("inconclusive").
+PRACTICAL_SHARE = 0.02
+#: Smallest noise band, in MSE on the standardised scale (where forecasting the mean scores 1):
+#: identical forecasts (a constant series) would otherwise make float rounding a verdict.
+MIN_NOISE = 1e-6
+
+
+def window_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Mean squared error of each forecast window: (N, H, C) pairs → (N,)."""
+    err = np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64)
+    return (err ** 2).reshape(len(err), -1).mean(axis=1)
+
+
+def paired_gain(model: np.ndarray, other: np.ndarray, horizon: int) -> dict:
+    """How much lower the model's MSE is than `other`'s on the same windows, and the noise band.
+
+    `model` and `other` are per-window MSEs (`window_errors`) of consecutive stride-1 windows.
+    Forecasts of neighbouring windows share targets, so their errors are not independent
+    (h-step forecast errors are correlated up to lag h - 1; Diebold & Mariano 1995): the band is
+    two standard errors of the mean difference over blocks of `horizon` consecutive windows,
+    and at least `MIN_NOISE`. Returns gain (> 0: the model is better), noise, blocks, n (windows).
+    """
+    diff = np.asarray(other, dtype=np.float64) - np.asarray(model, dtype=np.float64)
+    blocks = len(diff) // max(1, horizon)
+    if blocks >= 2:
+        means = diff[: blocks * horizon].reshape(blocks, horizon).mean(axis=1)
+        noise = max(MIN_NOISE, 2 * float(means.std(ddof=1)) / math.sqrt(blocks))
+    else:
+        noise = math.inf  # one block: no estimate of the spread
+    return {"gain": float(diff.mean()) if len(diff) else 0.0, "noise": noise, "blocks": blocks, "n": int(len(diff))}
+
+
+def rows_to_resolve(noise: float, blocks: int, horizon: int, difference: float) -> int | None:
+    """Test rows whose noise band would shrink to `difference` (the band falls as 1/√blocks)."""
+    if not (math.isfinite(noise) and blocks >= 2 and difference > 0):
+        return None
+    return int(math.ceil(blocks * (noise / difference) ** 2)) * horizon
+
+
+def compare_with_baselines(model: np.ndarray, baselines: dict[str, np.ndarray], horizon: int) -> dict:
+    """The model against the best baseline (lowest MSE) on the same test windows: no transfer
+    is judged here, only whether a baseline beats the model.
+
+    `model` and each baseline are per-window MSEs. verdict: "model" (the model beats every
+    baseline beyond the noise band), "baseline" (a baseline beats the model), "tie" (inside it).
+    """
+    if not baselines:
+        return {}
+    best = min(baselines, key=lambda name: float(np.mean(baselines[name])))
+    m, b = float(np.mean(model)), float(np.mean(baselines[best]))
+    out = {"metric": "mse", "model": m, "best_baseline": best, "baseline": b,
+           **paired_gain(model, baselines[best], horizon)}
+    if out["gain"] > out["noise"]:
+        out["verdict"] = "model"
+        out["headline"] = (f"The model beats every baseline: test MSE {m:.4f} against {b:.4f} for the best "
+                           f"baseline ({best})")
+    elif out["gain"] < -out["noise"]:
+        out["verdict"] = "baseline"
+        out["headline"] = (f"A baseline beats the model: the best baseline ({best}) has test MSE {b:.4f} "
+                           f"against {m:.4f}")
+    else:
+        out["verdict"] = "tie"
+        out["headline"] = (f"No measurable difference between the model and the best baseline ({best}): test MSE "
+                           f"{m:.4f} against {b:.4f}, inside the noise band")
+    return out
+
+
+def transfer_check(model: np.ndarray, control: np.ndarray, horizon: int) -> dict:
+    """A transferred forecaster against its from-scratch control (same architecture, same windows),
+    in the shape of `transferkit.diagnostics.transfer_verdict` (metric "mse", lower is better).
+
+    Beyond the noise band (`paired_gain`) the verdict is "positive" or "negative"; inside it,
+    "negligible" when the band is narrower than `PRACTICAL_SHARE` of the control's MSE, else
+    "inconclusive" (the test period is too short to tell).
+    """
+    m, c = float(np.mean(model)), float(np.mean(control))
+    paired = paired_gain(model, control, horizon)
+    gain, noise = paired["gain"], paired["noise"]
+    if gain > noise:
+        verdict = "positive"
+    elif gain < -noise:
+        verdict = "negative"
+    else:
+        verdict = "negligible" if noise <= max(PRACTICAL_SHARE * c, MIN_NOISE) else "inconclusive"
+    return {"metric": "mse", "model": m, "baseline": c, "gain": gain, "noise": noise, "n": paired["n"],
+            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None}

@@ -2,8 +2,10 @@
 
 Transfer for time series: `fit(SOURCE.csv)` trains a forecaster on a source series set (from
 scratch: no offline weights exist for series), and `Forecaster(backbone=RUN_DIR).fit(TARGET.csv)`
-fine-tunes it on a target with little history. Every run also fits a seasonal-naive and a
-DLinear baseline on the same target data, so the report shows whether the model earns its cost.
+fine-tunes it on a target with little history. Every run also fits naive and DLinear baselines
+on the same target data, so the report shows whether a baseline beats the model. Only a
+transferred run has a transfer to judge: its control is the same architecture trained from
+scratch on the same windows, and the transfer verdict compares with that control.
 """
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from torch.utils.data import DataLoader
 from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_backbone
 from ..backbones.run_dir import WEIGHTS_FILE
 from ..reporting.run_report import EXAMPLES_FILE
-from ..data.timeseries import SeriesTable, Standardizer, WindowDataset, chronological_split, load_series_csv
+from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns,
+                               load_series_csv)
 from ..errors import DataError
 from ..strategies import FitData
 from .base import TransferEstimator
-from .forecast_baselines import DLinear, SeasonalNaive
-from .forecast_metrics import forecast_metrics
+from .forecast_baselines import SeasonalNaive, fit_baselines
+from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
+                               window_errors)
 from .registry import register_task
 
 TASK = "forecast"
@@ -41,8 +45,11 @@ class Forecaster(TransferEstimator):
     `fit(csv)` splits chronologically (ETT 12/4/4 months for long hourly data, else 70/10/20),
     standardises with training statistics and adapts the backbone; `target` restricts the task
     to that one series (univariate), otherwise every numeric column is forecast. `evaluate()`
-    returns MSE/MAE on the standardised scale and MASE, for the model and the baselines;
-    `predict(csv_or_array)` forecasts the steps after the end of the given history.
+    returns MSE/MAE on the standardised scale and MASE, for the model and the baselines, and
+    whether a baseline beats the model; `predict(csv_or_array)` forecasts the steps after the end
+    of the given history. With a pretrained `backbone` (a previous forecast run) and
+    `baseline=True`, `fit` also trains the same architecture from scratch on the same windows
+    (the control), and `evaluate()` adds the transfer verdict against it.
     """
 
     task = TASK
@@ -62,6 +69,7 @@ class Forecaster(TransferEstimator):
         train_fraction: float = 1.0,
         time_column: str | None = None,
         seed: int = 0,
+        baseline: bool = True,
         run_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
@@ -78,6 +86,7 @@ class Forecaster(TransferEstimator):
         self.train_fraction = train_fraction
         self.time_column = time_column
         self.seed = seed
+        self.baseline = baseline
         self.run_dir = run_dir
         self.resume = resume
         self.progress = progress
@@ -105,7 +114,8 @@ class Forecaster(TransferEstimator):
         # statistics of the whole training segment, also when --train-fraction keeps only its end:
         # scarcity is simulated as in the few-shot protocols of OFA/Time-LLM, so metrics stay on the
         # same scale as full-data runs and published tables
-        self.scaler_ = Standardizer.fit(table.values[: self.split_["train"][1]][:, picked])
+        training_rows = table.values[: self.split_["train"][1]][:, picked]
+        self.scaler_ = Standardizer.fit(training_rows)
         values = self.scaler_.transform(table.values[:, picked])
         self.season_ = table.season if table.season <= lookback else 1
         self.series_ = table.describe()
@@ -116,7 +126,11 @@ class Forecaster(TransferEstimator):
         self.windows_ = windows
         small = len(windows["train"]) < SMALL_DATA_WINDOWS
         model = self._new_model(backbone.model, backbone.num_features)
-        notes, options = [], dict(self.strategy_options or {})
+        notes, options = list(table.notes), dict(self.strategy_options or {})
+        flat = [self.channels_[j] for j in constant_columns(training_rows)]
+        if flat:
+            notes.append(f"{', '.join(map(repr, flat))} {'is' if len(flat) == 1 else 'are'} constant in the training "
+                         "segment: standardised with deviation 1 instead of 0, so there is nothing to learn from it")
         head_from = self._carry_head(backbone, model)
         if head_from:
             if self.strategy in ("auto", "fine-tune", "full"):
@@ -149,13 +163,14 @@ class Forecaster(TransferEstimator):
             else:
                 self.notes_.append(f"validation MSE {before:.4f} before adaptation, {after:.4f} after")
         base_start = time.perf_counter()
-        self.baselines_ = {
-            f"seasonal naive ({self.season_})" if self.season_ > 1 else "naive (last value)":
-                SeasonalNaive(self.horizon, self.season_).fit(),
-            "DLinear": DLinear(lookback, self.horizon).fit(windows["train"], windows["val"]),
-            "DLinear, window-centred": DLinear(lookback, self.horizon, center=True).fit(windows["train"], windows["val"]),
-        }
+        self.baselines_ = fit_baselines(lookback, self.horizon, self.season_, windows["train"], windows["val"])
         self.timings_["baselines"] = time.perf_counter() - base_start
+        self._control_errors = None
+        if pretrained:
+            self._fit_settings = settings
+            self._control(self.timings_.get("total fit", 0.0))
+        else:
+            self.control_ = None
         self.decisions_ = [
             self._backbone_decision(backbone),
             self._strategy_decision(outcome),
@@ -167,10 +182,52 @@ class Forecaster(TransferEstimator):
             ("split", self.split_["description"] + "; standardised with the training segment's mean and deviation"),
             (f"training: {settings.epochs} epochs max, batch {settings.batch_size}, peak lr {settings.lr:g}",
              "few training windows: smaller batches, more epochs" if small else "standard long-horizon setting",),
-            ("baselines: seasonal naive, DLinear (reference and window-centred)", "fit from scratch on the same "
-             "training windows; the model must beat them to be worth its cost"),
+            (f"baselines: {', '.join(self.baselines_)}", "fit on the same training windows (DLinear reads each "
+             "window relative to its last value); the model must beat them to be worth its cost"),
+            self._control_decision(pretrained),
         ]
         return self
+
+    def _control_decision(self, pretrained: bool) -> tuple[str, str]:
+        if not pretrained:
+            return ("transfer check: none", "no pretrained weights, so nothing was transferred: the model is "
+                    "compared with the baselines only")
+        if not self.control_:
+            return ("transfer check: skipped", "baseline=False (--no-baseline): no from-scratch control was trained")
+        return (f"control: {self.control_['model']}", "the transfer verdict compares the transferred model with "
+                "the same architecture trained from scratch on the same training windows")
+
+    def _scratch_control(self, budget: float) -> dict:
+        """The transferred model's architecture with random weights, trained as a from-scratch `fit`
+        would train it (strategy auto → full, lr 1e-3 unless given) on the same training and
+        validation windows, within the transferred run's epochs and about its fit time (at least
+        30 s); scored on the same test windows. Its per-window errors are kept for the verdict."""
+        from ..strategies import TrainSettings, create_strategy
+
+        source = self.backbone_info_
+        architecture = (source.get("meta") or {}).get("parent") or source["name"]
+        body = patchtst_backbone(architecture, dict(source.get("arch_config") or {}))
+        torch.manual_seed(self.seed)
+        model = self._new_model(body.model, body.num_features)
+        data = FitData(train=self.windows_["train"], train_plain=self.windows_["train"], val=self.windows_["val"],
+                       objective="regression", modality="timeseries", pretrained=False)
+        used = self._fit_settings
+        seconds = max(30.0, budget)
+        # no checkpoint folder: the control must not overwrite or resume the transferred run's checkpoints
+        settings = TrainSettings(epochs=used.epochs, batch_size=used.batch_size, lr=self.lr or 1e-3, seed=self.seed,
+                                 label_smoothing=0.0, tta=False, progress=self.progress, max_seconds=seconds)
+        outcome = create_strategy("auto").fit(model, data, settings)
+        model.eval()
+        x, y = self.windows_["test"].arrays()
+        with torch.inference_mode():
+            pred = torch.cat([model(batch) for batch in torch.split(x, 256)]) if len(x) else y
+        self._control_errors = window_errors(pred.numpy(), y.numpy())
+        epochs = outcome.settings.get("epochs_run") or used.epochs
+        return {"model": f"{architecture} architecture, random weights, trained from scratch on the same windows "
+                         f"({epochs} of at most {used.epochs} epoch{'s' * (used.epochs != 1)}, lr {settings.lr:g}, "
+                         f"budget {seconds:.0f} s)",
+                "mse": float(self._control_errors.mean()) if len(self._control_errors) else float("nan"),
+                "epochs_run": epochs}
 
     def _carry_head(self, backbone, model: ForecastModel) -> str | None:
         """Start from the source run's head when the backbone is a forecast run with the same horizon."""
@@ -223,20 +280,71 @@ class Forecaster(TransferEstimator):
         metrics = forecast_metrics(pred, y.numpy(), train_values, self.season_, self.channels_)
         metrics["n"] = metrics["n_windows"]
         metrics["baselines"] = {}
+        errors = window_errors(pred, y.numpy())
+        baseline_errors = {}
         for name, model in baselines.items():
-            m = forecast_metrics(model.predict(x), y.numpy(), train_values, self.season_, self.channels_)
+            forecast = model.predict(x)
+            m = forecast_metrics(forecast, y.numpy(), train_values, self.season_, self.channels_)
             metrics["baselines"][name] = {k: m[k] for k in ("mse", "mae", "mase")}
-        best = min(metrics["baselines"].items(), key=lambda kv: kv[1]["mse"], default=None)
-        if best is not None:
-            from ..diagnostics import transfer_verdict
-
-            metrics["gain_over_best_baseline"] = {"baseline": best[0], "mse": best[1]["mse"] - metrics["mse"]}
-            metrics["transfer"] = {**transfer_verdict(metrics["mse"], best[1]["mse"], metrics["n"],
-                                                      higher_is_better=False, name="mse"), "control": best[0]}
+            baseline_errors[name] = window_errors(forecast, y.numpy())
+        check = compare_with_baselines(errors, baseline_errors, self.horizon)
+        if check:
+            check["advice"] = self._baseline_advice(check)
+            metrics["baseline_check"] = check
+            metrics["gain_over_best_baseline"] = {"baseline": check["best_baseline"],
+                                                  "mse": check["baseline"] - check["model"]}
+        control_errors = getattr(self, "_control_errors", None)
+        if data is None and control_errors is not None and len(control_errors) == len(errors):
+            transfer = transfer_check(errors, control_errors, self.horizon)
+            transfer["advice"] = self._transfer_advice(transfer)
+            metrics["transfer"] = {**transfer, "control": self.control_["model"]}
         if data is None:
             self.metrics_ = metrics
             self.examples_ = self._examples(x, y.numpy(), pred, baselines)
         return metrics
+
+    def _more_history(self) -> list[str]:
+        """Advice to train on more of the history, when the run kept only part of it."""
+        if self.train_fraction >= 1.0:
+            return []
+        return [f"train on more of the history: this run kept {self.train_fraction:g} of the training segment "
+                f"(--train-fraction {min(1.0, self.train_fraction * 4):g} or 1)"]
+
+    def _baseline_advice(self, check: dict) -> list[str]:
+        """What this run could do differently when a baseline beats the model (or ties with it)."""
+        if check["verdict"] == "model":
+            return []
+        advice = []
+        settings = getattr(self, "strategy_settings_", {}) or {}
+        epochs, run = settings.get("epochs"), settings.get("epochs_run")
+        if epochs and run and run >= epochs:  # it stopped at the epoch limit, not because validation stalled
+            advice.append(f"train longer: the run stopped at its limit of {epochs} epoch{'s' * (epochs != 1)}, not by "
+                          f"early stopping (--epochs {max(10, 3 * epochs)})")
+        advice += self._more_history()
+        if (self.backbone_info_.get("meta") or {}).get("parent_task") != TASK:
+            advice.append("start from a forecaster trained on a longer or related series: fit it, then pass "
+                          "its run directory as --backbone RUN")
+        return advice
+
+    def _transfer_advice(self, check: dict) -> list[str]:
+        """What to try when transfer did not help, limited to what this run did not do and can do."""
+        verdict = check["verdict"]
+        if verdict == "positive":
+            return []
+        if verdict == "inconclusive":
+            test_rows = self.split_["test"][1] - self.split_["test"][0]
+            difference = max(abs(check["gain"]), 0.02 * check["baseline"])
+            rows = rows_to_resolve(check["noise"], check["blocks"], self.horizon, difference)
+            return [f"a longer test period would settle it: about {rows:,} test rows (now {test_rows:,}) would resolve "
+                    f"a difference of {difference:.4f} MSE"] if rows else []
+        advice = []
+        if verdict == "negative":
+            advice.append("the same model trained from scratch is better here: fit without --backbone (same data "
+                          "and settings) to ship it")
+        advice.append("transfer from a forecaster trained on a longer or more related source series (--backbone RUN)")
+        if self.strategy_ != "full":
+            advice.append("train every layer from the first step (--strategy full)")
+        return advice + self._more_history()
 
     def _examples(self, x, y, pred, baselines, count: int = 4) -> dict:
         """A few evenly spaced test windows of the first forecast series, for the report's plot."""

@@ -57,7 +57,9 @@ def _looks_like_series(path: Path, rows: int = 50) -> bool:
     if head.shape[1] < 2 or len(head) == 0:
         return False
     first = head.iloc[:, 0].astype(str)
-    dates = pd.to_datetime(first, errors="coerce", format="mixed")
+    # utc=True: times with different UTC offsets (or beside naive ones) raise otherwise; whether they
+    # may be mixed is for the series loader to say
+    dates = pd.to_datetime(first, errors="coerce", format="mixed", utc=True)
     rest_numeric = all(pd.api.types.is_numeric_dtype(head[c]) for c in head.columns[1:])
     return bool(dates.notna().all() and not first.str.fullmatch(r"-?\d+(\.\d+)?").all() and rest_numeric)
 
