@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from transferkit import ImageClassifier, load_run
 from transferkit.diagnostics import transfer_verdict
@@ -184,3 +185,24 @@ def test_skipped_files_are_a_warning_and_restored_weights_a_note(tmp_path: Path,
     text = write_run_report(run).read_text(encoding="utf-8")
     assert "1 file(s) skipped" in _aside(text, "warnings") and "weights restored" not in _aside(text, "warnings")
     assert "weights restored" in _aside(text, "notes")
+
+
+def test_a_tie_with_a_baseline_is_no_warning_but_a_loss_beyond_the_band_is():
+    from transferkit.reporting.html import attention
+
+    gain = {"mse": -0.0003, "baseline": "DLinear"}  # lower raw error for the baseline, inside the band
+    tie = {"gain_over_best_baseline": gain, "baseline_check": {"verdict": "tie"}}
+    loss = {"gain_over_best_baseline": gain, "baseline_check": {"verdict": "baseline"}}
+    assert attention([], tie) == []
+    assert any("a baseline beats the model" in w for w in attention([], loss))
+
+
+def test_an_inconclusive_forecast_counts_test_windows_not_examples():
+    from transferkit.diagnostics.transfer_gain import verdict_headline
+    from transferkit.tasks.forecast_metrics import transfer_check
+
+    rng = np.random.default_rng(0)
+    errors = rng.gamma(2.0, 0.5, size=60)
+    check = transfer_check(errors * 1.02, errors * rng.uniform(0.2, 1.8, size=60), horizon=24)
+    check["verdict"] = "inconclusive"
+    assert "60 test windows" in verdict_headline(check) and "examples" not in verdict_headline(check)

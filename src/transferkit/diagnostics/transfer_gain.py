@@ -112,7 +112,7 @@ def verdict_headline(check: dict) -> str:
         return "No measurable difference between the pretrained model and the from-scratch control"
     if verdict == "inconclusive":
         n = check.get("n")
-        size = f"the test set ({n:,} examples)" if n else "the test set"
+        size = f"the test set ({n:,} {check.get('unit', 'examples')})" if n else "the test set"
         text = f"Inconclusive: {size} is too small to tell"
         if check.get("needed_n"):
             resolve = max(abs(check.get("gain") or 0.0), PRACTICAL_DIFFERENCE)

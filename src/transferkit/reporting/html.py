@@ -190,7 +190,10 @@ def attention(warnings: Sequence[str], metrics: dict) -> list[str]:
         out.append(f"negative transfer: the from-scratch control ({check.get('control', 'see Transfer check')}) "
                    "beats the pretrained model; see Transfer check")
     gain = metrics.get("gain_over_best_baseline") or {}
-    if (_num(gain.get("mse")) or 0.0) < 0:
+    baseline_check = metrics.get("baseline_check")
+    # runs with a baseline check count a baseline as better only beyond its noise band
+    beaten = baseline_check["verdict"] == "baseline" if baseline_check else (_num(gain.get("mse")) or 0.0) < 0
+    if beaten:
         out.append(f"a baseline beats the model: {gain.get('baseline', 'a baseline')} has a lower test MSE; "
                    "see Metrics")
     return out

@@ -156,4 +156,4 @@ def transfer_check(model: np.ndarray, control: np.ndarray, horizon: int) -> dict
     else:
         verdict = "negligible" if noise <= max(PRACTICAL_SHARE * c, MIN_NOISE) else "inconclusive"
     return {"metric": "mse", "model": m, "baseline": c, "gain": gain, "noise": noise, "n": paired["n"],
-            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None}
+            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None, "unit": "test windows"}
