@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -87,24 +88,36 @@ def restore_rng(state: dict) -> None:
 
 
 class RandomState(L.Callback):
-    """Saves the random generators in each checkpoint and puts them back when a resumed run
-    starts its first epoch, so augmentation, dropout and worker seeds continue where the
-    interrupted run left them (the generators are restored late, at the epoch start, because
-    Lightning's own setup between loading the checkpoint and training may draw from them)."""
+    """Saves the random generators and the data order's epoch in each checkpoint, and puts them
+    back when a resumed run starts, so data order, augmentation and dropout continue exactly where
+    the interrupted run left them.
 
-    def __init__(self) -> None:
+    Both are restored at `on_fit_start`: after Lightning has loaded the checkpoint, and before it
+    builds the first training iterator (which already draws a worker seed and prefetches an
+    augmented batch, before `set_epoch` and `on_train_epoch_start`).
+    """
+
+    def __init__(self, sampler: Any = None) -> None:
+        self.sampler = sampler  # the training loader's sampler, if it orders by epoch (`EpochShuffle`)
+        self.next_epoch = 0
         self._pending: dict | None = None
 
     def state_dict(self) -> dict:
-        return capture_rng()
+        return {"rng": capture_rng(), "next_epoch": self.next_epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self._pending = state
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if self._pending is not None:
-            restore_rng(self._pending)
-            self._pending = None
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if self._pending is None:
+            return
+        restore_rng(self._pending["rng"])
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(int(self._pending["next_epoch"]))
+        self._pending = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.next_epoch = trainer.current_epoch + 1
 
 
 class LastEpochCheckpoint(L.pytorch.callbacks.Checkpoint):
@@ -169,7 +182,8 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         read_checkpoint(last)  # one line for a truncated or pickled file, before Lightning's traceback
     history = HistoryRecorder()
     # a temporary folder cannot be resumed from: no per-epoch checkpoint there
-    callbacks = [history] if scratch else [history, RandomState(), LastEpochCheckpoint(last)]
+    callbacks = [history] if scratch else [history, RandomState(getattr(train_loader, "sampler", None)),
+                                                     LastEpochCheckpoint(last)]
     checkpoint = None
     if monitor:
         checkpoint = L.pytorch.callbacks.ModelCheckpoint(
