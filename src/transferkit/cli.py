@@ -169,7 +169,7 @@ def fit(
     prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
     if prepared.complete:
         prepared.release()
-        console.print(prepared.message)
+        console.print(prepared.message, soft_wrap=True)
         return
     given = dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                  test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,

@@ -57,7 +57,8 @@ def _type_name(expected: Any) -> str:
     origin = typing.get_origin(expected)
     if origin is list:
         (item,) = typing.get_args(expected) or (Any,)
-        return f"a list of {_type_name(item)}" if item is not Any else "a list"
+        plural = {str: "strings", int: "integers", float: "numbers", dict: "objects"}
+        return f"a list of {plural.get(item, _type_name(item))}" if item is not Any else "a list"
     if origin is dict:
         return "an object"
     if isinstance(expected, tuple):
@@ -235,8 +236,14 @@ def _short(exc: BaseException, limit: int = 120) -> str:
 
 # ------------------------------------------------------------------- --out
 def is_complete_run(path: Path) -> bool:
-    """A saved run: `save` writes config.json last, so with it and the weights the run is whole."""
-    return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+    """A run `save` finished: it writes config.json (with `transferkit_version`) last, so with it
+    and the weights the run is whole."""
+    if not (path / WEIGHTS_FILE).is_file():
+        return False
+    try:
+        return "transferkit_version" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return False
 
 
 @dataclass
@@ -373,7 +380,6 @@ def _classify(prepared: PreparedRun, overwrite: bool, resume: bool) -> None:
     flag = f"--out {out}"
     if not entries:
         return
-    ours = entries <= set(RUN_FILES)
     has_checkpoint = (out / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file()
     if overwrite:
         for name in entries & set(RUN_FILES):
@@ -389,10 +395,11 @@ def _classify(prepared: PreparedRun, overwrite: bool, resume: bool) -> None:
                                 + ". Pass --overwrite to train it again.")
         elif has_checkpoint:
             prepared.resuming = True
-        elif not ours:
-            raise TransferkitError(f"{flag}: not a transferkit run (no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}), so "
-                                   "--resume would overwrite its files; choose another --out.")
-        return  # our files only, no checkpoint yet: a run killed in its first epoch starts again
+        elif entries != {CHECKPOINT_DIR}:  # only checkpoints/, still empty: killed in its first epoch
+            raise TransferkitError(f"{flag}: not a transferkit run to resume (no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}), "
+                                   "and --resume would overwrite its files; choose another --out, or pass "
+                                   "--overwrite to replace them.")
+        return
     kind = "a finished run" if is_complete_run(out) else \
         "an interrupted run" if has_checkpoint else "not empty"
     raise TransferkitError(f"{flag}: already exists and is {kind}; pass --overwrite to replace it, "
