@@ -143,3 +143,37 @@ def test_resume_refuses_a_folder_that_is_not_a_run(data, tmp_path):
     result = _cli(*_fit_args(data, out), "--resume")
     assert result.returncode == 2 and "not a transferkit run" in result.stderr and "Traceback" not in result.stderr
     assert (out / "config.json").read_text() == '{"mine": 1}' and (out / "report.html").read_text() == "<p>mine</p>"
+
+
+def test_epoch_shuffle_is_a_function_of_seed_and_epoch_only():
+    import torch
+
+    from transferkit.strategies.base import EpochShuffle
+
+    sampler = EpochShuffle(50, seed=3)
+    first, second = list(sampler), list(sampler)  # without a trainer, each pass is the next epoch
+    assert sorted(first) == list(range(50)) and first != second
+    torch.manual_seed(123)  # global random state plays no part
+    resumed = EpochShuffle(50, seed=3)
+    resumed.set_epoch(1)
+    assert list(resumed) == second
+    assert list(EpochShuffle(50, seed=4)) != first
+
+
+def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+
+    from transferkit.rundir import read_checkpoint
+    from transferkit.strategies.training import capture_rng, restore_rng
+
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    np.random.normal()  # leaves a cached Gaussian in numpy's state
+    torch.save({"rng": capture_rng()}, tmp_path / "state.ckpt")
+    expected = (random.random(), np.random.normal(), torch.rand(3))
+    random.seed(2), np.random.seed(2), torch.manual_seed(2)
+    restore_rng(read_checkpoint(tmp_path / "state.ckpt")["rng"])
+    got = (random.random(), np.random.normal(), torch.rand(3))
+    assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
