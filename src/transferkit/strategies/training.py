@@ -194,6 +194,9 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
                                                                     mode="min")]
     trainer = L.Trainer(
         max_epochs=epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
+        # only our checkpoints: Lightning's default one would write into the working directory
+        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.Checkpoint) for c in callbacks),
+        default_root_dir=checkpoint_dir,
         enable_progress_bar=settings.progress, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, gradient_clip_val=settings.gradient_clip,
         limit_val_batches=1.0 if val_loader is not None else 0,
