@@ -290,21 +290,25 @@ def prepare_out(out: str | Path, data: str | Path | None = None, overwrite: bool
     """
     out = Path(out).expanduser()
     flag = f"--out {out}"
-    _check_out_path(out, flag)
-    if data is not None and Path(data).expanduser().is_dir():
-        data_dir = Path(data).expanduser().resolve()
-        target = out.resolve()
-        if target == data_dir or data_dir in target.parents:
-            raise TransferkitError(f"{flag}: is inside the data folder {data}; the run would be read as data by the "
-                                   "next fit (an extra class of images). Choose a folder outside it.")
     try:
+        _check_out_path(out, flag)
+        if data is not None and Path(data).expanduser().is_dir():
+            data_dir = Path(data).expanduser().resolve()
+            target = out.resolve()
+            if target == data_dir or data_dir in target.parents:
+                raise TransferkitError(f"{flag}: is inside the data folder {data}; the run would be read as data by "
+                                       "the next fit (an extra class of images). Choose a folder outside it.")
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except OSError as exc:  # permission denied on a parent, a read-only file system, /proc, ...
         raise TransferkitError(f"{flag}: cannot create the folder ({exc.strerror or _short(exc)}); "
                                "choose a writable location.") from None
     prepared = PreparedRun(out, _lock=_acquire_lock(out, flag))
     try:
         _classify(prepared, overwrite, resume)
+    except OSError as exc:
+        prepared.release()
+        raise TransferkitError(f"{flag}: cannot prepare the folder ({exc.strerror or _short(exc)}: "
+                               f"{exc.filename or out}); choose a writable location.") from None
     except BaseException:
         prepared.release()
         raise
