@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from transferkit.errors import RunDirectoryError
+from transferkit.tasks import load_run
+
 from .conftest import make_image_folder
 
 EPOCHS = 4
@@ -118,7 +121,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_history(data, reference, t
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert not (run / "model.safetensors").exists() and not (run / "config.json").exists()
     assert not (run / "report.html").exists()
-    assert _cli("predict", str(run), str(data / "red")).returncode == 2  # nothing predict would accept
+    with pytest.raises(RunDirectoryError, match="not a transferkit run directory"):
+        load_run(run)  # nothing predict would accept
 
     resumed = _cli(*_fit_args(data, run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
