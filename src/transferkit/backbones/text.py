@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..errors import BackboneUnavailableError, MissingDependencyError
+from ..errors import BackboneUnavailableError, MissingDependencyError, RunDirectoryError
 from .base import Backbone
 from .registry import register_backbone
 from .run_dir import register_family
@@ -114,12 +114,19 @@ def all_minilm_l6_v2() -> Backbone:
 def _build_transformers(info: dict, run_dir: Path) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
+    from transformers import CONFIG_MAPPING
+
     config = dict(info["arch_config"])
-    hf_config = AutoConfig.for_model(config.pop("model_type"), **config)
+    model_type = config.pop("model_type", None)
+    if model_type not in CONFIG_MAPPING:  # only model classes shipped with transformers, never remote code
+        raise RunDirectoryError(f"{run_dir}/config.json: text architecture {model_type!r} is not a transformers "
+                                "model type installed here; a run directory never runs code from a hub.")
+    config.pop("auto_map", None)
+    hf_config = AutoConfig.for_model(model_type, **config)
     try:
-        model = AutoModel.from_config(hf_config, add_pooling_layer=False)
+        model = AutoModel.from_config(hf_config, add_pooling_layer=False, trust_remote_code=False)
     except TypeError:
-        model = AutoModel.from_config(hf_config)
+        model = AutoModel.from_config(hf_config, trust_remote_code=False)
     return TextEncoder(model)
 
 
@@ -129,7 +136,12 @@ def _restore_transformers(info: dict, run_dir: Path):
     folder = run_dir / TOKENIZER_DIR
     if not folder.is_dir():
         raise BackboneUnavailableError(f"{run_dir}: the run has no {TOKENIZER_DIR}/ folder; re-run `transferkit fit`.")
-    return TextPreprocessing(**info["preprocessing"]), AutoTokenizer.from_pretrained(str(folder))
+    try:  # the run's own files only: no hub lookup, no tokenizer code named by the folder
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise RunDirectoryError(f"{folder}: unreadable tokenizer ({type(exc).__name__}: "
+                                f"{(str(exc).splitlines() or [''])[0][:100]}); re-run `transferkit fit`.") from None
+    return TextPreprocessing(**info["preprocessing"]), tokenizer
 
 
 register_family("transformers", _build_transformers, _restore_transformers)

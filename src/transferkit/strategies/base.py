@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from .._registry import Registry
 from ..errors import UnknownNameError
@@ -50,6 +50,31 @@ class TrainSettings:
     max_seconds: float | None = None  # wall-time budget of the training loop (from-scratch baselines)
 
 
+class EpochShuffle(Sampler[int]):
+    """A random order of `size` indices that is a function of (seed, epoch) alone.
+
+    Lightning calls `set_epoch` before each epoch; without a trainer the epoch advances by one per
+    pass. The order depends on no global random state, so a run resumed at epoch k sees the same
+    batches as the run that was not interrupted.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 @dataclass
 class FitData:
     """Datasets a strategy trains on: augmented train, un-augmented train (for features), validation.
@@ -75,17 +100,19 @@ class FitData:
         return list(getattr(self.train_plain, "labels", None) or [])
 
     def loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
-               drop_last: bool = False):
-        """A DataLoader over `dataset` with this data's collation."""
+               drop_last: bool = False, seed: int = 0):
+        """A DataLoader over `dataset` with this data's collation; `shuffle` draws each epoch's
+        order from (seed, epoch) (`EpochShuffle`), so resumed runs see the same batches."""
         from torch.utils.data import DataLoader
 
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                          persistent_workers=num_workers > 0, drop_last=drop_last, collate_fn=self.collate_fn)
+        return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if shuffle else None,
+                          num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=drop_last,
+                          collate_fn=self.collate_fn)
 
     def training_loaders(self, settings: "TrainSettings"):
         """(shuffled train loader, validation loader or None when nothing was held out)."""
         train = self.loader(self.train, settings.batch_size, shuffle=True, num_workers=settings.num_workers,
-                            drop_last=len(self.train) > settings.batch_size)
+                            drop_last=len(self.train) > settings.batch_size, seed=settings.seed)
         val = self.loader(self.val, settings.batch_size, num_workers=settings.num_workers) if len(self.val) else None
         return train, val
 

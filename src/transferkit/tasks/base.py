@@ -21,14 +21,13 @@ from torch import nn
 
 from .. import __version__
 from ..backbones import Backbone, create_backbone
-from ..backbones.run_dir import CONFIG_FILE, WEIGHTS_FILE, build_architecture, is_run_dir, restore_preprocessing
+from ..backbones.run_dir import build_architecture, check_adapter_base, restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
+from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, WEIGHTS_FILE,
+                      check_tensor_shapes, read_config, read_json, read_weights)
 from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
 from ..strategies.features import to_device
 
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-SPLIT_FILE = "split.json"
 
 
 class TransferEstimator(BaseEstimator):
@@ -40,6 +39,8 @@ class TransferEstimator(BaseEstimator):
 
     task: ClassVar[str] = ""
     modality: ClassVar[str] = ""
+    #: config.json keys `_restore_task` reads, with their types: the task's part of the run schema
+    config_keys: ClassVar[dict[str, Any]] = {}
 
     # ----------------------------------------------------------------- hooks
     def _new_head(self, num_features: int) -> nn.Module:
@@ -234,41 +235,48 @@ class TransferEstimator(BaseEstimator):
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file(self._weights_to_save(), str(path / WEIGHTS_FILE), metadata={"task": self.task, "format": "transferkit"})
-        (path / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2, default=str))
+        # config.json goes last and every file appears whole (written aside, then renamed): a run
+        # killed while saving has no config.json, so predict refuses it and --resume continues it
+        (path / CONFIG_FILE).unlink(missing_ok=True)
+        weights = path / (WEIGHTS_FILE + ".partial")
+        save_file(self._weights_to_save(), str(weights), metadata={"task": self.task, "format": "transferkit"})
+        weights.replace(path / WEIGHTS_FILE)
         if getattr(self, "tokenizer_", None) is not None:
             self.tokenizer_.save_pretrained(str(path / TOKENIZER_DIR))
         write_history(path / HISTORY_FILE, self.history_)
         if hasattr(self, "data_"):
-            (path / SPLIT_FILE).write_text(json.dumps(self.data_.split_record(), indent=1))
+            _write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
-            (path / METRICS_FILE).write_text(json.dumps({"test": self.metrics_}, indent=2, default=float))
+            _write_text(path / METRICS_FILE, json.dumps({"test": self.metrics_}, indent=2, default=float))
+        _write_text(path / CONFIG_FILE, json.dumps(self.config(), indent=2, default=str))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "TransferEstimator":
-        """A fitted estimator from a run directory written by `save` (no pickle involved)."""
-        from safetensors.torch import load_file
+        """A fitted estimator from a run directory written by `save` (no pickle involved).
 
+        config.json is checked against the run schema plus this task's `config_keys`, the weights
+        are read as safetensors only and checked against the architecture config.json describes,
+        and only architectures installed here are rebuilt: a bad run raises one line naming the
+        file (`RunDirectoryError`), never a traceback or a download.
+        """
         path = Path(path).expanduser()
-        if not is_run_dir(path):
-            raise RunDirectoryError(
-                f"{path}: not a transferkit run directory (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
-                "pass the --out folder of `transferkit fit`.")
-        config = json.loads((path / CONFIG_FILE).read_text())
-        if config.get("task") != cls.task:
-            raise RunDirectoryError(f"{path}: holds a {config.get('task')!r} model, not {cls.task}.")
+        config = read_config(path, {**CONFIG_SCHEMA, **cls.config_keys})
+        if config["task"] != cls.task:
+            raise RunDirectoryError(f"{path / CONFIG_FILE}: holds a {config['task']!r} model, not {cls.task}.")
+        state = read_weights(path)
         est = cls(**{k: v for k, v in config["params"].items() if k in cls._get_param_names()})
         est.progress = False
         est._restore_task(config)
         info = config["backbone"]
-        state = load_file(str(path / WEIGHTS_FILE))
         if config.get("weights") == "adapter":
             from ..strategies.lora import rebuild_adapter_model
 
+            check_adapter_base(info, path)
             model = rebuild_adapter_model(est, info, config["strategy"]["settings"], state)
         else:
             model = est._new_model(build_architecture(info, path), int(info["num_features"]))
+            check_tensor_shapes(model.state_dict(), state, path)
             model.load_state_dict(state, strict=True)
         est.model_ = model.eval()
         est.backbone_info_ = info
@@ -282,7 +290,7 @@ class TransferEstimator(BaseEstimator):
         est.warnings_ = run.get("warnings", [])  # absent in runs saved before notes and warnings were told apart
         est.history_ = read_history(path / HISTORY_FILE)
         metrics_file = path / METRICS_FILE
-        est.metrics_ = json.loads(metrics_file.read_text()).get("test") if metrics_file.is_file() else None
+        est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
         return est
 
 
@@ -292,6 +300,8 @@ class ClassifierBase(TransferEstimator):
     Subclasses implement `_proba(inputs)` (class probabilities of raw inputs) and
     `_labelled(data)` (inputs and integer labels of a labelled data source).
     """
+
+    config_keys: ClassVar[dict[str, Any]] = {"classes": list[str]}
 
     def _new_head(self, num_features: int) -> nn.Module:
         return nn.Linear(num_features, len(self.classes_))
@@ -351,6 +361,13 @@ def _versions(lightning_version: str) -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (aside, then renamed over the old file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def write_history(path: Path, rows: list[dict]) -> None:

@@ -393,6 +393,8 @@ class Forecaster(TransferEstimator):
                 "baselines": {name: getattr(m, "settings", lambda: {"season": m.season})()
                               for name, m in getattr(self, "baselines_", {}).items()}}
 
+    config_keys = {"series": list[str], "lookback": int, "season": int, "scaler": dict}
+
     def _restore_task(self, config: dict) -> None:
         self.channels_ = config["series"]
         self.lookback_ = int(config["lookback"])

@@ -49,6 +49,7 @@ class ImageClassifier(ClassifierBase):
 
     task = TASK
     modality = "image"
+    config_keys = {**ClassifierBase.config_keys, "image_size": int}
 
     def __init__(
         self,

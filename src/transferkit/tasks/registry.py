@@ -1,7 +1,6 @@
 """Task registry: which estimator handles which kind of data, and how a data path is recognised."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .._registry import Registry
@@ -65,13 +64,12 @@ def _looks_like_series(path: Path, rows: int = 50) -> bool:
 
 
 def load_run(run_dir: str | Path):
-    """The fitted estimator saved in `run_dir`, whatever its task."""
-    from ..backbones.run_dir import CONFIG_FILE
+    """The fitted estimator saved in `run_dir`, whatever its task (a bad run directory raises
+    one `RunDirectoryError` line naming the file)."""
+    from ..rundir import CONFIG_FILE, read_config
 
     path = Path(run_dir).expanduser()
-    config_file = path / CONFIG_FILE
-    if not config_file.is_file():
-        raise RunDirectoryError(f"{path}: not a transferkit run directory (no {CONFIG_FILE}); "
-                                "pass the --out folder of `transferkit fit`.")
-    task = json.loads(config_file.read_text()).get("task", "")
+    task = read_config(path, {"task": str})["task"]
+    if task not in TASKS:
+        raise RunDirectoryError(f"{path / CONFIG_FILE}: unknown task {task!r}; known: {', '.join(TASKS.names())}.")
     return TASKS.get(task).load(path)

@@ -1,0 +1,410 @@
+"""The run directory: its file names, its schema, safe readers, and preparing `--out` for a fit.
+
+A run directory is what `transferkit fit` writes and `predict`/`evaluate`/`--backbone RUN` read:
+config.json (schema below, plus the task's own keys), model.safetensors, history.csv,
+split.json, metrics.json, report.html and, while training, checkpoints/. Every reader here turns
+a bad file into one `RunDirectoryError` line that names the file and what is wrong with it; no
+reader unpickles anything (weights are safetensors; checkpoints load with `weights_only=True`).
+
+This module sits at the bottom of the package (it imports no other transferkit layer), and
+imports torch only inside the functions that need it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import struct
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import RunDirectoryError, TransferkitError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+SPLIT_FILE = "split.json"
+REPORT_FILE = "report.html"
+EXAMPLES_FILE = "forecast_examples.json"
+TOKENIZER_DIR = "tokenizer"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+LOCK_FILE = ".transferkit.lock"
+
+#: Everything a fit may write into its run directory: what `--overwrite` clears first, and what
+#: tells a run of ours from a folder of the user's.
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, REPORT_FILE, EXAMPLES_FILE,
+             TOKENIZER_DIR, CHECKPOINT_DIR)
+
+#: Keys every config.json has, with their types; a nested dict is the schema of a nested object.
+#: Each task adds its own keys (`TransferEstimator.config_keys`).
+CONFIG_SCHEMA: dict[str, Any] = {
+    "task": str,
+    "backbone": {"name": str, "family": str, "architecture": str, "num_features": int, "preprocessing": dict},
+    "params": dict,
+    "strategy": {"used": str, "settings": dict},
+}
+
+
+# ------------------------------------------------------------------ config.json
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, dict):
+        return "an object"
+    origin = typing.get_origin(expected)
+    if origin is list:
+        (item,) = typing.get_args(expected) or (Any,)
+        plural = {str: "strings", int: "integers", float: "numbers", dict: "objects"}
+        return f"a list of {plural.get(item, _type_name(item))}" if item is not Any else "a list"
+    if origin is dict:
+        return "an object"
+    if isinstance(expected, tuple):
+        return " or ".join(_type_name(e) for e in expected)
+    return {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
+            dict: "an object"}.get(expected, getattr(expected, "__name__", str(expected)))
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    if expected is Any:
+        return True
+    if isinstance(expected, tuple):
+        return any(_matches(value, e) for e in expected)
+    if isinstance(expected, dict):
+        return isinstance(value, dict)
+    origin = typing.get_origin(expected)
+    if origin is list:
+        (item,) = typing.get_args(expected) or (Any,)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if expected is float:  # JSON writes 1.0 as 1
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def schema_problem(data: Any, schema: Mapping[str, Any], where: str = "") -> str | None:
+    """The first way `data` breaks `schema` ("missing key 'classes'", "'lookback' must be an
+    integer, not 'abc'"), or None. Keys not in the schema are allowed (newer versions add some)."""
+    if not isinstance(data, dict):
+        return f"{where or 'the file'} must be a JSON object, not {type(data).__name__}"
+    for key, expected in schema.items():
+        name = f"{where}.{key}" if where else key
+        if key not in data:
+            return f"missing key {name!r}"
+        value = data[key]
+        if not _matches(value, expected):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            return f"{name!r} must be {_type_name(expected)}, not {shown}"
+        if isinstance(expected, dict):
+            problem = schema_problem(value, expected, name)
+            if problem:
+                return problem
+    return None
+
+
+def read_json(path: Path, schema: Mapping[str, Any]) -> dict:
+    """A JSON object file of a run checked against `schema`; one `RunDirectoryError` line if not."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDirectoryError(f"{path}: unreadable ({_short(exc)}); re-run `transferkit fit`.") from None
+    if not text.strip():
+        raise RunDirectoryError(f"{path}: empty file; the run was not saved completely, re-run `transferkit fit`.")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunDirectoryError(f"{path}: corrupt JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                                "re-run `transferkit fit`.") from None
+    problem = schema_problem(data, schema)
+    if problem:
+        raise RunDirectoryError(f"{path}: not a valid transferkit {path.name}: {problem}; re-run `transferkit fit`.")
+    return data
+
+
+def read_config(run_dir: str | Path, schema: Mapping[str, Any] | None = None) -> dict:
+    """config.json of `run_dir`, checked against `schema` (default: the keys every run has);
+    anything wrong raises one `RunDirectoryError` naming the file and the problem."""
+    path = Path(run_dir).expanduser() / CONFIG_FILE
+    if not path.parent.is_dir():
+        raise RunDirectoryError(f"{path.parent}: no such run directory; pass the --out folder of `transferkit fit`.")
+    if not path.is_file():
+        raise RunDirectoryError(f"{path.parent}: not a transferkit run directory (no {CONFIG_FILE}); "
+                                "pass the --out folder of `transferkit fit`.")
+    return read_json(path, CONFIG_SCHEMA if schema is None else schema)
+
+
+# ------------------------------------------------------------ model.safetensors
+def safetensors_header(path: Path) -> dict[str, dict]:
+    """The tensor table of a safetensors file ({name: {"dtype", "shape", "data_offsets"}}), after
+    checking that the file is one and holds every byte its header promises. Nothing is unpickled:
+    a pickle or `torch.save` file is reported as "not a safetensors file"."""
+    if not path.is_file():
+        raise RunDirectoryError(f"{path}: missing; the run was not saved completely, re-run `transferkit fit`.")
+    size = path.stat().st_size
+    if size == 0:
+        raise RunDirectoryError(f"{path}: empty file; the run was not saved completely, re-run `transferkit fit`.")
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+            raise RunDirectoryError(f"{path}: not a safetensors file (it is a pickle / torch.save file, which "
+                                    "transferkit never loads, since unpickling can run code); re-run `transferkit fit`.")
+        if len(head) < 8:
+            raise RunDirectoryError(f"{path}: not a safetensors file (only {size} bytes); re-run `transferkit fit`.")
+        (header_size,) = struct.unpack("<Q", head)
+        if header_size > size - 8:
+            raise RunDirectoryError(f"{path}: not a safetensors file, or truncated (header of {header_size} bytes "
+                                    f"in a {size}-byte file); re-run `transferkit fit`.")
+        try:
+            header = json.loads(fh.read(header_size))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunDirectoryError(f"{path}: not a safetensors file (unreadable header); re-run `transferkit fit`.") from None
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) else None
+    if tensors is None or not all(isinstance(v, dict) and "shape" in v and "data_offsets" in v for v in tensors.values()):
+        raise RunDirectoryError(f"{path}: not a safetensors file (unexpected header); re-run `transferkit fit`.")
+    needed = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+    if 8 + header_size + needed > size:
+        raise RunDirectoryError(f"{path}: truncated ({size} bytes, the header promises {8 + header_size + needed}); "
+                                "re-run `transferkit fit`.")
+    return tensors
+
+
+def read_weights(run_dir: str | Path) -> dict:
+    """The tensors of `run_dir/model.safetensors` (safetensors only, never a pickle); a missing,
+    empty, truncated or foreign file raises one `RunDirectoryError` line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(run_dir).expanduser() / WEIGHTS_FILE
+    safetensors_header(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunDirectoryError(f"{path}: not a readable safetensors file ({_short(exc)}); re-run `transferkit fit`.") from None
+
+
+def check_tensor_shapes(expected: Mapping[str, Any], found: Mapping[str, Any], run_dir: str | Path) -> None:
+    """Raise one line when the saved tensors (`found`: name → tensor or shape) do not fit the model
+    config.json describes (`expected`: its state dict), e.g. a head for 5 classes where config.json
+    lists 3; this runs before `load_state_dict`, whose error would be a multi-line traceback."""
+    run_dir = Path(run_dir)
+    weights, config = run_dir / WEIGHTS_FILE, run_dir / CONFIG_FILE
+
+    def shape(v: Any) -> tuple[int, ...]:
+        return tuple(getattr(v, "shape", v))
+
+    for name, tensor in expected.items():
+        if name in found and shape(found[name]) != shape(tensor):
+            hint = " (its last layer must have one output per class in config.json)" if name.startswith("head.") else ""
+            raise RunDirectoryError(
+                f"{weights}: tensor {name!r} has shape {list(shape(found[name]))}, but the model {config} describes "
+                f"needs {list(shape(tensor))}{hint}; the two files come from different runs, re-run `transferkit fit`.")
+    missing = [n for n in expected if n not in found]
+    extra = [n for n in found if n not in expected]
+    if missing or extra:
+        what = (f"{len(missing)} tensor(s) missing (e.g. {missing[0]!r})" if missing else "") + \
+               (", " if missing and extra else "") + \
+               (f"{len(extra)} unexpected tensor(s) (e.g. {extra[0]!r})" if extra else "")
+        raise RunDirectoryError(f"{weights}: does not fit the architecture in {config}: {what}; "
+                                "the two files come from different runs, re-run `transferkit fit`.")
+
+
+# ---------------------------------------------------------------- checkpoints
+def read_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint loaded with `weights_only=True` (tensors and plain data only, so a
+    planted pickle cannot run code); unreadable files raise one line that says how to go on."""
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch reports damage as RuntimeError, UnpicklingError, EOFError, ...
+        raise RunDirectoryError(f"{path}: unreadable checkpoint ({_short(exc)}); delete it or rerun without "
+                                "--resume.") from None
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# ------------------------------------------------------------------- --out
+def is_complete_run(path: Path) -> bool:
+    """A run `save` finished: it writes config.json (with `transferkit_version`) last, so with it
+    and the weights the run is whole."""
+    if not (path / WEIGHTS_FILE).is_file():
+        return False
+    try:
+        return "transferkit_version" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return False
+
+
+@dataclass
+class PreparedRun:
+    """An output folder made ready for a fit and locked against a second fit until `release()`.
+
+    `complete` is True when `--resume` found a finished run: there is nothing to train, and
+    `message` says so (with where the report is).
+    """
+
+    path: Path
+    complete: bool = False
+    resuming: bool = False
+    message: str = ""
+    _lock: Path | None = None
+
+    def release(self) -> None:
+        """Remove the lock file if it is still ours (idempotent)."""
+        if self._lock is not None:
+            try:
+                if self._lock.read_text().split()[0] == str(os.getpid()):
+                    self._lock.unlink()
+            except (OSError, IndexError):
+                pass
+            self._lock = None
+
+    def __enter__(self) -> "PreparedRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def prepare_out(out: str | Path, data: str | Path | None = None, overwrite: bool = False,
+                resume: bool = False) -> PreparedRun:
+    """Check and lock the run directory `out` of a fit, or raise one line that says what to do.
+
+    Refused: a path that is a file or lies under one, a folder that cannot be created or written,
+    a folder inside the data folder (an image run would be read as a class next time), a
+    non-empty folder without --overwrite/--resume, `--resume` on a folder that is not a run of
+    ours, and a folder another live fit holds the lock of. `--resume` on a finished run returns
+    `complete=True` instead of training again; `--overwrite` removes the files of an earlier run
+    (only names a run writes), so a later kill cannot leave the old model beside new checkpoints.
+    """
+    out = Path(out).expanduser()
+    flag = f"--out {out}"
+    try:
+        _check_out_path(out, flag)
+        if data is not None and Path(data).expanduser().is_dir():
+            data_dir = Path(data).expanduser().resolve()
+            target = out.resolve()
+            if target == data_dir or data_dir in target.parents:
+                raise TransferkitError(f"{flag}: is inside the data folder {data}; the run would be read as data by "
+                                       "the next fit (an extra class of images). Choose a folder outside it.")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # permission denied on a parent, a read-only file system, /proc, ...
+        raise TransferkitError(f"{flag}: cannot create the folder ({exc.strerror or _short(exc)}); "
+                               "choose a writable location.") from None
+    prepared = PreparedRun(out, _lock=_acquire_lock(out, flag))
+    try:
+        _classify(prepared, overwrite, resume)
+    except OSError as exc:
+        prepared.release()
+        raise TransferkitError(f"{flag}: cannot prepare the folder ({exc.strerror or _short(exc)}: "
+                               f"{exc.filename or out}); choose a writable location.") from None
+    except BaseException:
+        prepared.release()
+        raise
+    return prepared
+
+
+def _check_out_path(out: Path, flag: str) -> None:
+    if out.exists() and not out.is_dir():
+        raise TransferkitError(f"{flag}: is an existing file, not a folder; choose a folder path for the run.")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TransferkitError(f"{flag}: {parent} is a file, so no folder can be made under it; "
+                                       "choose another path.")
+            break
+
+
+def _acquire_lock(out: Path, flag: str) -> Path:
+    """Create out/.transferkit.lock exclusively (O_EXCL) holding our pid; a lock left by a dead
+    process (kill -9) is taken over, a live one is refused."""
+    lock = out / LOCK_FILE
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None and owner != os.getpid() and _alive(owner):
+                raise TransferkitError(f"{flag}: another transferkit fit (pid {owner}) is writing this run; wait for "
+                                       f"it to finish or choose another --out (if none is running, delete {lock}).") from None
+            try:
+                lock.unlink()  # stale: its process is gone
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise TransferkitError(f"{flag}: cannot replace the stale lock {lock} ({exc.strerror}).") from None
+            continue
+        except OSError as exc:
+            raise TransferkitError(f"{flag}: cannot write in this folder ({exc.strerror or _short(exc)}); "
+                                   "choose a writable location.") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()} {socket.gethostname()}\n")
+        return lock
+    raise TransferkitError(f"{flag}: another transferkit fit keeps taking the lock {lock}; choose another --out.")
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        fields = lock.read_text().split()
+    except OSError:
+        return None
+    if not fields or not fields[0].isdigit():
+        return None
+    if len(fields) > 1 and fields[1] != socket.gethostname():
+        return -1  # another machine's lock: cannot tell whether it lives, so keep it
+    return int(fields[0])
+
+
+def _alive(pid: int) -> bool:
+    if pid == -1:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _classify(prepared: PreparedRun, overwrite: bool, resume: bool) -> None:
+    out = prepared.path
+    entries = {p.name for p in out.iterdir()} - {LOCK_FILE}
+    flag = f"--out {out}"
+    if not entries:
+        return
+    has_checkpoint = (out / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file()
+    if overwrite:
+        for name in entries & set(RUN_FILES):
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        return
+    if resume:
+        if is_complete_run(out):
+            report = out / REPORT_FILE
+            prepared.complete = True
+            prepared.message = (f"{out}: this run is already complete; nothing to resume"
+                                + (f" (report: {report})" if report.is_file() else "")
+                                + ". Pass --overwrite to train it again.")
+        elif has_checkpoint:
+            prepared.resuming = True
+        elif entries != {CHECKPOINT_DIR}:  # only checkpoints/, still empty: killed in its first epoch
+            raise TransferkitError(f"{flag}: not a transferkit run to resume (no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}), "
+                                   "and --resume would overwrite its files; choose another --out, or pass "
+                                   "--overwrite to replace them.")
+        return
+    kind = "a finished run" if is_complete_run(out) else \
+        "an interrupted run" if has_checkpoint else "not empty"
+    raise TransferkitError(f"{flag}: already exists and is {kind}; pass --overwrite to replace it, "
+                           "--resume to continue an interrupted run, or choose another --out.")
