@@ -358,6 +358,7 @@ class ListWhat(str, Enum):
 @app.command("list")
 def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores")) -> None:
     """List registered backbones, strategies, tasks or transferability scores."""
+    # Registries hold names and descriptions only: listing imports no torch (see _registry.declare).
     from .backbones import BACKBONES
     from .selection import SCORES
     from .strategies import STRATEGIES

@@ -27,6 +27,8 @@ def register_family(name: str, build: Callable[[dict, Path], nn.Module],
 
 def _family(info: dict):
     family = info.get("family", "timm")
+    if family not in _FAMILIES:  # the packaged families register when their module is first imported
+        from . import mnist, patchtst, text  # noqa: F401
     if family not in _FAMILIES:
         raise BackboneUnavailableError(f"unknown model family {family!r} in run config; known: {', '.join(_FAMILIES)}.")
     return _FAMILIES[family]

@@ -26,7 +26,6 @@ from ..strategies import FitData
 from .base import TransferEstimator
 from .forecast_baselines import DLinear, SeasonalNaive
 from .forecast_metrics import forecast_metrics
-from .registry import register_task
 
 TASK = "forecast"
 #: below this many training windows, batches shrink and epochs grow (a few hundred windows give
@@ -34,7 +33,6 @@ TASK = "forecast"
 SMALL_DATA_WINDOWS = 2000
 
 
-@register_task(TASK, "forecast time series (CSV: a time column and numeric series)", modality="timeseries")
 class Forecaster(TransferEstimator):
     """Forecasts `horizon` steps from the last `lookback` steps of one or more series.
 

@@ -15,7 +15,6 @@ from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
 from ..strategies import FitData
 from .base import ClassifierBase
-from .registry import register_task
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ def resolve_image_size(requested: int | None, native: int, median_side: int) -> 
     return native, f"{native} px: the backbone's native input size"
 
 
-@register_task(TASK, "classify images (folder of class folders)", modality="image")
 class ImageClassifier(ClassifierBase):
     """Image classifier fine-tuned from a pretrained backbone.
 

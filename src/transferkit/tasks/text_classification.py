@@ -13,12 +13,10 @@ from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, re
 from ..errors import DataError
 from ..strategies import FitData
 from .base import ClassifierBase
-from .registry import register_task
 
 TASK = "text-classification"
 
 
-@register_task(TASK, "classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text")
 class TextClassifier(ClassifierBase):
     """Text classifier adapted from a pretrained transformers encoder (mean-pooled).
 
