@@ -1,0 +1,131 @@
+"""CLI usage mistakes are one line and exit 2, whatever click typer raises them from; the CLI starts
+without importing torch; and the small labelling helpers of the terminal output."""
+from __future__ import annotations
+
+import enum
+import os
+import subprocess
+import sys
+import typing
+
+import pytest
+import typer.main
+
+from transferkit.cli import app, main
+
+
+def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["transferkit", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "60"}  # a narrow terminal must not wrap the one error line
+    return subprocess.run([sys.executable, "-m", "transferkit.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def assert_one_usage_line(code: int, err: str, mentions: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert mentions in lines[0], err
+
+
+# The mistakes a new user made (issue 9), each as a real process: exit status and stderr as seen.
+@pytest.mark.parametrize("args, mentions", [
+    (["list"], "WHAT"),
+    (["list", "backbone"], "WHAT"),
+    (["fitt"], "'fit'"),
+    (["fit"], "DATA"),
+    (["fit", "data", "--out", "run", "--epoch", "1"], "did you mean --epochs"),
+    (["fit", "data", "--out", "run", "--epochs", "0"], "--epochs"),
+    (["fit", "data", "--out", "run", "--epochs", "abc"], "--epochs"),
+    (["fit", "data", "--out", "run", "--horizon", "0"], "--horizon"),
+    (["fit", "data", "--out", "run", "--val-fraction", "0.9"], "--val-fraction"),
+    (["fit", "data"], "--out"),
+    (["fit", "data", "--out"], "--out"),
+    (["predict"], "RUN_DIR"),
+])
+def test_usage_mistakes_are_one_line_exit_2(args, mentions, tmp_path):
+    result = run_subprocess(*args)
+    assert_one_usage_line(result.returncode, result.stderr, mentions)
+    assert not (tmp_path / "run").exists()
+
+
+def _commands():
+    return typer.main.get_command(app).commands
+
+
+def _value_type(param):
+    annotation = param.type_descriptor.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args else annotation
+
+
+def _valid_args(command) -> list[str]:
+    """Placeholder values for a command's required parameters (the parse fails before they are used)."""
+    args = []
+    for param in command.params:
+        if not param.required:
+            continue
+        value_type = _value_type(param)
+        value = next(iter(value_type)).value if isinstance(value_type, type) and issubclass(value_type, enum.Enum) else "x"
+        args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
+    return args
+
+
+def _typed_options():
+    """(command, option) for every option that parses a number or a choice: all can be given bad text."""
+    for name, command in _commands().items():
+        for param in command.params:
+            value_type = _value_type(param)
+            if param.param_type_name == "option" and not param.is_flag and (
+                    value_type in (int, float) or (isinstance(value_type, type) and issubclass(value_type, enum.Enum))):
+                yield name, max(param.opts, key=len)
+
+
+# The whole class, generated from the commands the CLI has: a new option is covered the day it is added.
+@pytest.mark.parametrize("command, option", list(_typed_options()))
+def test_every_bad_option_value_is_one_line_exit_2(monkeypatch, capsys, command, option):
+    code, _, err = run_main(monkeypatch, capsys, command, *_valid_args(_commands()[command]), option, "not-a-value")
+    assert_one_usage_line(code, err, option)
+
+
+@pytest.mark.parametrize("command", list(_commands()))
+def test_every_unknown_option_and_missing_parameter_is_one_line_exit_2(monkeypatch, capsys, command):
+    code, _, err = run_main(monkeypatch, capsys, command, *_valid_args(_commands()[command]), "--no-such-flag")
+    assert_one_usage_line(code, err, "--no-such-flag")
+    required = [p for p in _commands()[command].params if p.required]
+    if required:
+        code, _, err = run_main(monkeypatch, capsys, command)
+        assert_one_usage_line(code, err, "missing")
+
+
+@pytest.mark.parametrize("args", [["--help"], *([name, "--help"] for name in _commands())])
+def test_help_still_exits_0(monkeypatch, capsys, args):
+    code, out, _ = run_main(monkeypatch, capsys, *args)
+    assert code == 0 and "Usage" in out
+
+
+HEAVY = ("torch", "lightning", "timm", "transformers", "sklearn", "pandas", "matplotlib")
+
+
+@pytest.mark.parametrize("argv", [None, ["--help"], ["list", "backbones"], ["list", "strategies"], ["list", "tasks"],
+                                  ["list", "scores"]])
+def test_cli_start_up_imports_no_heavy_library(argv):
+    """What makes `--help` and `list` slow: importing torch & co. at start-up (issue 9: 14 s)."""
+    run = "" if argv is None else (f"sys.argv = ['transferkit', *{argv!r}]\n"
+                                   "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    code = ("import sys\nfrom transferkit.cli import main\n" + run +
+            f"print('heavy:', *(m for m in {HEAVY!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "heavy:", f"imported at start-up: {result.stdout.strip()}"
