@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -26,12 +25,8 @@ err_console = Console(stderr=True)
 DEMO_DATA = Path(__file__).parent / "data" / "demo" / "flowers"
 
 
-def _quiet_libraries() -> None:
-    """Keep Lightning's banner lines and known-harmless warnings out of the user's terminal."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+def _configure_logging() -> None:
+    """transferkit's own log warnings as `warning: ...` lines (Lightning is quieted where training runs)."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
 
 
@@ -450,7 +445,7 @@ def main() -> None:
     errors = _click_exceptions()
     aborts = tuple({typer.Abort, getattr(errors, "Abort", typer.Abort)})
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_libraries()
+    _configure_logging()
     try:
         # typer returns the exit code (130 for Ctrl-C) instead of exiting, and raises usage errors
         code = app(standalone_mode=False, prog_name="transferkit")

@@ -49,7 +49,7 @@ def image_scratch_control(est, budget: float) -> dict[str, Any]:
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
     control = ImageClassifier(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
-        batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=False,
+        batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=est.progress,
         baseline=False,
     )
     control._max_seconds = max(30.0, budget)

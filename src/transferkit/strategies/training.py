@@ -13,6 +13,7 @@ import torch
 
 from ..errors import TrainingInterrupted
 from .base import TrainSettings
+from .progress import EpochProgressBar, quiet_training
 
 
 class HistoryRecorder(L.Callback):
@@ -57,6 +58,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+@quiet_training()  # no Lightning banners or library warnings, from the CLI or the Python API
 def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: int, settings: TrainSettings,
                   monitor: str | None = "val_loss") -> RunResult:
     """Train `module` with checkpoints in `settings.checkpoint_dir` (a temporary folder without one).
@@ -77,7 +79,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         dirpath=checkpoint_dir, filename="best", monitor=monitor, mode="min", save_last=True,
         save_top_k=1 if monitor else 0, enable_version_counter=False,
     )
-    callbacks = [history, checkpoint]
+    callbacks = [history, checkpoint] + ([EpochProgressBar()] if settings.progress else [])
     if monitor:
         callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, mode="min"))
     trainer = L.Trainer(
