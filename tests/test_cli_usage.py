@@ -129,3 +129,57 @@ def test_cli_start_up_imports_no_heavy_library(argv):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "heavy:", f"imported at start-up: {result.stdout.strip()}"
+
+
+# ----------------------------------------------------------------- wording and counts (issue 9)
+def test_counted_uses_the_singular_for_one():
+    from transferkit._format import counted
+
+    assert counted(1, "epoch") == "1 epoch"
+    assert counted(2, "epoch") == "2 epochs" and counted(0, "example") == "0 examples"
+    assert counted(1, "class", "classes") == "1 class" and counted(3, "class", "classes") == "3 classes"
+
+
+def test_report_timings_total_is_the_sum_of_its_stages_once():
+    """A 22.7 s fit was shown as 29.5 s: "total fit" was added to the stages it sums."""
+    from transferkit.reporting.html import _timings, timing_parts
+
+    timings = {"data scan": 1.0, "head fit": 2.0, "backbone, diagnostics and other": 0.5, "total fit": 3.5,
+               "from-scratch control": 4.0}
+    parts, total = timing_parts(timings)
+    assert "total fit" not in parts and total == 7.5
+    assert ">total fit<" not in _timings(timings)
+
+
+def test_unknown_strategy_points_to_list_strategies():
+    from transferkit.errors import UnknownNameError
+    from transferkit.strategies import create_strategy
+
+    with pytest.raises(UnknownNameError, match=r"`transferkit list strategies`") as info:
+        create_strategy("fine_tune")
+    assert "strategys" not in str(info.value)
+
+
+def test_fit_prints_its_plan_first_and_evaluate_names_the_data(tmp_path):
+    """One real CLI fit: the plan is printed before training, the run's timings add up, and
+    `evaluate` on another folder says whose accuracy it is."""
+    import json
+
+    from .conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", per_class=6, size=32)
+    other = make_image_folder(tmp_path / "other", per_class=2, size=32, seed=1)
+    result = run_subprocess("fit", data, "--out", tmp_path / "run", "--strategy", "linear-probe", "--image-size",
+                            "32", "--no-baseline", timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    plan = out[out.index("plan"):out.index("test split")]
+    for line in ("task: image-classification", "backbone: efficientnet_lite0", "strategy: linear-probe",
+                 "epochs: none", "input size: 32 px", "split", "from-scratch control: no"):
+        assert line in plan, line
+    timings = json.loads((tmp_path / "run" / "config.json").read_text())["run"]["timings"]
+    stages = sum(v for k, v in timings.items() if not k.startswith("total") and k != "from-scratch control")
+    assert stages == pytest.approx(timings["total fit"], abs=0.05)
+    result = run_subprocess("evaluate", tmp_path / "run", other)
+    assert result.returncode == 0, result.stderr
+    assert f"accuracy on {other} " in result.stdout and "test accuracy" not in result.stdout

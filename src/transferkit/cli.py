@@ -1,6 +1,7 @@
 """The `transferkit` command line: fit, evaluate, predict, list, demo."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -8,13 +9,14 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -69,10 +71,13 @@ def _prepare_out(out: Path, overwrite: bool, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _print_metrics(metrics: dict, title: str) -> None:
+def _print_metrics(metrics: dict, title: str, data: str | None = None) -> None:
+    """The metrics table and a summary line: on the run's test split, or (evaluate) on `data`."""
     if "per_class" in metrics:
         console.print(_metrics_table(metrics, title))
-        console.print(f"test accuracy [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}")
+        label = f"accuracy on {data}" if data else "test accuracy"
+        console.print(f"{label} [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}",
+                      highlight=False, soft_wrap=True)
         return
     table = Table(title=title)
     for column in ("model", "MSE", "MAE", "MASE"):
@@ -93,6 +98,33 @@ def _print_transfer(check: dict | None) -> None:
         console.print(f"  - {advice}")
 
 
+class _PlanPrinter(logging.Handler):
+    """Prints the plan an estimator logs before training starts (logger `transferkit.plan`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(record, "plan", None) or [(record.getMessage(), "")]
+        if len(lines) > 1:
+            console.print("[bold]plan[/]")
+        for decision, why in lines:
+            console.print(f"  [bold]{decision}[/]" + (f" — {why}" if why else ""), highlight=False)
+
+
+@contextlib.contextmanager
+def _printing_plan(enabled: bool) -> Iterator[None]:
+    """While fitting from the CLI (not --quiet), print each plan as it is logged."""
+    log = logging.getLogger("transferkit.plan")
+    handler, state = _PlanPrinter(), (log.level, log.propagate)
+    if enabled:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # printed here, not again as a `warning:` line
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.level, log.propagate = state
+
+
 def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, **params) -> dict:
     """Fit the task's estimator, evaluate on the held-out test split, save the run and its report;
     returns the test metrics. `task=None` detects it from the data path; params the task's
@@ -110,7 +142,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     if foreign:
         raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
     est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
-    est.fit(data)
+    with _printing_plan(not quiet):
+        est.fit(data)
     metrics = est.evaluate()
     est.save(out)
     report = write_run_report(out)
@@ -119,7 +152,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
             console.print(f"[bold]{decision}[/] — {why}")
         for note in est.notes_:
             console.print(f"[yellow]note:[/] {note}")
-    _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
+    _print_metrics(metrics, f"test split ({counted(metrics['n'], 'window' if 'mse' in metrics else 'example')})")
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
@@ -196,7 +229,7 @@ def evaluate(
     if as_json:
         console.print_json(json.dumps(metrics, default=float))
     else:
-        _print_metrics(metrics, f"{data} ({metrics['n']} examples)")
+        _print_metrics(metrics, f"{data} ({counted(metrics['n'], 'example')})", data=data)
 
 
 @app.command()

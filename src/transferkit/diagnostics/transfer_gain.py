@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .._format import counted
+
 ADVICE = [
     "try another backbone (`transferkit rank` scores the candidates on your data)",
     "unfreeze more layers (--strategy full) so the features can move away from the source domain",
@@ -55,8 +57,9 @@ def image_scratch_control(est, budget: float) -> dict[str, Any]:
     control._max_seconds = max(30.0, budget)
     control.fit(est.data_)
     accuracy = control.evaluate()["accuracy"]
-    return {"model": f"{architecture}, random weights, all layers trained ({control.strategy_settings_.get('epochs_run')} "
-                     f"epochs, lr 1e-3, budget {max(30.0, budget):.0f} s)", "accuracy": accuracy}
+    return {"model": f"{architecture}, random weights, all layers trained "
+                     f"({counted(control.strategy_settings_.get('epochs_run') or 0, 'epoch')}, lr 1e-3, "
+                     f"budget {max(30.0, budget):.0f} s)", "accuracy": accuracy}
 
 
 def text_scratch_control(est, budget: float) -> dict[str, Any]:

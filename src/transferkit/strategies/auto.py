@@ -51,6 +51,11 @@ class Auto(Strategy):
         # options are meant for whichever strategy gets chosen, and are checked once it is
         self.options = options
 
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
+        chosen = create_strategy(name, **self.options).plan(data, settings)
+        return [(f"strategy: auto → {name}", reason), *chosen[1:]]
+
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
         options = dict(self.options)

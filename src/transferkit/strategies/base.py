@@ -123,3 +123,9 @@ class Strategy(ABC):
     @abstractmethod
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         ...
+
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        """What `fit` will do on `data`, as (decision, why) lines shown before training starts."""
+        epochs = (f"epochs: up to {settings.epochs}", "as given") if settings.epochs else \
+            ("epochs: chosen from the data size", f"by the {self.name} strategy")
+        return [(f"strategy: {self.name}", f"requested with --strategy {self.name}"), epochs]

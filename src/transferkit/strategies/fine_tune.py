@@ -44,6 +44,14 @@ class FineTuneRecipe:
 class FineTuneBase(Strategy):
     Options = FineTuneRecipe
 
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        lines = super().plan(data, settings)
+        if not settings.epochs:
+            lines[1] = (f"epochs: up to {default_epochs(len(data.train))}",
+                        f"chosen from the data size ({len(data.train)} training examples: about 12,000 seen in "
+                        "total, 3-15 epochs)")
+        return lines
+
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         from .. import backbones
 

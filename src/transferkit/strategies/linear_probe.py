@@ -217,6 +217,10 @@ class LinearProbe(Strategy):
 
     name = "linear-probe"
 
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        return [super().plan(data, settings)[0],
+                ("epochs: none", "the frozen backbone's features are extracted once and only a linear head is fit")]
+
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         set_trainable(model.backbone.parameters(), False)
         if data.objective == "regression":

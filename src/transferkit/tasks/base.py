@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import platform
 import time
 from datetime import datetime, timezone
@@ -25,6 +26,9 @@ from ..backbones.run_dir import CONFIG_FILE, WEIGHTS_FILE, build_architecture, i
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
 from ..strategies.features import to_device
+
+#: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
+PLAN_LOG = logging.getLogger("transferkit.plan")
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
@@ -152,15 +156,48 @@ class TransferEstimator(BaseEstimator):
                started: float, loaded: float) -> FitOutcome:
         """Run the strategy and record what it did (model, history, settings, timings, notes)."""
         settings.max_seconds = getattr(self, "_max_seconds", None)  # set on from-scratch controls only
+        self._announce_plan(strategy, fit_data, settings)
         outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
         self.history_ = outcome.history
         self.strategy_ = outcome.settings.get("chosen", self.strategy)
         self.strategy_settings_ = outcome.settings
-        self.timings_ = {"data scan": loaded - started, **outcome.timings, "total fit": time.perf_counter() - started}
+        parts = {"data scan": loaded - started, **outcome.timings}
+        total = time.perf_counter() - started
+        # the rest of the fit (loading the backbone, domain diagnostics...) is a stage too, so the
+        # stages add up to "total fit", which the report does not add to them again
+        self.timings_ = {**parts, "backbone, diagnostics and other": max(0.0, total - sum(parts.values())),
+                         "total fit": total}
         self.notes_ = list(outcome.notes)
         self.metrics_ = None
         return outcome
+
+    def _plan_details(self) -> list[tuple[str, str]]:
+        """The task's own lines of the plan (input size, split...); tasks extend this."""
+        return []
+
+    def _announce_plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> None:
+        """Log what is about to be trained, and why, before training starts (logger `transferkit.plan`:
+        the CLI prints it unless --quiet; from Python it is silent unless that logger is enabled)."""
+        if not PLAN_LOG.isEnabledFor(logging.INFO):
+            return
+        info = getattr(self, "backbone_info_", {}) or {}
+        if settings.max_seconds:  # a from-scratch control: one line saying what the next bar is
+            chosen = strategy.plan(fit_data, settings)[0][0].removeprefix("strategy: ")
+            lines = [("from-scratch control", f"{info.get('name')}, strategy {chosen}, "
+                      f"within about {settings.max_seconds:.0f} s")]
+        else:
+            control = getattr(self, "baseline", None)
+            lines = [
+                (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
+                (f"backbone: {info.get('name')}", info.get("source", "")),
+                *strategy.plan(fit_data, settings),
+                *self._plan_details(),
+                *([("from-scratch control: " + ("yes" if control else "no"),
+                    "the same architecture with random weights, trained after this fit, to measure the transfer gain"
+                    if control else "disabled (--no-baseline)")] if control is not None else []),
+            ]
+        PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
 
     def _strategy_decision(self, outcome: FitOutcome) -> tuple[str, str]:
         return (f"strategy: {self.strategy_}",

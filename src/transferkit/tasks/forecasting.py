@@ -21,6 +21,7 @@ from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_ba
 from ..backbones.run_dir import WEIGHTS_FILE
 from ..reporting.run_report import EXAMPLES_FILE
 from ..data.timeseries import SeriesTable, Standardizer, WindowDataset, chronological_split, load_series_csv
+from .._format import counted
 from ..errors import DataError
 from ..strategies import FitData
 from .base import TransferEstimator
@@ -163,12 +164,17 @@ class Forecaster(TransferEstimator):
             (f"lookback {lookback}, horizon {self.horizon}", "as given" if self.lookback else
              f"the encoder's lookback; horizon {'as given' if self.horizon != 96 else 'default 96'}"),
             ("split", self.split_["description"] + "; standardised with the training segment's mean and deviation"),
-            (f"training: {settings.epochs} epochs max, batch {settings.batch_size}, peak lr {settings.lr:g}",
+            (f"training: at most {counted(settings.epochs, 'epoch')}, batch {settings.batch_size}, peak lr {settings.lr:g}",
              "few training windows: smaller batches, more epochs" if small else "standard long-horizon setting",),
             ("baselines: seasonal naive, DLinear (reference and window-centred)", "fit from scratch on the same "
              "training windows; the model must beat them to be worth its cost"),
         ]
         return self
+
+    def _plan_details(self) -> list[tuple[str, str]]:
+        return [(f"lookback {self.lookback_}, horizon {self.horizon}", f"series: {', '.join(self.channels_)}"),
+                ("split", self.split_["description"]),
+                ("baselines: seasonal naive, DLinear", "fit after the model on the same training windows")]
 
     def _carry_head(self, backbone, model: ForecastModel) -> str | None:
         """Start from the source run's head when the backbone is a forecast run with the same horizon."""

@@ -126,6 +126,10 @@ class ImageClassifier(ClassifierBase):
         ]
         return self
 
+    def _plan_details(self) -> list[tuple[str, str]]:
+        _, why = resolve_image_size(self.image_size, self.preprocessing_.image_size, self.data_.median_side)
+        return [(f"input size: {self.image_size_} px", why), ("split", self.data_.split["description"])]
+
     def _scratch_control(self, budget: float) -> dict:
         from ..diagnostics import image_scratch_control
 

@@ -106,6 +106,10 @@ class TextClassifier(ClassifierBase):
         ]
         return self
 
+    def _plan_details(self) -> list[tuple[str, str]]:
+        return [(f"max length: {self.preprocessing_.max_length} tokens", "longer texts are truncated"),
+                ("split", self.data_.split["description"])]
+
     def _scratch_control(self, budget: float) -> dict:
         from ..diagnostics import text_scratch_control
 
