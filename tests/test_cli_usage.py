@@ -180,6 +180,12 @@ def test_fit_prints_its_plan_first_and_evaluate_names_the_data(tmp_path):
     timings = json.loads((tmp_path / "run" / "config.json").read_text())["run"]["timings"]
     stages = sum(v for k, v in timings.items() if not k.startswith("total") and k != "from-scratch control")
     assert stages == pytest.approx(timings["total fit"], abs=0.05)
+    image = next((other / "red").iterdir())
+    code = (f"import sys\nsys.argv = ['transferkit', 'predict', {str(tmp_path / 'run')!r}, {str(image)!r}]\n"
+            "from transferkit.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('loaded:', *(m for m in ('lightning', 'transformers', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "loaded:", result.stdout + result.stderr  # predict stays light
     result = run_subprocess("evaluate", tmp_path / "run", other)
     assert result.returncode == 0, result.stderr
     assert f"accuracy on {other} " in result.stdout and "test accuracy" not in result.stdout
