@@ -298,7 +298,7 @@ def _print_forecast(est, history: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    out = Table(title=f"forecast of the {len(rows)} steps after {history.name}")
+    out = Table(title=f"forecast of the next {counted(len(rows), 'step')} after {history.name}")
     for column in rows[0]:
         out.add_column(column, justify="left" if column == "time" else "right")
     for row in rows:
@@ -360,7 +360,7 @@ def rank(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{len(ranking.rows)} candidates on {ranking.sample['examples']} training examples "
+    table = Table(title=f"{counted(len(ranking.rows), 'candidate')} on {counted(ranking.sample['examples'], 'training example')} "
                         f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
     table.add_column("rank", justify="right")
     table.add_column("candidate", no_wrap=True)
