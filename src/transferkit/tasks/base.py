@@ -13,6 +13,7 @@ import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -139,6 +140,9 @@ class TransferEstimator(BaseEstimator):
         """The backbone as it reads this task's raw inputs (forecasting normalises windows first)."""
         return body
 
+    #: What `_scratch_control` trains, in the plan's words.
+    control_description: ClassVar[str] = "a model without pretrained weights"
+
     def _scratch_control(self, budget: float) -> dict:
         """Train this task's from-scratch control on the same split and score it on the same test
         split: {"model": description, "accuracy": ...}. Tasks with a control override this."""
@@ -190,11 +194,11 @@ class TransferEstimator(BaseEstimator):
             control = getattr(self, "baseline", None)
             lines = [
                 (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
-                (f"backbone: {info.get('name')}", info.get("source", "")),
+                self._backbone_decision(SimpleNamespace(name=info.get("name"), source=info.get("source", ""))),
                 *strategy.plan(fit_data, settings),
                 *self._plan_details(),
                 *([("from-scratch control: " + ("yes" if control else "no"),
-                    "the same architecture with random weights, trained after this fit, to measure the transfer gain"
+                    f"{self.control_description}, trained after this fit to measure the transfer gain"
                     if control else "disabled (--no-baseline)")] if control is not None else []),
             ]
         PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})

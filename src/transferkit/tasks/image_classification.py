@@ -126,6 +126,8 @@ class ImageClassifier(ClassifierBase):
         ]
         return self
 
+    control_description = "the same architecture with random weights, every layer trained"
+
     def _plan_details(self) -> list[tuple[str, str]]:
         _, why = resolve_image_size(self.image_size, self.preprocessing_.image_size, self.data_.median_side)
         return [(f"input size: {self.image_size_} px", why), ("split", self.data_.split["description"])]

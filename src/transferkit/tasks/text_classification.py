@@ -106,6 +106,8 @@ class TextClassifier(ClassifierBase):
         ]
         return self
 
+    control_description = "TF-IDF word and character n-grams + logistic regression"
+
     def _plan_details(self) -> list[tuple[str, str]]:
         return [(f"max length: {self.preprocessing_.max_length} tokens", "longer texts are truncated"),
                 ("split", self.data_.split["description"])]
