@@ -80,7 +80,8 @@ def main() -> None:
             wall = statistics.median(w for w, _ in runs)
             cpu = statistics.median(c for _, c in runs)
             goal = GOALS.get(name)
-            results[name] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "runs": [[round(w, 3), round(c, 3)] for w, c in runs],
+            results[name] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                             "runs": [[round(w, 3), round(c, 3)] for w, c in runs],
                              **({"goal_s": goal, "ratio_to_goal": round(wall / goal, 2)} if goal else {})}
 
     print(f"\n{'command':34s} {'wall (median)':>14s} {'CPU':>8s} {'goal':>6s} {'wall/goal':>10s}")

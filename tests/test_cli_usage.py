@@ -6,6 +6,7 @@ import enum
 import os
 import subprocess
 import sys
+import types
 import typing
 
 import pytest
@@ -65,9 +66,10 @@ def _commands():
 
 
 def _value_type(param):
+    """The parameter's type, `int` for `Optional[int]`."""
     annotation = param.type_descriptor.annotation
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args else annotation
+    return args[0] if typing.get_origin(annotation) in (typing.Union, types.UnionType) and args else annotation
 
 
 def _valid_args(command) -> list[str]:
@@ -77,7 +79,8 @@ def _valid_args(command) -> list[str]:
         if not param.required:
             continue
         value_type = _value_type(param)
-        value = next(iter(value_type)).value if isinstance(value_type, type) and issubclass(value_type, enum.Enum) else "x"
+        is_enum = isinstance(value_type, type) and issubclass(value_type, enum.Enum)
+        value = next(iter(value_type)).value if is_enum else "x"
         args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
     return args
 

@@ -360,7 +360,8 @@ def rank(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{counted(len(ranking.rows), 'candidate')} on {counted(ranking.sample['examples'], 'training example')} "
+    table = Table(title=f"{counted(len(ranking.rows), 'candidate')} on "
+                        f"{counted(ranking.sample['examples'], 'training example')} "
                         f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
     table.add_column("rank", justify="right")
     table.add_column("candidate", no_wrap=True)
@@ -457,7 +458,8 @@ def usage_error_line(exc) -> str:
     command = ctx.command_path if ctx is not None else "transferkit"
     param = getattr(exc, "param", None)
     if isinstance(exc, errors.NoSuchOption):
-        known = [o for p in (ctx.command.params if ctx is not None else []) for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", []) if o.startswith("--")]
+        params = ctx.command.params if ctx is not None else []
+        known = [o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])] if o.startswith("--")]
         close = difflib.get_close_matches(exc.option_name, known, n=2, cutoff=0.6)
         message = f"unknown option {exc.option_name}" + (f"; did you mean {' or '.join(close)}?" if close else "")
     elif isinstance(exc, errors.MissingParameter) and param is not None:
