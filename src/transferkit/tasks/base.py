@@ -198,7 +198,7 @@ class TransferEstimator(BaseEstimator):
                 *strategy.plan(fit_data, settings),
                 *self._plan_details(),
                 *([("from-scratch control: " + ("yes" if control else "no"),
-                    f"{self.control_description}, trained after this fit to measure the transfer gain"
+                    f"after this fit: {self.control_description}, to measure the transfer gain"
                     if control else "disabled (--no-baseline)")] if control is not None else []),
             ]
         PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
