@@ -1,19 +1,22 @@
 """The `transferkit` command line: fit, evaluate, predict, list, demo."""
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
 import logging
 import os
 import sys
-import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -24,12 +27,8 @@ err_console = Console(stderr=True)
 DEMO_DATA = Path(__file__).parent / "data" / "demo" / "flowers"
 
 
-def _quiet_libraries() -> None:
-    """Keep Lightning's banner lines and known-harmless warnings out of the user's terminal."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+def _configure_logging() -> None:
+    """transferkit's own log warnings as `warning: ...` lines (Lightning is quieted where training runs)."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
 
 
@@ -65,10 +64,13 @@ def parse_options(items: list[str]) -> dict:
     return options
 
 
-def _print_metrics(metrics: dict, title: str) -> None:
+def _print_metrics(metrics: dict, title: str, data: str | None = None) -> None:
+    """The metrics table and a summary line: on the run's test split, or (evaluate) on `data`."""
     if "per_class" in metrics:
         console.print(_metrics_table(metrics, title))
-        console.print(f"test accuracy [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}")
+        label = f"accuracy on {data}" if data else "test accuracy"
+        console.print(f"{label} [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}",
+                      highlight=False, soft_wrap=True)
         return
     table = Table(title=title)
     for column in ("model", "MSE", "MAE", "MASE"):
@@ -103,6 +105,33 @@ def _print_transfer(check: dict | None) -> None:
         console.print(f"  - {advice}")
 
 
+class _PlanPrinter(logging.Handler):
+    """Prints the plan an estimator logs before training starts (logger `transferkit.plan`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(record, "plan", None) or [(record.getMessage(), "")]
+        if len(lines) > 1:
+            console.print("[bold]plan[/]")
+        for decision, why in lines:
+            console.print(f"  [bold]{decision}[/]" + (f" — {why}" if why else ""), highlight=False)
+
+
+@contextlib.contextmanager
+def _printing_plan(enabled: bool) -> Iterator[None]:
+    """While fitting from the CLI (not --quiet), print each plan as it is logged."""
+    log = logging.getLogger("transferkit.plan")
+    handler, state = _PlanPrinter(), (log.level, log.propagate)
+    if enabled:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # printed here, not again as a `warning:` line
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.level, log.propagate = state
+
+
 def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, **params) -> dict:
     """Fit the task's estimator, evaluate on the held-out test split, save the run and its report;
     returns the test metrics. `task=None` detects it from the data path; params the task's
@@ -120,7 +149,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     if foreign:
         raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
     est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
-    est.fit(data)
+    with _printing_plan(not quiet):
+        est.fit(data)
     metrics = est.evaluate()
     est.save(out)
     report = write_run_report(out)
@@ -131,7 +161,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
             console.print(f"[dim]note:[/] {note}")
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {warning}")
-    _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
+    _print_metrics(metrics, f"test split ({counted(metrics['n'], 'window' if 'mse' in metrics else 'example')})")
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")
@@ -219,7 +249,7 @@ def evaluate(
     if as_json:
         console.print_json(json.dumps(metrics, default=float))
     else:
-        _print_metrics(metrics, f"{data} ({metrics['n']} examples)")
+        _print_metrics(metrics, f"{data} ({counted(metrics['n'], 'example')})", data=data)
 
 
 @app.command()
@@ -288,7 +318,7 @@ def _print_forecast(est, history: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    out = Table(title=f"forecast of the {len(rows)} steps after {history.name}")
+    out = Table(title=f"forecast of the next {counted(len(rows), 'step')} after {history.name}")
     for column in rows[0]:
         out.add_column(column, justify="left" if column == "time" else "right")
     for row in rows:
@@ -350,7 +380,8 @@ def rank(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{len(ranking.rows)} candidates on {ranking.sample['examples']} training examples "
+    table = Table(title=f"{counted(len(ranking.rows), 'candidate')} on "
+                        f"{counted(ranking.sample['examples'], 'training example')} "
                         f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
     table.add_column("rank", justify="right")
     table.add_column("candidate", no_wrap=True)
@@ -378,6 +409,7 @@ class ListWhat(str, Enum):
 @app.command("list")
 def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores")) -> None:
     """List registered backbones, strategies, tasks or transferability scores."""
+    # Registries hold names and descriptions only: listing imports no torch (see _registry.declare).
     from .backbones import BACKBONES
     from .selection import SCORES
     from .strategies import STRATEGIES
@@ -423,22 +455,68 @@ def demo(
                 val_fraction=0.15)
 
 
+def _click_exceptions():
+    """The exceptions module of the click that typer raises from: its bundled copy (typer ≥ 0.2x,
+    `typer._click`) or, for older typer, the click package."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def _param_label(param) -> str:
+    """`--epochs` for an option (its long name), `DATA` for an argument."""
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+    if opts:
+        return max(opts, key=len)
+    return str(getattr(param, "metavar", None) or getattr(param, "name", "") or "").upper()
+
+
+def usage_error_line(exc) -> str:
+    """One line for any click/typer usage error: which command and flag, what is wrong, and the fix."""
+    errors = _click_exceptions()
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "transferkit"
+    param = getattr(exc, "param", None)
+    if isinstance(exc, errors.NoSuchOption):
+        params = ctx.command.params if ctx is not None else []
+        known = [o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])] if o.startswith("--")]
+        close = difflib.get_close_matches(exc.option_name, known, n=2, cutoff=0.6)
+        message = f"unknown option {exc.option_name}" + (f"; did you mean {' or '.join(close)}?" if close else "")
+    elif isinstance(exc, errors.MissingParameter) and param is not None:
+        kind = "option" if getattr(param, "param_type_name", "") == "option" else "argument"
+        what = " ".join((getattr(param, "help", None) or "").split())
+        message = f"missing {kind} {_param_label(param)}" + (f": {what[:1].lower()}{what[1:]}" if what else "")
+    elif isinstance(exc, errors.BadParameter) and param is not None:
+        reason = exc.message.removeprefix("Value error, ")
+        message = f"invalid value for {_param_label(param)}: {reason[:1].lower()}{reason[1:]}"
+    else:
+        message = exc.format_message()
+        message = message[:1].lower() + message[1:]
+    return " ".join(f"{message.rstrip('.')} (see `{command} --help`)".split())
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit with status 2, without a traceback."""
-    import click
-
+    errors = _click_exceptions()
+    aborts = tuple({typer.Abort, getattr(errors, "Abort", typer.Abort)})
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_libraries()
+    _configure_logging()
     try:
-        code = app(standalone_mode=False)  # typer returns the exit code (130 for Ctrl-C) instead of exiting
+        # typer returns the exit code (130 for Ctrl-C) instead of exiting, and raises usage errors
+        code = app(standalone_mode=False, prog_name="transferkit")
     except TransferkitError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except aborts:
         sys.exit(130)
-    except click.ClickException as exc:
+    except errors.NoArgsIsHelpError as exc:  # bare `transferkit`: the help is the answer
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(2)
+    except errors.ClickException as exc:  # every usage mistake: one line, exit 2
+        err_console.print(Text.assemble(("error:", "bold red"), " ", usage_error_line(exc)), soft_wrap=True, highlight=False)
+        sys.exit(2)
     if isinstance(code, int) and code:
         sys.exit(code)
 

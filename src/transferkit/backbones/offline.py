@@ -10,12 +10,14 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from .base import Backbone, load_state_dict_by_position
-from .hub import create_timm_backbone
 from .registry import register_backbone
+
+if TYPE_CHECKING:  # torch and timm load with the first backbone, not with the registry
+    import torch
+
+    from .base import Backbone
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class PackagedWeights:
 def load_packaged_backbone(name: str, architecture: str, weights: PackagedWeights) -> Backbone:
     """Build timm `architecture` and fill it from the packaged checkpoint (hub weights if absent)."""
     import timm
+    import torch
+
+    from .base import Backbone, load_state_dict_by_position
+    from .hub import create_timm_backbone
 
     path = weights.path()
     if path is None:
@@ -54,6 +60,9 @@ def load_packaged_backbone(name: str, architecture: str, weights: PackagedWeight
 def load_imagenet_classifier(name: str) -> torch.nn.Module:
     """The packaged backbone with its original 1000-class ImageNet head (used to verify the mapping)."""
     import timm
+    import torch
+
+    from .base import load_state_dict_by_position
 
     architecture, weights = _PACKAGED[name]
     path = weights.path()

@@ -282,16 +282,18 @@ def patchtst_backbone(name: str, config: dict[str, Any], source: str | None = No
     )
 
 
-def _register() -> None:
-    from .registry import register_backbone
-    from .run_dir import register_family
+def load_patchtst_small():
+    """The registered `patchtst-small` backbone (untrained)."""
+    return patchtst_backbone("patchtst-small", SMALL)
 
-    for name, config, description in (
-        ("patchtst-small", SMALL, "PatchTST encoder, d_model 16 (the authors' ETT setting; CPU-friendly), untrained"),
-        ("patchtst", DEFAULTS, "PatchTST/64 encoder, d_model 128 (the paper's default), untrained"),
-    ):
-        register_backbone(name, description, modality="timeseries", available=lambda: True)(
-            lambda name=name, config=config: patchtst_backbone(name, config))
+
+def load_patchtst():
+    """The registered `patchtst` backbone (untrained)."""
+    return patchtst_backbone("patchtst", DEFAULTS)
+
+
+def _register_family() -> None:
+    from .run_dir import register_family
 
     def build(info: dict, run_dir: Path) -> nn.Module:
         return build_patchtst(info["arch_config"])
@@ -302,4 +304,4 @@ def _register() -> None:
     register_family("patchtst", build, restore)
 
 
-_register()
+_register_family()

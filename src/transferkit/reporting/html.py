@@ -439,13 +439,20 @@ def _cell(value: Any) -> str:
     return _e(value)
 
 
+def timing_parts(timings: dict[str, float]) -> tuple[dict[str, float], float]:
+    """(the stages, their total): entries named `total ...` are sums of other stages, not stages,
+    so they are left out rather than counted twice."""
+    parts = {name: _num(secs) or 0.0 for name, secs in timings.items() if not name.startswith("total")}
+    return parts, sum(parts.values())
+
+
 def _timings(timings: dict[str, float]) -> str:
     if not timings:
         return _muted("No timings recorded.")
-    total = sum(_num(v) or 0.0 for v in timings.values())
+    parts, total = timing_parts(timings)
     rows = []
-    for name, secs in timings.items():
-        share = f"{100 * (_num(secs) or 0) / total:.0f}%" if total > 0 else "—"
+    for name, secs in parts.items():
+        share = f"{100 * secs / total:.0f}%" if total > 0 else "—"
         rows.append((_e(name), _duration(secs), share))
     return _table(("Stage", "Time", "Share"), rows, ("<strong>total</strong>", _duration(total), ""))
 

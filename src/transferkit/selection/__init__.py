@@ -1,9 +1,11 @@
 """Model selection before training: transferability scores, their registry, and ranking metrics."""
-from .ranking import top1_hit, weighted_kendall_tau
-from .registry import SCORES, TransferabilityScorer, compute_score
-from .scores import hscore, knn_accuracy, leep, linear_probe_accuracy, logme, nce
+from .._lazy import lazy_exports
 
-__all__ = [
-    "SCORES", "TransferabilityScorer", "compute_score", "hscore", "knn_accuracy", "leep",
-    "linear_probe_accuracy", "logme", "nce", "top1_hit", "weighted_kendall_tau",
-]
+_EXPORTS = {
+    **dict.fromkeys(("top1_hit", "weighted_kendall_tau"), ".ranking"),
+    **dict.fromkeys(("SCORES", "TransferabilityScorer", "compute_score"), ".registry"),
+    **dict.fromkeys(("hscore", "knn_accuracy", "leep", "linear_probe_accuracy", "logme", "nce"), ".scores"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = sorted(_EXPORTS)

@@ -5,30 +5,30 @@ from typing import Any, Callable
 
 from .._registry import Registry
 from ..errors import DataError
-from . import scores
 
 SCORES: Registry[Callable[..., float]] = Registry("score")
 
+# Declared: numpy/scikit-learn load with the first score computed, not with `transferkit list`.
 # meta: `needs` is the model output a score reads ("features" from the backbone, or "source_probs"
 # from the pretrained source classifier); `paper` is the citation shown in listings.
-SCORES.register("logme", "Bayesian linear-model evidence of the labels given the features",
-                needs="features", regression=True,
-                paper="You et al., LogME, ICML 2021")(scores.logme)
-SCORES.register("hscore", "between-class share of feature covariance (Ledoit-Wolf shrunk)",
-                needs="features", regression=False,
-                paper="Bao et al., ICIP 2019; shrinkage: Ibrahim et al., ECML-PKDD 2022")(scores.hscore)
-SCORES.register("knn", "cross-validated k-NN accuracy (cosine, standardised features)",
-                needs="features", regression=False,
-                paper="k-NN evaluation, e.g. Kornblith et al., CVPR 2019")(scores.knn_accuracy)
-SCORES.register("linear", "cross-validated logistic-regression accuracy",
-                needs="features", regression=False,
-                paper="linear evaluation, e.g. Kornblith et al., CVPR 2019")(scores.linear_probe_accuracy)
-SCORES.register("leep", "log-likelihood of labels under the source head's expected empirical predictor",
-                needs="source_probs", regression=False,
-                paper="Nguyen et al., LEEP, ICML 2020")(scores.leep)
-SCORES.register("nce", "negative conditional entropy of labels given the source head's argmax",
-                needs="source_probs", regression=False,
-                paper="Tran et al., ICCV 2019")(scores.nce)
+SCORES.declare("logme", f"{__package__}.scores:logme", "Bayesian linear-model evidence of the labels given the features",
+               needs="features", regression=True,
+               paper="You et al., LogME, ICML 2021")
+SCORES.declare("hscore", f"{__package__}.scores:hscore", "between-class share of feature covariance (Ledoit-Wolf shrunk)",
+               needs="features", regression=False,
+               paper="Bao et al., ICIP 2019; shrinkage: Ibrahim et al., ECML-PKDD 2022")
+SCORES.declare("knn", f"{__package__}.scores:knn_accuracy", "cross-validated k-NN accuracy (cosine, standardised features)",
+               needs="features", regression=False,
+               paper="k-NN evaluation, e.g. Kornblith et al., CVPR 2019")
+SCORES.declare("linear", f"{__package__}.scores:linear_probe_accuracy", "cross-validated logistic-regression accuracy",
+               needs="features", regression=False,
+               paper="linear evaluation, e.g. Kornblith et al., CVPR 2019")
+SCORES.declare("leep", f"{__package__}.scores:leep", "log-likelihood of labels under the source head's expected empirical predictor",
+               needs="source_probs", regression=False,
+               paper="Nguyen et al., LEEP, ICML 2020")
+SCORES.declare("nce", f"{__package__}.scores:nce", "negative conditional entropy of labels given the source head's argmax",
+               needs="source_probs", regression=False,
+               paper="Tran et al., ICCV 2019")
 
 
 def compute_score(name: str, features: Any = None, labels: Any = None, source_probs: Any = None,

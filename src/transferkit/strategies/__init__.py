@@ -1,10 +1,12 @@
-"""Strategies for adapting a pretrained backbone, registered by name."""
-from . import auto, fine_tune, linear_probe, lora, setfit  # noqa: F401  (register the strategies)
-from .base import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy, register_strategy
-from .features import extract_features
-from .freezing import GradualUnfreeze, freeze_batchnorm_stats, set_trainable
+"""Strategies for adapting a pretrained backbone, registered by name (see `registry`)."""
+from .._lazy import lazy_exports
+from .registry import STRATEGIES, create_strategy, register_strategy
 
-__all__ = [
-    "STRATEGIES", "FitData", "FitOutcome", "GradualUnfreeze", "Strategy", "TrainSettings", "TransferModel",
-    "create_strategy", "extract_features", "freeze_batchnorm_stats", "register_strategy", "set_trainable",
-]
+_EXPORTS = {
+    **dict.fromkeys(("FitData", "FitOutcome", "Strategy", "TrainSettings", "TransferModel"), ".base"),
+    "extract_features": ".features",
+    **dict.fromkeys(("GradualUnfreeze", "freeze_batchnorm_stats", "set_trainable"), ".freezing"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # torch loads with the first of these
+
+__all__ = sorted([*_EXPORTS, "STRATEGIES", "create_strategy", "register_strategy"])

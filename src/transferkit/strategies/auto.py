@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy, register_strategy
+from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy
 
 #: Below this many training images in the smallest class, fine-tuning overfits more than it adapts:
 #: the validation split is too small to early-stop reliably, so a linear probe is safer.
@@ -42,13 +42,19 @@ def choose_strategy(labels: list[int], modality: str = "image", pretrained: bool
     )
 
 
-@register_strategy("auto", f"text ≤{MAX_PER_CLASS_FOR_SETFIT} per class: setfit; images <{MIN_PER_CLASS_TO_FINE_TUNE} per class: linear-probe; else fine-tune")
 class Auto(Strategy):
     """Chooses linear-probe or fine-tune by training-set size (see `choose_strategy`)."""
+
+    name = "auto"
 
     def __init__(self, **options) -> None:
         # options are meant for whichever strategy gets chosen, and are checked once it is
         self.options = options
+
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
+        chosen = create_strategy(name, **self.options).plan(data, settings)
+        return [(f"strategy: auto → {name}", reason), *chosen[1:]]
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         name, reason = choose_strategy(data.labels, data.modality, data.pretrained)

@@ -1,4 +1,4 @@
-"""What every strategy receives and returns, and the strategy registry."""
+"""What every strategy receives and returns (the registry is in `registry`, re-exported here)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Sampler
 
-from .._registry import Registry
 from ..errors import UnknownNameError
+from .registry import STRATEGIES, create_strategy, register_strategy  # noqa: F401  (re-exported)
 
 
 class TransferModel(nn.Module):
@@ -151,20 +151,8 @@ class Strategy(ABC):
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         ...
 
-
-STRATEGIES: Registry[Callable[[], Strategy]] = Registry("strategy")
-
-
-def register_strategy(name: str, description: str = ""):
-    """Class decorator registering a strategy under `name`."""
-
-    def decorator(cls):
-        cls.name = name
-        return STRATEGIES.register(name, description or (cls.__doc__ or "").strip().split("\n")[0])(cls)
-
-    return decorator
-
-
-def create_strategy(name: str, **options: Any) -> Strategy:
-    """The strategy registered as `name`, with its options set (unknown option names raise)."""
-    return STRATEGIES.get(name)(**options)
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        """What `fit` will do on `data`, as (decision, why) lines shown before training starts."""
+        epochs = (f"epochs: up to {settings.epochs}", "as given") if settings.epochs else \
+            ("epochs: chosen from the data size", f"by the {self.name} strategy")
+        return [(f"strategy: {self.name}", f"requested with --strategy {self.name}"), epochs]

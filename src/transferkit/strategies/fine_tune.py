@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning as L
 
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, register_strategy
+from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
 from .freezing import GradualUnfreeze, set_trainable
 from .lightning_module import TransferModule, Schedule, discriminative_lrs, steps_per_epoch
 from .linear_probe import probe
@@ -43,6 +43,14 @@ class FineTuneRecipe:
 
 class FineTuneBase(Strategy):
     Options = FineTuneRecipe
+
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        lines = super().plan(data, settings)
+        if not settings.epochs:
+            lines[1] = (f"epochs: up to {default_epochs(len(data.train))}",
+                        f"chosen from the data size ({len(data.train)} training examples: about 12,000 seen in "
+                        "total, 3-15 epochs)")
+        return lines
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         from .. import backbones
@@ -91,16 +99,18 @@ class FineTuneBase(Strategy):
         return outcome
 
 
-@register_strategy("fine-tune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)")
 class FineTune(FineTuneBase):
     """Layer groups unfrozen top-down with lower LRs for earlier layers, head at 10× the LR,
     one-cycle cosine schedule, label smoothing, early stopping on validation loss; with
     `head_warmup`, the head is first fit as a linear probe (LP-FT)."""
 
+    name = "fine-tune"
 
-@register_strategy("full", "every layer trains from the first step at one low learning rate")
+
 class Full(FineTuneBase):
     """All layers train from the start at a low, uniform learning rate; the head starts random."""
+
+    name = "full"
 
     @dataclass
     class Options(FineTuneRecipe):

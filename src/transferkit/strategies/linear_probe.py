@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, register_strategy
+from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
 from .features import extract_features
 from .freezing import set_trainable
 
@@ -211,10 +211,15 @@ def fit_ridge_head(model: TransferModel, data: FitData, settings: TrainSettings,
     return history, float(row["lambda"]), timings
 
 
-@register_strategy("linear-probe", "frozen backbone, features cached once; logistic (C tuned) or ridge head")
 class LinearProbe(Strategy):
     """Frozen backbone; features extracted once; a logistic-regression head with C tuned on
     validation (classification) or a closed-form ridge head (regression, e.g. forecasting)."""
+
+    name = "linear-probe"
+
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        return [super().plan(data, settings)[0],
+                ("epochs: none", "the frozen backbone's features are extracted once and only a linear head is fit")]
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         set_trainable(model.backbone.parameters(), False)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import TransferkitError
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, register_strategy
+from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
 from .fine_tune import default_epochs
 from .freezing import GradualUnfreeze, set_trainable
 from .lightning_module import Schedule, TransferModule, steps_per_epoch
@@ -71,9 +71,10 @@ def rebuild_adapter_model(estimator, info: dict, settings: dict, state: dict[str
     return model
 
 
-@register_strategy("lora", "low-rank adapters in the attention layers + new head; only adapter weights saved (peft)")
 class Lora(Strategy):
     """Frozen backbone with trainable low-rank adapters (peft) and a new head."""
+
+    name = "lora"
 
     Options = LoraOptions
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import TransferkitError
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, register_strategy
+from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
 from .freezing import set_trainable
 from .linear_probe import C_GRID, probe
 from .training import run_lightning
@@ -73,9 +73,10 @@ class PairModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-@register_strategy("setfit", "few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)")
 class SetFit(Strategy):
     """Contrastive pair fine-tuning of the encoder, then a logistic-regression head on its embeddings."""
+
+    name = "setfit"
 
     Options = SetFitOptions
 

@@ -23,6 +23,7 @@ import torch
 from ..errors import TrainingInterrupted
 from ..rundir import LAST_CHECKPOINT, read_checkpoint
 from .base import TrainSettings
+from .progress import EpochProgressBar, quiet_training
 
 
 class HistoryRecorder(L.Callback):
@@ -161,6 +162,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+@quiet_training()  # no Lightning banners or library warnings, from the CLI or the Python API
 def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: int, settings: TrainSettings,
                   monitor: str | None = "val_loss") -> RunResult:
     """Train `module` with checkpoints in `settings.checkpoint_dir` (a temporary folder without one).
@@ -184,6 +186,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
     # a temporary folder cannot be resumed from: no per-epoch checkpoint there
     callbacks = [history] if scratch else [history, RandomState(getattr(train_loader, "sampler", None)),
                                                      LastEpochCheckpoint(last)]
+    callbacks += [EpochProgressBar()] if settings.progress else []
     checkpoint = None
     if monitor:
         checkpoint = L.pytorch.callbacks.ModelCheckpoint(

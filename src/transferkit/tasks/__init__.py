@@ -1,12 +1,14 @@
 """Tasks: estimators that put data, backbone and strategy together for one kind of problem."""
-from .base import ClassifierBase, TransferEstimator
-from .forecasting import Forecaster
-from .image_classification import ImageClassifier, expand_image_paths
-from .metrics import classification_metrics
+from .._lazy import lazy_exports
 from .registry import TASKS, detect_task, load_run, register_task
-from .text_classification import TextClassifier
 
-__all__ = [
-    "TASKS", "ClassifierBase", "Forecaster", "ImageClassifier", "TextClassifier", "TransferEstimator", "classification_metrics",
-    "detect_task", "expand_image_paths", "load_run", "register_task",
-]
+_EXPORTS = {
+    **dict.fromkeys(("ClassifierBase", "TransferEstimator"), ".base"),
+    "Forecaster": ".forecasting",
+    **dict.fromkeys(("ImageClassifier", "expand_image_paths"), ".image_classification"),
+    "classification_metrics": ".metrics",
+    "TextClassifier": ".text_classification",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # the estimators import torch
+
+__all__ = sorted([*_EXPORTS, "TASKS", "detect_task", "load_run", "register_task"])

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +30,8 @@ from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SP
 from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
 from ..strategies.features import to_device
 
+#: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
+PLAN_LOG = logging.getLogger("transferkit.plan")
 
 
 class TransferEstimator(BaseEstimator):
@@ -136,6 +140,9 @@ class TransferEstimator(BaseEstimator):
         """The backbone as it reads this task's raw inputs (forecasting normalises windows first)."""
         return body
 
+    #: What `_scratch_control` trains, in the plan's words.
+    control_description: ClassVar[str] = "a model without pretrained weights"
+
     def _scratch_control(self, budget: float) -> dict:
         """Train this task's from-scratch control on the same split and score it on the same test
         split: {"model": description, "accuracy": ...}. Tasks with a control override this."""
@@ -153,16 +160,49 @@ class TransferEstimator(BaseEstimator):
                started: float, loaded: float) -> FitOutcome:
         """Run the strategy and record what it did (model, history, settings, timings, notes)."""
         settings.max_seconds = getattr(self, "_max_seconds", None)  # set on from-scratch controls only
+        self._announce_plan(strategy, fit_data, settings)
         outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
         self.history_ = outcome.history
         self.strategy_ = outcome.settings.get("chosen", self.strategy)
         self.strategy_settings_ = outcome.settings
-        self.timings_ = {"data scan": loaded - started, **outcome.timings, "total fit": time.perf_counter() - started}
+        parts = {"data scan": loaded - started, **outcome.timings}
+        total = time.perf_counter() - started
+        # the rest of the fit (loading the backbone, domain diagnostics...) is a stage too, so the
+        # stages add up to "total fit", which the report does not add to them again
+        self.timings_ = {**parts, "backbone, diagnostics and other": max(0.0, total - sum(parts.values())),
+                         "total fit": total}
         self.notes_ = list(outcome.notes)  # informational
         self.warnings_: list[str] = []  # things that need the user's attention
         self.metrics_ = None
         return outcome
+
+    def _plan_details(self) -> list[tuple[str, str]]:
+        """The task's own lines of the plan (input size, split...); tasks extend this."""
+        return []
+
+    def _announce_plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> None:
+        """Log what is about to be trained, and why, before training starts (logger `transferkit.plan`:
+        the CLI prints it unless --quiet; from Python it is silent unless that logger is enabled)."""
+        if not PLAN_LOG.isEnabledFor(logging.INFO):
+            return
+        info = getattr(self, "backbone_info_", {}) or {}
+        if settings.max_seconds:  # a from-scratch control: one line saying what the next bar is
+            chosen = strategy.plan(fit_data, settings)[0][0].removeprefix("strategy: ")
+            lines = [("from-scratch control", f"{info.get('name')}, strategy {chosen}, "
+                      f"within about {settings.max_seconds:.0f} s")]
+        else:
+            control = getattr(self, "baseline", None)
+            lines = [
+                (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
+                self._backbone_decision(SimpleNamespace(name=info.get("name"), source=info.get("source", ""))),
+                *strategy.plan(fit_data, settings),
+                *self._plan_details(),
+                *([("from-scratch control: " + ("yes" if control else "no"),
+                    f"after this fit: {self.control_description}, to measure the transfer gain"
+                    if control else "disabled (--no-baseline)")] if control is not None else []),
+            ]
+        PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
 
     def _strategy_decision(self, outcome: FitOutcome) -> tuple[str, str]:
         return (f"strategy: {self.strategy_}",

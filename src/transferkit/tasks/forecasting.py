@@ -24,13 +24,13 @@ from ..backbones.run_dir import WEIGHTS_FILE
 from ..reporting.run_report import EXAMPLES_FILE
 from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns,
                                load_series_csv)
+from .._format import counted
 from ..errors import DataError
 from ..strategies import FitData
 from .base import TransferEstimator
 from .forecast_baselines import SeasonalNaive, fit_baselines
 from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
                                window_errors)
-from .registry import register_task
 
 TASK = "forecast"
 #: below this many training windows, batches shrink and epochs grow (a few hundred windows give
@@ -38,7 +38,6 @@ TASK = "forecast"
 SMALL_DATA_WINDOWS = 2000
 
 
-@register_task(TASK, "forecast time series (CSV: a time column and numeric series)", modality="timeseries")
 class Forecaster(TransferEstimator):
     """Forecasts `horizon` steps from the last `lookback` steps of one or more series.
 
@@ -180,7 +179,7 @@ class Forecaster(TransferEstimator):
             (f"lookback {lookback}, horizon {self.horizon}", "as given" if self.lookback else
              f"the encoder's lookback; horizon {'as given' if self.horizon != 96 else 'default 96'}"),
             ("split", self.split_["description"] + "; standardised with the training segment's mean and deviation"),
-            (f"training: {settings.epochs} epochs max, batch {settings.batch_size}, peak lr {settings.lr:g}",
+            (f"training: at most {counted(settings.epochs, 'epoch')}, batch {settings.batch_size}, peak lr {settings.lr:g}",
              "few training windows: smaller batches, more epochs" if small else "standard long-horizon setting",),
             (f"baselines: {', '.join(self.baselines_)}", "fit on the same training windows (DLinear reads each "
              "window relative to its last value); the model must beat them to be worth its cost"),
@@ -224,10 +223,16 @@ class Forecaster(TransferEstimator):
         self._control_errors = window_errors(pred.numpy(), y.numpy())
         epochs = outcome.settings.get("epochs_run") or used.epochs
         return {"model": f"{architecture} architecture, random weights, trained from scratch on the same windows "
-                         f"({epochs} of at most {used.epochs} epoch{'s' * (used.epochs != 1)}, lr {settings.lr:g}, "
+                         f"({epochs} of at most {counted(used.epochs, 'epoch')}, lr {settings.lr:g}, "
                          f"budget {seconds:.0f} s)",
                 "mse": float(self._control_errors.mean()) if len(self._control_errors) else float("nan"),
                 "epochs_run": epochs}
+
+    def _plan_details(self) -> list[tuple[str, str]]:
+        return [(f"lookback {self.lookback_}, horizon {self.horizon}", f"series: {', '.join(self.channels_)}"),
+                ("split", self.split_["description"]),
+                ("baselines: seasonal naive, naive (last value), DLinear",
+                 "fit after the model on the same training windows")]
 
     def _carry_head(self, backbone, model: ForecastModel) -> str | None:
         """Start from the source run's head when the backbone is a forecast run with the same horizon."""

@@ -16,7 +16,6 @@ from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
 from ..strategies import FitData
 from .base import ClassifierBase
-from .registry import register_task
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ def resolve_image_size(requested: int | None, native: int, median_side: int) -> 
     return native, f"{native} px: the backbone's native input size"
 
 
-@register_task(TASK, "classify images (folder of class folders)", modality="image")
 class ImageClassifier(ClassifierBase):
     """Image classifier fine-tuned from a pretrained backbone.
 
@@ -129,6 +127,12 @@ class ImageClassifier(ClassifierBase):
              "predictions average the image and its mirror image" if self.tta else "disabled"),
         ]
         return self
+
+    control_description = "the same architecture with random weights, every layer trained"
+
+    def _plan_details(self) -> list[tuple[str, str]]:
+        _, why = resolve_image_size(self.image_size, self.preprocessing_.image_size, self.data_.median_side)
+        return [(f"input size: {self.image_size_} px", why), ("split", self.data_.split["description"])]
 
     def _scratch_control(self, budget: float) -> dict:
         from ..diagnostics import image_scratch_control

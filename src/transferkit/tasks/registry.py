@@ -9,6 +9,14 @@ from ..errors import DataError, RunDirectoryError
 #: task name → estimator class (with `fit`, `evaluate`, `save`, `load`)
 TASKS: Registry[type] = Registry("task")
 
+# The packaged tasks; each estimator module loads (with torch) when its task is first used.
+TASKS.declare("image-classification", f"{__package__}.image_classification:ImageClassifier",
+              "classify images (folder of class folders)", modality="image")
+TASKS.declare("text-classification", f"{__package__}.text_classification:TextClassifier",
+              "classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text")
+TASKS.declare("forecast", f"{__package__}.forecasting:Forecaster",
+              "forecast time series (CSV: a time column and numeric series)", modality="timeseries")
+
 
 def register_task(name: str, description: str = "", **meta):
     """Class decorator registering a task estimator under `name`."""

@@ -13,12 +13,10 @@ from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, re
 from ..errors import DataError
 from ..strategies import FitData
 from .base import ClassifierBase
-from .registry import register_task
 
 TASK = "text-classification"
 
 
-@register_task(TASK, "classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text")
 class TextClassifier(ClassifierBase):
     """Text classifier adapted from a pretrained transformers encoder (mean-pooled).
 
@@ -117,6 +115,12 @@ class TextClassifier(ClassifierBase):
             named = ", ".join(f"{label} = {name}" for label, name in d.label_names.items())
             self.decisions_.insert(3, (f"class names: {named}", f"from {d.names_from}"))
         return self
+
+    control_description = "TF-IDF word and character n-grams + logistic regression"
+
+    def _plan_details(self) -> list[tuple[str, str]]:
+        return [(f"max length: {self.preprocessing_.max_length} tokens", "longer texts are truncated"),
+                ("split", self.data_.split["description"])]
 
     def _scratch_control(self, budget: float) -> dict:
         from ..diagnostics import text_scratch_control
