@@ -134,3 +134,13 @@ def test_image_fit_trains_the_same_architecture_from_scratch(colour_folder):
     assert clf.evaluate()["transfer"]["verdict"] in ("positive", "negligible", "inconclusive", "negative")
     assert ImageClassifier(baseline=False, strategy="linear-probe", image_size=64, progress=False).fit(
         colour_folder).control_ is None
+
+
+def test_an_image_model_without_pretrained_weights_has_no_transfer_to_judge(colour_folder):
+    """`scratch:NAME` trains the architecture from random weights: a from-scratch control would be the
+    same model again, so there is no control and no transfer verdict, and the run says why."""
+    clf = ImageClassifier(backbone="scratch:efficientnet_lite0", strategy="full", epochs=1, image_size=32,
+                          batch_size=16, progress=False).fit(colour_folder)
+    assert clf.control_ is None and "from-scratch control" not in clf.timings_
+    assert "transfer" not in clf.evaluate()
+    assert any("nothing was transferred" in note for note in clf.notes_)

@@ -149,9 +149,14 @@ class TransferEstimator(BaseEstimator):
         raise NotImplementedError
 
     def _control(self, fitted_seconds: float) -> None:
-        """After adaptation: the from-scratch control (unless `baseline=False`)."""
+        """After adaptation: the from-scratch control (unless `baseline=False`, or the backbone has no
+        pretrained weights: then nothing was transferred and there is no transfer to judge)."""
         self.control_ = None
-        if getattr(self, "baseline", False):
+        pretrained = ((getattr(self, "backbone_info_", None) or {}).get("meta") or {}).get("pretrained", True)
+        if not pretrained:
+            self.notes_.append("no pretrained weights, so nothing was transferred: no from-scratch control and no "
+                               "transfer verdict (the model itself is trained from scratch)")
+        elif getattr(self, "baseline", False):
             start = time.perf_counter()
             self.control_ = {**self._scratch_control(fitted_seconds), "seconds": time.perf_counter() - start}
             self.timings_["from-scratch control"] = self.control_["seconds"]
