@@ -7,7 +7,8 @@ import torch
 
 from transferkit import ImageClassifier
 from transferkit.backbones import create_backbone
-from transferkit.strategies.auto import FINE_TUNE_SECONDS, MIN_PER_CLASS_TO_FINE_TUNE, plan_fine_tune
+from transferkit.strategies.auto import (FINE_TUNE_SECONDS, MIN_PER_CLASS_TO_FINE_TUNE, SMALL_DATA,
+                                        fine_tune_budget, plan_fine_tune)
 from transferkit.strategies.base import TrainSettings
 from transferkit.strategies.features import extract_features
 from transferkit.strategies.linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, cross_validated_head
@@ -125,5 +126,7 @@ def test_fine_tune_plan_follows_room_class_size_and_time_budget():
     assert plan_fine_tune(_probe(0.99, 1e-4), labels, 20, TrainSettings())[0] == 0
     few = [0] * 100 + [1] * (MIN_PER_CLASS_TO_FINE_TUNE - 1)
     assert plan_fine_tune(_probe(0.8, 1e-4), few, 20, TrainSettings())[0] == 0
+    # larger sets get a budget that grows with them, not a cliff at SMALL_DATA images
+    assert fine_tune_budget(SMALL_DATA // 2) == FINE_TUNE_SECONDS and fine_tune_budget(2 * SMALL_DATA) == 2 * FINE_TUNE_SECONDS
     # requested epochs are honoured when fine-tuning can gain
     assert plan_fine_tune(_probe(0.8, 1.0), labels, 20, TrainSettings(epochs=3))[0] == 3

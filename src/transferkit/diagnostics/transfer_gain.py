@@ -38,10 +38,10 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
     return out
 
 
-#: The fine-tune control's time cap up to SMALL_DATA training images: a fraction of the fit's
-#: time, at most a minute, so a quick default does not double its wall time for the check.
-SMALL_DATA_CONTROL_SECONDS = 60.0
-SMALL_DATA_CONTROL_FRACTION = 0.5
+#: The trained control's time cap: a fraction of the fit's time, and at most a minute per SMALL_DATA
+#: training images, so a quick default does not double its wall time for the check.
+CONTROL_SECONDS = 60.0
+CONTROL_FRACTION = 0.5
 
 
 def image_scratch_control(est, budget: float) -> dict[str, Any]:
@@ -50,8 +50,8 @@ def image_scratch_control(est, budget: float) -> dict[str, Any]:
     A linear probe gets the same head (logistic regression, the same C selection, the same
     cross-validation or split) on features of the same architecture with random weights: one
     forward pass, no training. A fine-tuned model gets the same architecture with random weights,
-    all layers trained (capacity equal by construction) within a time cap: `budget` (the transferred
-    model's fit time), or on small data a fraction of it and at most a minute.
+    all layers trained (capacity equal by construction) within a time cap: half of `budget` (the
+    transferred model's fit time), at most a minute per 1,000 training images.
     """
     from ..strategies.auto import SMALL_DATA
     from ..tasks.image_classification import ImageClassifier
@@ -62,8 +62,8 @@ def image_scratch_control(est, budget: float) -> dict[str, Any]:
     if est.strategy_ == "linear-probe":
         return _random_feature_probe(est, architecture)
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
-    small = len(est.data_.train) <= SMALL_DATA
-    cap = min(SMALL_DATA_CONTROL_SECONDS, max(15.0, SMALL_DATA_CONTROL_FRACTION * budget)) if small else max(30.0, budget)
+    per_size = CONTROL_SECONDS * max(1.0, len(est.data_.train) / SMALL_DATA)
+    cap = min(per_size, max(15.0, CONTROL_FRACTION * budget))
     control = ImageClassifier(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
         batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=False,
