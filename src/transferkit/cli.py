@@ -122,7 +122,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
             console.print(f"[bold]{decision}[/] — {why}")
         for note in est.notes_:
             console.print(f"[yellow]note:[/] {note}")
-    _print_metrics(metrics, f"test split ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
+    scored = metrics.get("estimate") or "test split"  # small data: out-of-fold predictions of every example
+    _print_metrics(metrics, f"{scored} ({metrics['n']} {'windows' if 'mse' in metrics else 'examples'})")
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
