@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import replace
 
 from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy, register_strategy
+from .freezing import set_trainable
 from .linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, fit_probe
 
 #: Below this many training images in the smallest class, fine-tuning overfits more than it adapts:
@@ -84,6 +85,7 @@ class Auto(Strategy):
         return outcome
 
     def _probe_then_fine_tune(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        tuner = create_strategy("fine-tune", **self.options)  # checks the options before any slow work
         new_head = {k: v.detach().clone() for k, v in model.head.state_dict().items()}
         probe = fit_probe(model, data, settings)
         outcome = FitOutcome(history=probe.history, settings=probe.settings(settings.tta),
@@ -107,9 +109,9 @@ class Auto(Strategy):
 
         probe_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.head.load_state_dict(new_head)  # a probe head on per-feature scaling is unstable to fine-tune
+        set_trainable(model.parameters(), True)  # as a plain fine-tune finds it; the probe froze the backbone
         budget = None if settings.epochs else fine_tune_budget(len(data.labels))
-        tuned = create_strategy("fine-tune", **self.options).fit(
-            model, data, replace(settings, epochs=epochs, max_seconds=budget))
+        tuned = tuner.fit(model, data, replace(settings, epochs=epochs, max_seconds=budget))
         tuned_accuracy = best_val_accuracy(tuned.history)
         summary = {"epochs": epochs, "epochs_run": tuned.settings.get("epochs_run"), "budget_seconds": budget,
                    "val_accuracy": tuned_accuracy, "seconds": tuned.timings.get("fine-tuning")}
