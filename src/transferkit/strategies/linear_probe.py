@@ -32,7 +32,17 @@ def fit_logistic_head(
                            per_feature_scaling, folds)[:3]
 
 
-def _logistic_sweep(
+def _logistic_sweep(*args, **kwargs) -> tuple[nn.Linear, list[dict], float, np.ndarray]:
+    """`_logistic_sweep_threads` on one thread: these fits are many and small, and with several
+    BLAS/OpenMP threads on a busy machine they spin-wait (flowers5, 150 images, 5-fold sweep:
+    56 s of CPU on 2 threads against 2.4 s on one)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _logistic_sweep_threads(*args, **kwargs)
+
+
+def _logistic_sweep_threads(
     train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
     num_classes: int, seed: int = 0, c_grid: tuple[float, ...] = C_GRID, refit_on_val: bool = True,
     per_feature_scaling: bool = True, folds: int = 5,
