@@ -7,7 +7,7 @@ import torch
 
 from transferkit import ImageClassifier
 from transferkit.backbones import create_backbone
-from transferkit.strategies.auto import (FINE_TUNE_SECONDS, MIN_PER_CLASS_TO_FINE_TUNE, SMALL_DATA,
+from transferkit.strategies.auto import (FINE_TUNE_SECONDS, MIN_PER_CLASS_TO_FINE_TUNE, SMALL_DATA, TRAIN_STEP_COST,
                                         fine_tune_budget, plan_fine_tune)
 from transferkit.strategies.base import TrainSettings
 from transferkit.strategies.features import extract_features
@@ -119,7 +119,7 @@ def test_fine_tune_plan_follows_room_class_size_and_time_budget():
     assert epochs >= 2 and "budget" in why
     # slow forward passes: the estimated epoch time caps the epochs, then rules fine-tuning out
     per_epoch = FINE_TUNE_SECONDS / 2.5
-    capped, _ = plan_fine_tune(_probe(0.8, per_epoch / (3 * 200 + 20)), labels, 20, TrainSettings())
+    capped, _ = plan_fine_tune(_probe(0.8, per_epoch / (TRAIN_STEP_COST * 200 + 20)), labels, 20, TrainSettings())
     assert capped == 2
     none, why = plan_fine_tune(_probe(0.8, 1.0), labels, 20, TrainSettings())
     assert none == 0 and "exceed" in why
