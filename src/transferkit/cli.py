@@ -161,7 +161,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
             console.print(f"[dim]note:[/] {note}")
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {warning}")
-    _print_metrics(metrics, f"test split ({counted(metrics['n'], 'window' if 'mse' in metrics else 'example')})")
+    scored = metrics.get("estimate") or "test split"  # small data: out-of-fold predictions of every example
+    _print_metrics(metrics, f"{scored} ({counted(metrics['n'], 'window' if 'mse' in metrics else 'example')})")
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")

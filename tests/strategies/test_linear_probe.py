@@ -52,3 +52,37 @@ def test_auto_rule_depends_on_smallest_class():
     assert choose_strategy(small)[0] == "linear-probe"
     name, reason = choose_strategy([0] * 20 + [1] * 20)
     assert name == "fine-tune" and "20" in reason
+
+
+def test_history_marks_the_c_chosen_by_log_loss_and_the_plot_circles_it():
+    from transferkit.reporting.plots import learning_curves_png, sweep_choice
+
+    x, y = _blobs(3, n=60)
+    vx, vy = _blobs(3, n=60, seed=1)
+    _, history, c = fit_logistic_head(x, y, vx, vy, 3)
+    chosen = [r for r in history if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["C"] == c == min(history, key=lambda r: r["val_loss"])["C"]
+    assert sweep_choice(history) == (c, "lowest validation log-loss")
+    # accuracy and log-loss disagree: the report must show the C the model uses, by its criterion
+    rows = [{"C": 0.0003, "val_accuracy": 0.9, "val_loss": 0.8, "chosen": 0},
+            {"C": 0.03, "val_accuracy": 0.8, "val_loss": 0.5, "chosen": 1}]
+    assert sweep_choice(rows) == (0.03, "lowest validation log-loss")
+    older = [{k: v for k, v in r.items() if k != "chosen"} for r in rows]  # runs saved before the marker
+    assert sweep_choice(older)[0] == 0.03
+    assert learning_curves_png(rows)[:4] == b"\x89PNG"
+
+
+def test_cross_validated_head_is_fitted_on_all_data_with_out_of_fold_estimate():
+    from transferkit.strategies.linear_probe import cross_validated_head
+
+    x, y = _blobs(3, n=45)
+    head, history, c, oof = cross_validated_head(x, y, 3, folds=5)
+    assert oof.shape == (45, 3) and np.allclose(oof.sum(1), 1)
+    assert history[0]["validation"] == "5-fold cross-validation on all labelled data"
+    chosen = next(r for r in history if r["chosen"])
+    assert chosen["C"] == c and chosen["val_accuracy"] == (oof.argmax(1) == y).mean()
+    scaler = StandardScaler().fit(x)  # the shipped head: scaler + logistic regression on ALL examples
+    reference = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
+    with torch.no_grad():
+        got = torch.softmax(head(torch.as_tensor(x)), 1).numpy()
+    np.testing.assert_allclose(got, reference.predict_proba(scaler.transform(x)), atol=1e-4)

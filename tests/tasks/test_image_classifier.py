@@ -89,7 +89,7 @@ def test_auto_picks_linear_probe_for_few_images(tmp_path):
     data = make_image_folder(tmp_path, per_class=8)
     clf = ImageClassifier(**FAST).fit(data)
     assert clf.strategy_ == "linear-probe"
-    assert any("training examples" in why for _, why in clf.decisions_)
+    assert any("labelled images" in why and "cross-validation" in why for _, why in clf.decisions_)
 
 
 def test_fine_tuned_run_is_a_backbone_for_the_next_transfer(fitted, tmp_path, colour_folder_session):

@@ -43,7 +43,11 @@ def test_auto_plan_says_what_it_will_choose_and_why():
     class Labelled(list):
         labels = [0] * 4 + [1] * 4
 
-    data = FitData(train=Labelled(range(8)), train_plain=Labelled(range(8)), val=[], num_classes=2)
-    lines = create_strategy("auto").plan(data, TrainSettings())
-    assert lines[0][0] == "strategy: auto → linear-probe" and "4 training examples" in lines[0][1]
-    assert lines[1][0] == "epochs: none"
+    text = FitData(train=Labelled(range(8)), train_plain=Labelled(range(8)), val=[], num_classes=2, modality="text")
+    lines = create_strategy("auto").plan(text, TrainSettings())
+    assert lines[0][0] == "strategy: auto → setfit" and "4 training texts" in lines[0][1]
+    # images: the probe runs first, and whether to fine-tune is decided on its validation result
+    images = FitData(train=Labelled(range(8)), train_plain=Labelled(range(8)), val=[], num_classes=2)
+    lines = create_strategy("auto").plan(images, TrainSettings())
+    assert lines[0][0].startswith("strategy: auto → linear probe first") and "time budget" in lines[0][1]
+    assert lines[1][0] == "epochs: chosen after the probe"

@@ -424,6 +424,9 @@ def _curves(history: list[dict]) -> str:
     if "trainable_groups" in keys:
         body += _muted("Dashed vertical lines mark epochs where the set of trainable "
                        "layer groups changed (unfreezing).")
+    choice = plots.sweep_choice(history) if "C" in keys else None
+    if choice:
+        body += _muted(f"The model uses C = {choice[0]:g}, chosen by the {choice[1]} (circled; the `chosen` column).")
     return body + f"<details><summary>History table ({len(history)} rows)</summary>{table}</details>"
 
 

@@ -163,23 +163,51 @@ def _mark_stage_changes(axes: Sequence[Any], history: Sequence[dict]) -> None:
             ax.axvline(x, color="grey", ls="--", lw=0.8)
 
 
-def _sweep_png(history: Sequence[dict]) -> bytes | None:
-    """Validation accuracy against the regularisation strength C (log x-axis)."""
-    xs, ys = _series(history, "C", "val_accuracy")
-    pts = sorted((x, y) for x, y in zip(xs, ys) if x > 0)
-    if not pts:
+def sweep_choice(history: Sequence[dict]) -> tuple[float, str] | None:
+    """The C a linear probe used and the criterion that chose it, as the report should mark it.
+
+    The row marked `chosen` by the probe; for runs recorded before that marker, the lowest
+    log-loss, which is the criterion the probe has always used (not the highest accuracy).
+    """
+    rows = [r for r in history if finite_number(r.get("C")) is not None]
+    chosen = [r for r in rows if finite_number(r.get("chosen")) == 1]
+    if not chosen:
+        chosen = sorted((r for r in rows if finite_number(r.get("val_loss")) is not None),
+                        key=lambda r: finite_number(r["val_loss"]))[:1]
+    if not chosen:
         return None
-    cs, accs = zip(*pts)
-    fig, ax = plt.subplots(figsize=(4.8, 3.3))
-    ax.plot(cs, accs, marker="o", ms=4, color="tab:green")
-    best = int(np.argmax(accs))
-    ax.scatter([cs[best]], [accs[best]], s=80, facecolors="none", edgecolors="tab:red",
-               zorder=3, label=f"best C = {cs[best]:g}")
+    cross_validated = any("cross-validation" in str(r.get("validation") or "") for r in rows)
+    return float(chosen[0]["C"]), f"lowest {'cross-validated' if cross_validated else 'validation'} log-loss"
+
+
+def _sweep_png(history: Sequence[dict]) -> bytes | None:
+    """The probe's criterion (log-loss) against C (log x-axis) with the C it chose circled, and
+    validation accuracy on a second axis for reference."""
+    losses = sorted((x, y) for x, y in zip(*_series(history, "C", "val_loss")) if x > 0)
+    accs = sorted((x, y) for x, y in zip(*_series(history, "C", "val_accuracy")) if x > 0)
+    if not losses and not accs:
+        return None
+    choice = sweep_choice(history)
+    cross_validated = choice is not None and "cross-validated" in choice[1]
+    where = "cross-validated" if cross_validated else "validation"
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    main, label, colour = (losses, f"{where} log-loss", "tab:blue") if losses else (accs, f"{where} accuracy", "tab:green")
+    ax.plot(*zip(*main), marker="o", ms=4, color=colour, label=label)
+    ax.set_ylabel(label)
+    if choice is not None:
+        c, criterion = choice
+        y = dict(main).get(c)
+        if y is not None:
+            ax.scatter([c], [y], s=90, facecolors="none", edgecolors="tab:red", zorder=3,
+                       label=f"chosen C = {c:g} ({criterion})")
+    if losses and accs:
+        twin = ax.twinx()
+        twin.plot(*zip(*accs), marker=".", ls="--", color="tab:green", alpha=0.7)
+        twin.set_ylabel(f"{where} accuracy (dashed)", color="tab:green")
     ax.set_xscale("log")
     ax.set_xlabel("C (inverse regularisation strength)")
-    ax.set_ylabel("validation accuracy")
     ax.set_title("Linear-probe regularisation sweep")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: curves stay clear
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return _to_png(fig)

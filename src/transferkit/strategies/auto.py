@@ -1,9 +1,12 @@
-"""`auto`: picks a strategy from the size of the training set and records why."""
+"""`auto`: picks a strategy from the data (and, for images, from what a linear probe shows) and records why."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy
+from .freezing import set_trainable
+from .linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, fit_probe
 
 #: Below this many training images in the smallest class, fine-tuning overfits more than it adapts:
 #: the validation split is too small to early-stop reliably, so a linear probe is safer.
@@ -11,6 +14,21 @@ MIN_PER_CLASS_TO_FINE_TUNE = 10
 #: Up to this many texts per class, contrastive pair training (SetFit) beats fine-tuning and a
 #: plain probe (Tunstall et al. 2022 report gains up to 64 shots; 16 is where it is clearest).
 MAX_PER_CLASS_FOR_SETFIT = 16
+#: A probe this accurate on validation leaves fine-tuning too little to gain for its cost.
+NEAR_PERFECT = 0.98
+#: The default must stay quick (goal: <= 1,000 images in <= 3 minutes on 2 CPU cores, control
+#: included), so fine-tuning gets FINE_TUNE_SECONDS per SMALL_DATA training images (never less):
+#: with the probe (tens of seconds) and the control (<= 60 s per 1,000 images, see
+#: `image_scratch_control`) a run on 1,000 images fits in 3 minutes, and larger sets scale linearly.
+SMALL_DATA = 1000
+FINE_TUNE_SECONDS = 75.0
+#: One training image costs about this many inference forward passes (forward, backward, update,
+#: augmentation); the probe's feature extraction measures the forward pass on this machine. Early
+#: epochs train only the top layer groups: flowers5, 360 images, measured 1.6 (estimated with 3.0:
+#: 25 s per epoch, took 13 s); 2 leaves headroom for the later, fully unfrozen epochs.
+TRAIN_STEP_COST = 2.0
+#: Fewer epochs than this are not worth starting: the first epoch mostly moves the new head.
+MIN_FINE_TUNE_EPOCHS = 2
 
 
 def choose_strategy(labels: list[int], modality: str = "image", pretrained: bool = True) -> tuple[str, str]:
@@ -43,7 +61,13 @@ def choose_strategy(labels: list[int], modality: str = "image", pretrained: bool
 
 
 class Auto(Strategy):
-    """Chooses linear-probe or fine-tune by training-set size (see `choose_strategy`)."""
+    """Images (pretrained backbone): a linear probe first (cheap: features extracted once), then
+    fine-tuning only when the probe leaves room, every class has enough examples and the estimated
+    time fits the budget; the model better on validation is kept. On data too small to hold out
+    (`FitData.folds`) the probe is estimated by cross-validation and fitted on all data. Other
+    modalities: `choose_strategy`."""
+
+    cross_validates = True
 
     name = "auto"
 
@@ -52,11 +76,23 @@ class Auto(Strategy):
         self.options = options
 
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        if data.modality == "image" and data.pretrained and data.objective == "classification":
+            return [("strategy: auto → linear probe first, then fine-tune if it can pay off",
+                     "the probe is cheap (features extracted once); fine-tuning follows only when the probe leaves "
+                     f"room on validation (< {NEAR_PERFECT:.0%}), every class has at least "
+                     f"{MIN_PER_CLASS_TO_FINE_TUNE} images and the time budget allows, and the better model on "
+                     f"validation is kept; below {CROSS_VALIDATE_BELOW} labelled images nothing is held out: "
+                     "accuracy is estimated by cross-validation and the model is fitted on all of them"),
+                    ("epochs: " + (str(settings.epochs) if settings.epochs else "chosen after the probe"),
+                     "fine-tuning epochs follow from the probe's measured speed and the time budget"
+                     if not settings.epochs else "as requested, if fine-tuning runs")]
         name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
         chosen = create_strategy(name, **self.options).plan(data, settings)
         return [(f"strategy: auto → {name}", reason), *chosen[1:]]
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        if data.modality == "image" and data.pretrained and data.objective == "classification":
+            return self._probe_then_fine_tune(model, data, settings)
         name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
         options = dict(self.options)
         if not data.pretrained:
@@ -64,3 +100,90 @@ class Auto(Strategy):
         outcome = create_strategy(name, **options).fit(model, data, settings)
         outcome.settings = {"chosen": name, "reason": reason, **outcome.settings}
         return outcome
+
+    def _probe_then_fine_tune(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        tuner = create_strategy("fine-tune", **self.options)  # checks the options before any slow work
+        new_head = {k: v.detach().clone() for k, v in model.head.state_dict().items()}
+        probe = fit_probe(model, data, settings)
+        outcome = FitOutcome(history=probe.history, settings=probe.settings(settings.tta),
+                             timings=dict(probe.timings), estimate=probe.estimate)
+
+        def keep_probe(reason: str) -> FitOutcome:
+            outcome.settings = {"chosen": "linear-probe", "reason": reason, **outcome.settings}
+            return outcome
+
+        if probe.estimate is not None:
+            return keep_probe(
+                f"{probe.examples_fitted} labelled images (< {CROSS_VALIDATE_BELOW}) are too few to hold out a "
+                "validation split that could tell whether fine-tuning helps: the backbone stays frozen and a "
+                f"logistic head is chosen by {probe.estimate['method']} (estimated accuracy {probe.accuracy:.1%}) "
+                f"and fitted on all {probe.examples_fitted} images")
+        epochs, why = plan_fine_tune(probe, data.labels, len(data.val), settings)
+        probe_text = f"a linear probe first (frozen features: {probe.accuracy:.1%} on validation)" \
+            if probe.accuracy is not None else "a linear probe first (frozen features)"
+        if not epochs:
+            return keep_probe(f"{probe_text}; not fine-tuned: {why}")
+
+        probe_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.head.load_state_dict(new_head)  # a probe head on per-feature scaling is unstable to fine-tune
+        set_trainable(model.parameters(), True)  # as a plain fine-tune finds it; the probe froze the backbone
+        budget = None if settings.epochs else fine_tune_budget(len(data.labels))
+        tuned = tuner.fit(model, data, replace(settings, epochs=epochs, max_seconds=budget))
+        tuned_accuracy = best_val_accuracy(tuned.history)
+        summary = {"epochs": epochs, "epochs_run": tuned.settings.get("epochs_run"), "budget_seconds": budget,
+                   "val_accuracy": tuned_accuracy, "seconds": tuned.timings.get("fine-tuning")}
+        if tuned_accuracy is not None and tuned_accuracy > probe.accuracy:
+            tuned.timings = {**{f"linear probe: {k}": v for k, v in probe.timings.items()}, **tuned.timings}
+            tuned.settings = {"chosen": "fine-tune", "reason": (
+                f"{probe_text}, then fine-tuned because {why}; fine-tuning reached {tuned_accuracy:.1%} on "
+                f"validation, better than the probe, so it is kept (flip-averaged probe features vs single-view "
+                "fine-tune validation: the comparison favours the probe)"),
+                **tuned.settings, "probe": outcome.settings}
+            return tuned
+        model.load_state_dict(probe_state)
+        outcome.timings["fine-tuning (not kept)"] = tuned.timings.get("fine-tuning", 0.0)
+        outcome.settings["fine_tune_tried"] = summary
+        got = f"{tuned_accuracy:.1%}" if tuned_accuracy is not None else "no validation score"
+        return keep_probe(f"{probe_text}; fine-tuned because {why}, but it reached {got} on validation, "
+                          "no better than the probe, so the probe is kept")
+
+
+def fine_tune_budget(num_train: int) -> float:
+    """Seconds of fine-tuning `auto` allows on `num_train` images: FINE_TUNE_SECONDS per SMALL_DATA."""
+    return FINE_TUNE_SECONDS * max(1.0, num_train / SMALL_DATA)
+
+
+def plan_fine_tune(probe: ProbeResult, labels: list[int], num_val: int, settings: TrainSettings) -> tuple[int, str]:
+    """Epochs to fine-tune after `probe` (0: do not) and why, from a cheap signal: the probe's
+    validation accuracy, the smallest class, and the fine-tune time estimated from the probe's
+    measured forward pass against `fine_tune_budget`."""
+    from .fine_tune import default_epochs  # lazily: it imports Lightning
+
+    smallest = min(Counter(labels).values()) if labels else 0
+    if smallest < MIN_PER_CLASS_TO_FINE_TUNE:
+        return 0, (f"the smallest class has {smallest} training examples (< {MIN_PER_CLASS_TO_FINE_TUNE}): too few to "
+                   "fine-tune the backbone without overfitting")
+    if probe.accuracy is None:
+        return 0, "there is no validation split to tell whether fine-tuning would gain"
+    if probe.accuracy >= NEAR_PERFECT:
+        return 0, (f"the probe is already near-perfect on validation (≥ {NEAR_PERFECT:.0%}), leaving fine-tuning "
+                   "too little to gain for its cost")
+    room = f"the probe leaves room ({1 - probe.accuracy:.1%} validation error)"
+    if settings.epochs:
+        return settings.epochs, f"{room}; {settings.epochs} epochs as requested"
+    n = len(labels)
+    epoch_seconds = probe.forward_seconds * (TRAIN_STEP_COST * n + num_val)
+    budget = fine_tune_budget(n)
+    affordable = int(budget // max(epoch_seconds, 1e-9))
+    if affordable < MIN_FINE_TUNE_EPOCHS:
+        return 0, (f"one fine-tuning epoch would take about {epoch_seconds:.0f} s here, so {MIN_FINE_TUNE_EPOCHS} "
+                   f"epochs exceed the {budget:.0f} s budget ({FINE_TUNE_SECONDS:.0f} s per {SMALL_DATA} images)")
+    epochs = min(default_epochs(n), affordable)
+    return epochs, (f"{room} and about {epoch_seconds:.0f} s per epoch lets {epochs} epochs fit the "
+                    f"{budget:.0f} s budget ({FINE_TUNE_SECONDS:.0f} s per {SMALL_DATA} images)")
+
+
+def best_val_accuracy(history: list[dict]) -> float | None:
+    """Validation accuracy of the epoch with the lowest validation loss (the weights a run keeps)."""
+    rows = [r for r in history if r.get("val_loss") is not None and r.get("val_accuracy") is not None]
+    return float(min(rows, key=lambda r: r["val_loss"])["val_accuracy"]) if rows else None

@@ -83,7 +83,9 @@ class FitData:
     `objective` is "classification" (cross-entropy, `num_classes` outputs) or "regression" (MSE).
     `labels` are the training class indices when known (used by `auto` and few-shot strategies).
     `pretrained` is False for a backbone without pretrained weights (it must learn everything,
-    batch-norm statistics included).
+    batch-norm statistics included). `folds` > 0 means the data are too few to hold out: `train`
+    holds every labelled example, `val` is empty, and a strategy that supports it estimates its
+    accuracy by `folds`-fold stratified cross-validation (returned in `FitOutcome.estimate`).
     """
 
     train: Dataset
@@ -94,6 +96,7 @@ class FitData:
     objective: str = "classification"
     modality: str = "image"
     pretrained: bool = True
+    folds: int = 0
 
     @property
     def labels(self) -> list[int]:
@@ -119,12 +122,18 @@ class FitData:
 
 @dataclass
 class FitOutcome:
-    """What a strategy did: per-epoch (or per-setting) history, resolved settings and timings."""
+    """What a strategy did: per-epoch (or per-setting) history, resolved settings and timings.
+
+    `estimate` is set when the strategy estimated accuracy by cross-validation (`FitData.folds`):
+    {"method": "5-fold cross-validation", "folds": 5, "proba": out-of-fold probabilities (one row
+    per training example), "labels": their labels}.
+    """
 
     history: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None
 
 
 class Strategy(ABC):
@@ -136,6 +145,8 @@ class Strategy(ABC):
 
     name: str = ""
     Options: type | None = None
+    #: whether `fit` honours `FitData.folds` (cross-validated estimate, model fitted on all data)
+    cross_validates: bool = False
 
     def __init__(self, **options: Any) -> None:
         known = [f.name for f in fields(self.Options)] if self.Options else []

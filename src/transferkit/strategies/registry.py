@@ -34,7 +34,9 @@ def create_strategy(name: str, **options: Any) -> "Strategy":
 # the `auto` rule's thresholds quoted here are the ones `choose_strategy` uses.
 _PACKAGE = __name__.rpartition(".")[0]
 for _name, _target, _description in (
-    ("auto", "auto:Auto", "text ≤16 per class: setfit; images <10 per class: linear-probe; else fine-tune"),
+    ("auto", "auto:Auto", "images: linear probe first, fine-tune only when validation and the time budget say it "
+                          "can gain (never with <10 per class), keep the better; text ≤16 per class: setfit, "
+                          "else fine-tune"),
     ("fine-tune", "fine_tune:FineTune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)"),
     ("full", "fine_tune:Full", "every layer trains from the first step at one low learning rate"),
     ("linear-probe", "linear_probe:LinearProbe", "frozen backbone, features cached once; logistic (C tuned) or ridge head"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,10 +12,11 @@ import torch
 
 from ..backbones import DEFAULT_BACKBONE
 from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_folder, scan_class_folders, train_transform
-from ..data.image_folder import list_files
+from ..data.image_folder import Samples, list_files
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
 from ..strategies import FitData
+from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from .base import ClassifierBase
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,9 @@ class ImageClassifier(ClassifierBase):
         self.classes_ = list(self.data_.classes)
         loaded = time.perf_counter()
         backbone = self._load_backbone()
+        folds = self._cross_validation_folds(strategy, backbone.meta.get("pretrained", True))
+        if folds:
+            self.data_ = pool_for_cross_validation(self.data_, folds)
         self.image_size_, size_reason = resolve_image_size(
             self.image_size, backbone.preprocessing.image_size, self.data_.median_side)
         model = self._new_model(backbone.model, backbone.num_features)
@@ -111,10 +116,11 @@ class ImageClassifier(ClassifierBase):
             train=train_plain.with_transform(train_transform(backbone.preprocessing, self.image_size_, self.augment)),
             train_plain=train_plain,
             val=ImageDataset(d.val.paths, d.val.labels, plain, cache_side=self.image_size_),
-            num_classes=len(self.classes_), pretrained=backbone.meta.get("pretrained", True),
+            num_classes=len(self.classes_), pretrained=backbone.meta.get("pretrained", True), folds=folds,
         )
         self._diagnose_domain(backbone, fit_data)
         outcome = self._adapt(strategy, model, fit_data, self._settings(tta=self.tta), start, loaded)
+        self.estimate_ = outcome.estimate
         self._control(self.timings_.get("total fit", 0.0))
         if d.skipped:
             self.warnings_.append(f"{len(d.skipped)} file(s) skipped (not images or unreadable); see Data")
@@ -122,7 +128,11 @@ class ImageClassifier(ClassifierBase):
             self._backbone_decision(backbone),
             self._strategy_decision(outcome),
             (f"input size: {self.image_size_} px", size_reason),
-            ("split", d.split["description"]),
+            ("split", d.split["description"]) if not self.estimate_ else
+            (f"evaluation: {self.estimate_['method']}",
+             f"estimated by {self.estimate_['method']} (nested: C is chosen inside each fold); the shipped model is "
+             f"fitted on all {len(d.train)} images. Below {CROSS_VALIDATE_BELOW} labelled images a held-out split "
+             "trains on 70 % of them and measures on a few dozen"),
             ("test-time augmentation: " + ("flip average" if self.tta else "off"),
              "predictions average the image and its mirror image" if self.tta else "disabled"),
         ]
@@ -133,6 +143,18 @@ class ImageClassifier(ClassifierBase):
     def _plan_details(self) -> list[tuple[str, str]]:
         _, why = resolve_image_size(self.image_size, self.preprocessing_.image_size, self.data_.median_side)
         return [(f"input size: {self.image_size_} px", why), ("split", self.data_.split["description"])]
+
+    def _cross_validation_folds(self, strategy, pretrained: bool) -> int:
+        """Folds to estimate by instead of a held-out split: only for a strategy that can, a pretrained
+        backbone, a split carved here (given folders are kept) and fewer than CROSS_VALIDATE_BELOW
+        labelled images; 0 otherwise."""
+        d = self.data_
+        labels = d.train.labels + d.val.labels + d.test.labels
+        if not (getattr(strategy, "cross_validates", False) and pretrained and not d.split.get("from_folders")
+                and len(labels) < CROSS_VALIDATE_BELOW):
+            return 0
+        smallest = min(labels.count(i) for i in range(len(d.classes)))
+        return min(CV_FOLDS, smallest) if smallest >= 2 else 0
 
     def _scratch_control(self, budget: float) -> dict:
         from ..diagnostics import image_scratch_control
@@ -146,6 +168,8 @@ class ImageClassifier(ClassifierBase):
     def _proba(self, inputs) -> np.ndarray:
         from torch.utils.data import DataLoader
 
+        if isinstance(inputs, OutOfFold):
+            return inputs.proba
         dataset = inputs if isinstance(inputs, ImageDataset) else self._dataset(expand_image_paths(inputs))
         loader = DataLoader(dataset, batch_size=64, shuffle=False, num_workers=self.num_workers)
 
@@ -162,7 +186,12 @@ class ImageClassifier(ClassifierBase):
         return super().predict_proba(paths)
 
     def _labelled(self, data):
-        """Test split from `fit` (data=None), else `data/test/<class>/` or `data/<class>/`."""
+        """Test split from `fit` (data=None; the out-of-fold predictions when the run was
+        cross-validated), else `data/test/<class>/` or `data/<class>/`."""
+        estimate = getattr(self, "estimate_", None)
+        if data is None and estimate:
+            labels = [int(y) for y in estimate["labels"]]
+            return OutOfFold(estimate["proba"]), labels, {"estimate": estimate["method"], "skipped_files": 0}
         if data is None:
             samples, skipped = self.data_.test, []
         else:
@@ -181,6 +210,25 @@ class ImageClassifier(ClassifierBase):
     def _restore_task(self, config: dict) -> None:
         super()._restore_task(config)
         self.image_size_ = int(config["image_size"])
+
+
+@dataclass
+class OutOfFold:
+    """Inputs of a cross-validated estimate: each labelled image's probabilities predicted by a
+    model fitted on the other folds (what `evaluate()` scores instead of a held-out split)."""
+
+    proba: np.ndarray
+
+
+def pool_for_cross_validation(data: ImageFolderData, folds: int) -> ImageFolderData:
+    """`data` with every labelled image in train and no validation or test split (a new object:
+    the caller's data are left as they were), its split described as cross-validated."""
+    pooled = Samples(data.train.paths + data.val.paths + data.test.paths,
+                     data.train.labels + data.val.labels + data.test.labels)
+    description = (f"all {len(pooled)} labelled images train the model (fewer than {CROSS_VALIDATE_BELOW}: "
+                   f"holding out a split would waste them); accuracy estimated by {folds}-fold cross-validation")
+    return replace(data, train=pooled, val=Samples(), test=Samples(),
+                   split={**data.split, "description": description, "cross_validation_folds": folds})
 
 
 def expand_image_paths(paths: Iterable[str | Path]) -> list[Path]:
