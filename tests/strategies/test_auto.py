@@ -51,6 +51,11 @@ def test_cross_validated_model_is_fitted_on_all_images_and_survives_save_load(sm
     assert metrics["estimate"] == "5-fold cross-validation" and metrics["n"] == 24
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["strategy"]["settings"]["examples_fitted"] == 24
+    # the report names the estimate wherever it gives the number of examples scored
+    from transferkit.reporting import write_run_report
+
+    html = write_run_report(tmp_path / "run").read_text()
+    assert "examples, 5-fold cross-validation" in html and ">test examples<" not in html
     again = ImageClassifier.load(tmp_path / "run")
     paths = sorted(data.rglob("*.jpg"))
     np.testing.assert_allclose(again.predict_proba(paths), clf.predict_proba(paths), atol=1e-6)

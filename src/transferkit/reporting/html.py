@@ -162,7 +162,8 @@ def _header(report: RunReport, metrics: dict) -> str:
         headline = ("accuracy", "macro_f1")
         fields = (("accuracy", "accuracy", _pct), ("macro F1", "macro_f1", lambda v: _fmt(v, 3)),
                   ("top-5 accuracy", "top5_accuracy", _pct), ("loss", "loss", lambda v: _fmt(v, 3)),
-                  ("test examples", "n", _int))
+                  # small data: every example is scored out of fold instead of a held-out test split
+                  ("examples, " + metrics["estimate"] if metrics.get("estimate") else "test examples", "n", _int))
     for label, key, fmt in fields:
         # Optional metrics only get a card when present; the headline ones always do.
         if key not in metrics and key not in headline:
@@ -356,7 +357,8 @@ def _transfer(check: dict, domain: dict) -> str:
         if name == "accuracy":
             value, diff = _pct, (lambda v: "—" if _num(v) is None else f"{100 * _num(v):+.1f} points")
             band = f"{100 * (_num(check.get('noise')) or 0):.1f} points (two standard errors"
-            band += f" on {_int(check['n'])} test examples)" if check.get("n") else ")"
+            scored = f"examples, {metrics_estimate})" if (metrics_estimate := check.get("estimate")) else "test examples)"
+            band += f" on {_int(check['n'])} {scored}" if check.get("n") else ")"
         else:
             value, diff = (lambda v: _fmt(v, 4)), (lambda v: "—" if _num(v) is None else f"{_num(v):+.4f}")
             band = _fmt(check.get("noise"), 4)

@@ -391,7 +391,8 @@ class ClassifierBase(TransferEstimator):
                 check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"],
                                          strategy=self.strategy_, modality=self.modality,
                                          ranking=getattr(self, "ranking_", None))
-                metrics["transfer"] = {**check, "control": control["model"]}
+                metrics["transfer"] = {**check, "control": control["model"],
+                                       **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
             self.metrics_ = metrics
         return metrics
 
