@@ -12,9 +12,8 @@ from torch import nn
 from ..errors import BackboneUnavailableError, MissingDependencyError, RunDirectoryError
 from .base import Backbone
 from .registry import DEFAULT_TEXT_BACKBONE
+from ..rundir import TOKENIZER_DIR
 from .run_dir import register_family
-
-TOKENIZER_DIR = "tokenizer"
 
 
 @dataclass

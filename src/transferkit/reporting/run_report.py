@@ -4,12 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..backbones.run_dir import CONFIG_FILE
-from ..tasks.base import HISTORY_FILE, METRICS_FILE, read_history
+from ..rundir import CONFIG_FILE, EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE
+from ..tasks.base import read_history
 from .html import RunReport, write_report
-
-REPORT_FILE = "report.html"
-EXAMPLES_FILE = "forecast_examples.json"
 
 
 def _json(path: Path) -> dict:

@@ -25,8 +25,8 @@ from .. import __version__
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import build_architecture, check_adapter_base, restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
-from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, WEIGHTS_FILE,
-                      check_tensor_shapes, read_config, read_json, read_weights)
+from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, TOKENIZER_DIR,
+                      WEIGHTS_FILE, check_tensor_shapes, read_config, read_json, read_weights)
 from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
 from ..strategies.features import to_device
 
@@ -275,7 +275,6 @@ class TransferEstimator(BaseEstimator):
         tokenizer for text) to `path`."""
         from safetensors.torch import save_file
 
-        from ..backbones.text import TOKENIZER_DIR
 
         self._check_fitted()
         path = Path(path)

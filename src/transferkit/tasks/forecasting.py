@@ -20,12 +20,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_backbone
-from ..backbones.run_dir import WEIGHTS_FILE
-from ..reporting.run_report import EXAMPLES_FILE
 from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns,
                                load_series_csv)
 from .._format import counted
 from ..errors import DataError
+from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
 from ..strategies import FitData
 from .base import TransferEstimator
 from .forecast_baselines import SeasonalNaive, fit_baselines
