@@ -94,7 +94,7 @@ CASES = {
                         "model.safetensors", "not a safetensors file"),
     "weights a pickle": (_pickled_weights, "model.safetensors", "not a safetensors file"),
     "head shape != classes": (_edit_config(lambda c: c.update(classes=c["classes"] + ["purple"])),
-                              "model.safetensors", "head.weight"),
+                              "model.safetensors", "heads.main.weight"),
     "metrics corrupt": (_write("metrics.json", b"{not json"), "metrics.json", "corrupt JSON"),
 }
 

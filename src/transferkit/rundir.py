@@ -11,6 +11,7 @@ imports torch only inside the functions that need it.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -200,7 +201,7 @@ def check_tensor_shapes(expected: Mapping[str, Any], found: Mapping[str, Any], r
 
     for name, tensor in expected.items():
         if name in found and shape(found[name]) != shape(tensor):
-            hint = " (its last layer must have one output per class in config.json)" if name.startswith("head.") else ""
+            hint = " (its last layer must have one output per class in config.json)" if name.startswith("heads.") else ""
             raise RunDirectoryError(
                 f"{weights}: tensor {name!r} has shape {list(shape(found[name]))}, but the model {config} describes "
                 f"needs {list(shape(tensor))}{hint}; the two files come from different runs, re-run `transferkit fit`.")
@@ -408,3 +409,34 @@ def _classify(prepared: PreparedRun, overwrite: bool, resume: bool) -> None:
         "an interrupted run" if has_checkpoint else "not empty"
     raise TransferkitError(f"{flag}: already exists and is {kind}; pass --overwrite to replace it, "
                            "--resume to continue an interrupted run, or choose another --out.")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (aside, then renamed over the old file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """history.csv: one row per epoch (or per setting tried), columns the union of the rows' keys."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_history(path: Path) -> list[dict]:
+    """The rows of history.csv, numbers as floats ([] when the file is absent)."""
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _number(value: str):
+    try:
+        return float(value) if value not in ("", None) else None
+    except ValueError:
+        return value

@@ -10,7 +10,7 @@ from transferkit.backbones import create_backbone
 from transferkit.strategies.auto import (FINE_TUNE_SECONDS, MIN_PER_CLASS_TO_FINE_TUNE, SMALL_DATA, TRAIN_STEP_COST,
                                         fine_tune_budget, plan_fine_tune)
 from transferkit.strategies.base import TrainSettings
-from transferkit.strategies.features import extract_features
+from transferkit.models.features import extract_features
 from transferkit.strategies.linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, cross_validated_head
 
 from ..conftest import make_image_folder

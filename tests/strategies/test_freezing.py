@@ -5,7 +5,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from transferkit.backbones import create_backbone
-from transferkit.strategies import GradualUnfreeze, TransferModel, freeze_batchnorm_stats, set_trainable
+from transferkit.models import TransferModel
+from transferkit.strategies import GradualUnfreeze, freeze_batchnorm_stats, set_trainable
 from transferkit.strategies.lightning_module import TransferModule, Schedule, discriminative_lrs
 
 
@@ -58,4 +59,4 @@ def test_frozen_groups_do_not_change_while_top_groups_and_head_train():
     stem_bn = "backbone.bn1.running_mean"
     assert torch.equal(before[stem_bn], after[stem_bn]), "running stats of a frozen layer moved"
     assert any(not torch.equal(before[k], after[k]) for k in trained)
-    assert not torch.equal(before["head.weight"], after["head.weight"])
+    assert not torch.equal(before["heads.main.weight"], after["heads.main.weight"])

@@ -81,7 +81,7 @@ def test_lora_saves_only_adapters_and_reloads(table, tmp_path):
     clf = TextClassifier(strategy="lora", epochs=2, strategy_options={"r": 4}, **FAST).fit(table)
     clf.save(tmp_path / "lora")
     state = load_file(str(tmp_path / "lora" / "model.safetensors"))
-    assert state and all("lora_" in k or k.startswith("head.") for k in state)
+    assert state and all("lora_" in k or k.startswith("heads.") for k in state)
     assert sum(v.numel() for v in state.values()) == clf.strategy_settings_["adapter_parameters"] + 384 * 2 + 2
     again = load_run(tmp_path / "lora")
     texts = clf.data_.test.texts

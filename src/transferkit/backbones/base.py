@@ -1,33 +1,13 @@
 """What every backbone exposes: a feature extractor, its preprocessing and its layer groups."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-
-@dataclass
-class Preprocessing:
-    """Input normalisation and size a backbone was pretrained with (from timm's pretrained_cfg)."""
-
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    image_size: int = 224
-    interpolation: str = "bicubic"
-
-    @classmethod
-    def from_pretrained_cfg(cls, cfg: Mapping[str, Any]) -> "Preprocessing":
-        return cls(
-            mean=tuple(cfg.get("mean", cls.mean)),
-            std=tuple(cfg.get("std", cls.std)),
-            image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-            interpolation=str(cfg.get("interpolation", "bicubic")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from ..data.transforms import Preprocessing  # noqa: F401  (re-exported: backbones build it)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..strategies.base import TransferModel
+from ..models import TransferModel
 
 #: Defaults of the paper's PatchTST/64 on the larger data sets; for ETTh1/ETTh2 the authors use
 #: d_model=16, n_heads=4, d_ff=128, dropout=0.3 (see benchmarks/etth1.py).

@@ -349,8 +349,6 @@ def load_text_data(
     ClassLabel's names, a `label_text` column). Classes with very few rows are warned about
     (logged and kept in `notes`).
     """
-    from ..tasks.registry import looks_like_hub_name
-
     path = Path(source).expanduser()
     if path.is_dir() and not (path / "dataset_dict.json").is_file():
         files = _split_files(path)
@@ -472,3 +470,10 @@ class TokenCollator:
         encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         return dict(encoded), torch.as_tensor(labels, dtype=torch.long)
+
+
+def looks_like_hub_name(text: str) -> bool:
+    """`glue` or `user/data-set` (a hub name), not `./x`, `/abs/x`, `a/b/c` or `x.csv` (a mistyped path)."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text)) and not Path(text).suffix

@@ -1,9 +1,30 @@
 """Train and eval transforms built from a backbone's preprocessing (never hard-coded mean/std)."""
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping
 
-from ..backbones.base import Preprocessing
+
+@dataclass
+class Preprocessing:
+    """Input normalisation and size a backbone was pretrained with (from timm's pretrained_cfg)."""
+
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    image_size: int = 224
+    interpolation: str = "bicubic"
+
+    @classmethod
+    def from_pretrained_cfg(cls, cfg: Mapping[str, Any]) -> "Preprocessing":
+        return cls(
+            mean=tuple(cfg.get("mean", cls.mean)),
+            std=tuple(cfg.get("std", cls.std)),
+            image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+            interpolation=str(cfg.get("interpolation", "bicubic")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def train_transform(pre: Preprocessing, image_size: int, augment: str = "light") -> Callable:

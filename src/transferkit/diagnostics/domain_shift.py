@@ -39,7 +39,7 @@ def batchnorm_shift(model: nn.Module, loader, max_batches: int = 20) -> dict[str
     statistics: `shift` is the root-mean-square over channels of the 2-Wasserstein distance between
     source and target Gaussians in source standard deviations; also the mean |μ_t − μ_s| / σ_s and
     the mean |log| variance ratio. None when the model has no batch-norm layer (e.g. transformers)."""
-    from ..strategies.features import to_device
+    from ..models.features import to_device
 
     found = _last_batchnorm(model)
     if found is None:

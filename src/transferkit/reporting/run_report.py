@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..rundir import CONFIG_FILE, EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE
-from ..tasks.base import read_history
+from ..rundir import CONFIG_FILE, EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE, read_history
 from .html import RunReport, write_report
 
 

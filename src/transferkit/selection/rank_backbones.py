@@ -138,7 +138,7 @@ def _sample(labels: Sequence[int], size: int, seed: int) -> list[int]:
 @torch.inference_mode()
 def _encode(module: nn.Module, head: nn.Module | None, dataset, collate, progress: bool, description: str):
     """Features and labels of `dataset`, and the source head's probabilities on those features."""
-    from ..strategies.features import extract_features
+    from ..models.features import extract_features
 
     features, labels = extract_features(module, dataset, batch_size=64, hflip=False, progress=progress,
                                         description=description, collate_fn=collate)

@@ -3,8 +3,7 @@ from .._lazy import lazy_exports
 from .registry import STRATEGIES, create_strategy, register_strategy
 
 _EXPORTS = {
-    **dict.fromkeys(("FitData", "FitOutcome", "Strategy", "TrainSettings", "TransferModel"), ".base"),
-    "extract_features": ".features",
+    **dict.fromkeys(("FitData", "FitOutcome", "Strategy", "TrainSettings"), ".base"),
     **dict.fromkeys(("GradualUnfreeze", "freeze_batchnorm_stats", "set_trainable"), ".freezing"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # torch loads with the first of these

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel, create_strategy
+from ..models import TransferModel
+from .base import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 from .freezing import set_trainable
 from .linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, fit_probe
 
@@ -19,7 +20,7 @@ NEAR_PERFECT = 0.98
 #: The default must stay quick (goal: <= 1,000 images in <= 3 minutes on 2 CPU cores, control
 #: included), so fine-tuning gets FINE_TUNE_SECONDS per SMALL_DATA training images (never less):
 #: with the probe (tens of seconds) and the control (<= 60 s per 1,000 images, see
-#: `image_scratch_control`) a run on 1,000 images fits in 3 minutes, and larger sets scale linearly.
+#: the image task's `_image_scratch_control`) a run on 1,000 images fits in 3 minutes, and larger sets scale linearly.
 SMALL_DATA = 1000
 FINE_TUNE_SECONDS = 75.0
 #: One training image costs about this many inference forward passes (forward, backward, update,

@@ -11,23 +11,8 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import UnknownNameError
+from ..models import TransferModel
 from .registry import STRATEGIES, create_strategy, register_strategy  # noqa: F401  (re-exported)
-
-
-class TransferModel(nn.Module):
-    """A pretrained `backbone` (input → pooled features) followed by a new `head` (features → outputs)."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-    def probe_pairs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, targets) rows on which a linear head is fit in closed form (regression probe)."""
-        return self.backbone(x), y
 
 
 @dataclass

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import lightning as L
 
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
+from ..models import TransferModel
+from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import GradualUnfreeze, set_trainable
 from .lightning_module import TransferModule, Schedule, discriminative_lrs, steps_per_epoch
 from .linear_probe import probe

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from .base import TransferModel
+from ..models import TransferModel
 from .freezing import GradualUnfreeze, freeze_batchnorm_stats
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
-from .features import extract_features
+from ..models import TransferModel
+from .base import FitData, FitOutcome, Strategy, TrainSettings
+from ..models.features import extract_features
 from .freezing import set_trainable
 
 #: Inverse regularisation strengths tried on standardised features; chosen on validation log-loss.
@@ -231,7 +232,7 @@ def _moments(model: TransferModel, data: FitData, dataset, settings: TrainSettin
     solve and score any ridge head without keeping the features in memory."""
     from tqdm.auto import tqdm
 
-    from .features import to_device
+    from ..models.features import to_device
 
     device = next(model.parameters()).device
     m: dict[str, np.ndarray] = {}

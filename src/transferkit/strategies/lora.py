@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import TransferkitError
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
+from ..models import TransferModel
+from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .fine_tune import default_epochs
 from .freezing import GradualUnfreeze, set_trainable
 from .lightning_module import Schedule, TransferModule, steps_per_epoch
@@ -64,7 +65,7 @@ def rebuild_adapter_model(estimator, info: dict, settings: dict, state: dict[str
     body = inject_lora(backbone.model, settings)
     model = estimator._new_model(body, backbone.num_features)
     result = model.load_state_dict(state, strict=False)
-    missing_adapters = [k for k in result.missing_keys if "lora_" in k or k.startswith("head.")]
+    missing_adapters = [k for k in result.missing_keys if "lora_" in k or k.startswith("heads.")]
     if result.unexpected_keys or missing_adapters:
         raise TransferkitError(f"adapter weights do not fit backbone {info['name']!r} "
                                f"(unexpected {result.unexpected_keys[:3]}, missing {missing_adapters[:3]}).")

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import TransferkitError
-from .base import FitData, FitOutcome, Strategy, TrainSettings, TransferModel
+from ..models import TransferModel
+from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import set_trainable
 from .linear_probe import C_GRID, probe
 from .training import run_lightning

@@ -6,7 +6,6 @@ history and metrics files are handled here once.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import platform
@@ -26,9 +25,10 @@ from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import build_architecture, check_adapter_base, restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, TOKENIZER_DIR,
-                      WEIGHTS_FILE, check_tensor_shapes, read_config, read_json, read_weights)
-from ..strategies import FitData, FitOutcome, TrainSettings, TransferModel, create_strategy
-from ..strategies.features import to_device
+                      WEIGHTS_FILE, check_tensor_shapes, read_config, read_history, read_json, read_weights,
+                      write_history, write_text)
+from ..models import TransferModel, to_device
+from ..strategies import FitData, FitOutcome, TrainSettings, create_strategy
 
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
 PLAN_LOG = logging.getLogger("transferkit.plan")
@@ -117,7 +117,7 @@ class TransferEstimator(BaseEstimator):
 
         from ..data.splits import sample_per_class
         from ..diagnostics import batchnorm_shift, linear_separability
-        from ..strategies.features import extract_features
+        from ..models.features import extract_features
 
         self.domain_ = None
         if not backbone.meta.get("pretrained", True):
@@ -267,7 +267,7 @@ class TransferEstimator(BaseEstimator):
     def _weights_to_save(self) -> dict[str, torch.Tensor]:
         state = self.model_.state_dict()
         if self.strategy_settings_.get("weights") == "adapter":  # LoRA: the base weights come from the backbone
-            state = {k: v for k, v in state.items() if "lora_" in k or k.startswith("head.")}
+            state = {k: v for k, v in state.items() if "lora_" in k or k.startswith("heads.")}
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def save(self, path: str | Path) -> Path:
@@ -289,10 +289,10 @@ class TransferEstimator(BaseEstimator):
             self.tokenizer_.save_pretrained(str(path / TOKENIZER_DIR))
         write_history(path / HISTORY_FILE, self.history_)
         if hasattr(self, "data_"):
-            _write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
+            write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
-            _write_text(path / METRICS_FILE, json.dumps({"test": self.metrics_}, indent=2, default=float))
-        _write_text(path / CONFIG_FILE, json.dumps(self.config(), indent=2, default=str))
+            write_text(path / METRICS_FILE, json.dumps({"test": self.metrics_}, indent=2, default=float))
+        write_text(path / CONFIG_FILE, json.dumps(self.config(), indent=2, default=str))
         return path
 
     @classmethod
@@ -406,32 +406,3 @@ def _versions(lightning_version: str) -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all (aside, then renamed over the old file)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
-def write_history(path: Path, rows: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open() as fh:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _number(value: str):
-    try:
-        return float(value) if value not in ("", None) else None
-    except ValueError:
-        return value

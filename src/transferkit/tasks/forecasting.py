@@ -240,7 +240,8 @@ class Forecaster(TransferEstimator):
         if backbone.meta.get("parent_task") != TASK:
             return None
         state = load_file(str(Path(backbone.name) / WEIGHTS_FILE))
-        head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+        prefix = f"heads.{model.default_head}."
+        head = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         own = model.head.state_dict()
         if head.keys() != own.keys() or any(head[k].shape != own[k].shape for k in own):
             return None

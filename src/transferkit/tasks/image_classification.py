@@ -5,11 +5,12 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from .._format import counted
 from ..backbones import DEFAULT_BACKBONE
 from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_folder, scan_class_folders, train_transform
 from ..data.image_folder import Samples, list_files
@@ -158,9 +159,7 @@ class ImageClassifier(ClassifierBase):
         return min(CV_FOLDS, smallest) if smallest >= 2 else 0
 
     def _scratch_control(self, budget: float) -> dict:
-        from ..diagnostics import image_scratch_control
-
-        return image_scratch_control(self, budget)
+        return _image_scratch_control(self, budget)
 
     # -------------------------------------------------------------- predict
     def _dataset(self, paths: Sequence[Path], labels: Sequence[int] | None = None) -> ImageDataset:
@@ -247,3 +246,71 @@ def expand_image_paths(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise DataError(f"{p}: no such file or folder; check the path.")
     return out
+
+
+#: The trained control's time cap: a fraction of the fit's time, and at most a minute per SMALL_DATA
+#: training images, so a quick default does not double its wall time for the check.
+CONTROL_SECONDS = 60.0
+CONTROL_FRACTION = 0.5
+
+
+def _image_scratch_control(est: "ImageClassifier", budget: float) -> dict[str, Any]:
+    """The no-transfer control matched to what the run did, scored the way the run is scored.
+
+    A linear probe gets the same head (logistic regression, the same C selection, the same
+    cross-validation or split) on features of the same architecture with random weights: one
+    forward pass, no training. A fine-tuned model gets the same architecture with random weights,
+    all layers trained (capacity equal by construction) within a time cap: half of `budget` (the
+    transferred model's fit time), at most a minute per 1,000 training images.
+    """
+    from ..strategies.auto import SMALL_DATA
+
+    info = est.backbone_info_
+    # a registered backbone rebuilds with its own preprocessing; otherwise the timm architecture
+    architecture = info["name"] if info.get("family") != "timm" else info["architecture"]
+    if est.strategy_ == "linear-probe":
+        return _random_feature_probe(est, architecture)
+    epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
+    per_size = CONTROL_SECONDS * max(1.0, len(est.data_.train) / SMALL_DATA)
+    cap = min(per_size, max(15.0, CONTROL_FRACTION * budget))
+    control = ImageClassifier(
+        backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
+        batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=est.progress,
+        baseline=False,
+    )
+    control._max_seconds = cap
+    control.fit(est.data_)
+    accuracy = control.evaluate()["accuracy"]
+    return {"model": f"{architecture}, random weights, all layers trained "
+                     f"({counted(control.strategy_settings_.get('epochs_run') or 0, 'epoch')}, lr 1e-3, "
+                     f"time cap {cap:.0f} s)", "accuracy": accuracy}
+
+
+def _random_feature_probe(est: "ImageClassifier", architecture: str) -> dict[str, Any]:
+    """The linear probe's matched control: its head on features of `architecture` with random weights."""
+    import torch
+
+    from ..backbones import create_backbone
+    from ..models.features import extract_features
+    from ..strategies.linear_probe import cross_validated_head, fit_logistic_head
+
+    torch.manual_seed(est.seed)
+    body = create_backbone(f"scratch:{architecture}", modality="image").model.eval()
+    d, k = est.data_, len(est.classes_)
+
+    def features(samples):
+        return extract_features(body, est._dataset(samples.paths, samples.labels), hflip=est.tta, progress=False)
+
+    train_x, train_y = features(d.train)
+    estimate = getattr(est, "estimate_", None)
+    if estimate:
+        _, _, c, oof = cross_validated_head(train_x, train_y, k, est.seed, int(estimate["folds"]))
+        accuracy, scored = float((oof.argmax(1) == train_y).mean()), estimate["method"]
+    else:
+        head, _, c = fit_logistic_head(train_x, train_y, *features(d.val), k, est.seed)
+        test_x, test_y = features(d.test)
+        with torch.no_grad():
+            accuracy = float((head(torch.as_tensor(test_x)).argmax(1).numpy() == test_y).mean())
+        scored = "the test split"
+    return {"model": f"{architecture}, random weights, frozen: the same logistic head and C selection (C={c:g}), "
+                     f"scored by {scored}; one forward pass, no training", "accuracy": accuracy}

@@ -26,7 +26,7 @@ def register_task(name: str, description: str = "", **meta):
 def detect_task(path: str | Path) -> tuple[str, str]:
     """The task a data path suggests, and why: an image folder, a text table, or a time-series CSV
     (a date column followed by numeric columns only)."""
-    from ..data.text import TEXT_EXTENSIONS, SPLIT_FILES
+    from ..data.text import SPLIT_FILES, TEXT_EXTENSIONS, looks_like_hub_name
 
     p = Path(path).expanduser()
     if p.is_dir():
@@ -45,13 +45,6 @@ def detect_task(path: str | Path) -> tuple[str, str]:
         return "text-classification", f"{p.name} is a {p.suffix[1:].upper()} table"
     raise DataError(f"{p}: cannot tell the task from a {p.suffix or 'suffix-less'} file; pass --task "
                     f"({', '.join(TASKS.names())}).")
-
-
-def looks_like_hub_name(text: str) -> bool:
-    """`glue` or `user/data-set` (a hub name), not `./x`, `/abs/x`, `a/b/c` or `x.csv` (a mistyped path)."""
-    import re
-
-    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text)) and not Path(text).suffix
 
 
 def _looks_like_series(path: Path, rows: int = 50) -> bool:
