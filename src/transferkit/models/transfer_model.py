@@ -30,12 +30,16 @@ class TransferModel(nn.Module):
 
     @property
     def head(self) -> nn.Module:
-        """The default head."""
+        """The default head (assign to replace it, e.g. with one grown to more classes)."""
         return self.heads[self.default_head]
 
-    @head.setter
-    def head(self, module: nn.Module) -> None:
-        self.heads[self.default_head] = module
+    def __setattr__(self, name: str, value) -> None:
+        # nn.Module.__setattr__ would register `model.head = new` as a stray submodule named "head"
+        # (bypassing a property setter), so replacing the default head is routed here
+        if name == "head":
+            self.heads[self.default_head] = value
+        else:
+            super().__setattr__(name, value)
 
     def add_head(self, name: str, module: nn.Module) -> None:
         """Add (or replace) the head called `name`."""
