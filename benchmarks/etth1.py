@@ -17,7 +17,7 @@ Backbone `patchtst-small` (the authors' ETTh1 config, d_model 16); package defau
 Prints a table and writes benchmarks/results/etth1.json (--quick: a smoke test, 1 epoch and
 lookback 96, written to the temp folder). About 15 minutes on one CPU thread:
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/etth1.py [--quick]
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/etth1.py [--quick] [--runs a,b,c]
 """
 from __future__ import annotations
 
@@ -83,39 +83,21 @@ def unadapted(pretrained_dir: Path, reference: Forecaster) -> dict:
     return forecast_metrics(pred, true, train, reference.season_, reference.channels_)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--backbone", default="patchtst-small")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 1 epoch per run, lookback 96")
-    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/etth1.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # shared 2-core machine; timings are single-threaded
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-fit banner
-    out = args.out or (Path(tempfile.gettempdir()) / "etth1_quick.json" if args.quick
-                       else HERE / "results" / "etth1.json")
-    common = dict(backbone=args.backbone, horizon=HORIZON, lookback=96 if args.quick else 336,
-                  epochs=1 if args.quick else None)
-    started = time.perf_counter()
+def transfer_runs(data: Path, common: dict) -> dict[str, dict]:
+    """(c): pretrain on the first 8 months, then adapt on 10 % of the training year (c0-c3)."""
     runs: dict[str, dict] = {}
-
-    a, seconds = fit("(a) multivariate from scratch", args.data, **common)
-    runs["(a) multivariate, from scratch"] = record(a, seconds)
-    b, seconds = fit("(b) OT only from scratch", args.data, target="OT", **common)
-    runs["(b) OT only, from scratch"] = record(b, seconds)
-
-    table = load_series_csv(args.data)
+    table = load_series_csv(data)
     first_months = dataclasses.replace(table, values=table.values[:PRETRAIN_ROWS], times=table.times[:PRETRAIN_ROWS])
     pre, pre_seconds = fit(f"(c) pretraining on rows [0, {PRETRAIN_ROWS})", first_months, **common)
     with tempfile.TemporaryDirectory() as tmp:
         pre_dir = pre.save(Path(tmp) / "pretrained")
         transfer = {k: v for k, v in common.items() if k != "backbone"}
-        c1, s1 = fit("(c1) auto from the pretrained run, 10 %", args.data, backbone=str(pre_dir),
+        c1, s1 = fit("(c1) auto from the pretrained run, 10 %", data, backbone=str(pre_dir),
                      train_fraction=0.1, **transfer)
-        c2, s2 = fit("(c2) linear probe from the pretrained run, 10 %", args.data, backbone=str(pre_dir),
+        c2, s2 = fit("(c2) linear probe from the pretrained run, 10 %", data, backbone=str(pre_dir),
                      strategy="linear-probe", train_fraction=0.1, **transfer)
         c0 = unadapted(pre_dir, c1)
-    c3, s3 = fit("(c3) from scratch, 10 %", args.data, train_fraction=0.1, **common)
+    c3, s3 = fit("(c3) from scratch, 10 %", data, train_fraction=0.1, **common)
     runs["(c0) pretrained on 8 months, no adaptation"] = {
         **record(pre, pre_seconds, c0),
         "meaning": "the pretraining run itself (fit_seconds, history and notes are the pretraining's), scored "
@@ -123,6 +105,39 @@ def main() -> None:
     runs["(c1) pretrained + auto (fine-tune), 10 %"] = record(c1, s1)
     runs["(c2) pretrained + linear probe, 10 %"] = record(c2, s2)
     runs["(c3) from scratch, 10 %"] = record(c3, s3)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--backbone", default="patchtst-small")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 epoch per run, lookback 96")
+    parser.add_argument("--runs", default="a,b,c", help="which of the runs (a), (b), (c) to do, e.g. --runs b "
+                        "(default all; a subset writes benchmarks/results/etth1_<runs>.json)")
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/etth1.json")
+    args = parser.parse_args()
+    chosen = {r.strip() for r in args.runs.split(",") if r.strip()}
+    if not chosen or chosen - {"a", "b", "c"}:
+        parser.error(f"--runs {args.runs!r}: a comma-separated subset of a, b, c")
+    torch.set_num_threads(1)  # shared 2-core machine; timings are single-threaded
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-fit banner
+    name = "etth1" if chosen == {"a", "b", "c"} else "etth1_" + "".join(sorted(chosen))
+    out = args.out or (Path(tempfile.gettempdir()) / f"{name}_quick.json" if args.quick
+                       else HERE / "results" / f"{name}.json")
+    common = dict(backbone=args.backbone, horizon=HORIZON, lookback=96 if args.quick else 336,
+                  epochs=1 if args.quick else None)
+    started = time.perf_counter()
+    runs: dict[str, dict] = {}
+
+    if "a" in chosen:
+        a, seconds = fit("(a) multivariate from scratch", args.data, **common)
+        runs["(a) multivariate, from scratch"] = record(a, seconds)
+    if "b" in chosen:
+        b, seconds = fit("(b) OT only from scratch", args.data, target="OT", **common)
+        runs["(b) OT only, from scratch"] = record(b, seconds)
+    if "c" in chosen:
+        runs.update(transfer_runs(args.data, common))
     total = time.perf_counter() - started
 
     rows = []
