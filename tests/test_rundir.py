@@ -234,3 +234,19 @@ def test_resume_on_a_folder_with_only_empty_checkpoints_starts_again(tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     with prepare_out(tmp_path / "run", resume=True) as prepared:
         assert not prepared.complete and not prepared.resuming
+
+
+@pytest.mark.parametrize("name_length", [20, 72, 200])
+def test_a_header_whose_length_starts_like_a_pickle_still_reads(tmp_path, name_length):
+    """The header length is little-endian: a header of 0x..80 bytes begins with the byte a pickle
+    begins with (a 72-letter tensor name gives a 128-byte header), and must still read as safetensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    from transferkit.rundir import safetensors_header
+
+    path = tmp_path / "model.safetensors"
+    save_file({"w" * name_length: torch.zeros(2)}, str(path))
+    assert set(safetensors_header(path)) == {"w" * name_length}
+    if name_length == 72:
+        assert path.read_bytes()[:1] == b"\x80"  # the case this test is for

@@ -151,13 +151,17 @@ def safetensors_header(path: Path) -> dict[str, dict]:
     if size == 0:
         raise RunDirectoryError(f"{path}: empty file; the run was not saved completely, re-run `transferkit fit`.")
     with path.open("rb") as fh:
-        head = fh.read(8)
-        if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        head = fh.read(9)
+        # a safetensors file is an 8-byte header length and then the JSON header itself; the length
+        # may start with 0x80 as a pickle does (a header of 0x..80 bytes), so only a file without
+        # the JSON brace where it belongs is taken for a pickle or a torch.save zip
+        if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
             raise RunDirectoryError(f"{path}: not a safetensors file (it is a pickle / torch.save file, which "
                                     "transferkit never loads, since unpickling can run code); re-run `transferkit fit`.")
-        if len(head) < 8:
+        if len(head) < 9:
             raise RunDirectoryError(f"{path}: not a safetensors file (only {size} bytes); re-run `transferkit fit`.")
-        (header_size,) = struct.unpack("<Q", head)
+        (header_size,) = struct.unpack("<Q", head[:8])
+        fh.seek(8)
         if header_size > size - 8:
             raise RunDirectoryError(f"{path}: not a safetensors file, or truncated (header of {header_size} bytes "
                                     f"in a {size}-byte file); re-run `transferkit fit`.")
