@@ -161,7 +161,8 @@ def test_the_four_register_decorators_share_one_signature(monkeypatch):
 
     assert BACKBONES.entry("my-net").info.modality == "text" and BACKBONES.get("my-net") is my_net
     assert not BACKBONES.entry("my-net").info.available()  # pretrained, with no weights package: needs a download
-    assert MyProbe.name == "my-probe" and STRATEGIES.entry("my-probe").description == "A probe defined outside transferkit."
+    assert MyProbe.name == "my-probe"
+    assert STRATEGIES.entry("my-probe").description == "A probe defined outside transferkit."
     assert TASKS.entry("my-task").info.modality == "image" and TASKS.get("my-task") is MyTask
     from transferkit.selection import compute_score
 

