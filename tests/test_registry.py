@@ -122,6 +122,16 @@ def test_unknown_missing_or_mistyped_fields_fail_where_the_info_is_written(make)
         make()
 
 
+def test_an_info_annotated_with_a_type_checking_only_class_still_registers():
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class PluginInfo(Info):
+        model: "NotImportedHere | None" = None  # noqa: F821
+
+    reg: Registry = Registry("plugin", info=PluginInfo)
+    reg.register("p", PluginInfo(model=None, description="d"))(1)
+    assert reg.entry("p").description == "d"
+
+
 def test_a_score_must_read_an_input_compute_score_provides():
     with pytest.raises(ValueError, match="features, source_probs"):
         ScoreInfo(needs="source_probabilities")

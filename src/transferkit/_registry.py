@@ -42,7 +42,10 @@ class Info:
 
 @functools.cache
 def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:  # an annotation names a TYPE_CHECKING-only class: check no field rather than fail
+        return {f.name: Any for f in dataclasses.fields(cls)}
 
 
 def _matches(value: Any, hint: Any) -> bool:
