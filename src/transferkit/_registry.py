@@ -50,6 +50,8 @@ def _type_hints(cls: type) -> dict[str, Any]:
 
 def _matches(value: Any, hint: Any) -> bool:
     """Whether `value` fits annotation `hint`; annotations this does not model (Callable, Any) accept anything."""
+    if hint is Any:
+        return True
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arg) for arg in typing.get_args(hint))
