@@ -132,6 +132,16 @@ def test_an_info_annotated_with_a_type_checking_only_class_still_registers():
     assert reg.entry("p").description == "d"
 
 
+def test_an_int_is_a_fine_float_but_a_flag_is_not():
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class ThresholdInfo(Info):
+        threshold: float = 0.5
+
+    assert ThresholdInfo(threshold=1).threshold == 1
+    with pytest.raises(TypeError, match="threshold"):
+        ThresholdInfo(threshold=True)
+
+
 def test_a_score_must_read_an_input_compute_score_provides():
     with pytest.raises(ValueError, match="features, source_probs"):
         ScoreInfo(needs="source_probabilities")

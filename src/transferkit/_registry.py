@@ -64,6 +64,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args))
     if hint is type(None):
         return value is None
+    if hint is float:  # the numeric tower: an int is a fine float
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(hint, type) and origin is None:
         return isinstance(value, hint)
     return True
