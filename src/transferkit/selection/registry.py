@@ -1,43 +1,71 @@
 """The score registry, dispatch by required input, and a scikit-learn style scorer."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
-from .._registry import Registry
+from .._registry import Info, Registry
 from ..errors import DataError
 
-SCORES: Registry[Callable[..., float]] = Registry("score")
+#: What a score can read: the backbone's features, or the pretrained source classifier's
+#: class probabilities on the target data (`compute_score` passes one of them).
+SCORE_INPUTS = ("features", "source_probs")
 
-# Declared: numpy/scikit-learn load with the first score computed, not with `transferkit list`.
-# meta: `needs` is the model output a score reads ("features" from the backbone, or "source_probs"
-# from the pretrained source classifier); `paper` is the citation shown in listings.
-SCORES.declare("logme", f"{__package__}.scores:logme", "Bayesian linear-model evidence of the labels given the features",
-               needs="features", regression=True,
-               paper="You et al., LogME, ICML 2021")
-SCORES.declare("hscore", f"{__package__}.scores:hscore", "between-class share of feature covariance (Ledoit-Wolf shrunk)",
-               needs="features", regression=False,
-               paper="Bao et al., ICIP 2019; shrinkage: Ibrahim et al., ECML-PKDD 2022")
-SCORES.declare("knn", f"{__package__}.scores:knn_accuracy", "cross-validated k-NN accuracy (cosine, standardised features)",
-               needs="features", regression=False,
-               paper="k-NN evaluation, e.g. Kornblith et al., CVPR 2019")
-SCORES.declare("linear", f"{__package__}.scores:linear_probe_accuracy", "cross-validated logistic-regression accuracy",
-               needs="features", regression=False,
-               paper="linear evaluation, e.g. Kornblith et al., CVPR 2019")
-SCORES.declare("leep", f"{__package__}.scores:leep", "log-likelihood of labels under the source head's expected empirical predictor",
-               needs="source_probs", regression=False,
-               paper="Nguyen et al., LEEP, ICML 2020")
-SCORES.declare("nce", f"{__package__}.scores:nce", "negative conditional entropy of labels given the source head's argmax",
-               needs="source_probs", regression=False,
-               paper="Tran et al., ICCV 2019")
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScoreInfo(Info):
+    """What the registry knows about a transferability score before importing it."""
+
+    needs: str  # the model output it reads: one of SCORE_INPUTS
+    regression: bool = False  # also defined for real-valued targets (not only class labels)
+    paper: str = ""  # the citation shown by `transferkit list scores`
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.needs not in SCORE_INPUTS:
+            raise ValueError(f"ScoreInfo.needs = {self.needs!r}: use one of {', '.join(SCORE_INPUTS)}")
+
+
+ScoreFunction = Callable[..., float]  # score(features or source_probs, labels, **options) -> float
+
+SCORES: Registry[ScoreFunction, ScoreInfo] = Registry("score", info=ScoreInfo)
+
+
+def register_score(name: str, info: ScoreInfo) -> Callable[[ScoreFunction], ScoreFunction]:
+    """Decorator registering a score function (for scores defined outside transferkit):
+    `@register_score("my-score", ScoreInfo(needs="features"))`."""
+    return SCORES.register(name, info)
+
+
+# The packaged scores, declared: numpy/scikit-learn load with the first score computed, not with
+# `transferkit list`.
+SCORES.declare("logme", f"{__package__}.scores:logme", ScoreInfo(
+    description="Bayesian linear-model evidence of the labels given the features", needs="features",
+    regression=True, paper="You et al., LogME, ICML 2021"))
+SCORES.declare("hscore", f"{__package__}.scores:hscore", ScoreInfo(
+    description="between-class share of feature covariance (Ledoit-Wolf shrunk)", needs="features",
+    paper="Bao et al., ICIP 2019; shrinkage: Ibrahim et al., ECML-PKDD 2022"))
+SCORES.declare("knn", f"{__package__}.scores:knn_accuracy", ScoreInfo(
+    description="cross-validated k-NN accuracy (cosine, standardised features)", needs="features",
+    paper="k-NN evaluation, e.g. Kornblith et al., CVPR 2019"))
+SCORES.declare("linear", f"{__package__}.scores:linear_probe_accuracy", ScoreInfo(
+    description="cross-validated logistic-regression accuracy", needs="features",
+    paper="linear evaluation, e.g. Kornblith et al., CVPR 2019"))
+SCORES.declare("leep", f"{__package__}.scores:leep", ScoreInfo(
+    description="log-likelihood of labels under the source head's expected empirical predictor",
+    needs="source_probs", paper="Nguyen et al., LEEP, ICML 2020"))
+SCORES.declare("nce", f"{__package__}.scores:nce", ScoreInfo(
+    description="negative conditional entropy of labels given the source head's argmax", needs="source_probs",
+    paper="Tran et al., ICCV 2019"))
 
 
 def compute_score(name: str, features: Any = None, labels: Any = None, source_probs: Any = None,
                   **options: Any) -> float:
-    """Score `name` on the input it needs (see its `needs` meta); `options` go to the score function."""
+    """Score `name` on the input it needs (its `ScoreInfo.needs`); `options` go to the score function."""
     entry = SCORES.entry(name)
     if labels is None:
         raise DataError(f"score {name!r} needs the target labels.")
-    needs = entry.meta["needs"]
+    needs = entry.info.needs
     if needs == "source_probs":
         if source_probs is None:
             raise DataError(
@@ -64,7 +92,7 @@ class TransferabilityScorer:
     @property
     def needs(self) -> str:
         """"features" or "source_probs": which model output `score` requires."""
-        return SCORES.entry(self.metric).meta["needs"]
+        return SCORES.entry(self.metric).info.needs
 
     def score(self, features: Any, labels: Any, source_probs: Any = None) -> float:
         return compute_score(self.metric, features=features, labels=labels, source_probs=source_probs,

@@ -1,6 +1,6 @@
 """Strategies for adapting a pretrained backbone, registered by name (see `registry`)."""
 from .._lazy import lazy_exports
-from .registry import STRATEGIES, create_strategy, register_strategy
+from .registry import STRATEGIES, StrategyInfo, create_strategy, register_strategy
 
 _EXPORTS = {
     **dict.fromkeys(("FitData", "FitOutcome", "Strategy", "TrainSettings"), ".base"),
@@ -8,4 +8,4 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # torch loads with the first of these
 
-__all__ = sorted([*_EXPORTS, "STRATEGIES", "create_strategy", "register_strategy"])
+__all__ = sorted([*_EXPORTS, "STRATEGIES", "StrategyInfo", "create_strategy", "register_strategy"])

@@ -1,46 +1,68 @@
-"""The strategy registry: names, descriptions and where each packaged strategy's class lives.
+"""The strategy registry: names, typed metadata and where each packaged strategy's class lives.
 
 Declared entries import their module (torch, Lightning, peft) only when a strategy is created, so
-`transferkit list strategies` and the CLI's start-up stay light.
+`transferkit list strategies` and the CLI's start-up stay light. This module imports no sibling
+(`base` re-exports it), so the package has no import cycle.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+import dataclasses
+from typing import Any, Callable
 
-from .._registry import Registry
+from .._registry import Info, Registry
 
-if TYPE_CHECKING:
-    from .base import Strategy
-
-STRATEGIES: Registry[Callable[..., "Strategy"]] = Registry("strategy", plural="strategies")
+_EVERY_MODALITY = ("image", "text", "timeseries")  # the input modalities the packaged tasks read
 
 
-def register_strategy(name: str, description: str = ""):
-    """Class decorator registering a strategy under `name` (for strategies defined outside transferkit)."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StrategyInfo(Info):
+    """What the registry knows about a strategy before importing it."""
 
-    def decorator(cls):
-        cls.name = name
-        return STRATEGIES.register(name, description or (cls.__doc__ or "").strip().split("\n")[0])(cls)
+    modalities: tuple[str, ...]  # the input modalities it applies to (a task's `TaskInfo.modality`)
+
+
+StrategyFactory = Callable[..., Any]  # a `Strategy` class: called with its options, returns the strategy
+
+STRATEGIES: Registry[StrategyFactory, StrategyInfo] = Registry("strategy", info=StrategyInfo, plural="strategies")
+
+
+def register_strategy(name: str, info: StrategyInfo) -> Callable[[type], type]:
+    """Class decorator registering a strategy under `name` (for strategies defined outside
+    transferkit): `@register_strategy("my-probe", StrategyInfo(modalities=("image",)))`. Sets the
+    class's `name`; without a description, the first docstring line is listed."""
+    register = STRATEGIES.register(name, info)
+
+    def decorator(cls: type) -> type:
+        cls.name = name  # type: ignore[attr-defined]
+        return register(cls)
 
     return decorator
 
 
-def create_strategy(name: str, **options: Any) -> "Strategy":
+def create_strategy(name: str, **options: Any):
     """The strategy registered as `name`, with its options set (unknown option names raise)."""
     return STRATEGIES.get(name)(**options)
 
 
 # The packaged strategies. Each class also says its `name`; tests check the two agree, and that
-# the `auto` rule's thresholds quoted here are the ones `choose_strategy` uses.
+# the `auto` rule's thresholds quoted here are the ones `choose_strategy` uses. LoRA adapts
+# attention projections (DEFAULT_TARGETS: BERT-style, timm ViT and PatchTST `qkv`), so it applies
+# to every modality whose backbone has them; SetFit pairs texts.
 _PACKAGE = __name__.rpartition(".")[0]
-for _name, _target, _description in (
-    ("auto", "auto:Auto", "images: linear probe first, fine-tune only when validation and the time budget say it "
-                          "can gain (never with <10 per class), keep the better; text ≤16 per class: setfit, "
-                          "else fine-tune"),
-    ("fine-tune", "fine_tune:FineTune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)"),
-    ("full", "fine_tune:Full", "every layer trains from the first step at one low learning rate"),
-    ("linear-probe", "linear_probe:LinearProbe", "frozen backbone, features cached once; logistic (C tuned) or ridge head"),
-    ("lora", "lora:Lora", "low-rank adapters in the attention layers + new head; only adapter weights saved (peft)"),
-    ("setfit", "setfit:SetFit", "few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)"),
-):
-    STRATEGIES.declare(_name, f"{_PACKAGE}.{_target}", _description)
+STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
+    description="images: linear probe first, fine-tune only when validation and the time budget say it can gain "
+                "(never with <10 per class), keep the better; text ≤16 per class: setfit, else fine-tune",
+    modalities=_EVERY_MODALITY))
+STRATEGIES.declare("fine-tune", f"{_PACKAGE}.fine_tune:FineTune", StrategyInfo(
+    description="gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)",
+    modalities=_EVERY_MODALITY))
+STRATEGIES.declare("full", f"{_PACKAGE}.fine_tune:Full", StrategyInfo(
+    description="every layer trains from the first step at one low learning rate", modalities=_EVERY_MODALITY))
+STRATEGIES.declare("linear-probe", f"{_PACKAGE}.linear_probe:LinearProbe", StrategyInfo(
+    description="frozen backbone, features cached once; logistic (C tuned) or ridge head", modalities=_EVERY_MODALITY))
+STRATEGIES.declare("lora", f"{_PACKAGE}.lora:Lora", StrategyInfo(
+    description="low-rank adapters in the attention layers + new head; only adapter weights saved (peft)",
+    modalities=_EVERY_MODALITY))
+STRATEGIES.declare("setfit", f"{_PACKAGE}.setfit:SetFit", StrategyInfo(
+    description="few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)",
+    modalities=("text",)))

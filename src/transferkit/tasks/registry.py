@@ -1,26 +1,38 @@
 """Task registry: which estimator handles which kind of data, and how a data path is recognised."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Callable
 
-from .._registry import Registry
+from .._registry import Info, Registry
 from ..errors import DataError, RunDirectoryError
 
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TaskInfo(Info):
+    """What the registry knows about a task before importing its estimator."""
+
+    modality: str  # the input it reads: image, text or timeseries (strategies list theirs in StrategyInfo)
+
+
 #: task name → estimator class (with `fit`, `evaluate`, `save`, `load`)
-TASKS: Registry[type] = Registry("task")
+TASKS: Registry[type, TaskInfo] = Registry("task", info=TaskInfo)
+
+
+def register_task(name: str, info: TaskInfo) -> Callable[[type], type]:
+    """Class decorator registering a task estimator under `name` (for tasks defined outside
+    transferkit): `@register_task("segmentation", TaskInfo(modality="image"))`."""
+    return TASKS.register(name, info)
+
 
 # The packaged tasks; each estimator module loads (with torch) when its task is first used.
-TASKS.declare("image-classification", f"{__package__}.image_classification:ImageClassifier",
-              "classify images (folder of class folders)", modality="image")
-TASKS.declare("text-classification", f"{__package__}.text_classification:TextClassifier",
-              "classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text")
-TASKS.declare("forecast", f"{__package__}.forecasting:Forecaster",
-              "forecast time series (CSV: a time column and numeric series)", modality="timeseries")
-
-
-def register_task(name: str, description: str = "", **meta):
-    """Class decorator registering a task estimator under `name`."""
-    return TASKS.register(name, description, **meta)
+TASKS.declare("image-classification", f"{__package__}.image_classification:ImageClassifier", TaskInfo(
+    description="classify images (folder of class folders)", modality="image"))
+TASKS.declare("text-classification", f"{__package__}.text_classification:TextClassifier", TaskInfo(
+    description="classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text"))
+TASKS.declare("forecast", f"{__package__}.forecasting:Forecaster", TaskInfo(
+    description="forecast time series (CSV: a time column and numeric series)", modality="timeseries"))
 
 
 def detect_task(path: str | Path) -> tuple[str, str]:
