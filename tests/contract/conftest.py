@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from transferkit.backbones import BACKBONES
+from transferkit.backbones import BACKBONES, list_backbones, offline_backbones
 from transferkit.strategies import STRATEGIES
 from transferkit.tasks import TASKS
 
@@ -54,18 +54,13 @@ _FALLBACK_STRATEGY_MODALITIES: dict[str, tuple[str, ...]] = {
 
 def backbone_available(name: str) -> bool:
     """Whether the registry says backbone `name`'s weights are installed here (no network needed)."""
-    entry = BACKBONES.entry(name)
-    info = getattr(entry, "info", None)
-    available = getattr(info, "available", None) if info is not None else entry.meta.get("available")
-    return bool(available()) if callable(available) else bool(available)
+    return name in offline_backbones()
 
 
 def backbone_modality(name: str) -> str:
-    entry = BACKBONES.entry(name)
-    info = getattr(entry, "info", None)
-    if info is not None and getattr(info, "modality", None):
-        return info.modality
-    return entry.meta.get("modality", "image")  # FALLBACK — delete after the registries merge
+    """What the registry says backbone `name` reads."""
+    (modality,) = [m for m in MODALITIES if name in list_backbones(modality=m)]
+    return modality
 
 
 def default_backbone(task: str) -> str:

@@ -46,7 +46,9 @@ def test_fit_save_load_predicts_the_same(task, strategy, tmp_path):
     estimator = TASKS.get(task)(**small_params(task, strategy))
     params = estimator.get_params()
 
-    fitted = clone(estimator).fit(data.fit_on)
+    unfitted = clone(estimator)
+    fitted = unfitted.fit(data.fit_on)
+    assert fitted is unfitted, "fit must return self"
     assert fitted.get_params() == params, "fit changed the estimator's params"
     expected = predictions(fitted, data.predict_on)
     assert expected, f"{type(fitted).__name__} has neither predict nor predict_proba"
