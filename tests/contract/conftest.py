@@ -25,31 +25,12 @@ MODALITIES = ("image", "text", "timeseries")
 # ------------------------------------------------------------------------------------ registry metadata
 def task_modality(name: str) -> str:
     """The input modality the registry gives task `name` (`TaskInfo.modality`)."""
-    entry = TASKS.entry(name)
-    info = getattr(entry, "info", None)
-    if info is not None:
-        return info.modality
-    return entry.meta["modality"]  # FALLBACK (pre-typed metadata) — coordinator: delete after the registries merge
+    return TASKS.entry(name).info.modality
 
 
 def strategy_modalities(name: str) -> tuple[str, ...]:
     """The input modalities the registry says strategy `name` applies to (`StrategyInfo.modalities`)."""
-    entry = STRATEGIES.entry(name)
-    info = getattr(entry, "info", None)
-    if info is not None:
-        return tuple(info.modalities)
-    return _FALLBACK_STRATEGY_MODALITIES.get(name, MODALITIES)  # FALLBACK — delete after the registries merge
-
-
-# FALLBACK — coordinator: delete this table (and the two fallback lines above) once `entry.info` exists.
-# Derived from the code at 55a1bc9: setfit raises on anything but texts (strategies/setfit.py); lora
-# adapts attention projections (`lora_targets`), which no offline image backbone has (the CNNs
-# efficientnet_lite*, mobilenetv2_100, mnist_cnn), while MiniLM (query/value) and PatchTST (qkv) do.
-# Every other strategy runs on all three modalities (linear-probe fits a ridge head for regression).
-_FALLBACK_STRATEGY_MODALITIES: dict[str, tuple[str, ...]] = {
-    "setfit": ("text",),
-    "lora": ("text", "timeseries"),
-}
+    return tuple(STRATEGIES.entry(name).info.modalities)
 
 
 def backbone_available(name: str) -> bool:
