@@ -152,7 +152,11 @@ def safetensors_header(path: Path) -> dict[str, dict]:
         raise RunDirectoryError(f"{path}: empty file; the run was not saved completely, re-run `transferkit fit`.")
     with path.open("rb") as fh:
         head = fh.read(8)
-        if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        # a safetensors header-size field may itself start with byte 0x80 (5760 = 0x1680 does):
+        # it is a pickle only when the bytes do not read as a safetensors header opening with "{"
+        safetensors_like = len(head) == 8 and struct.unpack("<Q", head)[0] <= size - 8 and fh.read(1) == b"{"
+        fh.seek(8)
+        if not safetensors_like and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
             raise RunDirectoryError(f"{path}: not a safetensors file (it is a pickle / torch.save file, which "
                                     "transferkit never loads, since unpickling can run code); re-run `transferkit fit`.")
         if len(head) < 8:
