@@ -40,16 +40,18 @@ class TransferEstimator(BaseEstimator):
     sets `task` and `modality`, declares its parameters in `__init__` and implements the required
     hooks `_load_data`, `_fit_data`, `_new_head` and `_scratch_control` (and `_task_config` /
     `_restore_task` for what it saves); the others have defaults. Learned state ends in `_`
-    (scikit-learn convention); constructor arguments are the params.
+    (scikit-learn convention); constructor arguments are the params. The parameters below are
+    declared by every task's `__init__`, with the task's own defaults.
 
     Parameters
     ----------
     backbone : str
-        Registered name, hub model name, a run directory, or 'auto' (rank the installed backbones and fine-tune the best; default: the task's offline default).
+        Registered name, hub model name, a run directory, or 'auto' (rank the installed backbones
+        and fine-tune the best; default: the task's offline default).
     strategy : str
         How to adapt the backbone (see `transferkit list strategies`).
     strategy_options : dict or None
-        Strategy knobs, e.g. {"layer_decay": 0.7} (the CLI's repeatable --option KEY=VALUE).
+        The strategy's own knobs, e.g. {"layer_decay": 0.7} (the CLI's repeatable --option KEY=VALUE).
     epochs : int or None
         Training epochs (default: chosen from data size).
     batch_size : int or None
@@ -57,13 +59,14 @@ class TransferEstimator(BaseEstimator):
     lr : float or None
         Peak learning rate of the top layer group.
     seed : int
-        Random seed of the split, of new layers' weights and of the order of training batches.
+        Random seed of the split, the weights of new layers and the order of training batches.
     baseline : bool
-        Also train a from-scratch control on the same split and report the transfer gain (negative transfer is flagged).
+        Also train a from-scratch control on the same split and report the transfer gain (negative
+        transfer is flagged).
     max_seconds : float or None
         Wall-time cap of training in seconds; None = no cap.
     run_dir : str, Path or None
-        Run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
+        The run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
     resume : bool
         Continue an interrupted run from its last checkpoint.
     progress : bool
@@ -260,13 +263,15 @@ class TransferEstimator(BaseEstimator):
     control_description: ClassVar[str] = "a model without pretrained weights"
 
     def _scratch_control(self, budget: float) -> dict:
-        """Train this task's from-scratch control on the same split and score it on the same test
-        split: {"model": description, "accuracy": ...}. Tasks with a control override this."""
-        raise NotImplementedError
+        """Train this task's from-scratch control on the same split, within about `budget` seconds
+        (the adapted model's fit time), and score it on the same test split: {"model": description,
+        "accuracy": ...} (or the task's metric). Required for `baseline=True` with a pretrained backbone."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _scratch_control")
 
     def _control(self, fitted_seconds: float) -> None:
         """After adaptation: the from-scratch control (unless `baseline=False`, or the backbone has no
-        pretrained weights: then nothing was transferred and there is no transfer to judge)."""
+        pretrained weights: then nothing was transferred and there is no transfer to judge). A task
+        may override this to say so differently (forecasting: in its decisions, not in a note)."""
         self.control_ = None
         pretrained = ((getattr(self, "backbone_info_", None) or {}).get("meta") or {}).get("pretrained", True)
         if not pretrained:
