@@ -28,30 +28,160 @@ from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SP
                       WEIGHTS_FILE, check_tensor_shapes, read_config, read_history, read_json, read_weights,
                       write_history, write_text)
 from ..models import TransferModel, to_device
-from ..strategies import FitData, FitOutcome, TrainSettings, create_strategy
+from ..strategies import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
 PLAN_LOG = logging.getLogger("transferkit.plan")
 
 
 class TransferEstimator(BaseEstimator):
-    """Base of the task estimators. Subclasses set `task` and `modality` and implement the hooks
-    `_new_head`, `_task_config` / `_restore_task`, plus their own `fit` built on `_adapt`.
+    """Base of the task estimators: `fit` runs the same steps for every task (see `fit`), and a
+    task supplies what differs through the hooks declared below. A new task subclasses this,
+    sets `task` and `modality`, declares its parameters in `__init__` and implements the required
+    hooks `_load_data`, `_fit_data`, `_new_head` and `_scratch_control` (and `_task_config` /
+    `_restore_task` for what it saves); the others have defaults. Learned state ends in `_`
+    (scikit-learn convention); constructor arguments are the params. The parameters below are
+    declared by every task's `__init__`, with the task's own defaults.
 
-    Learned state ends in `_` (scikit-learn convention); constructor arguments are the params.
+    Parameters
+    ----------
+    backbone : str
+        Registered name, hub model name, a run directory, or 'auto' (rank the installed backbones
+        and fine-tune the best; default: the task's offline default).
+    strategy : str
+        How to adapt the backbone (see `transferkit list strategies`).
+    strategy_options : dict or None
+        The strategy's own knobs, e.g. {"layer_decay": 0.7} (the CLI's repeatable --option KEY=VALUE).
+    epochs : int or None
+        Training epochs (default: chosen from data size).
+    batch_size : int or None
+        Batch size (default: the task's).
+    lr : float or None
+        Peak learning rate of the top layer group.
+    seed : int
+        Random seed of the split, the weights of new layers and the order of training batches.
+    baseline : bool
+        Also train a from-scratch control on the same split and report the transfer gain (negative
+        transfer is flagged).
+    max_seconds : float or None
+        Wall-time cap of training in seconds; None = no cap.
+    run_dir : str, Path or None
+        The run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
+    resume : bool
+        Continue an interrupted run from its last checkpoint.
+    progress : bool
+        Show progress bars (the CLI's --quiet turns them off).
     """
 
     task: ClassVar[str] = ""
     modality: ClassVar[str] = ""
     #: config.json keys `_restore_task` reads, with their types: the task's part of the run schema
     config_keys: ClassVar[dict[str, Any]] = {}
+    #: `detect_task` asks the registered tasks' `recognise` in increasing `detect_order`: a task
+    #: that claims a broad kind of path (any folder) comes after those that claim a narrow one.
+    detect_order: ClassVar[int] = 50
+
+    # these params are declared by every task's __init__ (with the task's defaults)
+    backbone: str
+    strategy: str
+    strategy_options: dict | None
+    epochs: int | None
+    batch_size: int | None
+    lr: float | None
+    seed: int
+    baseline: bool
+    max_seconds: float | None
+    run_dir: str | Path | None
+    resume: bool
+    progress: bool
+
+    # ------------------------------------------------------ task detection
+    @classmethod
+    def recognise(cls, path: str | Path) -> str | None:
+        """Why `path` (as given on the command line) holds this task's data, in a few words, or None
+        when it does not. Cheap: look at names and at most the head of one file."""
+        return None
+
+    # ------------------------------------------------------------- template
+    def fit(self, data: Any) -> "TransferEstimator":
+        """Read and split `data`, load the backbone, adapt it with the chosen strategy and (unless
+        `baseline=False`) train the from-scratch control; returns self.
+
+        The same steps for every task, each a hook a task may implement: `_check_params` →
+        seed → `_load_data` → load the backbone (`backbone="auto"`: rank the candidates) →
+        `_prepare` → `_new_model` → `_fit_data` → `_train_settings` → domain diagnostics →
+        `_before_adapt` → the strategy trains (`_adapt`) → `_after_adapt` → `_control` →
+        `_decisions`.
+        """
+        strategy = self._check_params()
+        start = time.perf_counter()
+        torch.manual_seed(self.seed)  # before any data or layer is drawn: a fit is a function of its params
+        self.notes_: list[str] = []  # informational
+        self.warnings_: list[str] = []  # things that need the user's attention
+        self._load_data(data)
+        loaded = time.perf_counter()
+        backbone = self._prepare(self._load_backbone())
+        model = self._new_model(backbone.model, backbone.num_features)
+        fit_data = self._fit_data(backbone, strategy)
+        settings = self._train_settings(fit_data)
+        self._diagnose_domain(backbone, fit_data)
+        strategy = self._before_adapt(strategy, model, fit_data)
+        outcome = self._adapt(strategy, model, fit_data, settings, start, loaded)
+        self._after_adapt(model, outcome)
+        self._control(self.timings_.get("total fit", 0.0))
+        self.decisions_ = self._decisions(backbone, outcome)
+        return self
 
     # ----------------------------------------------------------------- hooks
+    def _check_params(self) -> Strategy:
+        """Validate params before any slow work (tasks add their own checks); returns the strategy."""
+        return create_strategy(self.strategy, **(self.strategy_options or {}))
+
+    def _load_data(self, data: Any) -> None:
+        """Read and split `data` (a path, or the task's data object as `data_` holds it): set `data_`
+        (with `split`, `summary()` and `split_record()`) and what the data alone decide (classes...);
+        data problems go to `warnings_`, remarks to `notes_`. Required."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _load_data")
+
+    def _prepare(self, backbone: Backbone) -> Backbone:
+        """Task-specific settings that depend on the backbone (input size, lookback, token length);
+        returns the backbone to train, which may be a rebuilt one. Default: unchanged."""
+        return backbone
+
     def _new_head(self, num_features: int) -> nn.Module:
-        raise NotImplementedError
+        """The task's output layer on `num_features` backbone features. Required."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _new_head")
 
     def _new_model(self, body: nn.Module, num_features: int) -> TransferModel:
+        """The model to train: `body` with a new head (also used to rebuild a saved run)."""
         return TransferModel(body, self._new_head(num_features))
+
+    def _fit_data(self, backbone: Backbone, strategy: Strategy) -> FitData:
+        """The datasets the strategy trains on, from `data_` (`strategy` says what it can do, e.g.
+        whether it can cross-validate instead of holding data out). Required."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _fit_data")
+
+    def _train_settings(self, fit_data: FitData) -> TrainSettings:
+        """Training settings from the params; tasks override task defaults (batch size, epochs...)."""
+        return TrainSettings(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, tta=False,
+            resume=self.resume, progress=self.progress, max_seconds=self.max_seconds,
+            checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None,
+        )
+
+    def _before_adapt(self, strategy: Strategy, model: TransferModel, fit_data: FitData) -> Strategy:
+        """Last step before training: may start `model` from other weights and return the strategy
+        to train with (e.g. with options that depend on that). Default: `strategy` unchanged."""
+        return strategy
+
+    def _after_adapt(self, model: TransferModel, outcome: FitOutcome) -> None:
+        """Work after training, before the control: keep what the strategy estimated, fit baselines,
+        undo a change that made the model worse (notes to `notes_`). Default: nothing."""
+
+    def _decisions(self, backbone: Backbone, outcome: FitOutcome) -> list[tuple[str, str]]:
+        """What the fit decided and why, as (decision, why) lines for the CLI and the report; tasks
+        extend the backbone and strategy lines with their own."""
+        return [self._backbone_decision(backbone), self._strategy_decision(outcome)]
 
     def _task_config(self) -> dict:
         """Task-specific entries of config.json (classes, input size...)."""
@@ -60,11 +190,7 @@ class TransferEstimator(BaseEstimator):
     def _restore_task(self, config: dict) -> None:
         """Set task-specific fitted attributes from config.json (inverse of `_task_config`)."""
 
-    # ------------------------------------------------------------------- fit
-    def _check_params(self) -> Any:
-        """Validate params before slow work; returns the strategy object."""
-        return create_strategy(self.strategy, **(self.strategy_options or {}))
-
+    # ------------------------------------------------------ template steps
     def _load_backbone(self) -> Backbone:
         name = self.backbone
         self.ranking_ = None
@@ -103,13 +229,6 @@ class TransferEstimator(BaseEstimator):
                 f"highest {r['metric']} of {len(r['rows'])} installed candidates on {r['sample']['examples']} "
                 f"training examples, in {r['seconds']:.0f} s ({scores}); {backbone.source}")
 
-    def _settings(self, tta: bool = False) -> TrainSettings:
-        return TrainSettings(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-            num_workers=getattr(self, "num_workers", 0), tta=tta, resume=self.resume, progress=self.progress,
-            checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None,
-        )
-
     def _diagnose_domain(self, backbone: Backbone, fit_data: FitData, sample: int = 256) -> None:
         """Before adaptation: how far the target data is from the backbone's source domain (batch-
         norm statistics) and how separable its classes are in the pretrained features."""
@@ -144,19 +263,21 @@ class TransferEstimator(BaseEstimator):
     control_description: ClassVar[str] = "a model without pretrained weights"
 
     def _scratch_control(self, budget: float) -> dict:
-        """Train this task's from-scratch control on the same split and score it on the same test
-        split: {"model": description, "accuracy": ...}. Tasks with a control override this."""
-        raise NotImplementedError
+        """Train this task's from-scratch control on the same split, within about `budget` seconds
+        (the adapted model's fit time), and score it on the same test split: {"model": description,
+        "accuracy": ...} (or the task's metric). Required for `baseline=True` with a pretrained backbone."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _scratch_control")
 
     def _control(self, fitted_seconds: float) -> None:
         """After adaptation: the from-scratch control (unless `baseline=False`, or the backbone has no
-        pretrained weights: then nothing was transferred and there is no transfer to judge)."""
+        pretrained weights: then nothing was transferred and there is no transfer to judge). A task
+        may override this to say so differently (forecasting: in its decisions, not in a note)."""
         self.control_ = None
         pretrained = ((getattr(self, "backbone_info_", None) or {}).get("meta") or {}).get("pretrained", True)
         if not pretrained:
             self.notes_.append("no pretrained weights, so nothing was transferred: no from-scratch control and no "
                                "transfer verdict (the model itself is trained from scratch)")
-        elif getattr(self, "baseline", False):
+        elif self.baseline:
             start = time.perf_counter()
             self.control_ = {**self._scratch_control(fitted_seconds), "seconds": time.perf_counter() - start}
             self.timings_["from-scratch control"] = self.control_["seconds"]
@@ -164,7 +285,6 @@ class TransferEstimator(BaseEstimator):
     def _adapt(self, strategy, model: TransferModel, fit_data: FitData, settings: TrainSettings,
                started: float, loaded: float) -> FitOutcome:
         """Run the strategy and record what it did (model, history, settings, timings, notes)."""
-        settings.max_seconds = getattr(self, "_max_seconds", None)  # set on from-scratch controls only
         self._announce_plan(strategy, fit_data, settings)
         outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
@@ -177,8 +297,7 @@ class TransferEstimator(BaseEstimator):
         # stages add up to "total fit", which the report does not add to them again
         self.timings_ = {**parts, "backbone, diagnostics and other": max(0.0, total - sum(parts.values())),
                          "total fit": total}
-        self.notes_ = list(outcome.notes)  # informational
-        self.warnings_: list[str] = []  # things that need the user's attention
+        self.notes_ += outcome.notes
         self.metrics_ = None
         return outcome
 
@@ -191,23 +310,22 @@ class TransferEstimator(BaseEstimator):
         the CLI prints it unless --quiet; from Python it is silent unless that logger is enabled)."""
         if not PLAN_LOG.isEnabledFor(logging.INFO):
             return
-        info = getattr(self, "backbone_info_", {}) or {}
-        if settings.max_seconds:  # a from-scratch control: one line saying what the next bar is
-            chosen = strategy.plan(fit_data, settings)[0][0].removeprefix("strategy: ")
-            lines = [("from-scratch control", f"{info.get('name')}, strategy {chosen}, "
-                      f"within about {settings.max_seconds:.0f} s")]
-        else:
-            control = getattr(self, "baseline", None)
-            lines = [
-                (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
-                self._backbone_decision(SimpleNamespace(name=info.get("name"), source=info.get("source", ""))),
-                *strategy.plan(fit_data, settings),
-                *self._plan_details(),
-                *([("from-scratch control: " + ("yes" if control else "no"),
-                    f"after this fit: {self.control_description}, to measure the transfer gain"
-                    if control else "disabled (--no-baseline)")] if control is not None else []),
-            ]
+        lines = self._plan(strategy, fit_data, settings)
         PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
+
+    def _plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        """The plan's (decision, why) lines: task, backbone, the strategy's plan, `_plan_details`
+        and whether a from-scratch control follows."""
+        info = getattr(self, "backbone_info_", {}) or {}
+        return [
+            (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
+            self._backbone_decision(SimpleNamespace(name=info.get("name"), source=info.get("source", ""))),
+            *strategy.plan(fit_data, settings),
+            *self._plan_details(),
+            ("from-scratch control: " + ("yes" if self.baseline else "no"),
+             f"after this fit: {self.control_description}, to measure the transfer gain"
+             if self.baseline else "disabled (--no-baseline)"),
+        ]
 
     def _strategy_decision(self, outcome: FitOutcome) -> tuple[str, str]:
         return (f"strategy: {self.strategy_}",

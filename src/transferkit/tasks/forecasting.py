@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,9 @@ from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_ba
 from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns,
                                load_series_csv)
 from .._format import counted
-from ..errors import DataError
+from ..errors import DataError, UnknownNameError
 from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
-from ..strategies import FitData
+from ..strategies import FitData, TrainSettings, create_strategy
 from .base import TransferEstimator
 from .forecast_baselines import SeasonalNaive, fit_baselines
 from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
@@ -71,6 +72,7 @@ class Forecaster(TransferEstimator):
         run_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
+        max_seconds: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -88,19 +90,21 @@ class Forecaster(TransferEstimator):
         self.run_dir = run_dir
         self.resume = resume
         self.progress = progress
+        self.max_seconds = max_seconds
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, data: str | Path | SeriesTable) -> "Forecaster":
-        """Split and standardise the series, adapt the backbone, fit the baselines; returns self."""
-        self._check_params()
-        start = time.perf_counter()
-        torch.manual_seed(self.seed)
+    # ------------------------------------------------------------ fit hooks
+    def _load_data(self, data: str | Path | SeriesTable) -> None:
         table = data if isinstance(data, SeriesTable) else load_series_csv(data, self.time_column, self.target)
-        backbone = self._load_backbone()
-        pretrained = backbone.meta.get("pretrained", True)
+        self.data_ = _SeriesRun(table)  # split once the backbone's lookback is known (`_prepare`)
+        self.notes_ += table.notes
+
+    def _prepare(self, backbone):
+        """The lookback (the encoder's unless given; a from-scratch encoder is rebuilt for another
+        one), then the chronological split, the standardisation and the windows."""
+        table = self.data_.table
         lookback = self.lookback or backbone.preprocessing.lookback
         if lookback != backbone.preprocessing.lookback:
-            if pretrained:
+            if backbone.meta.get("pretrained", True):
                 raise DataError(f"{backbone.name}: the pretrained encoder reads windows of {backbone.preprocessing.lookback} "
                                 f"steps; drop --lookback {lookback} or pass --lookback {backbone.preprocessing.lookback}.")
             backbone = patchtst_backbone(backbone.name, {**backbone.arch_config, "lookback": lookback})
@@ -117,65 +121,82 @@ class Forecaster(TransferEstimator):
         values = self.scaler_.transform(table.values[:, picked])
         self.season_ = table.season if table.season <= lookback else 1
         self.series_ = table.describe()
-        self.data_ = _SeriesRun(table, self.split_, values)
-        loaded = time.perf_counter()
-
-        windows = {part: WindowDataset(values, lookback, self.horizon, *self.split_[part]) for part in ("train", "val", "test")}
-        self.windows_ = windows
-        small = len(windows["train"]) < SMALL_DATA_WINDOWS
-        model = self._new_model(backbone.model, backbone.num_features)
-        notes, options = list(table.notes), dict(self.strategy_options or {})
+        self.data_.split, self.data_.values = self.split_, values
+        self.windows_ = {part: WindowDataset(values, lookback, self.horizon, *self.split_[part])
+                         for part in ("train", "val", "test")}
         flat = [self.channels_[j] for j in constant_columns(training_rows)]
         if flat:
-            notes.append(f"{', '.join(map(repr, flat))} {'is' if len(flat) == 1 else 'are'} constant in the training "
-                         "segment: standardised with deviation 1 instead of 0, so there is nothing to learn from it")
-        head_from = self._carry_head(backbone, model)
-        if head_from:
-            if self.strategy in ("auto", "fine-tune", "full"):
-                options.setdefault("head_lr", self.lr or 1e-4)  # a trained head needs no 10× rate
-            else:
-                head_from += f"; {self.strategy} replaces it, and it is restored if that does not lower the validation MSE"
-            notes.append(head_from)
-        fit_data = FitData(train=windows["train"], train_plain=windows["train"], val=windows["val"],
-                           objective="regression", modality="timeseries", pretrained=pretrained)
-        settings = self._settings()
-        settings.batch_size = self.batch_size or (32 if small else 128)
-        settings.epochs = self.epochs or (30 if small else 10)
-        settings.lr = self.lr or (1e-4 if pretrained else 1e-3)
-        settings.label_smoothing = 0.0
-        settings.tta = False
-        self._diagnose_domain(backbone, fit_data)
-        before = _mse(model, windows["val"]) if pretrained and head_from else None
-        initial = copy.deepcopy(model.state_dict()) if before is not None else None
-        from ..strategies import create_strategy
+            self.notes_.append(f"{', '.join(map(repr, flat))} {'is' if len(flat) == 1 else 'are'} constant in the "
+                               "training segment: standardised with deviation 1 instead of 0, so there is nothing "
+                               "to learn from it")
+        return backbone
 
-        strategy = create_strategy(self.strategy, **options)
-        outcome = self._adapt(strategy, model, fit_data, settings, start, loaded)
-        self.notes_ = notes + self.notes_
-        if before is not None:
-            after = _mse(model, windows["val"])
+    def _fit_data(self, backbone, strategy) -> FitData:
+        return FitData(train=self.windows_["train"], train_plain=self.windows_["train"], val=self.windows_["val"],
+                       objective="regression", modality="timeseries", pretrained=backbone.meta.get("pretrained", True))
+
+    def _train_settings(self, fit_data: FitData) -> TrainSettings:
+        """Few training windows: smaller batches and more epochs; no label smoothing or flips."""
+        small = len(fit_data.train) < SMALL_DATA_WINDOWS
+        settings = replace(super()._train_settings(fit_data), batch_size=self.batch_size or (32 if small else 128),
+                           epochs=self.epochs or (30 if small else 10),
+                           lr=self.lr or (1e-4 if fit_data.pretrained else 1e-3), label_smoothing=0.0, tta=False)
+        self._fit_settings = settings  # the control trains within the same epochs and batch size
+        return settings
+
+    def _before_adapt(self, strategy, model, fit_data):
+        """A forecast-run backbone with the same horizon lends its head: trained at the body's rate
+        by a strategy that trains the head by gradient (one taking `head_lr`), replaced by one that
+        refits it; kept if adapting does not lower the validation MSE (`_after_adapt`)."""
+        self._restore_point = None
+        head_from = self._carry_head(model)
+        if not head_from:
+            return strategy
+        options = dict(self.strategy_options or {})
+        try:  # a trained head needs no 10× rate
+            strategy = create_strategy(self.strategy, **{"head_lr": self.lr or 1e-4, **options})
+        except UnknownNameError:  # the strategy declares no head_lr: it fits the head anew
+            head_from += f"; {self.strategy} replaces it, and it is restored if that does not lower the validation MSE"
+        self.notes_.append(head_from)
+        if fit_data.pretrained:
+            self._restore_point = (_mse(model, self.windows_["val"]), copy.deepcopy(model.state_dict()))
+        return strategy
+
+    def _after_adapt(self, model, outcome) -> None:
+        """Restore the starting weights when adapting did not lower the validation MSE; fit the baselines."""
+        if self._restore_point is not None:
+            before, initial = self._restore_point
+            after = _mse(model, self.windows_["val"])
             if after >= before:
                 model.load_state_dict(initial)
                 self.notes_.append(f"adaptation did not lower the validation MSE ({after:.4f} vs {before:.4f} before), "
                                    "so the pretrained model is kept unchanged")
             else:
                 self.notes_.append(f"validation MSE {before:.4f} before adaptation, {after:.4f} after")
+        self._restore_point = None  # the weights copy is not kept with the fitted model
         base_start = time.perf_counter()
-        self.baselines_ = fit_baselines(lookback, self.horizon, self.season_, windows["train"], windows["val"])
+        self.baselines_ = fit_baselines(self.lookback_, self.horizon, self.season_, self.windows_["train"],
+                                        self.windows_["val"])
         self.timings_["baselines"] = time.perf_counter() - base_start
+
+    def _control(self, fitted_seconds: float) -> None:
+        """Without pretrained weights nothing was transferred: no control, and the decisions say so
+        ("transfer check: none") instead of a note."""
         self._control_errors = None
-        if pretrained:
-            self._fit_settings = settings
-            self._control(self.timings_.get("total fit", 0.0))
+        if (self.backbone_info_.get("meta") or {}).get("pretrained", True):
+            super()._control(fitted_seconds)
         else:
             self.control_ = None
-        self.decisions_ = [
-            self._backbone_decision(backbone),
-            self._strategy_decision(outcome),
+
+    def _decisions(self, backbone, outcome) -> list[tuple[str, str]]:
+        settings, pretrained = self._fit_settings, backbone.meta.get("pretrained", True)
+        small = len(self.windows_["train"]) < SMALL_DATA_WINDOWS
+        return [
+            *super()._decisions(backbone, outcome),
             (f"series: {', '.join(self.channels_)}",
              f"univariate: only --target {self.target}" if self.target else "every numeric column, each forecast "
              "as its own series with shared weights (channel-independent)"),
-            (f"lookback {lookback}, horizon {self.horizon}", "as given" if self.lookback else
+            (f"lookback {self.lookback_}, horizon {self.horizon}", "as given" if self.lookback else
              f"the encoder's lookback; horizon {'as given' if self.horizon != 96 else 'default 96'}"),
             ("split", self.split_["description"] + "; standardised with the training segment's mean and deviation"),
             (f"training: at most {counted(settings.epochs, 'epoch')}, batch {settings.batch_size}, peak lr {settings.lr:g}",
@@ -184,7 +205,6 @@ class Forecaster(TransferEstimator):
              "window relative to its last value); the model must beat them to be worth its cost"),
             self._control_decision(pretrained),
         ]
-        return self
 
     def _control_decision(self, pretrained: bool) -> tuple[str, str]:
         if not pretrained:
@@ -200,8 +220,6 @@ class Forecaster(TransferEstimator):
         would train it (strategy auto → full, lr 1e-3 unless given) on the same training and
         validation windows, within the transferred run's epochs and about its fit time (at least
         30 s); scored on the same test windows. Its per-window errors are kept for the verdict."""
-        from ..strategies import TrainSettings, create_strategy
-
         source = self.backbone_info_
         architecture = (source.get("meta") or {}).get("parent") or source["name"]
         body = patchtst_backbone(architecture, dict(source.get("arch_config") or {}))
@@ -233,20 +251,21 @@ class Forecaster(TransferEstimator):
                 ("baselines: seasonal naive, naive (last value), DLinear",
                  "fit after the model on the same training windows")]
 
-    def _carry_head(self, backbone, model: ForecastModel) -> str | None:
+    def _carry_head(self, model: ForecastModel) -> str | None:
         """Start from the source run's head when the backbone is a forecast run with the same horizon."""
         from safetensors.torch import load_file
 
-        if backbone.meta.get("parent_task") != TASK:
+        source = self.backbone_info_
+        if (source.get("meta") or {}).get("parent_task") != TASK:
             return None
-        state = load_file(str(Path(backbone.name) / WEIGHTS_FILE))
+        state = load_file(str(Path(source["name"]) / WEIGHTS_FILE))
         prefix = f"heads.{model.default_head}."
         head = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         own = model.head.state_dict()
         if head.keys() != own.keys() or any(head[k].shape != own[k].shape for k in own):
             return None
         model.head.load_state_dict(head)
-        return f"forecast head carried over from {backbone.name} (same horizon), not trained from zero"
+        return f"forecast head carried over from {source['name']} (same horizon), not trained from zero"
 
     # -------------------------------------------------------------- predict
     def _new_head(self, num_features: int) -> nn.Module:
@@ -414,6 +433,16 @@ class Forecaster(TransferEstimator):
             (path / EXAMPLES_FILE).write_text(json.dumps(self.examples_))
         return path
 
+    # ---- task detection (template)
+    detect_order = 10  # a CSV whose first column holds times and the rest numbers: narrower than a text table
+
+    @classmethod
+    def recognise(cls, path: str | Path) -> str | None:
+        p = Path(path).expanduser()
+        if p.is_file() and p.suffix.lower() == ".csv" and _looks_like_series(p):
+            return f"{p.name}: a time column followed by numeric columns"
+        return None
+
 
 class _RevINEncoder(nn.Module):
     """The encoder behind the per-window normalisation it was trained with (for domain statistics)."""
@@ -429,7 +458,7 @@ class _RevINEncoder(nn.Module):
 class _SeriesRun:
     """The fitted data set as the run directory records it (summary and split)."""
 
-    def __init__(self, table: SeriesTable, split: dict, values: np.ndarray) -> None:
+    def __init__(self, table: SeriesTable, split: dict | None = None, values: np.ndarray | None = None) -> None:
         self.table, self.split, self.values = table, split, values
 
     def summary(self) -> dict:
@@ -448,3 +477,20 @@ def _mse(model: nn.Module, windows: WindowDataset) -> float:
         total += float(((model(x) - y) ** 2).sum())
         count += y.numel()
     return total / max(1, count)
+
+
+def _looks_like_series(path: Path, rows: int = 50) -> bool:
+    import pandas as pd
+
+    try:
+        head = pd.read_csv(path, nrows=rows)
+    except Exception:  # not parseable as plain CSV: let the text reader explain
+        return False
+    if head.shape[1] < 2 or len(head) == 0:
+        return False
+    first = head.iloc[:, 0].astype(str)
+    # utc=True: times with different UTC offsets (or beside naive ones) raise otherwise; whether they
+    # may be mixed is for the series loader to say
+    dates = pd.to_datetime(first, errors="coerce", format="mixed", utc=True)
+    rest_numeric = all(pd.api.types.is_numeric_dtype(head[c]) for c in head.columns[1:])
+    return bool(dates.notna().all() and not first.str.fullmatch(r"-?\d+(\.\d+)?").all() and rest_numeric)

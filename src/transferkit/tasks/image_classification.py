@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -71,6 +70,7 @@ class ImageClassifier(ClassifierBase):
         resume: bool = False,
         progress: bool = True,
         baseline: bool = True,
+        max_seconds: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -89,45 +89,54 @@ class ImageClassifier(ClassifierBase):
         self.resume = resume
         self.progress = progress
         self.baseline = baseline
+        self.max_seconds = max_seconds
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, data: str | Path | ImageFolderData) -> "ImageClassifier":
-        """Split `data`, load the backbone, adapt it with the chosen strategy; returns self."""
+    # ------------------------------------------------------------ fit hooks
+    def _check_params(self):
         if self.augment not in ("none", "light", "strong"):
             raise TransferkitError(f"augment={self.augment!r}: use one of none, light, strong.")
-        strategy = self._check_params()
-        start = time.perf_counter()
-        torch.manual_seed(self.seed)
+        return super()._check_params()
+
+    def _load_data(self, data: str | Path | ImageFolderData) -> None:
         self.data_ = data if isinstance(data, ImageFolderData) else load_image_folder(
             data, self.val_fraction, self.test_fraction, self.seed)
         self.classes_ = list(self.data_.classes)
-        loaded = time.perf_counter()
-        backbone = self._load_backbone()
-        folds = self._cross_validation_folds(strategy, backbone.meta.get("pretrained", True))
+        if self.data_.skipped:
+            self.warnings_.append(f"{len(self.data_.skipped)} file(s) skipped (not images or unreadable); see Data")
+
+    def _prepare(self, backbone):
+        self.image_size_, _ = resolve_image_size(self.image_size, backbone.preprocessing.image_size,
+                                                 self.data_.median_side)
+        return backbone
+
+    def _fit_data(self, backbone, strategy) -> FitData:
+        """Few labelled images and a strategy that can cross-validate: every image trains and the
+        accuracy is estimated by cross-validation (`data_` becomes the pooled split)."""
+        pretrained = backbone.meta.get("pretrained", True)
+        folds = self._cross_validation_folds(strategy, pretrained)
         if folds:
             self.data_ = pool_for_cross_validation(self.data_, folds)
-        self.image_size_, size_reason = resolve_image_size(
-            self.image_size, backbone.preprocessing.image_size, self.data_.median_side)
-        model = self._new_model(backbone.model, backbone.num_features)
-
         d = self.data_
         plain = eval_transform(backbone.preprocessing, self.image_size_)
         train_plain = ImageDataset(d.train.paths, d.train.labels, plain, cache_side=self.image_size_)
-        fit_data = FitData(
+        return FitData(
             train=train_plain.with_transform(train_transform(backbone.preprocessing, self.image_size_, self.augment)),
             train_plain=train_plain,
             val=ImageDataset(d.val.paths, d.val.labels, plain, cache_side=self.image_size_),
-            num_classes=len(self.classes_), pretrained=backbone.meta.get("pretrained", True), folds=folds,
+            num_classes=len(self.classes_), pretrained=pretrained, folds=folds,
         )
-        self._diagnose_domain(backbone, fit_data)
-        outcome = self._adapt(strategy, model, fit_data, self._settings(tta=self.tta), start, loaded)
+
+    def _train_settings(self, fit_data: FitData):
+        return replace(super()._train_settings(fit_data), tta=self.tta, num_workers=self.num_workers)
+
+    def _after_adapt(self, model, outcome) -> None:
         self.estimate_ = outcome.estimate
-        self._control(self.timings_.get("total fit", 0.0))
-        if d.skipped:
-            self.warnings_.append(f"{len(d.skipped)} file(s) skipped (not images or unreadable); see Data")
-        self.decisions_ = [
-            self._backbone_decision(backbone),
-            self._strategy_decision(outcome),
+
+    def _decisions(self, backbone, outcome) -> list[tuple[str, str]]:
+        d = self.data_
+        _, size_reason = resolve_image_size(self.image_size, backbone.preprocessing.image_size, d.median_side)
+        return [
+            *super()._decisions(backbone, outcome),
             (f"input size: {self.image_size_} px", size_reason),
             ("split", d.split["description"]) if not self.estimate_ else
             (f"evaluation: {self.estimate_['method']}",
@@ -138,7 +147,6 @@ class ImageClassifier(ClassifierBase):
             ("test-time augmentation: " + ("flip average" if self.tta else "off"),
              "predictions average the image and its mirror image" if self.tta else "disabled"),
         ]
-        return self
 
     control_description = "the same architecture with random weights, every layer trained"
 
@@ -211,6 +219,14 @@ class ImageClassifier(ClassifierBase):
         super()._restore_task(config)
         self.image_size_ = int(config["image_size"])
 
+    # ---- task detection (template)
+    detect_order = 90  # any folder: asked after the tasks that recognise a narrower kind of path
+
+    @classmethod
+    def recognise(cls, path: str | Path) -> str | None:
+        p = Path(path).expanduser()
+        return f"{p.name}/ is a folder (of class folders of images)" if p.is_dir() else None
+
 
 @dataclass
 class OutOfFold:
@@ -273,17 +289,26 @@ def _image_scratch_control(est: "ImageClassifier", budget: float) -> dict[str, A
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
     per_size = CONTROL_SECONDS * max(1.0, len(est.data_.train) / SMALL_DATA)
     cap = min(per_size, max(15.0, CONTROL_FRACTION * budget))
-    control = ImageClassifier(
+    control = _ScratchControl(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
         batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=est.progress,
-        baseline=False,
+        baseline=False, max_seconds=cap,
     )
-    control._max_seconds = cap
     control.fit(est.data_)
     accuracy = control.evaluate()["accuracy"]
     return {"model": f"{architecture}, random weights, all layers trained "
                      f"({counted(control.strategy_settings_.get('epochs_run') or 0, 'epoch')}, lr 1e-3, "
                      f"time cap {cap:.0f} s)", "accuracy": accuracy}
+
+
+class _ScratchControl(ImageClassifier):
+    """The trained from-scratch control: an `ImageClassifier` whose plan is one line saying what
+    the next progress bar trains (the run's own plan already announced the control)."""
+
+    def _plan(self, strategy, fit_data: FitData, settings) -> list[tuple[str, str]]:
+        chosen = strategy.plan(fit_data, settings)[0][0].removeprefix("strategy: ")
+        return [("from-scratch control", f"{self.backbone_info_['name']}, strategy {chosen}, "
+                 f"within about {self.max_seconds:.0f} s")]
 
 
 def _random_feature_probe(est: "ImageClassifier", architecture: str) -> dict[str, Any]:

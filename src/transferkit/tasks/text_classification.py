@@ -1,7 +1,6 @@
 """`TextClassifier`: a scikit-learn-style estimator over labelled text tables, built on a pretrained encoder."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -54,6 +53,7 @@ class TextClassifier(ClassifierBase):
         resume: bool = False,
         progress: bool = True,
         baseline: bool = True,
+        max_seconds: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -73,24 +73,25 @@ class TextClassifier(ClassifierBase):
         self.resume = resume
         self.progress = progress
         self.baseline = baseline
+        self.max_seconds = max_seconds
 
-    def fit(self, data: str | Path | TextTableData) -> "TextClassifier":
-        """Read and split `data`, load the encoder, adapt it with the chosen strategy; returns self."""
-        strategy = self._check_params()
-        start = time.perf_counter()
-        torch.manual_seed(self.seed)
+    # ------------------------------------------------------------ fit hooks
+    def _load_data(self, data: str | Path | TextTableData) -> None:
         self.data_ = data if isinstance(data, TextTableData) else load_text_data(
             data, self.text_column, self.label_column, self.val_fraction, self.test_fraction, self.seed,
             self.shots_per_class, self.label_names)
         self.classes_ = list(self.data_.classes)
         self.label_names_ = dict(self.data_.label_names)
-        loaded = time.perf_counter()
-        backbone = self._load_backbone()
+        self.warnings_ += self.data_.notes  # data problems (rare classes) need attention
+
+    def _prepare(self, backbone):
         self.preprocessing_.max_length = min(self.max_length, self.preprocessing_.max_length)
-        self.backbone_info_ = backbone.to_config()
-        model = self._new_model(backbone.model, backbone.num_features)
+        self.backbone_info_ = backbone.to_config()  # with the shortened max length
+        return backbone
+
+    def _fit_data(self, backbone, strategy) -> FitData:
         d = self.data_
-        fit_data = FitData(
+        return FitData(
             train=TextDataset(d.train.texts, d.train.labels),
             # feature extraction and validation ignore order: sorted by length, batches need little padding
             train_plain=TextDataset.by_length(d.train.texts, d.train.labels)[0],
@@ -98,13 +99,11 @@ class TextClassifier(ClassifierBase):
             num_classes=len(self.classes_), collate_fn=self._collator(), modality="text",
             pretrained=backbone.meta.get("pretrained", True),
         )
-        self._diagnose_domain(backbone, fit_data)
-        outcome = self._adapt(strategy, model, fit_data, self._settings(), start, loaded)
-        self._control(self.timings_.get("total fit", 0.0))
-        self.warnings_ = list(d.notes) + self.warnings_  # data problems (rare classes) need attention
-        self.decisions_ = [
-            self._backbone_decision(backbone),
-            self._strategy_decision(outcome),
+
+    def _decisions(self, backbone, outcome) -> list[tuple[str, str]]:
+        d = self.data_
+        decisions = [
+            *super()._decisions(backbone, outcome),
             (f"columns: text = {d.columns['text']!r}, label = {d.columns.get('label')!r}",
              "as given" if self.text_column or self.label_column else "detected from the column names and contents"),
             (f"max length: {self.preprocessing_.max_length} tokens",
@@ -113,8 +112,8 @@ class TextClassifier(ClassifierBase):
         ]
         if d.names_from:
             named = ", ".join(f"{label} = {name}" for label, name in d.label_names.items())
-            self.decisions_.insert(3, (f"class names: {named}", f"from {d.names_from}"))
-        return self
+            decisions.insert(3, (f"class names: {named}", f"from {d.names_from}"))
+        return decisions
 
     control_description = "TF-IDF word and character n-grams + logistic regression"
 
@@ -169,6 +168,28 @@ class TextClassifier(ClassifierBase):
     def _restore_task(self, config: dict) -> None:
         super()._restore_task(config)
         self.label_names_ = dict(config.get("label_names") or {})
+
+    # ---- task detection (template)
+    detect_order = 20  # before images: a folder holding train/test tables is a text data set
+
+    @classmethod
+    def recognise(cls, path: str | Path) -> str | None:
+        """A folder with train/dev/test tables or a saved data set, a table file, or (when no such
+        path exists) a Hugging Face data set name."""
+        from ..data.text import SPLIT_FILES, TEXT_EXTENSIONS, looks_like_hub_name
+
+        p = Path(path).expanduser()
+        if p.is_dir():
+            tables = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS
+                      and f.stem.lower() in sum(SPLIT_FILES.values(), ())]
+            if tables or (p / "dataset_dict.json").is_file():
+                return f"{p.name}/ holds {tables[0].name if tables else 'a saved data set'}"
+            return None
+        if not p.exists():
+            return f"{path} is not a path: read as a Hugging Face data set name" if looks_like_hub_name(str(path)) else None
+        if p.suffix.lower() in TEXT_EXTENSIONS:
+            return f"{p.name} is a {p.suffix[1:].upper()} table"
+        return None
 
 
 def _text_scratch_control(est: "TextClassifier", budget: float) -> dict[str, Any]:
