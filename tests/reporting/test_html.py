@@ -27,7 +27,7 @@ def _full_report(classes: list[str]) -> RunReport:
     }
     return RunReport(
         title="flowers5 — image classification",
-        task="image classification",
+        task="image-classification",
         config={"backbone": "resnet18", "train": {"epochs": 3, "lr": 1e-3}},
         metrics={
             "accuracy": 0.8333,
@@ -77,7 +77,7 @@ def test_full_report(tmp_path: Path) -> None:
 
 def test_report_without_metrics_or_history(tmp_path: Path) -> None:
     report = RunReport(
-        title="untrained", task="image classification", config={}, metrics={}, history=[],
+        title="untrained", task="image-classification", config={}, metrics={}, history=[],
         decisions=[], data_summary={}, timings={},
     )
     text = write_report(tmp_path / "r.html", report).read_text(encoding="utf-8")
@@ -206,3 +206,59 @@ def test_an_inconclusive_forecast_counts_test_windows_not_examples():
     check = transfer_check(errors * 1.02, errors * rng.uniform(0.2, 1.8, size=60), horizon=24)
     check["verdict"] = "inconclusive"
     assert "60 test windows" in verdict_headline(check) and "examples" not in verdict_headline(check)
+
+
+FORECAST_METRICS = {"mse": 0.41, "mae": 0.45, "mase": 0.9, "n": 30, "n_windows": 30,
+                    "baselines": {"DLinear": {"mse": 0.43, "mae": 0.46, "mase": 0.95}}}
+FORECAST_EXAMPLES = {"channel": "load", "windows": [{"history": [0.1 * i for i in range(24)], "actual": [1.0] * 12,
+                                                     "forecast": [0.9] * 12, "baselines": {"naive": [0.8] * 12}}]}
+
+
+def _section_ids(text: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', text)
+
+
+def _cards(text: str) -> dict[str, str]:
+    found = re.findall(r'<div class="card"><div class="big[^"]*">(.*?)</div><div class="label">(.*?)</div></div>', text)
+    return {label: value for value, label in found}
+
+
+def test_each_task_lays_out_its_report_as_its_estimator_declares():
+    from transferkit.reporting.html import SECTIONS
+    from transferkit.tasks import TASKS
+
+    metrics = {"image-classification": _full_report(["a", "b", "c"]).metrics,
+               "text-classification": _full_report(["a", "b", "c"]).metrics, "forecast": FORECAST_METRICS}
+    assert set(metrics) == set(TASKS.names())  # a new task gets a case here
+    for task, values in metrics.items():
+        declared = TASKS.get(task)
+        text = render_html(RunReport(title=task, task=task, config={}, metrics=values, history=[], decisions=[],
+                                     data_summary={}, timings={}, examples=FORECAST_EXAMPLES))
+        own = [SECTIONS[name][0].lower().replace(" ", "-") for name in declared.report_sections]
+        ids = _section_ids(text)
+        # the declared sections, in order, between Data and Learning curves, and no other task's
+        assert ids[ids.index("data") + 1: ids.index("learning-curves")] == own, task
+        cards = _cards(text)
+        assert list(cards) == [h.label for h in declared.headline_metrics(values) if h.key in values], task
+    assert {"forecasts", "confusion-matrix"} & set(_section_ids(text)) == {"forecasts"}  # the forecast run
+    assert _cards(text)["MSE (standardised)"] == "0.4100" and _cards(text)["test windows"] == "30"
+    assert "forecast vs actual" in text and "DLinear" in text
+
+
+def test_a_classification_report_has_a_confusion_matrix_and_per_class_metrics():
+    text = render_html(_full_report(["daisy", "rose", "tulip"]))
+    ids = _section_ids(text)
+    assert "confusion-matrix" in ids and "forecasts" not in ids and "confusion matrix" in text
+    assert _cards(text) == {"accuracy": "83.3%", "macro F1": "0.820", "loss": "0.510", "test examples": "30"}
+    cross_validated = _full_report(["a", "b", "c"])
+    cross_validated.metrics["estimate"] = "5-fold cross-validation"
+    assert "examples, 5-fold cross-validation" in _cards(render_html(cross_validated))
+
+
+def test_a_task_not_installed_here_gets_its_numeric_metrics_listed():
+    report = RunReport(title="plug-in run", task="sorting", config={}, metrics={"kendall_tau": 0.71, "n": 12,
+                       "per_item": {"x": 1}}, history=[], decisions=[], data_summary={}, timings={})
+    text = render_html(report)
+    metrics = re.search(r'<section id="metrics">(.*?)</section>', text, re.S).group(1)
+    assert "kendall_tau" in metrics and "0.71" in metrics and "per_item" not in metrics
+    assert not _cards(text) and "confusion-matrix" not in _section_ids(text)

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -349,6 +349,15 @@ class TransferEstimator(BaseEstimator):
         """`data` read as `cls(**params).fit(data)` would read it, as `rank_backbones` reads it."""
         raise TransferkitError(f"ranking backbones needs a classification task, not {cls.task}.")
 
+    #: The report's sections between Data and Learning curves, by name: renderers registered in
+    #: `transferkit.reporting.html.SECTIONS` (this default lists the numeric test metrics).
+    report_sections: ClassVar[tuple[str, ...]] = ("metric-values",)
+
+    @classmethod
+    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
+        """The report's headline cards for these test metrics (none by default)."""
+        return ()
+
 
 class ClassifierBase(TransferEstimator):
     """Classification on top of `TransferEstimator`: a linear head, `predict`/`predict_proba`/`evaluate`.
@@ -406,6 +415,29 @@ class ClassifierBase(TransferEstimator):
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
             self.metrics_ = metrics
         return metrics
+
+    # ---- report and ranking hooks (report-rank)
+    report_sections = ("metrics-table", "confusion")
+
+    @classmethod
+    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
+        # small data: every example is scored out of fold instead of a held-out test split
+        scored = "examples, " + metrics["estimate"] if metrics.get("estimate") else "test examples"
+        return (Headline("accuracy", "accuracy", "percent", always=True),
+                Headline("macro_f1", "macro F1", ".3f", always=True),
+                Headline("top5_accuracy", "top-5 accuracy", "percent"), Headline("loss", "loss", ".3f"),
+                Headline("n", scored, "count"))
+
+
+class Headline(NamedTuple):
+    """One headline card of a run's report: `metrics[key]` shown as `format` ("percent", "count",
+    or a float spec such as ".3f") under `label`; `always`: shown as "not evaluated" when the
+    metric is missing (otherwise the card is left out)."""
+
+    key: str
+    label: str
+    format: str
+    always: bool = False
 
 
 def _versions(lightning_version: str) -> dict[str, str]:

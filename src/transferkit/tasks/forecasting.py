@@ -26,7 +26,7 @@ from .._format import counted
 from ..errors import DataError
 from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
 from ..strategies import FitData
-from .base import TransferEstimator
+from .base import Headline, TransferEstimator
 from .forecast_baselines import SeasonalNaive, fit_baselines
 from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
                                window_errors)
@@ -413,6 +413,15 @@ class Forecaster(TransferEstimator):
         if getattr(self, "examples_", None):
             (path / EXAMPLES_FILE).write_text(json.dumps(self.examples_))
         return path
+
+    # ---- report and ranking hooks (report-rank)
+    report_sections = ("forecast-metrics", "forecasts")
+
+    @classmethod
+    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
+        return (Headline("mse", "MSE (standardised)", ".4f", always=True),
+                Headline("mae", "MAE (standardised)", ".4f", always=True),
+                Headline("mase", "MASE", ".3f"), Headline("n", "test windows", "count"))
 
 
 class _RevINEncoder(nn.Module):
