@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from transferkit import ImageClassifier, load_run
+from transferkit import ImageClassifier, TextClassifier, load_run
 from transferkit.diagnostics import transfer_verdict
 from transferkit.reporting import RunReport, render_html, write_report, write_run_report
 from transferkit.reporting.plots import confusion_matrix_png, learning_curves_png
@@ -134,7 +134,7 @@ def test_notes_and_warnings_are_told_apart() -> None:
 
 
 def test_inconclusive_verdict_is_neutral_and_says_how_many_examples_would_tell() -> None:
-    check = transfer_verdict(0.78, 0.65, n=72, strategy="fine-tune", modality="text")
+    check = transfer_verdict(0.78, 0.65, n=72, strategy="fine-tune", suggest=TextClassifier.transfer_suggestions)
     text = _classification_report(check)
     tone, verdict, headline, detail = _verdict(text).groups()
     assert (tone, verdict) == ("neutral", "inconclusive")
@@ -151,16 +151,16 @@ def test_inconclusive_verdict_is_neutral_and_says_how_many_examples_would_tell()
 
 
 def test_verdict_colours_and_advice_only_when_there_is_some() -> None:
-    positive = _classification_report(transfer_verdict(0.90, 0.60, n=400, strategy="fine-tune", modality="text"))
+    positive = _classification_report(transfer_verdict(0.90, 0.60, n=400, strategy="fine-tune", suggest=TextClassifier.transfer_suggestions))
     assert _verdict(positive).group(1) == "good" and 'class="advice"' not in positive
-    negative_check = transfer_verdict(0.60, 0.70, n=400, strategy="full", modality="text")
+    negative_check = transfer_verdict(0.60, 0.70, n=400, strategy="full", suggest=TextClassifier.transfer_suggestions)
     negative = _classification_report(negative_check)
     assert _verdict(negative).groups()[:2] == ("bad", "negative")
     advice = re.search(r'<ul class="advice">(.*?)</ul>', negative, re.S).group(1)
     assert advice.count("<li>") == len(negative_check["advice"]) and "--strategy full" not in advice
     # negative transfer needs attention, so it also heads the report
     assert "negative transfer" in _aside(negative, "warnings")
-    negligible = _classification_report(transfer_verdict(0.705, 0.70, n=20_000, strategy="full", modality="text"))
+    negligible = _classification_report(transfer_verdict(0.705, 0.70, n=20_000, strategy="full", suggest=TextClassifier.transfer_suggestions))
     assert _verdict(negligible).groups()[:2] == ("plain", "negligible")
 
 

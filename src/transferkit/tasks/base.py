@@ -409,8 +409,8 @@ class ClassifierBase(TransferEstimator):
 
                 # what the run already did, so the advice only suggests what it did not
                 check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"],
-                                         strategy=self.strategy_, modality=self.modality,
-                                         ranking=getattr(self, "ranking_", None))
+                                         strategy=self.strategy_, ranking=getattr(self, "ranking_", None),
+                                         suggest=self.transfer_suggestions)
                 metrics["transfer"] = {**check, "control": control["model"],
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
             self.metrics_ = metrics
@@ -418,6 +418,9 @@ class ClassifierBase(TransferEstimator):
 
     # ---- report and ranking hooks (report-rank)
     report_sections = ("metrics-table", "confusion")
+    #: what a transfer verdict may suggest (keys of `diagnostics.transfer_gain.ADVICE`): ranking
+    #: (or the ranking's runner-up), training every layer, more labelled data
+    transfer_suggestions: ClassVar[tuple[str, ...]] = ("rank", "runner_up", "full", "more_data")
 
     @classmethod
     def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
