@@ -53,10 +53,12 @@ def render_html(report: RunReport) -> str:
     """
     metrics = report.metrics or {}
     task = task_class(report.task)
+    headline = task.headline_metrics(metrics)
+    formats = {key: format for key, _, format, _ in headline}
     sections = [
-        _header(report, task.headline_metrics(metrics)),
+        _header(report, headline),
         _messages(attention(report.warnings, metrics), report.notes),
-        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}))
+        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
         _section("Backbone ranking", _ranking(report.ranking)) if report.ranking else "",
@@ -165,6 +167,8 @@ def _plot(make: Callable[[], bytes | None], alt: str, empty: str) -> str:
 
 def _formatted(value: Any, format: str) -> str:
     """A headline value in a declared format: "percent", "count", or a float spec such as ".3f"."""
+    if _num(value) is None:
+        return "—"
     if format == "percent":
         return _pct(value)
     if format == "count":
@@ -360,20 +364,24 @@ def _forecasts(examples: dict) -> str:
         f"{len(windows)} test windows, evenly spaced over the test period, of series {channel} (standardised).")
 
 
-def _transfer(check: dict, domain: dict) -> str:
+def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
+    """The transfer verdict, its metric shown in the format the task declares for it (`formats`:
+    metrics key → headline format), and the domain diagnostics."""
     parts = []
     if check:
         from ..diagnostics.transfer_gain import verdict_headline
 
         name, verdict = check.get("metric", "accuracy"), check.get("verdict")
-        if name == "accuracy":
+        spec = formats.get(name, "")
+        spec = spec if spec == "percent" or spec.startswith(".") else ".4f"  # an error: 4 decimals
+        if spec == "percent":  # a proportion: differences in points, the binomial band of transfer_verdict
             value, diff = _pct, (lambda v: "—" if _num(v) is None else f"{100 * _num(v):+.1f} points")
             band = f"{100 * (_num(check.get('noise')) or 0):.1f} points (two standard errors"
             scored = f"examples, {metrics_estimate})" if (metrics_estimate := check.get("estimate")) else "test examples)"
             band += f" on {_int(check['n'])} {scored}" if check.get("n") else ")"
         else:
-            value, diff = (lambda v: _fmt(v, 4)), (lambda v: "—" if _num(v) is None else f"{_num(v):+.4f}")
-            band = _fmt(check.get("noise"), 4)
+            value, diff = (lambda v: _formatted(v, spec)), (lambda v: "—" if _num(v) is None else f"{_num(v):+{spec}}")
+            band = _formatted(check.get("noise"), spec)
         # verdicts with no colour of their own (e.g. added later) render neutral
         tone = {"positive": "good", "negative": "bad", "inconclusive": "neutral"}.get(verdict, "plain")
         parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}">'
