@@ -27,6 +27,7 @@ from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitErr
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, TOKENIZER_DIR,
                       WEIGHTS_FILE, check_tensor_shapes, read_config, read_history, read_json, read_weights,
                       write_history, write_text)
+from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData, FitOutcome, TrainSettings, create_strategy
@@ -352,6 +353,9 @@ class TransferEstimator(BaseEstimator):
     #: The report's sections between Data and Learning curves, by name: renderers registered in
     #: `transferkit.reporting.html.SECTIONS` (this default lists the numeric test metrics).
     report_sections: ClassVar[tuple[str, ...]] = ("metric-values",)
+    #: What a transfer verdict on this task may suggest: keys of `diagnostics.transfer_gain.ADVICE`
+    #: (the verdict drops those the run already did or cannot do).
+    transfer_suggestions: ClassVar[tuple[str, ...]] = GENERAL_SUGGESTIONS
 
     @classmethod
     def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
@@ -418,9 +422,8 @@ class ClassifierBase(TransferEstimator):
 
     # ---- report and ranking hooks (report-rank)
     report_sections = ("metrics-table", "confusion")
-    #: what a transfer verdict may suggest (keys of `diagnostics.transfer_gain.ADVICE`): ranking
-    #: (or the ranking's runner-up), training every layer, more labelled data
-    transfer_suggestions: ClassVar[tuple[str, ...]] = ("rank", "runner_up", "full", "more_data")
+    #: ranking the installed backbones (or the ranking's runner-up), every layer, more labelled data
+    transfer_suggestions = ("rank", "runner_up", "full", "more_data")
 
     @classmethod
     def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
