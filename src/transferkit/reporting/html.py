@@ -373,7 +373,7 @@ def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
 
         name, verdict = check.get("metric", "accuracy"), check.get("verdict")
         spec = formats.get(name, "")
-        spec = spec if spec == "percent" or spec.startswith(".") else ".4f"  # an error: 4 decimals
+        spec = spec if spec == "percent" or spec.startswith(".") else ".4f"  # undeclared: 4 decimals
         if spec == "percent":  # a proportion: differences in points, the binomial band of transfer_verdict
             value, diff = _pct, (lambda v: "—" if _num(v) is None else f"{100 * _num(v):+.1f} points")
             band = f"{100 * (_num(check.get('noise')) or 0):.1f} points (two standard errors"
