@@ -89,14 +89,15 @@ def text_task(root: Path, name: str, source: Path, size: int, dev: Path | None) 
 
 def evaluate_task(task: str, data: Path, candidates, modality: str, epochs: int, sample: int) -> dict:
     metrics = SCORES.names()
+    cls = ImageClassifier if modality == "image" else TextClassifier
     rows = []
     for candidate in candidates:
         name, size = candidate if isinstance(candidate, tuple) else (candidate, None)
         t0 = time.perf_counter()
-        ranking = rank_backbones(data, [name], metrics=metrics, image_sizes=[size] if size else None,
+        # the data are read inside the timing, as the `rank` command reads them
+        ranking = rank_backbones(cls.ranking_source_of(data), [name], metrics=metrics, image_sizes=[size] if size else None,
                                  sample_size=sample, progress=False)
         scored = time.perf_counter() - t0
-        cls = ImageClassifier if modality == "image" else TextClassifier
         params = dict(backbone=name, strategy="fine-tune", epochs=epochs, baseline=False, progress=False)
         if size:
             params["image_size"] = size

@@ -365,13 +365,15 @@ def rank(
     from .tasks.registry import TASKS, detect_task
 
     task = task or detect_task(data)[0]
-    modality = TASKS.entry(task).info.modality
-    names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else default_candidates(modality)
     metrics = SCORES.names() if metric == "all" else [m.strip() for m in metric.split(",")]
     if metric == "all":  # the default score first, so it orders the table
         metrics.sort(key=lambda m: m != "logme")
+    for name in metrics:
+        SCORES.entry(name)  # unknown names fail before the data are read
+    source = TASKS.get(task).ranking_source_of(data, seed=seed)
+    names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else default_candidates(source.modality)
     ranking = rank_backbones(
-        data, names, metrics=metrics, task=task, sample_size=sample, seed=seed, progress=not quiet,
+        source, names, metrics=metrics, sample_size=sample, seed=seed, progress=not quiet,
         layers=layers.split(",") if layers else None,
         image_sizes=[int(v) for v in image_sizes.split(",")] if image_sizes else None)
     result = ranking.to_dict()

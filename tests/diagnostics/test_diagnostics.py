@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from transferkit import ImageClassifier, TextClassifier
 from transferkit.diagnostics import batchnorm_shift, interpret_shift, linear_separability, transfer_verdict
-from transferkit.diagnostics.transfer_gain import PRACTICAL_DIFFERENCE, verdict_headline
+from transferkit.diagnostics.transfer_gain import ADVICE, PRACTICAL_DIFFERENCE, verdict_headline
 
 from ..tasks.test_text_classifier import sentiment_table
 
@@ -21,7 +21,7 @@ def test_verdict_uses_two_standard_errors_of_the_difference():
     assert math.isclose(check["noise"], 2 * math.sqrt(2 * p * (1 - p) / 400))
     assert check["verdict"] == "positive" and math.isclose(check["gain"], 0.10) and "advice" not in check
     assert check["needed_n"] is None
-    negative = transfer_verdict(0.60, 0.70, n=400, modality="image")
+    negative = transfer_verdict(0.60, 0.70, n=400, suggest=ImageClassifier.transfer_suggestions)
     assert negative["verdict"] == "negative" and any("rank" in a for a in negative["advice"])
     # errors: lower is better
     assert transfer_verdict(0.30, 0.40, n=100, higher_is_better=False, name="mse")["verdict"] == "positive"
@@ -62,12 +62,18 @@ RANKING = {"metric": "logme", "rows": [{"candidate": "lite0", "backbone": "lite0
                                         {"candidate": "mobilenetv2", "backbone": "mobilenetv2"}]}
 
 
+#: what a task without classification backbones to rank (a series forecaster) would suggest
+SERIES_SUGGESTIONS = ("source", "full", "more_history")
+
+
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
-@pytest.mark.parametrize("modality", ("image", "text", "timeseries"))
+@pytest.mark.parametrize("modality, suggest", (("image", ImageClassifier.transfer_suggestions),
+                                               ("text", TextClassifier.transfer_suggestions),
+                                               ("timeseries", SERIES_SUGGESTIONS)))
 @pytest.mark.parametrize("ranking", (None, RANKING))
 @pytest.mark.parametrize("scores", ((0.60, 0.70, 400), (0.705, 0.70, 20_000), (0.75, 0.70, 50), (0.9, 0.6, 400)))
-def test_advice_only_suggests_what_the_run_has_not_done_and_can_do(strategy, modality, ranking, scores):
-    check = transfer_verdict(*scores, strategy=strategy, modality=modality, ranking=ranking)
+def test_advice_only_suggests_what_the_run_has_not_done_and_can_do(strategy, modality, suggest, ranking, scores):
+    check = transfer_verdict(*scores, strategy=strategy, ranking=ranking, suggest=suggest)
     advice = " | ".join(check.get("advice", []))
     assert "domain adaptation" not in advice  # not a transferkit feature
     assert f"--strategy {strategy} " not in advice + " "  # never the strategy already used
@@ -80,6 +86,16 @@ def test_advice_only_suggests_what_the_run_has_not_done_and_can_do(strategy, mod
         assert "--strategy full" in advice
     if check["verdict"] in ("positive", "inconclusive"):
         assert "--strategy" not in advice and "--backbone" not in advice
+
+
+def test_the_task_says_what_to_suggest_and_the_run_what_is_left():
+    image = transfer_verdict(0.60, 0.70, n=400, strategy="fine-tune", suggest=ImageClassifier.transfer_suggestions)
+    assert image["advice"] == [ADVICE["rank"], ADVICE["full"], ADVICE["more_data"]]
+    ranked = transfer_verdict(0.60, 0.70, n=400, strategy="full", ranking=RANKING,
+                              suggest=TextClassifier.transfer_suggestions)
+    assert ranked["advice"] == ["try the ranking's runner-up: --backbone mobilenetv2", ADVICE["more_data"]]
+    series = transfer_verdict(0.60, 0.70, n=400, strategy="fine-tune", ranking=RANKING, suggest=SERIES_SUGGESTIONS)
+    assert series["advice"] == [ADVICE["source"], ADVICE["full"], ADVICE["more_history"]]
 
 
 def test_advice_without_run_context_suggests_no_flags():

@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from transferkit import ImageClassifier, load_run
+from transferkit import ImageClassifier, TextClassifier, load_run
 from transferkit.diagnostics import transfer_verdict
 from transferkit.reporting import RunReport, render_html, write_report, write_run_report
 from transferkit.reporting.plots import confusion_matrix_png, learning_curves_png
@@ -27,7 +27,7 @@ def _full_report(classes: list[str]) -> RunReport:
     }
     return RunReport(
         title="flowers5 — image classification",
-        task="image classification",
+        task="image-classification",
         config={"backbone": "resnet18", "train": {"epochs": 3, "lr": 1e-3}},
         metrics={
             "accuracy": 0.8333,
@@ -77,7 +77,7 @@ def test_full_report(tmp_path: Path) -> None:
 
 def test_report_without_metrics_or_history(tmp_path: Path) -> None:
     report = RunReport(
-        title="untrained", task="image classification", config={}, metrics={}, history=[],
+        title="untrained", task="image-classification", config={}, metrics={}, history=[],
         decisions=[], data_summary={}, timings={},
     )
     text = write_report(tmp_path / "r.html", report).read_text(encoding="utf-8")
@@ -134,7 +134,7 @@ def test_notes_and_warnings_are_told_apart() -> None:
 
 
 def test_inconclusive_verdict_is_neutral_and_says_how_many_examples_would_tell() -> None:
-    check = transfer_verdict(0.78, 0.65, n=72, strategy="fine-tune", modality="text")
+    check = transfer_verdict(0.78, 0.65, n=72, strategy="fine-tune", suggest=TextClassifier.transfer_suggestions)
     text = _classification_report(check)
     tone, verdict, headline, detail = _verdict(text).groups()
     assert (tone, verdict) == ("neutral", "inconclusive")
@@ -151,16 +151,16 @@ def test_inconclusive_verdict_is_neutral_and_says_how_many_examples_would_tell()
 
 
 def test_verdict_colours_and_advice_only_when_there_is_some() -> None:
-    positive = _classification_report(transfer_verdict(0.90, 0.60, n=400, strategy="fine-tune", modality="text"))
+    positive = _classification_report(transfer_verdict(0.90, 0.60, n=400, strategy="fine-tune", suggest=TextClassifier.transfer_suggestions))
     assert _verdict(positive).group(1) == "good" and 'class="advice"' not in positive
-    negative_check = transfer_verdict(0.60, 0.70, n=400, strategy="full", modality="text")
+    negative_check = transfer_verdict(0.60, 0.70, n=400, strategy="full", suggest=TextClassifier.transfer_suggestions)
     negative = _classification_report(negative_check)
     assert _verdict(negative).groups()[:2] == ("bad", "negative")
     advice = re.search(r'<ul class="advice">(.*?)</ul>', negative, re.S).group(1)
     assert advice.count("<li>") == len(negative_check["advice"]) and "--strategy full" not in advice
     # negative transfer needs attention, so it also heads the report
     assert "negative transfer" in _aside(negative, "warnings")
-    negligible = _classification_report(transfer_verdict(0.705, 0.70, n=20_000, strategy="full", modality="text"))
+    negligible = _classification_report(transfer_verdict(0.705, 0.70, n=20_000, strategy="full", suggest=TextClassifier.transfer_suggestions))
     assert _verdict(negligible).groups()[:2] == ("plain", "negligible")
 
 
@@ -206,3 +206,63 @@ def test_an_inconclusive_forecast_counts_test_windows_not_examples():
     check = transfer_check(errors * 1.02, errors * rng.uniform(0.2, 1.8, size=60), horizon=24)
     check["verdict"] = "inconclusive"
     assert "60 test windows" in verdict_headline(check) and "examples" not in verdict_headline(check)
+
+
+FORECAST_METRICS = {"mse": 0.41, "mae": 0.45, "mase": 0.9, "n": 30, "n_windows": 30,
+                    "baselines": {"DLinear": {"mse": 0.43, "mae": 0.46, "mase": 0.95}}}
+FORECAST_EXAMPLES = {"channel": "load", "windows": [{"history": [0.1 * i for i in range(24)], "actual": [1.0] * 12,
+                                                     "forecast": [0.9] * 12, "baselines": {"naive": [0.8] * 12}}]}
+
+
+def _section_ids(text: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', text)
+
+
+def _cards(text: str) -> dict[str, str]:
+    found = re.findall(r'<div class="card"><div class="big[^"]*">(.*?)</div><div class="label">(.*?)</div></div>', text)
+    return {label: value for value, label in found}
+
+
+def test_each_task_lays_out_its_report_as_its_estimator_declares():
+    from transferkit.reporting.html import SECTIONS
+    from transferkit.tasks import TASKS
+
+    metrics = {"image-classification": _full_report(["a", "b", "c"]).metrics,
+               "text-classification": _full_report(["a", "b", "c"]).metrics, "forecast": FORECAST_METRICS}
+    texts = {}
+    for task in TASKS.names():  # a task registered later is checked too, on empty metrics
+        declared, values = TASKS.get(task), metrics.get(task, {})
+        text = texts[task] = render_html(RunReport(title=task, task=task, config={}, metrics=values, history=[], decisions=[],
+                                     data_summary={}, timings={}, examples=FORECAST_EXAMPLES))
+        own = [SECTIONS[name][0].lower().replace(" ", "-") for name in declared.report_sections]
+        ids = _section_ids(text)
+        # the declared sections, in order, between Data and Learning curves, and no other task's
+        assert ids[ids.index("data") + 1: ids.index("learning-curves")] == own, task
+        cards = _cards(text)
+        assert list(cards) == [h.label for h in declared.headline_metrics(values) if h.key in values or h.always]
+    forecast = texts["forecast"]
+    assert {"forecasts", "confusion-matrix"} & set(_section_ids(forecast)) == {"forecasts"}
+    assert _cards(forecast)["MSE (standardised)"] == "0.4100" and _cards(forecast)["test windows"] == "30"
+    assert "forecast vs actual" in forecast and "DLinear" in forecast
+    text = texts["text-classification"]
+    assert {"forecasts", "confusion-matrix"} & set(_section_ids(text)) == {"confusion-matrix"}
+    assert _cards(text)["accuracy"] == "83.3%" and "forecast vs actual" not in text
+
+
+def test_a_classification_report_has_a_confusion_matrix_and_per_class_metrics():
+    text = render_html(_full_report(["daisy", "rose", "tulip"]))
+    ids = _section_ids(text)
+    assert "confusion-matrix" in ids and "forecasts" not in ids and "confusion matrix" in text
+    assert _cards(text) == {"accuracy": "83.3%", "macro F1": "0.820", "loss": "0.510", "test examples": "30"}
+    cross_validated = _full_report(["a", "b", "c"])
+    cross_validated.metrics["estimate"] = "5-fold cross-validation"
+    assert "examples, 5-fold cross-validation" in _cards(render_html(cross_validated))
+
+
+def test_a_task_not_installed_here_gets_its_numeric_metrics_listed():
+    report = RunReport(title="plug-in run", task="sorting", config={}, metrics={"kendall_tau": 0.71, "n": 12,
+                       "per_item": {"x": 1}}, history=[], decisions=[], data_summary={}, timings={})
+    text = render_html(report)
+    metrics = re.search(r'<section id="metrics">(.*?)</section>', text, re.S).group(1)
+    assert "kendall_tau" in metrics and "0.71" in metrics and "per_item" not in metrics
+    assert not _cards(text) and "confusion-matrix" not in _section_ids(text)

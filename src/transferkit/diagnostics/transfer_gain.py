@@ -7,7 +7,7 @@ on data far from the source domain it may not (Rosenstein et al. 2005; Wang et a
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -17,8 +17,8 @@ from .._format import counted
 # cannot resolve differences that matter, so a gain inside it is "inconclusive", not "negligible".
 PRACTICAL_DIFFERENCE = 0.02
 
-# What to try after transfer did not help, keyed by the run property that makes each one possible
-# (see `transfer_advice`, which drops those the run already did or cannot do).
+# What to try after transfer did not help. A task names the keys its runs can act on (its
+# `transfer_suggestions`); `transfer_advice` drops those this run already did or cannot do.
 ADVICE = {
     "rank": "try another backbone: `transferkit rank DATA` scores the installed candidates on your data "
             "(or fit with --backbone auto to rank and fit the best)",
@@ -32,10 +32,14 @@ ADVICE = {
     "test_size": "label more data for the test split: about {needed_n:,} test examples (now {n:,}) would tell",
 }
 
+#: The suggestions for a caller that does not say what its task can do: none that needs a
+#: particular kind of backbone or data.
+GENERAL_SUGGESTIONS = ("runner_up", "full", "more_data")
+
 
 def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bool = True,
-                     name: str = "accuracy", *, strategy: str | None = None, modality: str | None = None,
-                     ranking: dict | None = None) -> dict[str, Any]:
+                     name: str = "accuracy", *, strategy: str | None = None, ranking: dict | None = None,
+                     suggest: Collection[str] = GENERAL_SUGGESTIONS) -> dict[str, Any]:
     """Gain of the transferred model over the from-scratch control, whether it is real, and advice.
 
     For accuracies the noise band is two binomial standard errors of the difference on `n` test
@@ -45,8 +49,9 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
     test-set size whose band would resolve the observed gain (or `PRACTICAL_DIFFERENCE`, if
     larger); a narrower band makes it "negligible".
     For errors (MSE) the band is 2 % of the control's error, since their scale depends on the data.
-    `strategy` (the strategy used), `modality` and `ranking` (backbone="auto"'s ranking) describe
-    the run, so the advice never suggests what it already did; without them that advice is left out.
+    `strategy` (the strategy used) and `ranking` (backbone="auto"'s ranking) describe the run, so
+    the advice never suggests what it already did; without them that advice is left out. `suggest`
+    names the `ADVICE` the run's task can act on (its estimator's `transfer_suggestions`).
     """
     gain = (model - baseline) if higher_is_better else (baseline - model)
     needed_n = None
@@ -71,15 +76,15 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
         verdict = "negligible"
     out = {"metric": name, "model": model, "baseline": baseline, "gain": gain, "noise": noise, "n": n,
            "verdict": verdict, "needed_n": needed_n}
-    advice = transfer_advice(out, strategy=strategy, modality=modality, ranking=ranking)
+    advice = transfer_advice(out, strategy=strategy, ranking=ranking, suggest=suggest)
     if advice:
         out["advice"] = advice
     return out
 
 
-def transfer_advice(check: dict, *, strategy: str | None = None, modality: str | None = None,
-                    ranking: dict | None = None) -> list[str]:
-    """What to try next after a verdict, limited to what this run has not done and can do.
+def transfer_advice(check: dict, *, strategy: str | None = None, ranking: dict | None = None,
+                    suggest: Collection[str] = GENERAL_SUGGESTIONS) -> list[str]:
+    """What to try next after a verdict: the `suggest`ed `ADVICE` this run has not done and can do.
 
     Only a real shortfall (negative, negligible) gets model advice; an inconclusive verdict gets
     the test-set size that would settle it; a positive one gets none.
@@ -89,18 +94,15 @@ def transfer_advice(check: dict, *, strategy: str | None = None, modality: str |
         return [ADVICE["test_size"].format(needed_n=check["needed_n"], n=check.get("n") or 0)]
     if verdict not in ("negative", "negligible"):
         return []
-    advice = []
     rows = (ranking or {}).get("rows") or []
-    if modality == "timeseries":
-        advice.append(ADVICE["source"])
-    elif len(rows) > 1:  # backbone=auto already ranked: the next candidate is the one to try
-        advice.append(ADVICE["runner_up"].format(backbone=rows[1].get("backbone") or rows[1].get("candidate")))
-    elif modality in ("image", "text") and not rows:
-        advice.append(ADVICE["rank"])
-    if strategy and strategy != "full":
-        advice.append(ADVICE["full"])
-    advice.append(ADVICE["more_history" if modality == "timeseries" else "more_data"])
-    return advice
+    possible = {
+        "rank": not rows,  # backbone=auto already ranked: its runner-up is the one to try
+        "runner_up": len(rows) > 1,
+        "full": bool(strategy) and strategy != "full",
+    }
+    runner_up = rows[1].get("backbone") or rows[1].get("candidate") if len(rows) > 1 else None
+    return [text.format(backbone=runner_up) for key, text in ADVICE.items()
+            if key in suggest and key != "test_size" and possible.get(key, True)]
 
 
 def verdict_headline(check: dict) -> str:

@@ -46,19 +46,24 @@ def write_report(path: str | Path, report: RunReport) -> Path:
 
 
 def render_html(report: RunReport) -> str:
-    """Return the full HTML document for ``report``."""
+    """Return the full HTML document for ``report``.
+
+    The headline cards and the task's own sections (after Data) are what the task estimator
+    registered under ``report.task`` declares (`headline_metrics`, `report_sections`).
+    """
     metrics = report.metrics or {}
-    forecast = "mse" in metrics or report.task == "forecast"
+    task = task_class(report.task)
+    headline = task.headline_metrics(metrics)
+    formats = {key: format for key, _, format, _ in headline}
     sections = [
-        _header(report, metrics),
+        _header(report, headline),
         _messages(attention(report.warnings, metrics), report.notes),
-        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}))
+        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
         _section("Backbone ranking", _ranking(report.ranking)) if report.ranking else "",
         _section("Data", _data(report.data_summary or {})),
-        _section("Metrics", _forecast_metrics(metrics) if forecast else _metrics_table(metrics)),
-        _section("Forecasts", _forecasts(report.examples)) if forecast else _section("Confusion matrix", _confusion(metrics)),
+        *(_task_section(name, report) for name in task.report_sections),
         _section("Learning curves", _curves(report.history or [])),
         _section("Timings", _timings(report.timings or {})),
         _section("Configuration", _config(report.config)),
@@ -69,6 +74,14 @@ def render_html(report: RunReport) -> str:
         f"<title>{escape(str(report.title))}</title>\n<style>{_CSS}</style>\n</head>\n"
         "<body>\n<main>\n" + "\n".join(s for s in sections if s) + "\n</main>\n</body>\n</html>\n"
     )
+
+
+def task_class(task: str) -> type:
+    """The estimator class registered for `task`, whose declarations lay out its report; the base
+    estimator's generic layout for a task not registered here (e.g. a plug-in not installed)."""
+    from ..tasks import TASKS, TransferEstimator
+
+    return TASKS.get(task) if task in TASKS else TransferEstimator
 
 
 # --------------------------------------------------------------------------- formatting
@@ -152,23 +165,26 @@ def _plot(make: Callable[[], bytes | None], alt: str, empty: str) -> str:
 # --------------------------------------------------------------------------- sections
 
 
-def _header(report: RunReport, metrics: dict) -> str:
+def _formatted(value: Any, format: str) -> str:
+    """A headline value in a declared format: "percent", "count", or a float spec such as ".3f"."""
+    if _num(value) is None:
+        return "—"
+    if format == "percent":
+        return _pct(value)
+    if format == "count":
+        return _int(value)
+    return f"{_num(value):{format}}"
+
+
+def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
+    """Title and one card per declared headline metric: (metrics key, label, format, always)."""
+    metrics = report.metrics or {}
     cards = []
-    if "mse" in metrics or report.task == "forecast":
-        headline = ("mse", "mae")
-        fields = (("MSE (standardised)", "mse", lambda v: _fmt(v, 4)), ("MAE (standardised)", "mae", lambda v: _fmt(v, 4)),
-                  ("MASE", "mase", lambda v: _fmt(v, 3)), ("test windows", "n", _int))
-    else:
-        headline = ("accuracy", "macro_f1")
-        fields = (("accuracy", "accuracy", _pct), ("macro F1", "macro_f1", lambda v: _fmt(v, 3)),
-                  ("top-5 accuracy", "top5_accuracy", _pct), ("loss", "loss", lambda v: _fmt(v, 3)),
-                  # small data: every example is scored out of fold instead of a held-out test split
-                  ("examples, " + metrics["estimate"] if metrics.get("estimate") else "test examples", "n", _int))
-    for label, key, fmt in fields:
+    for key, label, format, always in headline:
         # Optional metrics only get a card when present; the headline ones always do.
-        if key not in metrics and key not in headline:
+        if key not in metrics and not always:
             continue
-        value = fmt(metrics.get(key)) if _num(metrics.get(key)) is not None else NOT_EVALUATED
+        value = _formatted(metrics.get(key), format) if _num(metrics.get(key)) is not None else NOT_EVALUATED
         cls = "big" if value != NOT_EVALUATED else "big na"
         cards.append(f'<div class="card"><div class="{cls}">{_e(value)}</div>'
                      f'<div class="label">{_e(label)}</div></div>')
@@ -348,20 +364,24 @@ def _forecasts(examples: dict) -> str:
         f"{len(windows)} test windows, evenly spaced over the test period, of series {channel} (standardised).")
 
 
-def _transfer(check: dict, domain: dict) -> str:
+def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
+    """The transfer verdict, its metric shown in the format the task declares for it (`formats`:
+    metrics key → headline format), and the domain diagnostics."""
     parts = []
     if check:
         from ..diagnostics.transfer_gain import verdict_headline
 
         name, verdict = check.get("metric", "accuracy"), check.get("verdict")
-        if name == "accuracy":
+        spec = formats.get(name, "")
+        spec = spec if spec == "percent" or spec.startswith(".") else ".4f"  # undeclared: 4 decimals
+        if spec == "percent":  # a proportion: differences in points, the binomial band of transfer_verdict
             value, diff = _pct, (lambda v: "—" if _num(v) is None else f"{100 * _num(v):+.1f} points")
             band = f"{100 * (_num(check.get('noise')) or 0):.1f} points (two standard errors"
             scored = f"examples, {metrics_estimate})" if (metrics_estimate := check.get("estimate")) else "test examples)"
             band += f" on {_int(check['n'])} {scored}" if check.get("n") else ")"
         else:
-            value, diff = (lambda v: _fmt(v, 4)), (lambda v: "—" if _num(v) is None else f"{_num(v):+.4f}")
-            band = _fmt(check.get("noise"), 4)
+            value, diff = (lambda v: _formatted(v, spec)), (lambda v: "—" if _num(v) is None else f"{_num(v):+{spec}}")
+            band = _formatted(check.get("noise"), spec)
         # verdicts with no colour of their own (e.g. added later) render neutral
         tone = {"positive": "good", "negative": "bad", "inconclusive": "neutral"}.get(verdict, "plain")
         parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}">'
@@ -403,6 +423,12 @@ def _ranking(ranking: dict) -> str:
                      f"examples in {_duration(ranking.get('seconds'))}; the highest {metric} was fine-tuned."))
 
 
+def _metric_values(metrics: dict) -> str:
+    """Every top-level numeric metric, for tasks that declare no layout of their own."""
+    rows = [(_e(k), _cell(v)) for k, v in metrics.items() if _num(v) is not None]
+    return _table(("Metric", "Value"), rows) if rows else _muted(f"Metrics: {NOT_EVALUATED}.")
+
+
 def _confusion(metrics: dict) -> str:
     matrix = metrics.get("confusion_matrix")
     if not matrix:
@@ -430,6 +456,24 @@ def _curves(history: list[dict]) -> str:
     if choice:
         body += _muted(f"The model uses C = {choice[0]:g}, chosen by the {choice[1]} (circled; the `chosen` column).")
     return body + f"<details><summary>History table ({len(history)} rows)</summary>{table}</details>"
+
+
+#: The sections a task may declare in `report_sections`: name → (title, body from the report).
+SECTIONS: dict[str, tuple[str, Callable[[RunReport], str]]] = {
+    "metrics-table": ("Metrics", lambda r: _metrics_table(r.metrics or {})),
+    "confusion": ("Confusion matrix", lambda r: _confusion(r.metrics or {})),
+    "forecast-metrics": ("Metrics", lambda r: _forecast_metrics(r.metrics or {})),
+    "forecasts": ("Forecasts", lambda r: _forecasts(r.examples)),
+    "metric-values": ("Metrics", lambda r: _metric_values(r.metrics or {})),
+}
+
+
+def _task_section(name: str, report: RunReport) -> str:
+    if name not in SECTIONS:
+        raise ValueError(f"report section {name!r} is not one of {', '.join(SECTIONS)} "
+                       "(transferkit.reporting.html.SECTIONS)")
+    title, body = SECTIONS[name]
+    return _section(title, body(report))
 
 
 def _cell(value: Any) -> str:

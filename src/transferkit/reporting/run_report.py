@@ -1,23 +1,25 @@
 """The report of a run directory, built from its files alone (config.json, metrics.json, history.csv)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..rundir import CONFIG_FILE, EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE, read_history
+from ..rundir import EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE, read_config, read_history, read_json
 from .html import RunReport, write_report
 
 
 def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A run's JSON object file ({} when absent); a corrupt one raises `RunDirectoryError`."""
+    return read_json(path, {}) if path.is_file() else {}
 
 
 def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
-    """Write `run_dir/report.html` from the run's saved files; returns its path."""
+    """Write `run_dir/report.html` from the run's saved files; returns its path.
+
+    Only the run's files are read (through `transferkit.rundir`); the layout is what the task
+    named in config.json declares (see `transferkit.reporting.html.render_html`)."""
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / CONFIG_FILE).read_text())
-    metrics_file = run_dir / METRICS_FILE
-    metrics = json.loads(metrics_file.read_text()).get("test", {}) if metrics_file.is_file() else {}
+    config = read_config(run_dir, {})  # runs of older versions lack keys: every one is optional here
+    metrics = _json(run_dir / METRICS_FILE).get("test", {})
     run = config.get("run", {})
     data = run.get("data") or {}
     root = Path(data.get("root", "")).name or run_dir.name

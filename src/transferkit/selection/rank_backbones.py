@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -49,6 +49,29 @@ class Ranking:
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "sample": self.sample, "seconds": self.seconds,
                 "rows": [asdict(r) for r in self.rows]}
+
+
+#: `encode(backbone, indices, size)`: (dataset of those training examples as `backbone` reads them,
+#: collate function or None, the input size used or None)
+Encoder = Callable[[Any, Sequence[int], Optional[int]], tuple[Any, Optional[Callable], Optional[int]]]
+
+
+@dataclass
+class RankingSource:
+    """A task's training data as ranking needs it, built by the task estimator (see its
+    `ranking_source` hook): selection never reads or detects task data itself.
+
+    `labels` are the integer class labels of the training split, `classes` their names; `encode`
+    turns the examples at given indices into a dataset (and collate function) for a backbone, at
+    a requested input size where `sized` says the inputs have one (images), else ignoring it.
+    """
+
+    task: str
+    modality: str
+    labels: Sequence[int]
+    classes: Sequence[str]
+    encode: Encoder
+    sized: bool = False
 
 
 class StageFeatures(nn.Module):
@@ -108,14 +131,29 @@ def _source_head(name: str, backbone) -> nn.Module | None:
     from ..backbones.run_dir import is_run_dir
 
     if is_run_dir(Path(name)):
-        from ..tasks import load_run
-
-        run = load_run(name)
-        return getattr(run.model_, "head", None) if hasattr(run, "classes_") else None
+        return _run_classifier(Path(name))
     try:
         return load_source_head(name)
     except FileNotFoundError:  # weights not installed: the hub fallback has no packaged head
         return None
+
+
+def _run_classifier(path: Path) -> nn.Module | None:
+    """A run's default head when it is a linear classifier over the run's `classes` (one output per
+    class), read from config.json and model.safetensors alone; None for any other head."""
+    from ..models import DEFAULT_HEAD
+    from ..rundir import read_config, read_weights
+
+    classes = read_config(path, {}).get("classes") or []
+    prefix = f"heads.{DEFAULT_HEAD}."
+    head = {k[len(prefix):]: v for k, v in read_weights(path).items() if k.startswith(prefix)}
+    weight = head.get("weight")
+    if (not classes or weight is None or weight.ndim != 2 or weight.shape[0] != len(classes)
+            or set(head) - {"weight", "bias"}):
+        return None
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in head)
+    linear.load_state_dict(head)
+    return linear.eval()
 
 
 def default_candidates(modality: str) -> list[str]:
@@ -150,14 +188,15 @@ def _encode(module: nn.Module, head: nn.Module | None, dataset, collate, progres
 
 
 def rank_backbones(
-    data, candidates: Sequence[str], metrics: Sequence[str] = (DEFAULT_METRIC,), task: str | None = None,
+    source: RankingSource, candidates: Sequence[str], metrics: Sequence[str] = (DEFAULT_METRIC,),
     layers: Sequence[str] | None = None, image_sizes: Sequence[int] | None = None, sample_size: int = 1000,
-    seed: int = 0, progress: bool = True, **data_options: Any,
+    seed: int = 0, progress: bool = True,
 ) -> Ranking:
-    """Score every candidate (× layer × image size) on a stratified sample of `data`'s training split.
+    """Score every candidate (× layer × image size) on a stratified sample of the training split.
 
-    `data` is what the task's `fit` takes (an image folder or a text table); `metrics` are
-    registered score names (`transferkit list scores`), the first one orders the ranking.
+    `source` is the task's training data (`ImageClassifier.ranking_source_of(path)`, or a fitted
+    estimator's `ranking_source()`); `metrics` are registered score names (`transferkit list
+    scores`), the first one orders the ranking. `image_sizes` apply where the inputs have a size.
     """
     from ..backbones import create_backbone
     from . import SCORES, compute_score
@@ -166,18 +205,17 @@ def rank_backbones(
     metrics = list(metrics)
     for name in metrics:
         SCORES.entry(name)  # unknown names fail before any slow work
-    task, modality, split, classes = _load(data, task, seed, data_options)
-    labels_all = split.labels
+    labels_all = list(source.labels)
     chosen = _sample(labels_all, sample_size, seed)
     rows = []
     for name in candidates:
-        backbone = create_backbone(name, modality=modality)
+        backbone = create_backbone(name, modality=source.modality)
         head = _source_head(name, backbone)
         for layer in layers or [None]:
             module = with_layer(backbone, layer)
-            for size in (image_sizes or [None]) if modality == "image" else [None]:
+            for size in (image_sizes or [None]) if source.sized else [None]:
                 t0 = time.perf_counter()
-                dataset, collate, used_size = _dataset(backbone, split, chosen, size, data_options)
+                dataset, collate, used_size = source.encode(backbone, chosen, size)
                 label = name + (f"@{layer}" if layer else "") + (f" {used_size}px" if size else "")
                 features, probs, labels = _encode(module, head if layer is None else None, dataset, collate,
                                                   progress, label)
@@ -195,42 +233,6 @@ def rank_backbones(
     rows.sort(key=lambda r: (r.scores[key] is None, -(r.scores[key] or 0.0)))
     if rows and rows[0].scores[key] is None:
         raise TransferkitError(f"no candidate could be scored with {key} (it needs a source classifier); use logme.")
-    sample = {"task": task, "examples": len(chosen), "of": len(labels_all), "classes": classes, "seed": seed}
+    sample = {"task": source.task, "examples": len(chosen), "of": len(labels_all), "classes": list(source.classes),
+              "seed": seed}
     return Ranking(key, rows, sample, time.perf_counter() - start)
-
-
-def _load(data, task, seed, options):
-    """(task, modality, training split, classes) of `data`, read as the task's `fit` would."""
-    from ..data import ImageFolderData, TextTableData, load_image_folder, load_text_data
-    from ..tasks.registry import TASKS, detect_task
-
-    if isinstance(data, (ImageFolderData, TextTableData)):  # already loaded by a task's fit
-        modality = "image" if isinstance(data, ImageFolderData) else "text"
-        if modality == "image":
-            options.setdefault("_median_side", data.median_side)
-        return f"{modality}-classification", modality, data.train, data.classes
-    task = task or detect_task(data)[0]
-    modality = TASKS.entry(task).info.modality
-    if modality == "image":
-        loaded = load_image_folder(data, seed=seed)
-        options.setdefault("_median_side", loaded.median_side)
-    elif modality == "text":
-        loaded = load_text_data(data, options.get("text_column"), options.get("label_column"), seed=seed)
-    else:
-        raise TransferkitError(f"ranking backbones needs a classification task, not {task}.")
-    return task, modality, loaded.train, loaded.classes
-
-
-def _dataset(backbone, split, chosen, size, options):
-    if backbone.modality == "image":
-        from ..data import ImageDataset, eval_transform
-        from ..tasks.image_classification import resolve_image_size
-
-        size, _ = resolve_image_size(size, backbone.preprocessing.image_size, options.get("_median_side", 0))
-        dataset = ImageDataset([split.paths[i] for i in chosen], [split.labels[i] for i in chosen],
-                               eval_transform(backbone.preprocessing, size), cache_side=size)
-        return dataset, None, size
-    from ..data import TextDataset, TokenCollator
-
-    dataset, _ = TextDataset.by_length([split.texts[i] for i in chosen], [split.labels[i] for i in chosen])
-    return dataset, TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length), None

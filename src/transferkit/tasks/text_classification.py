@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -10,6 +10,7 @@ import torch
 from ..backbones import DEFAULT_TEXT_BACKBONE
 from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
 from ..errors import DataError
+from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from .base import ClassifierBase
 
@@ -190,6 +191,16 @@ class TextClassifier(ClassifierBase):
         if p.suffix.lower() in TEXT_EXTENSIONS:
             return f"{p.name} is a {p.suffix[1:].upper()} table"
         return None
+    # ---- report and ranking hooks (report-rank)
+    def ranking_source(self) -> RankingSource:
+        """The training texts for `rank_backbones`, tokenised by each candidate's own tokenizer."""
+        d = self.data_
+
+        def encode(backbone, chosen: Sequence[int], size: int | None):
+            dataset, _ = TextDataset.by_length([d.train.texts[i] for i in chosen], [d.train.labels[i] for i in chosen])
+            return dataset, TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length), None
+
+        return RankingSource(self.task, self.modality, d.train.labels, list(d.classes), encode)
 
 
 def _text_scratch_control(est: "TextClassifier", budget: float) -> dict[str, Any]:
