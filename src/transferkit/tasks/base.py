@@ -29,6 +29,8 @@ from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SP
                       write_history, write_text)
 from ..models import TransferModel, to_device
 from ..strategies import FitData, FitOutcome, TrainSettings, create_strategy
+from .params import Constraint, Interval, check_params
+from .presentation import Headline, Table
 
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
 PLAN_LOG = logging.getLogger("transferkit.plan")
@@ -63,6 +65,7 @@ class TransferEstimator(BaseEstimator):
     # ------------------------------------------------------------------- fit
     def _check_params(self) -> Any:
         """Validate params before slow work; returns the strategy object."""
+        check_params(self.get_params(), self.param_constraints)
         return create_strategy(self.strategy, **(self.strategy_options or {}))
 
     def _load_backbone(self) -> Backbone:
@@ -337,6 +340,46 @@ class TransferEstimator(BaseEstimator):
         est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
         return est
 
+    # ---- parameter declarations (cli)
+    #: Value rules of the constructor's parameters (as scikit-learn's `_parameter_constraints`):
+    #: `fit` checks them and the CLI gives them to its `fit` options. Tasks extend the dict; each
+    #: parameter's documentation is the "Parameters" section of the class docstring.
+    param_constraints: ClassVar[dict[str, Constraint]] = {"epochs": Interval(1), "batch_size": Interval(1)}
+    #: More command-line names of a parameter (flags that predate the parameter's name).
+    option_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    # ---- presentation hooks (cli)
+    #: What one item `evaluate()` scores is called ("example", "window"): metrics titles count them.
+    unit: ClassVar[str] = "example"
+    #: Help panel of the `fit` options only this task takes ("Images"); shared ones stay in the main one.
+    option_panel: ClassVar[str | None] = None
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Any:
+        """What `transferkit predict RUN INPUTS... [--file FILE]` predicts, read from its arguments;
+        raises `TransferkitError` (one line) for inputs this task cannot take."""
+        raise NotImplementedError(f"{type(self).__name__} does not define read_prediction_inputs")
+
+    def prediction_records(self, items: Any, top_k: int) -> list[dict]:
+        """Predictions of `items` (from `read_prediction_inputs`) as JSON-ready records, one per
+        predicted input or step (what `predict --json` prints); `top_k` classes where that applies."""
+        raise NotImplementedError(f"{type(self).__name__} does not define prediction_records")
+
+    def prediction_table(self, items: Any, records: list[dict]) -> Table:
+        """`records` as the table `transferkit predict` prints."""
+        raise NotImplementedError(f"{type(self).__name__} does not define prediction_table")
+
+    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, Headline | None]:
+        """The table (and summary line, if any) `fit` and `evaluate` print for `metrics` of
+        `evaluate()`: on the run's test split (data=None) or on `data`."""
+        raise NotImplementedError(f"{type(self).__name__} does not define metrics_table")
+
+    def _metrics_title(self, metrics: dict, data: str | None) -> str:
+        """"test split (7 examples)", the estimate's method for a cross-validated run, or the data."""
+        from .._format import counted
+
+        scored = data or metrics.get("estimate") or "test split"
+        return f"{scored} ({counted(metrics['n'], self.unit)})"
+
 
 class ClassifierBase(TransferEstimator):
     """Classification on top of `TransferEstimator`: a linear head, `predict`/`predict_proba`/`evaluate`.
@@ -394,6 +437,43 @@ class ClassifierBase(TransferEstimator):
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
             self.metrics_ = metrics
         return metrics
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**TransferEstimator.param_constraints,
+                         "val_fraction": Interval(0.01, 0.5), "test_fraction": Interval(0.01, 0.5)}
+
+    # ---- presentation hooks (cli)
+    #: The input column of `predict`'s records and table ("path", "text").
+    prediction_key: ClassVar[str] = "input"
+
+    def prediction_records(self, items: Any, top_k: int) -> list[dict]:
+        """{key: input, "label": best class, "top_k": [{"label", "probability"}, ...]} per input."""
+        proba = self.predict_proba(items)
+        k = min(top_k, len(self.classes_))
+        records = []
+        for item, row in zip(items, proba):
+            order = row.argsort()[::-1][:k]
+            records.append({self.prediction_key: str(item), "label": self.classes_[order[0]],
+                            "top_k": [{"label": self.classes_[i], "probability": round(float(row[i]), 4)}
+                                      for i in order]})
+        return records
+
+    def prediction_table(self, items: Any, records: list[dict]) -> Table:
+        key = self.prediction_key
+        return Table(columns=(key, "prediction"), rows=[
+            (r[key], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"])) for r in records])
+
+    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, Headline | None]:
+        """Precision, recall, F1 and support per class, then accuracy and macro-F1."""
+        rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+                for name, m in metrics["per_class"].items()]
+        table = Table(columns=("class", "precision", "recall", "F1", "support"), rows=rows,
+                      title=self._metrics_title(metrics, data), right=("precision", "recall", "F1", "support"),
+                      totals=[("accuracy", "", "", f"{metrics['accuracy']:.3f}", str(metrics["n"])),
+                              ("macro F1", "", "", f"{metrics['macro_f1']:.3f}", "")])
+        headline = Headline(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
+                            f", macro-F1 {metrics['macro_f1']:.3f}")
+        return table, headline
 
 
 def _versions(lightning_version: str) -> dict[str, str]:

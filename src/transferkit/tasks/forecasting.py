@@ -27,6 +27,8 @@ from ..errors import DataError
 from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
 from ..strategies import FitData
 from .base import TransferEstimator
+from .params import Interval
+from .presentation import Headline, Table
 from .forecast_baselines import SeasonalNaive, fit_baselines
 from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
                                window_errors)
@@ -48,6 +50,43 @@ class Forecaster(TransferEstimator):
     of the given history. With a pretrained `backbone` (a previous forecast run) and
     `baseline=True`, `fit` also trains the same architecture from scratch on the same windows
     (the control), and `evaluate()` adds the transfer verdict against it.
+
+    Parameters
+    ----------
+    backbone : str, default="patchtst-small"
+        Registered name, hub model name, a run directory, or 'auto' (rank the installed backbones
+        and fine-tune the best; default: the task's offline default).
+    strategy : str, default="auto"
+        How to adapt the backbone (see `transferkit list strategies`).
+    strategy_options : dict or None, default=None
+        The strategy's own knobs, e.g. {"layer_decay": 0.7} (the CLI's repeatable --option KEY=VALUE).
+    epochs : int or None, default=None
+        Training epochs (default: chosen from data size).
+    batch_size : int or None, default=None
+        Batch size (default: the task's).
+    lr : float or None, default=None
+        Peak learning rate of the top layer group.
+    target : str or None, default=None
+        Forecast only this series (default: every numeric column).
+    horizon : int, default=96
+        Steps to forecast.
+    lookback : int or None, default=None
+        Steps of history the model reads (default: the encoder's, 336).
+    train_fraction : float, default=1.0
+        Train on only the most recent fraction of the training segment.
+    time_column : str or None, default=None
+        Time column (default: detected).
+    seed : int, default=0
+        Random seed of the split, the weights of new layers and the order of training batches.
+    baseline : bool, default=True
+        Also train a from-scratch control on the same split and report the transfer gain (negative
+        transfer is flagged).
+    run_dir : str, Path or None, default=None
+        The run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
+    resume : bool, default=False
+        Continue an interrupted run from its last checkpoint.
+    progress : bool, default=True
+        Show progress bars (the CLI's --quiet turns them off).
     """
 
     task = TASK
@@ -413,6 +452,48 @@ class Forecaster(TransferEstimator):
         if getattr(self, "examples_", None):
             (path / EXAMPLES_FILE).write_text(json.dumps(self.examples_))
         return path
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**TransferEstimator.param_constraints, "horizon": Interval(1), "lookback": Interval(2),
+                         "train_fraction": Interval(0.001, 1.0)}
+
+    # ---- presentation hooks (cli)
+    unit = "window"
+    option_panel = "Time series"
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Path:
+        """The one CSV of history to forecast from."""
+        if len(inputs) != 1 or file is not None:
+            raise DataError("a forecast run takes one CSV of history: transferkit predict RUN history.csv")
+        return Path(inputs[0])
+
+    def prediction_records(self, items: Path, top_k: int) -> list[dict]:
+        """The next `horizon` steps after the end of the history CSV `items`: {"time": ..., series:
+        value, ...} per step, timestamped when the CSV has times (else "+1", "+2"...)."""
+        import pandas as pd
+
+        forecast = self.predict(items)
+        table = load_series_csv(items, self.time_column, self.target)
+        if table.times is not None and table.frequency:
+            steps = [str(t) for t in pd.date_range(table.times[-1], periods=len(forecast) + 1,
+                                                   freq=table.frequency)[1:]]
+        else:
+            steps = [f"+{i + 1}" for i in range(len(forecast))]
+        return [{"time": t, **{c: round(float(v), 6) for c, v in zip(self.channels_, row)}}
+                for t, row in zip(steps, forecast)]
+
+    def prediction_table(self, items: Path, records: list[dict]) -> Table:
+        return Table(columns=("time", *self.channels_), right=tuple(self.channels_),
+                     rows=[(r["time"], *(f"{r[c]:.4f}" for c in self.channels_)) for r in records],
+                     title=f"forecast of the next {counted(len(records), 'step')} after {Path(items).name}")
+
+    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, Headline | None]:
+        """MSE, MAE and MASE of the model and of each baseline; no summary line."""
+        rows = [(name if name != "model" else "model (this run)",
+                 *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
+                for name, m in {"model": metrics, **metrics.get("baselines", {})}.items()]
+        return Table(columns=("model", "MSE", "MAE", "MASE"), rows=rows, title=self._metrics_title(metrics, data),
+                     right=("MSE", "MAE", "MASE")), None
 
 
 class _RevINEncoder(nn.Module):

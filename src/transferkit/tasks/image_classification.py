@@ -19,6 +19,7 @@ from ..errors import DataError, TransferkitError
 from ..strategies import FitData
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from .base import ClassifierBase
+from .params import Interval, OneOf
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,45 @@ class ImageClassifier(ClassifierBase):
     `strategy_options` sets a strategy's own knobs (e.g. {"layer_decay": 0.7} for fine-tune).
     `backbone="auto"` ranks the installed backbones by LogME first; `baseline=True` also trains
     the same architecture from scratch on the same split and `evaluate()` reports the transfer gain.
+
+    Parameters
+    ----------
+    backbone : str, default=DEFAULT_BACKBONE
+        Registered name, hub model name, a run directory, or 'auto' (rank the installed backbones
+        and fine-tune the best; default: the task's offline default).
+    strategy : str, default="auto"
+        How to adapt the backbone (see `transferkit list strategies`).
+    strategy_options : dict or None, default=None
+        The strategy's own knobs, e.g. {"layer_decay": 0.7} (the CLI's repeatable --option KEY=VALUE).
+    epochs : int or None, default=None
+        Training epochs (default: chosen from data size).
+    image_size : int or None, default=None
+        Input size in px (default: native size capped at the data's median).
+    batch_size : int, default=32
+        Batch size (default: the task's).
+    lr : float or None, default=None
+        Peak learning rate of the top layer group.
+    augment : {"none", "light", "strong"}, default="light"
+        Training augmentation.
+    tta : bool, default=True
+        Average predictions over a horizontal flip.
+    val_fraction : float, default=0.1
+        Validation share (classification).
+    test_fraction : float, default=0.2
+        Test share (classification).
+    seed : int, default=0
+        Random seed of the split, the weights of new layers and the order of training batches.
+    num_workers : int, default=0
+        Data-loader worker processes.
+    run_dir : str, Path or None, default=None
+        The run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
+    resume : bool, default=False
+        Continue an interrupted run from its last checkpoint.
+    progress : bool, default=True
+        Show progress bars (the CLI's --quiet turns them off).
+    baseline : bool, default=True
+        Also train a from-scratch control on the same split and report the transfer gain (negative
+        transfer is flagged).
     """
 
     task = TASK
@@ -93,8 +133,6 @@ class ImageClassifier(ClassifierBase):
     # ------------------------------------------------------------------ fit
     def fit(self, data: str | Path | ImageFolderData) -> "ImageClassifier":
         """Split `data`, load the backbone, adapt it with the chosen strategy; returns self."""
-        if self.augment not in ("none", "light", "strong"):
-            raise TransferkitError(f"augment={self.augment!r}: use one of none, light, strong.")
         strategy = self._check_params()
         start = time.perf_counter()
         torch.manual_seed(self.seed)
@@ -210,6 +248,24 @@ class ImageClassifier(ClassifierBase):
     def _restore_task(self, config: dict) -> None:
         super()._restore_task(config)
         self.image_size_ = int(config["image_size"])
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**ClassifierBase.param_constraints, "image_size": Interval(32, 1024),
+                         "augment": OneOf(("none", "light", "strong")), "num_workers": Interval(0)}
+    option_aliases = {"num_workers": ("--workers",)}
+
+    # ---- presentation hooks (cli)
+    option_panel = "Images"
+    prediction_key = "path"
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[Path]:
+        """The image files given, folders expanded to the images inside."""
+        if file is not None:
+            raise TransferkitError("--file is for text models; pass image files or folders as arguments.")
+        paths = expand_image_paths(inputs)
+        if not paths:
+            raise TransferkitError("nothing to predict: pass inputs as arguments")
+        return paths
 
 
 @dataclass

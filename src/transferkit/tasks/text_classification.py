@@ -13,6 +13,7 @@ from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, re
 from ..errors import DataError
 from ..strategies import FitData
 from .base import ClassifierBase
+from .params import Interval
 
 TASK = "text-classification"
 
@@ -29,6 +30,47 @@ class TextClassifier(ClassifierBase):
     Predictions, metrics, config.json and the report show the names. `backbone="auto"` ranks
     the installed encoders first; `baseline=True` also fits a TF-IDF control on the same split and
     `evaluate()` reports the transfer gain.
+
+    Parameters
+    ----------
+    backbone : str, default=DEFAULT_TEXT_BACKBONE
+        Registered name, hub model name, a run directory, or 'auto' (rank the installed backbones
+        and fine-tune the best; default: the task's offline default).
+    strategy : str, default="auto"
+        How to adapt the backbone (see `transferkit list strategies`).
+    strategy_options : dict or None, default=None
+        The strategy's own knobs, e.g. {"layer_decay": 0.7} (the CLI's repeatable --option KEY=VALUE).
+    epochs : int or None, default=None
+        Training epochs (default: chosen from data size).
+    batch_size : int, default=32
+        Batch size (default: the task's).
+    lr : float or None, default=None
+        Peak learning rate of the top layer group.
+    max_length : int, default=128
+        Longest token sequence kept.
+    text_column : str or None, default=None
+        Column with the texts (default: detected).
+    label_column : str or None, default=None
+        Column with the labels (default: detected).
+    label_names : str, dict, list or None, default=None
+        Class names for the labels: 'negative,positive' (sorted label order) or '0=negative,1=positive'.
+    shots_per_class : int or None, default=None
+        Train on K sampled examples per class (few-shot).
+    val_fraction : float, default=0.1
+        Validation share (classification).
+    test_fraction : float, default=0.2
+        Test share (classification).
+    seed : int, default=0
+        Random seed of the split, the weights of new layers and the order of training batches.
+    run_dir : str, Path or None, default=None
+        The run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
+    resume : bool, default=False
+        Continue an interrupted run from its last checkpoint.
+    progress : bool, default=True
+        Show progress bars (the CLI's --quiet turns them off).
+    baseline : bool, default=True
+        Also train a from-scratch control on the same split and report the transfer gain (negative
+        transfer is flagged).
     """
 
     task = TASK
@@ -169,6 +211,34 @@ class TextClassifier(ClassifierBase):
     def _restore_task(self, config: dict) -> None:
         super()._restore_task(config)
         self.label_names_ = dict(config.get("label_names") or {})
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**ClassifierBase.param_constraints, "shots_per_class": Interval(1),
+                         "max_length": Interval(8)}
+
+    # ---- presentation hooks (cli)
+    option_panel = "Text"
+    prediction_key = "text"
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[str]:
+        """The texts given as arguments, then those of `file`."""
+        texts = list(inputs) + (read_texts(file) if file is not None else [])
+        if not texts:
+            raise DataError("nothing to predict: pass inputs as arguments or --file")
+        return texts
+
+
+def read_texts(path: Path) -> list[str]:
+    """Texts of a plain file (one per non-empty line) or of a table's text column."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass a file of texts, one per line.")
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
+        return read_text_table(path, need_label=False)[0]
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
 
 
 def _text_scratch_control(est: "TextClassifier", budget: float) -> dict[str, Any]:
