@@ -221,9 +221,9 @@ def estimator_options() -> list[inspect.Parameter]:
         flag = name.replace("_", "-")
         aliases = tuple(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ())))
         if value_type is bool:
-            decls = [f"--{flag}/--no-{flag}", *(f"{a}/--no-{a.removeprefix('--')}" for a in aliases)]
+            decls = [*(f"{a}/--no-{a.removeprefix('--')}" for a in aliases), f"--{flag}/--no-{flag}"]
         else:
-            decls = [f"--{flag}", *aliases]
+            decls = [*aliases, f"--{flag}"]  # an alias is the older, shorter spelling: shown first
         metavar = None
         if rule is not None:  # the rule's range or choices, shown as typer shows its own
             metavar = f"<{value_type.__name__} range> [{rule.describe()}]" if isinstance(rule, Interval) \
