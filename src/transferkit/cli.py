@@ -264,10 +264,8 @@ class _EstimatorOptionsCommand(TyperCommand):
         hints = typing.get_type_hints(function)
         declared = {p.name: p.replace(annotation=hints.get(p.name, p.annotation), kind=p.KEYWORD_ONLY)
                     for p in inspect.signature(function).parameters.values()}
-        generated = estimator_options()
-        position = next(i for i, p in enumerate(generated) if p.name == "strategy") + 1
-        order = [*list(declared.values())[:4], *generated[:position], declared["option"], *generated[position:],
-                 *(p for n, p in declared.items() if n not in {"ctx", "data", "out", "task", "option"})]
+        cut = list(declared).index("task") + 1  # the estimator's options follow --task
+        order = [*list(declared.values())[:cut], *estimator_options(), *list(declared.values())[cut:]]
 
         def with_options(**kwargs: Any) -> Any:
             return function(**kwargs)
@@ -279,11 +277,12 @@ class _EstimatorOptionsCommand(TyperCommand):
         return typer.main.get_command(builder)
 
 
-def _declared_without(function, kind=inspect.Parameter.VAR_KEYWORD):
+def _declared_without(function):
     """`function` with a signature that hides its `**params`: typer builds the command from the
     named parameters, and `_EstimatorOptionsCommand` adds the estimator options on first use."""
     signature = inspect.signature(function)
-    function.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.kind != kind])
+    function.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD])
     return function
 
 
@@ -310,8 +309,8 @@ def fit(
         prepared.release()
         console.print(prepared.message, soft_wrap=True)
         return
-    # only what the command line sets: the rest are the detected task's own defaults, and an option
-    # that task does not take is refused (run_fit) only when it was given
+    # only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
+    # detected task's own defaults, and an option that task does not take is refused only when given
     given = {name: value for name, value in params.items()
              if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     try:
