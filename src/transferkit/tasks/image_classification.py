@@ -264,7 +264,7 @@ class ImageClassifier(ClassifierBase):
             raise TransferkitError("--file is for text models; pass image files or folders as arguments.")
         paths = expand_image_paths(inputs)
         if not paths:
-            raise TransferkitError("nothing to predict: pass inputs as arguments")
+            raise DataError("nothing to predict: pass inputs as arguments")
         return paths
 
 
