@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import inspect
 import json
 import logging
 import os
 import sys
+import typing
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import typer
+import typer.main
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
@@ -32,24 +37,6 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
 
 
-class Augment(str, Enum):
-    none = "none"
-    light = "light"
-    strong = "strong"
-
-
-def _metrics_table(metrics: dict, title: str) -> Table:
-    table = Table(title=title)
-    for column in ("class", "precision", "recall", "F1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for name, m in metrics["per_class"].items():
-        table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
-    table.add_section()
-    table.add_row("accuracy", "", "", f"{metrics['accuracy']:.3f}", str(metrics["n"]), style="bold")
-    table.add_row("macro F1", "", "", f"{metrics['macro_f1']:.3f}", "", style="bold")
-    return table
-
-
 def parse_options(items: list[str]) -> dict:
     """KEY=VALUE strings → dict, values parsed as JSON where they are (numbers, true/false, null)."""
     options = {}
@@ -64,20 +51,27 @@ def parse_options(items: list[str]) -> dict:
     return options
 
 
-def _print_metrics(metrics: dict, title: str, data: str | None = None) -> None:
-    """The metrics table and a summary line: on the run's test split, or (evaluate) on `data`."""
-    if "per_class" in metrics:
-        console.print(_metrics_table(metrics, title))
-        label = f"accuracy on {data}" if data else "test accuracy"
-        console.print(f"{label} [bold]{metrics['accuracy']:.3f}[/], macro-F1 {metrics['macro_f1']:.3f}",
+def _rich_table(spec) -> Table:
+    """A task's `presentation.Table` drawn with rich."""
+    table = Table(title=spec.title)
+    for column in spec.columns:
+        table.add_column(column, justify="right" if column in spec.right else "left")
+    for row in spec.rows:
+        table.add_row(*row)
+    if spec.totals:
+        table.add_section()
+        for row in spec.totals:
+            table.add_row(*row, style="bold")
+    return table
+
+
+def _print_metrics(est, metrics: dict, data: str | None = None) -> None:
+    """The task's metrics table and summary line: on the run's test split, or (evaluate) on `data`."""
+    table, headline = est.metrics_table(metrics, data)
+    console.print(_rich_table(table))
+    if headline:
+        console.print(f"{escape(headline.label)} [bold]{escape(headline.value)}[/]{escape(headline.detail)}",
                       highlight=False, soft_wrap=True)
-        return
-    table = Table(title=title)
-    for column in ("model", "MSE", "MAE", "MASE"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for name, m in {"model": metrics, **metrics.get("baselines", {})}.items():
-        table.add_row(name if name != "model" else "model (this run)", *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
-    console.print(table)
 
 
 def _print_baseline_check(check: dict | None) -> None:
@@ -161,75 +155,166 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
             console.print(f"[dim]note:[/] {note}")
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {warning}")
-    scored = metrics.get("estimate") or "test split"  # small data: out-of-fold predictions of every example
-    _print_metrics(metrics, f"{scored} ({counted(metrics['n'], 'window' if 'mse' in metrics else 'example')})")
+    _print_metrics(est, metrics)
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
 
 
-@app.command()
+#: Estimator parameters the CLI sets from its own options instead of offering them as options.
+SET_BY_CLI = {"run_dir": "--out", "progress": "--quiet", "strategy_options": "--option"}
+#: The value types an option can parse.
+_SIMPLE_TYPES = (bool, int, float, str)
+
+
+def _cli_type(cls: type, name: str, annotation: Any) -> type:
+    """The command-line value type of an estimator parameter: the first of its annotation's
+    types (`int | None` → int, `str | dict | None` → str), which must be a plain value type."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_args(annotation) else [annotation]
+    if not args or args[0] not in _SIMPLE_TYPES:
+        raise TypeError(f"{cls.__name__}({name}: {annotation}) has no command-line form: give it a bool, int, "
+                        f"float or str type first, or set it from a CLI option (SET_BY_CLI)")
+    return args[0]
+
+
+def _check_value(rule):
+    """An option callback applying an estimator's value rule, in the estimator's own words."""
+
+    def check(value: Any) -> Any:
+        problem = None if value is None else rule.problem(value)
+        if problem:
+            raise typer.BadParameter(problem)
+        return value
+
+    return check
+
+
+def estimator_options() -> list[inspect.Parameter]:
+    """One `fit` option per parameter of the registered task estimators (except SET_BY_CLI), in
+    signature order, read from what each estimator declares once: the name (--snake-case), type and
+    default from the constructor signature (the default shown where every task taking the parameter
+    agrees on it), the help from the class docstring's "Parameters" section, the value rule from
+    `param_constraints`, extra names from `option_aliases`, and the help panel: the task's
+    `option_panel` when only one task takes the parameter, else the main one."""
+    from .tasks import TASKS
+    from .tasks.params import Interval, parameter_doc
+
+    takers: dict[str, list[type]] = {}
+    for name in TASKS.names():
+        cls = TASKS.get(name)
+        for param in inspect.signature(cls.__init__).parameters.values():
+            if param.name != "self" and param.kind is not param.VAR_KEYWORD and param.name not in SET_BY_CLI:
+                takers.setdefault(param.name, []).append(cls)
+    options = []
+    for name, classes in takers.items():
+        signatures = [inspect.signature(cls.__init__).parameters[name] for cls in classes]
+        types = {_cli_type(cls, name, typing.get_type_hints(cls.__init__)[name]) for cls in classes}
+        rules = {cls.param_constraints.get(name) for cls in classes} - {None}
+        if len(types) > 1 or len(rules) > 1:
+            raise TypeError(f"tasks disagree on the type or value rule of {name!r}: "
+                            f"{', '.join(cls.__name__ for cls in classes)}")
+        value_type, rule = types.pop(), (rules.pop() if rules else None)
+        defaults = [p.default for p in signatures]
+        default = defaults[0] if all(d == defaults[0] for d in defaults) else None
+        helps = [h for h in (parameter_doc(cls, name) for cls in classes) if h]
+        flag = name.replace("_", "-")
+        aliases = tuple(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ())))
+        if value_type is bool:
+            decls = [*(f"{a}/--no-{a.removeprefix('--')}" for a in aliases), f"--{flag}/--no-{flag}"]
+        else:
+            decls = [*aliases, f"--{flag}"]  # an alias is the older, shorter spelling: shown first
+        metavar = None
+        if rule is not None:  # the rule's range or choices, shown as typer shows its own
+            metavar = f"<{value_type.__name__} range> [{rule.describe()}]" if isinstance(rule, Interval) \
+                else f"<{rule.describe()}>"
+        info = typer.Option(default, *decls, help=helps[0] if helps else None, metavar=metavar,
+                            callback=_check_value(rule) if rule is not None else None,
+                            rich_help_panel=classes[0].option_panel if len(classes) == 1 else None)
+        annotation = value_type if value_type is bool and default is not None else Optional[value_type]
+        options.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
+    # shared options first, then the task panels by title (help shows panels in order of first use)
+    return sorted(options, key=lambda p: (p.default.rich_help_panel is not None, p.default.rich_help_panel or ""))
+
+
+class _EstimatorOptionsCommand(TyperCommand):
+    """A command whose estimator options are built on first use (a parse or its --help): building
+    them imports every task estimator, and with them torch, which `transferkit --help` and
+    `transferkit list` must not pay. Its callback's `**params` receive those options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._pending = True
+        super().__init__(*args, **kwargs)
+
+    @property
+    def params(self) -> list:
+        if self._pending:
+            self._pending = False
+            full = self._with_estimator_options()
+            self._params, self.callback = full.params, full.callback
+        return self._params
+
+    @params.setter
+    def params(self, value: list) -> None:
+        self._params = value
+
+    def _with_estimator_options(self):
+        """The same command built by typer from its function's signature plus `estimator_options()`."""
+        function = self.callback.__wrapped__
+        hints = typing.get_type_hints(function)
+        declared = {p.name: p.replace(annotation=hints.get(p.name, p.annotation), kind=p.KEYWORD_ONLY)
+                    for p in inspect.signature(function).parameters.values()}
+        cut = list(declared).index("task") + 1  # the estimator's options follow --task
+        order = [*list(declared.values())[:cut], *estimator_options(), *list(declared.values())[cut:]]
+
+        def with_options(**kwargs: Any) -> Any:
+            return function(**kwargs)
+
+        with_options.__signature__ = inspect.Signature(order)
+        with_options.__doc__ = function.__doc__
+        builder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        builder.command(self.name, help=self.help)(with_options)
+        return typer.main.get_command(builder)
+
+
+def _declared_without(function):
+    """`function` with a signature that hides its `**params`: typer builds the command from the
+    named parameters, and `_EstimatorOptionsCommand` adds the estimator options on first use."""
+    signature = inspect.signature(function)
+    function.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD])
+    return function
+
+
+@app.command(cls=_EstimatorOptionsCommand)
+@_declared_without
 def fit(
+    ctx: typer.Context,
     data: str = typer.Argument(..., help="Image folder (class sub-folders), text table (CSV/TSV/JSONL or a folder "
                                "with train/dev files, or a Hugging Face data set name), or a time-series CSV."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
     task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
                                        "(default: detected from the data)."),
-    backbone: Optional[str] = typer.Option(None, help="Registered name, hub model name, a run directory, or 'auto' "
-                                           "(rank the installed backbones and fine-tune the best; default: the task's "
-                                           "offline default)."),
-    strategy: str = typer.Option("auto", help="How to adapt the backbone (see `transferkit list strategies`)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: chosen from data size)."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size (default: the task's)."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the top layer group."),
-    val_fraction: Optional[float] = typer.Option(None, min=0.01, max=0.5, help="Validation share (classification)."),
-    test_fraction: Optional[float] = typer.Option(None, min=0.01, max=0.5, help="Test share (classification)."),
-    seed: int = typer.Option(0),
-    image_size: Optional[int] = typer.Option(None, min=32, max=1024, rich_help_panel="Images",
-                                             help="Input size in px (default: native size capped at the data's median)."),
-    augment: Optional[Augment] = typer.Option(None, rich_help_panel="Images", help="Training augmentation (default light)."),
-    tta: Optional[bool] = typer.Option(None, rich_help_panel="Images", help="Average predictions over a horizontal flip (default on)."),
-    workers: Optional[int] = typer.Option(None, min=0, rich_help_panel="Images", help="Data-loader worker processes."),
-    text_column: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Column with the texts (default: detected)."),
-    label_column: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Column with the labels (default: detected)."),
-    label_names: Optional[str] = typer.Option(None, rich_help_panel="Text", help="Class names for the labels: "
-                                              "'negative,positive' (sorted label order) or '0=negative,1=positive'."),
-    shots_per_class: Optional[int] = typer.Option(None, min=1, rich_help_panel="Text",
-                                                  help="Train on K sampled examples per class (few-shot)."),
-    max_length: Optional[int] = typer.Option(None, min=8, rich_help_panel="Text", help="Longest token sequence kept."),
-    target: Optional[str] = typer.Option(None, rich_help_panel="Time series",
-                                         help="Forecast only this series (default: every numeric column)."),
-    horizon: Optional[int] = typer.Option(None, min=1, rich_help_panel="Time series", help="Steps to forecast (default 96)."),
-    lookback: Optional[int] = typer.Option(None, min=2, rich_help_panel="Time series",
-                                           help="Steps of history the model reads (default: the encoder's, 336)."),
-    train_fraction: Optional[float] = typer.Option(None, min=0.001, max=1.0, rich_help_panel="Time series",
-                                                   help="Train on only the most recent fraction of the training segment."),
-    time_column: Optional[str] = typer.Option(None, rich_help_panel="Time series", help="Time column (default: detected)."),
-    baseline: bool = typer.Option(True, help="Also train a from-scratch control on the same split and report the "
-                                  "transfer gain (negative transfer is flagged)."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
+    **params: Any,
 ) -> None:
     """Adapt a pretrained backbone to your data; writes a run directory with model, metrics and report."""
     from .rundir import prepare_out
 
+    resume = bool(params.get("resume"))
     prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
     if prepared.complete:
         prepared.release()
         console.print(prepared.message, soft_wrap=True)
         return
-    given = dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
-                 test_fraction=test_fraction, image_size=image_size, augment=augment and augment.value, tta=tta,
-                 num_workers=workers, text_column=text_column, label_column=label_column, label_names=label_names,
-                 shots_per_class=shots_per_class, max_length=max_length, target=target, horizon=horizon,
-                 lookback=lookback, train_fraction=train_fraction, time_column=time_column,
-                 baseline=None if baseline else False)
+    # only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
+    # detected task's own defaults, and an option that task does not take is refused only when given
+    given = {name: value for name, value in params.items()
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     try:
-        run_fit(data, out, task=task, quiet=quiet, strategy=strategy, strategy_options=parse_options(option),
-                seed=seed, resume=resume, **{k: v for k, v in given.items() if v is not None})
+        run_fit(data, out, task=task, quiet=quiet, strategy_options=parse_options(option), **given)
     except TrainingInterrupted as exc:
         err_console.print(f"interrupted: {exc}")
         raise typer.Exit(130) from None
@@ -246,11 +331,12 @@ def evaluate(
     """Evaluate a saved model on labelled data."""
     from .tasks import load_run
 
-    metrics = load_run(run_dir).evaluate(data)
+    est = load_run(run_dir)
+    metrics = est.evaluate(data)
     if as_json:
         console.print_json(json.dumps(metrics, default=float))
     else:
-        _print_metrics(metrics, f"{data} ({counted(metrics['n'], 'example')})", data=data)
+        _print_metrics(est, metrics, data=data)
 
 
 @app.command()
@@ -264,82 +350,15 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of predictions."),
 ) -> None:
     """Predict with a saved model: images, texts, or the next steps of a series."""
-    from .tasks import expand_image_paths, load_run
+    from .tasks import load_run
 
     est = load_run(run_dir)
-    if est.task == "forecast":
-        if len(inputs or []) != 1 or file is not None:
-            raise TransferkitError("a forecast run takes one CSV of history: transferkit predict RUN history.csv")
-        _print_forecast(est, Path(inputs[0]), as_json)
-        return
-    if est.task == "image-classification":
-        if file is not None:
-            raise TransferkitError("--file is for text models; pass image files or folders as arguments.")
-        paths = expand_image_paths(inputs or [])
-        items, shown = paths, [str(p) for p in paths]
-    elif est.task == "text-classification":
-        items = list(inputs or []) + (_read_texts(file) if file else [])
-        shown = items
-    else:
-        raise TransferkitError(f"{run_dir}: predict does not know the task {est.task!r}.")
-    if not items:
-        raise TransferkitError("nothing to predict: pass inputs as arguments" + (" or --file" if est.task != "image-classification" else ""))
-    proba = est.predict_proba(items)
-    k = min(top_k, len(est.classes_))
-    key = "path" if est.task == "image-classification" else "text"
-    results = []
-    for item, row in zip(shown, proba):
-        order = row.argsort()[::-1][:k]
-        results.append({key: item, "label": est.classes_[order[0]],
-                        "top_k": [{"label": est.classes_[i], "probability": round(float(row[i]), 4)} for i in order]})
+    items = est.read_prediction_inputs(list(inputs or []), file)
+    records = est.prediction_records(items, top_k)
     if as_json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        print(json.dumps(records, indent=2, ensure_ascii=False))
         return
-    table = Table()
-    table.add_column(key)
-    table.add_column("prediction")
-    for r in results:
-        table.add_row(r[key], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"]))
-    console.print(table)
-
-
-def _print_forecast(est, history: Path, as_json: bool) -> None:
-    """The next `horizon` steps after the end of `history`, with timestamps when the CSV has them."""
-    import pandas as pd
-
-    from .data.timeseries import load_series_csv
-
-    forecast = est.predict(history)
-    table = load_series_csv(history, est.time_column, est.target)
-    if table.times is not None and table.frequency:
-        steps = [str(t) for t in pd.date_range(table.times[-1], periods=len(forecast) + 1, freq=table.frequency)[1:]]
-    else:
-        steps = [f"+{i + 1}" for i in range(len(forecast))]
-    rows = [{"time": t, **{c: round(float(v), 6) for c, v in zip(est.channels_, row)}} for t, row in zip(steps, forecast)]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    out = Table(title=f"forecast of the next {counted(len(rows), 'step')} after {history.name}")
-    for column in rows[0]:
-        out.add_column(column, justify="left" if column == "time" else "right")
-    for row in rows:
-        out.add_row(row["time"], *(f"{row[c]:.4f}" for c in est.channels_))
-    console.print(out)
-
-
-def _read_texts(path: Path) -> list[str]:
-    """Texts of a plain file (one per non-empty line) or of a table's text column."""
-    from .data import read_text_table
-
-    path = path.expanduser()
-    if not path.is_file():
-        raise TransferkitError(f"{path}: no such file; pass a file of texts, one per line.")
-    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
-        return read_text_table(path, need_label=False)[0]
-    try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError:
-        raise TransferkitError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
+    console.print(_rich_table(est.prediction_table(items, records)))
 
 
 @app.command()

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -31,6 +31,8 @@ from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
+from .params import Constraint, Interval, check_params
+from .presentation import Headline, SummaryLine, Table
 
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
 PLAN_LOG = logging.getLogger("transferkit.plan")
@@ -136,7 +138,9 @@ class TransferEstimator(BaseEstimator):
 
     # ----------------------------------------------------------------- hooks
     def _check_params(self) -> Strategy:
-        """Validate params before any slow work (tasks add their own checks); returns the strategy."""
+        """Validate params before any slow work (the declared `param_constraints`, then the task's own
+        checks in overrides); returns the strategy."""
+        check_params(self.get_params(), self.param_constraints)
         return create_strategy(self.strategy, **(self.strategy_options or {}))
 
     def _load_data(self, data: Any) -> None:
@@ -485,6 +489,45 @@ class TransferEstimator(BaseEstimator):
     def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
         """The report's headline cards for these test metrics (none by default)."""
         return ()
+    # ---- parameter declarations (cli)
+    #: Value rules of the constructor's parameters (as scikit-learn's `_parameter_constraints`):
+    #: `fit` checks them and the CLI gives them to its `fit` options. Tasks extend the dict; each
+    #: parameter's documentation is the "Parameters" section of the class docstring.
+    param_constraints: ClassVar[dict[str, Constraint]] = {"epochs": Interval(1), "batch_size": Interval(1)}
+    #: More command-line names of a parameter (flags that predate the parameter's name).
+    option_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    # ---- presentation hooks (cli)
+    #: What one item `evaluate()` scores is called ("example", "window"): metrics titles count them.
+    unit: ClassVar[str] = "example"
+    #: Help panel of the `fit` options only this task takes ("Images"); shared ones stay in the main one.
+    option_panel: ClassVar[str | None] = None
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Any:
+        """What `transferkit predict RUN INPUTS... [--file FILE]` predicts, read from its arguments;
+        raises `TransferkitError` (one line) for inputs this task cannot take."""
+        raise NotImplementedError(f"{type(self).__name__} does not define read_prediction_inputs")
+
+    def prediction_records(self, items: Any, top_k: int) -> list[dict]:
+        """Predictions of `items` (from `read_prediction_inputs`) as JSON-ready records, one per
+        predicted input or step (what `predict --json` prints); `top_k` classes where that applies."""
+        raise NotImplementedError(f"{type(self).__name__} does not define prediction_records")
+
+    def prediction_table(self, items: Any, records: list[dict]) -> Table:
+        """`records` as the table `transferkit predict` prints."""
+        raise NotImplementedError(f"{type(self).__name__} does not define prediction_table")
+
+    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
+        """The table (and summary line, if any) `fit` and `evaluate` print for `metrics` of
+        `evaluate()`: on the run's test split (data=None) or on `data`."""
+        raise NotImplementedError(f"{type(self).__name__} does not define metrics_table")
+
+    def _metrics_title(self, metrics: dict, data: str | None) -> str:
+        """"test split (7 examples)", the estimate's method for a cross-validated run, or the data."""
+        from .._format import counted
+
+        scored = data or metrics.get("estimate") or "test split"
+        return f"{scored} ({counted(metrics['n'], self.unit)})"
 
 
 class ClassifierBase(TransferEstimator):
@@ -492,6 +535,13 @@ class ClassifierBase(TransferEstimator):
 
     Subclasses implement `_proba(inputs)` (class probabilities of raw inputs) and
     `_labelled(data)` (inputs and integer labels of a labelled data source).
+
+    Parameters
+    ----------
+    val_fraction : float
+        Validation share (classification).
+    test_fraction : float
+        Test share (classification).
     """
 
     config_keys: ClassVar[dict[str, Any]] = {"classes": list[str]}
@@ -558,16 +608,42 @@ class ClassifierBase(TransferEstimator):
                 Headline("top5_accuracy", "top-5 accuracy", "percent"), Headline("loss", "loss", ".3f"),
                 Headline("n", scored, "count"))
 
+    # ---- parameter declarations (cli)
+    param_constraints = {**TransferEstimator.param_constraints,
+                         "val_fraction": Interval(0.01, 0.5), "test_fraction": Interval(0.01, 0.5)}
 
-class Headline(NamedTuple):
-    """One headline card of a run's report: `metrics[key]` shown as `format` ("percent", "count",
-    or a float spec such as ".3f") under `label`; `always`: shown as "not evaluated" when the
-    metric is missing (otherwise the card is left out)."""
+    # ---- presentation hooks (cli)
+    #: The input column of `predict`'s records and table ("path", "text").
+    prediction_key: ClassVar[str] = "input"
 
-    key: str
-    label: str
-    format: str
-    always: bool = False
+    def prediction_records(self, items: Any, top_k: int) -> list[dict]:
+        """{key: input, "label": best class, "top_k": [{"label", "probability"}, ...]} per input."""
+        proba = self.predict_proba(items)
+        k = min(top_k, len(self.classes_))
+        records = []
+        for item, row in zip(items, proba):
+            order = row.argsort()[::-1][:k]
+            records.append({self.prediction_key: str(item), "label": self.classes_[order[0]],
+                            "top_k": [{"label": self.classes_[i], "probability": round(float(row[i]), 4)}
+                                      for i in order]})
+        return records
+
+    def prediction_table(self, items: Any, records: list[dict]) -> Table:
+        key = self.prediction_key
+        return Table(columns=(key, "prediction"), rows=[
+            (r[key], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"])) for r in records])
+
+    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
+        """Precision, recall, F1 and support per class, then accuracy and macro-F1."""
+        rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+                for name, m in metrics["per_class"].items()]
+        table = Table(columns=("class", "precision", "recall", "F1", "support"), rows=rows,
+                      title=self._metrics_title(metrics, data), right=("precision", "recall", "F1", "support"),
+                      totals=[("accuracy", "", "", f"{metrics['accuracy']:.3f}", str(metrics["n"])),
+                              ("macro F1", "", "", f"{metrics['macro_f1']:.3f}", "")])
+        summary = SummaryLine(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
+                              f", macro-F1 {metrics['macro_f1']:.3f}")
+        return table, summary
 
 
 def _versions(lightning_version: str) -> dict[str, str]:

@@ -27,7 +27,9 @@ from .._format import counted
 from ..errors import DataError, UnknownNameError
 from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
 from ..strategies import FitData, TrainSettings, create_strategy
-from .base import Headline, TransferEstimator
+from .base import TransferEstimator
+from .params import Interval
+from .presentation import Headline, SummaryLine, Table
 from .forecast_baselines import SeasonalNaive, fit_baselines
 from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
                                window_errors)
@@ -49,6 +51,19 @@ class Forecaster(TransferEstimator):
     of the given history. With a pretrained `backbone` (a previous forecast run) and
     `baseline=True`, `fit` also trains the same architecture from scratch on the same windows
     (the control), and `evaluate()` adds the transfer verdict against it.
+
+    Parameters
+    ----------
+    target : str or None, default=None
+        Forecast only this series (default: every numeric column).
+    horizon : int, default=96
+        Steps to forecast.
+    lookback : int or None, default=None
+        Steps of history the model reads (default: the encoder's, 336).
+    train_fraction : float, default=1.0
+        Train on only the most recent fraction of the training segment.
+    time_column : str or None, default=None
+        Time column (default: detected).
     """
 
     task = TASK
@@ -442,6 +457,7 @@ class Forecaster(TransferEstimator):
         if p.is_file() and p.suffix.lower() == ".csv" and _looks_like_series(p):
             return f"{p.name}: a time column followed by numeric columns"
         return None
+
     # ---- report and ranking hooks (report-rank)
     report_sections = ("forecast-metrics", "forecasts")
 
@@ -450,6 +466,48 @@ class Forecaster(TransferEstimator):
         return (Headline("mse", "MSE (standardised)", ".4f", always=True),
                 Headline("mae", "MAE (standardised)", ".4f", always=True),
                 Headline("mase", "MASE", ".3f"), Headline("n", "test windows", "count"))
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**TransferEstimator.param_constraints, "horizon": Interval(1), "lookback": Interval(2),
+                         "train_fraction": Interval(0.001, 1.0)}
+
+    # ---- presentation hooks (cli)
+    unit = "window"
+    option_panel = "Time series"
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Path:
+        """The one CSV of history to forecast from."""
+        if len(inputs) != 1 or file is not None:
+            raise DataError("a forecast run takes one CSV of history: transferkit predict RUN history.csv")
+        return Path(inputs[0])
+
+    def prediction_records(self, items: Path, top_k: int) -> list[dict]:
+        """The next `horizon` steps after the end of the history CSV `items`: {"time": ..., series:
+        value, ...} per step, timestamped when the CSV has times (else "+1", "+2"...)."""
+        import pandas as pd
+
+        forecast = self.predict(items)
+        table = load_series_csv(items, self.time_column, self.target)
+        if table.times is not None and table.frequency:
+            steps = [str(t) for t in pd.date_range(table.times[-1], periods=len(forecast) + 1,
+                                                   freq=table.frequency)[1:]]
+        else:
+            steps = [f"+{i + 1}" for i in range(len(forecast))]
+        return [{"time": t, **{c: round(float(v), 6) for c, v in zip(self.channels_, row)}}
+                for t, row in zip(steps, forecast)]
+
+    def prediction_table(self, items: Path, records: list[dict]) -> Table:
+        return Table(columns=("time", *self.channels_), right=tuple(self.channels_),
+                     rows=[(r["time"], *(f"{r[c]:.4f}" for c in self.channels_)) for r in records],
+                     title=f"forecast of the next {counted(len(records), 'step')} after {Path(items).name}")
+
+    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
+        """MSE, MAE and MASE of the model and of each baseline; no summary line."""
+        rows = [(name if name != "model" else "model (this run)",
+                 *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
+                for name, m in {"model": metrics, **metrics.get("baselines", {})}.items()]
+        return Table(columns=("model", "MSE", "MAE", "MASE"), rows=rows, title=self._metrics_title(metrics, data),
+                     right=("MSE", "MAE", "MASE")), None
 
 
 class _RevINEncoder(nn.Module):

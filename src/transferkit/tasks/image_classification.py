@@ -19,6 +19,7 @@ from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from .base import ClassifierBase
+from .params import Interval, OneOf
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,17 @@ class ImageClassifier(ClassifierBase):
     `strategy_options` sets a strategy's own knobs (e.g. {"layer_decay": 0.7} for fine-tune).
     `backbone="auto"` ranks the installed backbones by LogME first; `baseline=True` also trains
     the same architecture from scratch on the same split and `evaluate()` reports the transfer gain.
+
+    Parameters
+    ----------
+    image_size : int or None, default=None
+        Input size in px (default: native size capped at the data's median).
+    augment : {"none", "light", "strong"}, default="light"
+        Training augmentation.
+    tta : bool, default=True
+        Average predictions over a horizontal flip.
+    num_workers : int, default=0
+        Data-loader worker processes.
     """
 
     task = TASK
@@ -93,11 +105,6 @@ class ImageClassifier(ClassifierBase):
         self.max_seconds = max_seconds
 
     # ------------------------------------------------------------ fit hooks
-    def _check_params(self):
-        if self.augment not in ("none", "light", "strong"):
-            raise TransferkitError(f"augment={self.augment!r}: use one of none, light, strong.")
-        return super()._check_params()
-
     def _load_data(self, data: str | Path | ImageFolderData) -> None:
         self.data_ = data if isinstance(data, ImageFolderData) else load_image_folder(
             data, self.val_fraction, self.test_fraction, self.seed)
@@ -227,6 +234,7 @@ class ImageClassifier(ClassifierBase):
     def recognise(cls, path: str | Path) -> str | None:
         p = Path(path).expanduser()
         return f"{p.name}/ is a folder (of class folders of images)" if p.is_dir() else None
+
     # ---- report and ranking hooks (report-rank)
     def ranking_source(self) -> RankingSource:
         """The training images for `rank_backbones`, at each candidate's input size as `fit` would
@@ -240,6 +248,24 @@ class ImageClassifier(ClassifierBase):
             return dataset, None, size
 
         return RankingSource(self.task, self.modality, d.train.labels, list(d.classes), encode, sized=True)
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**ClassifierBase.param_constraints, "image_size": Interval(32, 1024),
+                         "augment": OneOf(("none", "light", "strong")), "num_workers": Interval(0)}
+    option_aliases = {"num_workers": ("--workers",)}
+
+    # ---- presentation hooks (cli)
+    option_panel = "Images"
+    prediction_key = "path"
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[Path]:
+        """The image files given, folders expanded to the images inside."""
+        if file is not None:
+            raise TransferkitError("--file is for text models; pass image files or folders as arguments.")
+        paths = expand_image_paths(inputs)
+        if not paths:
+            raise DataError("nothing to predict: pass inputs as arguments")
+        return paths
 
 
 @dataclass

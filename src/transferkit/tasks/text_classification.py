@@ -13,6 +13,7 @@ from ..errors import DataError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from .base import ClassifierBase
+from .params import Interval
 
 TASK = "text-classification"
 
@@ -29,6 +30,19 @@ class TextClassifier(ClassifierBase):
     Predictions, metrics, config.json and the report show the names. `backbone="auto"` ranks
     the installed encoders first; `baseline=True` also fits a TF-IDF control on the same split and
     `evaluate()` reports the transfer gain.
+
+    Parameters
+    ----------
+    max_length : int, default=128
+        Longest token sequence kept.
+    text_column : str or None, default=None
+        Column with the texts (default: detected).
+    label_column : str or None, default=None
+        Column with the labels (default: detected).
+    label_names : str, dict, list or None, default=None
+        Class names for the labels: 'negative,positive' (sorted label order) or '0=negative,1=positive'.
+    shots_per_class : int or None, default=None
+        Train on K sampled examples per class (few-shot).
     """
 
     task = TASK
@@ -191,6 +205,7 @@ class TextClassifier(ClassifierBase):
         if p.suffix.lower() in TEXT_EXTENSIONS:
             return f"{p.name} is a {p.suffix[1:].upper()} table"
         return None
+
     # ---- report and ranking hooks (report-rank)
     def ranking_source(self) -> RankingSource:
         """The training texts for `rank_backbones`, tokenised by each candidate's own tokenizer."""
@@ -201,6 +216,34 @@ class TextClassifier(ClassifierBase):
             return dataset, TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length), None
 
         return RankingSource(self.task, self.modality, d.train.labels, list(d.classes), encode)
+
+    # ---- parameter declarations (cli)
+    param_constraints = {**ClassifierBase.param_constraints, "shots_per_class": Interval(1),
+                         "max_length": Interval(8)}
+
+    # ---- presentation hooks (cli)
+    option_panel = "Text"
+    prediction_key = "text"
+
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[str]:
+        """The texts given as arguments, then those of `file`."""
+        texts = list(inputs) + (read_texts(file) if file is not None else [])
+        if not texts:
+            raise DataError("nothing to predict: pass inputs as arguments or --file")
+        return texts
+
+
+def read_texts(path: Path) -> list[str]:
+    """Texts of a plain file (one per non-empty line) or of a table's text column."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass a file of texts, one per line.")
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
+        return read_text_table(path, need_label=False)[0]
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
 
 
 def _text_scratch_control(est: "TextClassifier", budget: float) -> dict[str, Any]:

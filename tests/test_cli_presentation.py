@@ -1,0 +1,48 @@
+"""`fit`, `evaluate` and `predict` print what the task's presentation hooks return: the CLI holds no
+task-specific table (issue 10)."""
+from __future__ import annotations
+
+import pytest
+
+from transferkit import cli
+from transferkit.tasks import Forecaster, ImageClassifier, TextClassifier
+
+CLASSIFICATION = {"per_class": {"red": {"precision": 0.5, "recall": 0.25, "f1": 0.333, "support": 4},
+                                "blue": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}},
+                  "accuracy": 0.5714, "macro_f1": 0.6667, "n": 7}
+FORECAST = {"mse": 0.5, "mae": 0.4, "mase": 1.2, "n": 12,
+            "baselines": {"naive": {"mse": 0.6, "mae": 0.5, "mase": 1.3}, "DLinear": {"mse": 0.55, "mae": 0.45}}}
+
+
+def test_classification_metrics_print_per_class_rows_totals_and_the_accuracy_line(capsys):
+    cli._print_metrics(ImageClassifier(), CLASSIFICATION)
+    out = capsys.readouterr().out
+    assert "test split (7 examples)" in out and "macro F1" in out
+    assert out.strip().splitlines()[-1] == "test accuracy 0.571, macro-F1 0.667"
+    cli._print_metrics(TextClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation"}, data="dev.tsv")
+    out = capsys.readouterr().out
+    assert "dev.tsv (7 examples)" in out and out.strip().splitlines()[-1].startswith("accuracy on dev.tsv 0.571")
+
+
+def test_forecast_metrics_print_the_model_and_its_baselines_counted_in_windows(capsys):
+    table, headline = Forecaster().metrics_table(FORECAST, data="history.csv")
+    assert headline is None and table.title == "history.csv (12 windows)"
+    assert [row[0] for row in table.rows] == ["model (this run)", "naive", "DLinear"]
+    assert table.rows[2][1:] == ("0.5500", "0.4500", "nan")
+    cli._print_metrics(Forecaster(), FORECAST)
+    assert "test split (12 windows)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("est, inputs, file, message", [
+    (Forecaster(), ["a.csv", "b.csv"], None, "one CSV of history"),
+    (ImageClassifier(), [], "texts.txt", "--file is for text models"),
+    (ImageClassifier(), [], None, "nothing to predict"),
+    (TextClassifier(), [], None, "pass inputs as arguments or --file"),
+])
+def test_each_task_reads_its_own_prediction_inputs(est, inputs, file, message):
+    from pathlib import Path
+
+    from transferkit.errors import TransferkitError
+
+    with pytest.raises(TransferkitError, match=message):
+        est.read_prediction_inputs(inputs, Path(file) if file else None)
