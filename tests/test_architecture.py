@@ -18,12 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "transferkit"
 TASKS_DIR = PACKAGE / "tasks"
 
-# coordinator: remove xfail after merging registries/report-rank/cli
-_BEING_FIXED = pytest.mark.xfail(strict=True, reason="violations are being removed by the registries, report-rank "
-                                                     "and cli parts of issue 10")
-
-
-@_BEING_FIXED
 def test_import_contracts_hold():
     """`lint-imports` (the console script beside this interpreter) passes on this checkout."""
     script = Path(sys.executable).with_name("lint-imports")
@@ -87,7 +81,6 @@ def test_branch_rule(line, branches):
     assert any(BRANCH.search(code) for _, code in code_lines(line)) == branches
 
 
-@_BEING_FIXED
 def test_no_task_or_metric_branches_outside_tasks():
     """Task-specific behaviour is a hook or class attribute of the task estimator, so a new task
     touches no module outside `transferkit.tasks` (and its own registration)."""

@@ -79,9 +79,13 @@ def render_html(report: RunReport) -> str:
 def task_class(task: str) -> type:
     """The estimator class registered for `task`, whose declarations lay out its report; the base
     estimator's generic layout for a task not registered here (e.g. a plug-in not installed)."""
+    from ..errors import UnknownNameError
     from ..tasks import TASKS, TransferEstimator
 
-    return TASKS.get(task) if task in TASKS else TransferEstimator
+    try:
+        return TASKS.get(task)
+    except UnknownNameError:
+        return TransferEstimator
 
 
 # --------------------------------------------------------------------------- formatting
@@ -313,7 +317,9 @@ def _metrics_table(metrics: dict) -> str:
 
 
 def _forecast_metrics(metrics: dict) -> str:
-    if "mse" not in metrics:
+    """The "forecast-metrics" section: the model's and each baseline's errors (a run saved before
+    it was evaluated has none)."""
+    if metrics.get("mse") is None:
         return _muted(f"Forecast metrics: {NOT_EVALUATED}.")
     rows = [("<strong>model (this run)</strong>", _fmt(metrics.get("mse"), 4), _fmt(metrics.get("mae"), 4),
              _fmt(metrics.get("mase"), 3))]
