@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(BIN)/transferkit demo
 
 test: $(STAMP)
+	# the package's one-way import rule (pyproject.toml [tool.importlinter]), then the tests
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
