@@ -3,8 +3,12 @@ rules, declared once on the estimator (issue 10: one parameter list)."""
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -163,3 +167,26 @@ def test_parameter_docs_reads_numpydoc_and_stops_at_the_next_section():
     """
     assert parameter_docs(doc) == {"a": "Shared text on two lines.", "b": "Shared text on two lines.", "flag": ""}
     assert parameter_docs(inspect.cleandoc("No sections here.")) == {}
+
+
+def _fit_help_imports(cache: Path) -> str:
+    """The heavy libraries a fresh `transferkit fit --help` imports, with `cache` as XDG_CACHE_HOME."""
+    code = ("import sys\nfrom transferkit.cli import main\nsys.argv = ['transferkit', 'fit', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('heavy:', *(m for m in ('torch', 'sklearn', 'lightning') if m in sys.modules))")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "--image-size" in result.stdout
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_fit_help_reads_the_estimators_once_then_answers_from_the_cache(tmp_path):
+    """Building the options imports the estimators (torch, scikit-learn: seconds); a later `fit
+    --help` or mistyped option must not pay that again, and a damaged cache is rebuilt."""
+    assert _fit_help_imports(tmp_path) == "heavy: torch sklearn"
+    (cached,) = (tmp_path / "transferkit").glob("fit-options-*.json")
+    assert _fit_help_imports(tmp_path) == "heavy:"
+    cached.write_text("{not json")
+    assert _fit_help_imports(tmp_path) == "heavy: torch sklearn"
+    assert json.loads(cached.read_text())[0]["name"]

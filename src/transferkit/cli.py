@@ -190,15 +190,19 @@ def _check_value(rule):
     return check
 
 
-def estimator_options() -> list[inspect.Parameter]:
+def estimator_option_specs() -> list[dict[str, Any]]:
     """One `fit` option per parameter of the registered task estimators (except SET_BY_CLI), in
-    signature order, read from what each estimator declares once: the name (--snake-case), type and
-    default from the constructor signature (the default shown where every task taking the parameter
-    agrees on it), the help from the class docstring's "Parameters" section, the value rule from
-    `param_constraints`, extra names from `option_aliases`, and the help panel: the task's
-    `option_panel` when only one task takes the parameter, else the main one."""
+    signature order, as JSON-ready specs read from what each estimator declares once: the name
+    (--snake-case), type and default from the constructor signature (the default shown where every
+    task taking the parameter agrees on it), the help from the "Parameters" sections of the class
+    docstrings, the value rule from `param_constraints`, extra names from `option_aliases`, and
+    the help panel: the task's `option_panel` when only one task takes it, else the main one.
+
+    Reading the declarations imports every task estimator, and with them torch and scikit-learn
+    (about 6 s of CPU), so the specs are cached per version of the package's source files
+    (`_cached_option_specs`)."""
     from .tasks import TASKS
-    from .tasks.params import Interval, parameter_doc
+    from .tasks.params import constraint_to_json, parameter_doc
 
     takers: dict[str, list[type]] = {}
     for name in TASKS.names():
@@ -206,7 +210,7 @@ def estimator_options() -> list[inspect.Parameter]:
         for param in inspect.signature(cls.__init__).parameters.values():
             if param.name != "self" and param.kind is not param.VAR_KEYWORD and param.name not in SET_BY_CLI:
                 takers.setdefault(param.name, []).append(cls)
-    options = []
+    specs = []
     for name, classes in takers.items():
         signatures = [inspect.signature(cls.__init__).parameters[name] for cls in classes]
         types = {_cli_type(cls, name, typing.get_type_hints(cls.__init__)[name]) for cls in classes}
@@ -218,8 +222,54 @@ def estimator_options() -> list[inspect.Parameter]:
         defaults = [p.default for p in signatures]
         default = defaults[0] if all(d == defaults[0] for d in defaults) else None
         helps = [h for h in (parameter_doc(cls, name) for cls in classes) if h]
-        flag = name.replace("_", "-")
-        aliases = tuple(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ())))
+        specs.append({
+            "name": name, "type": value_type.__name__, "default": default, "help": helps[0] if helps else None,
+            "aliases": list(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ()))),
+            "rule": constraint_to_json(rule) if rule is not None else None,
+            "panel": classes[0].option_panel if len(classes) == 1 else None,
+        })
+    # shared options first, then the task panels by title (help shows panels in order of first use)
+    return sorted(specs, key=lambda s: (s["panel"] is not None, s["panel"] or ""))
+
+
+def _cached_option_specs() -> list[dict[str, Any]]:
+    """`estimator_option_specs()`, from a cache file when the package's source files and the task
+    registry are what they were when it was written (so `fit --help` and a mistyped option answer
+    at once instead of after importing torch); any problem with the cache just recomputes."""
+    import hashlib
+
+    from . import __version__
+    from .tasks import TASKS
+
+    package = Path(__file__).resolve().parent
+    key = hashlib.sha256(repr((__version__, TASKS.names(), sorted(
+        (str(f.relative_to(package)), f.stat().st_mtime_ns, f.stat().st_size) for f in package.rglob("*.py"))
+    )).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "transferkit" / f"fit-options-{key}.json"
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        pass
+    specs = estimator_option_specs()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(specs))
+        partial.replace(cache)
+    except (OSError, TypeError, ValueError):  # a read-only home, or a default JSON cannot hold
+        pass
+    return specs
+
+
+def estimator_options() -> list[inspect.Parameter]:
+    """The `fit` options of `estimator_option_specs()` (cached), as typer parameters."""
+    from .tasks.params import Interval, constraint_from_json
+
+    options = []
+    for spec in _cached_option_specs():
+        value_type = {t.__name__: t for t in _SIMPLE_TYPES}[spec["type"]]
+        rule = constraint_from_json(spec["rule"]) if spec["rule"] else None
+        flag, aliases, default = spec["name"].replace("_", "-"), spec["aliases"], spec["default"]
         if value_type is bool:
             decls = [*(f"{a}/--no-{a.removeprefix('--')}" for a in aliases), f"--{flag}/--no-{flag}"]
         else:
@@ -228,13 +278,12 @@ def estimator_options() -> list[inspect.Parameter]:
         if rule is not None:  # the rule's range or choices, shown as typer shows its own
             metavar = f"<{value_type.__name__} range> [{rule.describe()}]" if isinstance(rule, Interval) \
                 else f"<{rule.describe()}>"
-        info = typer.Option(default, *decls, help=helps[0] if helps else None, metavar=metavar,
-                            callback=_check_value(rule) if rule is not None else None,
-                            rich_help_panel=classes[0].option_panel if len(classes) == 1 else None)
+        info = typer.Option(default, *decls, help=spec["help"], metavar=metavar,
+                            callback=_check_value(rule) if rule is not None else None, rich_help_panel=spec["panel"])
         annotation = value_type if value_type is bool and default is not None else Optional[value_type]
-        options.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
-    # shared options first, then the task panels by title (help shows panels in order of first use)
-    return sorted(options, key=lambda p: (p.default.rich_help_panel is not None, p.default.rich_help_panel or ""))
+        options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
+                                         annotation=annotation))
+    return options
 
 
 class _EstimatorOptionsCommand(TyperCommand):

@@ -69,6 +69,18 @@ class OneOf:
 Constraint = Union[Interval, OneOf]
 
 
+def constraint_to_json(rule: Constraint) -> dict:
+    """A value rule as JSON ({"Interval": {"low": 1, "high": None}}), for caches of option specs."""
+    return {type(rule).__name__: {k: list(v) if isinstance(v, tuple) else v for k, v in vars(rule).items()}}
+
+
+def constraint_from_json(data: dict) -> Constraint:
+    """The inverse of `constraint_to_json`."""
+    ((kind, fields),) = data.items()
+    rule = {"Interval": Interval, "OneOf": OneOf}[kind]
+    return rule(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
 def check_params(params: Mapping[str, Any], constraints: Mapping[str, Constraint]) -> None:
     """Raise `ParameterError` ("epochs must be at least 1, not 0") for the first parameter that
     breaks its rule; None always passes (it means "the task's default")."""
