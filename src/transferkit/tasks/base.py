@@ -388,16 +388,25 @@ class ClassifierBase(TransferEstimator):
         return metrics
 
 
-def _saving_strategy(name: str, weights: str = "full", run_dir: Path | None = None) -> type[Strategy]:
-    """The strategy class whose `weights_to_save` / `restore` a run of strategy `name` uses. A run
-    saved whole by a strategy not registered here (e.g. defined in a script) is still rebuilt by
-    the default hooks; partial weights need their strategy."""
-    if name in STRATEGIES:
-        return STRATEGIES.get(name)
-    if weights == "full":
-        return Strategy
-    raise RunDirectoryError(f"{Path(run_dir or '.') / CONFIG_FILE}: saved by strategy {name!r} ({weights} weights), "
-                            "which is not registered here; import the module that registers it before loading.")
+def _saving_strategy(name: str, weights: str | None = None, run_dir: Path | None = None) -> type[Strategy]:
+    """The strategy class whose `weights_to_save` / `restore` a run of strategy `name` uses.
+
+    When loading, `weights` is config.json's record of what was saved: it must be what that
+    strategy saves. A run saved whole by a strategy not registered here (e.g. defined in a
+    script) is still rebuilt by the default hooks; partial weights need their strategy.
+    """
+    config = Path(run_dir or ".") / CONFIG_FILE
+    if name not in STRATEGIES:
+        if weights in (None, Strategy.saved_weights):
+            return Strategy
+        raise RunDirectoryError(f"{config}: saved by strategy {name!r} ({weights} weights), which is not registered "
+                                "here; import the module that registers it before loading.")
+    strategy = STRATEGIES.get(name)
+    if weights is not None and weights != strategy.saved_weights:
+        raise RunDirectoryError(f"{config}: \"weights\" is {weights!r}, but strategy {name!r} saves "
+                                f"{strategy.saved_weights!r} weights; the file was edited or is damaged, re-run "
+                                "`transferkit fit`.")
+    return strategy
 
 
 def _versions(lightning_version: str) -> dict[str, str]:
