@@ -62,6 +62,11 @@ def module_for(model: TransferModel, data: FitData, s: TrainSettings, epochs: in
 
 
 # ---------------------------------------------------------------------------------------- FitData
+def test_losses_are_listed_with_their_first_docstring_line():
+    assert {"cross-entropy", "mse", "test-mean-matching"} <= set(LOSSES.names())
+    assert LOSSES.entry("cross-entropy").description.startswith("Classification: cross-entropy")
+
+
 def test_objectives_default_from_the_objective_and_unknown_objectives_raise():
     data = classified(8)
     assert FitData(data, data, data).objectives == {"main": "cross-entropy"}
@@ -122,9 +127,9 @@ def test_a_loss_for_a_head_the_model_lacks_raises():
 
 
 # ------------------------------------------------------------------ a new loss is one registered module
-@LOSSES.register("test-mean-matching", "toy: labelled and unlabelled outputs of a head drawn to the same mean")
+@LOSSES.register("test-mean-matching")
 class MeanMatching(Loss):
-    """A toy domain-alignment term (first moments only, as CORAL matches second moments)."""
+    """Toy: a head's labelled and unlabelled outputs drawn to the same mean (CORAL matches covariances)."""
 
     labelled, unlabelled = False, True
     calls: list[tuple[int, int]] = []

@@ -5,7 +5,7 @@ A head's objective is named in `FitData.objectives` (head → registered loss na
 (a domain discriminator on the unlabelled split, a distillation term, pseudo-labels) is one
 `Loss` subclass registered in `LOSSES`, trained by the same `TransferModule`:
 
-    @LOSSES.register("domain-confusion", "features of labelled and unlabelled inputs drawn together")
+    @LOSSES.register("domain-confusion")  # listed with the first line of the class docstring
     class DomainConfusion(Loss):
         labelled, unlabelled = False, True
 
@@ -71,10 +71,12 @@ class Loss(nn.Module):
         return None
 
 
-@LOSSES.register("cross-entropy", "classification: cross-entropy with label smoothing; validation accuracy")
+@LOSSES.register("cross-entropy")
 class CrossEntropy(Loss):
-    """Cross-entropy over `num_classes` logits, label-smoothed in training only (validation loss
-    is the plain cross-entropy); the validation metric is accuracy."""
+    """Classification: cross-entropy with label smoothing in training; validation accuracy.
+
+    The validation loss is the plain cross-entropy over the `num_classes` logits.
+    """
 
     metric = "accuracy"
 
@@ -99,9 +101,9 @@ class CrossEntropy(Loss):
         return MulticlassAccuracy(num_classes=self.num_classes, average="micro")
 
 
-@LOSSES.register("mse", "regression: mean squared error; validation mean absolute error")
+@LOSSES.register("mse")
 class MeanSquaredError(Loss):
-    """Mean squared error (training and validation); the validation metric is the mean absolute error."""
+    """Regression: mean squared error (training and validation); validation mean absolute error."""
 
     metric = "mae"
 
