@@ -7,7 +7,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from transferkit.backbones import create_backbone
 from transferkit.models import TransferModel
 from transferkit.strategies import GradualUnfreeze, freeze_batchnorm_stats, set_trainable
+from transferkit.strategies.finetuning import LayerGroupUnfreezing
 from transferkit.strategies.lightning_module import TransferModule, Schedule, discriminative_lrs
+from transferkit.strategies.losses import CrossEntropy
 
 
 def test_gradual_unfreeze_schedule_grows_to_all_groups():
@@ -46,8 +48,9 @@ def test_frozen_groups_do_not_change_while_top_groups_and_head_train():
     groups = [names for _, names in backbone.layer_groups()]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     schedule = Schedule(group_lrs=discriminative_lrs(len(groups), 1e-2, 0.8), head_lr=1e-2,
-                        weight_decay=0.05, total_steps=4, freeze_bn_stats=False)
-    module = TransferModule(model, groups, schedule, GradualUnfreeze(len(groups), 2, 10), 2)
+                        weight_decay=0.05, total_steps=4)
+    policy = LayerGroupUnfreezing(GradualUnfreeze(len(groups), 2, 10), freeze_bn_stats=False)
+    module = TransferModule(model, groups, schedule, {"main": CrossEntropy(2)}, policy)
     data = TensorDataset(torch.randn(16, 3, 32, 32), torch.randint(0, 2, (16,)))
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")

@@ -5,6 +5,8 @@ from .registry import STRATEGIES, StrategyInfo, create_strategy, register_strate
 _EXPORTS = {
     **dict.fromkeys(("FitData", "FitOutcome", "Strategy", "TrainSettings"), ".base"),
     **dict.fromkeys(("GradualUnfreeze", "freeze_batchnorm_stats", "set_trainable"), ".freezing"),
+    **dict.fromkeys(("LOSSES", "Loss", "Objective"), ".losses"),
+    "LayerGroupUnfreezing": ".finetuning",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # torch loads with the first of these
 

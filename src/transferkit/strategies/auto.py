@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ..models import TransferModel
 from .base import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
+from .fine_tune import default_epochs
 from .freezing import set_trainable
 from .linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, fit_probe
 
@@ -158,8 +159,6 @@ def plan_fine_tune(probe: ProbeResult, labels: list[int], num_val: int, settings
     """Epochs to fine-tune after `probe` (0: do not) and why, from a cheap signal: the probe's
     validation accuracy, the smallest class, and the fine-tune time estimated from the probe's
     measured forward pass against `fine_tune_budget`."""
-    from .fine_tune import default_epochs  # lazily: it imports Lightning
-
     smallest = min(Counter(labels).values()) if labels else 0
     if smallest < MIN_PER_CLASS_TO_FINE_TUNE:
         return 0, (f"the smallest class has {smallest} training examples (< {MIN_PER_CLASS_TO_FINE_TUNE}): too few to "

@@ -4,15 +4,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import UnknownNameError
-from ..models import TransferModel
+from ..models import DEFAULT_HEAD, TransferModel
+from ..rundir import check_tensor_shapes
 from .registry import STRATEGIES, create_strategy, register_strategy  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from .losses import Objective
 
 
 @dataclass
@@ -60,12 +64,25 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+#: The loss of the default head for each `FitData.objective`, when `objectives` is not given.
+DEFAULT_LOSSES = {"classification": "cross-entropy", "regression": "mse"}
+
+
 @dataclass
 class FitData:
-    """Datasets a strategy trains on: augmented train, un-augmented train (for features), validation.
+    """Datasets a strategy trains on: augmented train, un-augmented train (for features), validation,
+    and optionally unlabelled inputs.
 
-    `collate_fn` batches items the default collation cannot (texts → padded token ids);
-    `objective` is "classification" (cross-entropy, `num_classes` outputs) or "regression" (MSE).
+    Items of `train`, `train_plain` and `val` are `(x, y)` pairs: `y` is the target of the default
+    head (a class index, a regression target), or a dict head name → target when the model trains
+    several heads. `objectives` says how each head is trained: head name → registered loss name
+    (`losses.LOSSES`) or `losses.Objective` (loss, weight, options); when empty it is derived from
+    `objective`, which is "classification" (cross-entropy, `num_classes` outputs) or "regression"
+    (MSE). `unlabelled` holds inputs without labels (e.g. target-domain images for domain
+    adaptation or self-training): its items are `(x, ignored)` pairs like the labelled splits', so
+    the same dataset classes and `collate_fn` serve both; only `x` is used.
+
+    `collate_fn` batches items the default collation cannot (texts → padded token ids).
     `labels` are the training class indices when known (used by `auto` and few-shot strategies).
     `pretrained` is False for a backbone without pretrained weights (it must learn everything,
     batch-norm statistics included). `folds` > 0 means the data are too few to hold out: `train`
@@ -82,6 +99,15 @@ class FitData:
     modality: str = "image"
     pretrained: bool = True
     folds: int = 0
+    unlabelled: Dataset | None = None
+    objectives: dict[str, "str | Objective"] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            if self.objective not in DEFAULT_LOSSES:
+                raise ValueError(f"objective {self.objective!r}: use {' or '.join(DEFAULT_LOSSES)}, "
+                                 "or name each head's loss in `objectives`")
+            self.objectives = {DEFAULT_HEAD: DEFAULT_LOSSES[self.objective]}
 
     @property
     def labels(self) -> list[int]:
@@ -103,6 +129,17 @@ class FitData:
                             drop_last=len(self.train) > settings.batch_size, seed=settings.seed)
         val = self.loader(self.val, settings.batch_size, num_workers=settings.num_workers) if len(self.val) else None
         return train, val
+
+    def unlabelled_loader(self, settings: "TrainSettings"):
+        """A shuffled loader over `unlabelled` (batches of `(x, ignored)`), or None without one.
+
+        Its order is its own function of (seed, epoch) (`EpochShuffle`, seed + 1 so it does not
+        mirror the training order), so a resumed run draws the same unlabelled batches.
+        """
+        if self.unlabelled is None or not len(self.unlabelled):
+            return None
+        return self.loader(self.unlabelled, settings.batch_size, shuffle=True, num_workers=settings.num_workers,
+                           drop_last=len(self.unlabelled) > settings.batch_size, seed=settings.seed + 1)
 
 
 @dataclass
@@ -152,3 +189,30 @@ class Strategy(ABC):
         epochs = (f"epochs: up to {settings.epochs}", "as given") if settings.epochs else \
             ("epochs: chosen from the data size", f"by the {self.name} strategy")
         return [(f"strategy: {self.name}", f"requested with --strategy {self.name}"), epochs]
+
+    # ---- what a run saves and how it is rebuilt (training)
+    #: what `weights_to_save` keeps, recorded as config.json's "weights": "full" (the whole model)
+    #: or "adapter" (weights on top of a base backbone that `restore` rebuilds by name)
+    saved_weights: ClassVar[str] = "full"
+
+    @classmethod
+    def weights_to_save(cls, model: TransferModel, settings: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The tensors a run of this strategy writes to model.safetensors (`settings`: the run's
+        recorded strategy settings); the whole state dict by default."""
+        return model.state_dict()
+
+    @classmethod
+    def restore(cls, info: dict[str, Any], settings: dict[str, Any], state: dict[str, torch.Tensor],
+                build_model: Callable[[nn.Module, int], TransferModel], run_dir: Path) -> TransferModel:
+        """The model of a saved run, filled from `state` (the tensors `weights_to_save` kept).
+
+        `info` is config.json's backbone entry, `settings` the recorded strategy settings, and
+        `build_model(body, num_features)` the task's model around a feature extractor. By default
+        the architecture is rebuilt from the run's own files and every tensor is loaded.
+        """
+        from ..backbones.run_dir import build_architecture
+
+        model = build_model(build_architecture(info, run_dir), int(info["num_features"]))
+        check_tensor_shapes(model.state_dict(), state, run_dir)
+        model.load_state_dict(state, strict=True)
+        return model

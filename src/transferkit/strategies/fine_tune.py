@@ -4,14 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import lightning as L
-
 from ..models import TransferModel
 from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import GradualUnfreeze, set_trainable
-from .lightning_module import TransferModule, Schedule, discriminative_lrs, steps_per_epoch
-from .linear_probe import probe
-from .training import run_lightning
 
 
 def default_epochs(num_train: int) -> int:
@@ -54,7 +49,15 @@ class FineTuneBase(Strategy):
         return lines
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        # Lightning is imported here, not at the top, so that loading a saved run never imports it
+        import lightning as L
+
         from .. import backbones
+        from .finetuning import LayerGroupUnfreezing
+        from .lightning_module import Schedule, TransferModule, discriminative_lrs, steps_per_epoch
+        from .linear_probe import probe
+        from .losses import build_losses
+        from .training import run_lightning
 
         recipe = self.options
         L.seed_everything(settings.seed, workers=True, verbose=False)
@@ -81,10 +84,11 @@ class FineTuneBase(Strategy):
         schedule = Schedule(
             group_lrs=discriminative_lrs(len(groups), lr, recipe.layer_decay),
             head_lr=head_lr, weight_decay=settings.weight_decay, total_steps=total_steps,
-            warmup_fraction=recipe.warmup_fraction, label_smoothing=settings.label_smoothing,
-            freeze_bn_stats=recipe.freeze_bn_stats,
+            warmup_fraction=recipe.warmup_fraction,
         )
-        module = TransferModule(model, groups, schedule, unfreeze, data.num_classes, data.objective)
+        losses, weights = build_losses(data, settings)
+        module = TransferModule(model, groups, schedule, losses, LayerGroupUnfreezing(unfreeze, recipe.freeze_bn_stats),
+                                weights, unlabelled=data.unlabelled_loader(settings))
         run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
         outcome.timings["fine-tuning"] = run.seconds
         outcome.notes.extend(run.notes)

@@ -1,15 +1,19 @@
-"""The one training loop: a LightningModule over a TransferModel with discriminative LRs and unfreezing."""
+"""The training loops: `TransferModule` (a TransferModel's heads on their losses, discriminative LRs, a
+freezing policy) and `PairModule` (SetFit's contrastive pairs)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import nn
 
-from ..models import TransferModel
-from .freezing import GradualUnfreeze, freeze_batchnorm_stats
+from ..models import TransferModel, to_device
+from .losses import Loss
 
 
 @dataclass
@@ -21,19 +25,26 @@ class Schedule:
     weight_decay: float
     total_steps: int
     warmup_fraction: float = 0.15
-    label_smoothing: float = 0.1
-    freeze_bn_stats: bool = True  # keep every batch-norm layer on its pretrained running statistics
 
 
 class TransferModule(L.LightningModule):
-    """Trains `model` on its objective; backbone groups get their own LRs and unfreeze on a schedule.
+    """Trains `model`'s heads on their losses; backbone groups get their own LRs, a freezing policy
+    decides which of them train.
 
-    The objective is "classification" (cross-entropy with label smoothing, validation accuracy)
-    or "regression" (mean squared error, validation MAE), so every task shares this one loop.
+    `losses` maps head names to `Loss` modules (see `losses`: cross-entropy with label smoothing
+    and validation accuracy, MSE and validation MAE, or any registered loss); the training loss is
+    their sum, weighted by `weights` (default 1). Batches are `(x, y)` with `y` the default head's
+    target or a dict head → target. Losses that need unlabelled inputs get the head's outputs on
+    batches of `unlabelled` (a loader, cycled through within each epoch). Logged: `train_loss`
+    and `val_loss` (the weighted sums; validation early-stops on `val_loss`), `val_<metric>` of
+    the default head, and with several losses each head's `train_loss_<head>`, `val_loss_<head>`
+    and `val_<metric>_<head>`.
 
-    Every group is in the optimiser from the first step, frozen ones with `requires_grad=False`
-    (AdamW skips parameters without gradients). Unfreezing flips the flag instead of adding
-    parameter groups mid-run, which keeps one-cycle schedules and resumed checkpoints consistent.
+    `freezing` is a `BaseFinetuning` callback (e.g. `LayerGroupUnfreezing`) that reads
+    `layer_groups` (the backbone's parameters in `groups`, input → output). Every group is in the
+    optimiser from the first step, frozen ones with `requires_grad=False` (AdamW skips parameters
+    without gradients). Unfreezing flips the flag instead of adding parameter groups mid-run, which
+    keeps one-cycle schedules and resumed checkpoints consistent.
     """
 
     def __init__(
@@ -41,62 +52,120 @@ class TransferModule(L.LightningModule):
         model: TransferModel,
         groups: list[list[str]],
         schedule: Schedule,
-        unfreeze: GradualUnfreeze,
-        num_classes: int = 0,
-        objective: str = "classification",
+        losses: Mapping[str, Loss],
+        freezing: Callback | None = None,
+        weights: Mapping[str, float] | None = None,
+        unlabelled: Any = None,
     ) -> None:
         super().__init__()
-        from torchmetrics import MeanAbsoluteError
-        from torchmetrics.classification import MulticlassAccuracy
-
-        if objective not in ("classification", "regression"):
-            raise ValueError(f"objective {objective!r}: use classification or regression")
+        unknown = sorted(set(losses) - set(model.heads))
+        if not losses or unknown:
+            raise ValueError(f"losses for heads {unknown or '(none)'}: the model's heads are {sorted(model.heads)}")
+        if unlabelled is None and any(loss.unlabelled for loss in losses.values()):
+            raise ValueError("a loss needs unlabelled inputs (FitData.unlabelled), but there are none")
         self.model = model
         self.schedule = schedule
-        self.unfreeze = unfreeze
-        self.objective = objective
+        self.losses = nn.ModuleDict(dict(losses))
+        self.loss_weights = {head: float((weights or {}).get(head, 1.0)) for head in losses}
+        self.freezing = freezing
+        self.unlabelled_loader = unlabelled if any(loss.unlabelled for loss in losses.values()) else None
+        self._unlabelled_batches = None
         params = dict(model.backbone.named_parameters())
-        self._groups = [[params[n] for n in names] for names in groups]
-        if objective == "classification":
-            self.val_metric_name = "val_accuracy"
-            self.val_metric = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        else:
-            self.val_metric_name = "val_mae"
-            self.val_metric = MeanAbsoluteError()
-        self.trainable_groups = unfreeze.num_groups
+        self.layer_groups = [[params[n] for n in names] for names in groups]
+        self.trainable_groups = len(groups)  # the freezing policy updates it (a history column)
+        metrics = {head: loss.new_metric() for head, loss in losses.items()}
+        self.val_metrics = nn.ModuleDict({head: m for head, m in metrics.items() if m is not None})
+        self._split = len(losses) > 1  # per-head names are logged besides the sums
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def configure_callbacks(self):
+        return [self.freezing] if self.freezing is not None else []
+
+    def _outputs(self, x) -> dict[str, torch.Tensor]:
+        """Outputs of the heads that have a loss, on one pass of the backbone."""
+        if set(self.losses) == {self.model.default_head}:
+            return {self.model.default_head: self.model(x)}  # the model's own forward (e.g. RevIN around it)
+        return {head: out for head, out in self.model.forward_heads(x).items() if head in self.losses}
+
+    def _targets(self, y) -> dict[str, torch.Tensor]:
+        return dict(y) if isinstance(y, Mapping) else {self.model.default_head: y}
+
+    def _metric_name(self, head: str) -> str:
+        name = f"val_{self.losses[head].metric}"
+        return name if head == self.model.default_head else f"{name}_{head}"
+
     def on_train_epoch_start(self) -> None:
-        self.trainable_groups = self.unfreeze.apply(self._groups, self.current_epoch)
+        if self.unlabelled_loader is not None:
+            self._start_unlabelled()
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # Lightning puts the module back in train mode after each validation run
-        freeze_batchnorm_stats(self.model.backbone, all_layers=self.schedule.freeze_bn_stats)
+    def _start_unlabelled(self) -> None:
+        # the order of each epoch's unlabelled batches is a function of (seed, epoch), as the
+        # labelled ones', so a resumed run draws the same ones
+        if hasattr(self.unlabelled_loader.sampler, "set_epoch"):
+            self.unlabelled_loader.sampler.set_epoch(self.current_epoch)
+        self._unlabelled_batches = iter(self.unlabelled_loader)
 
-    def _loss(self, output: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
-        if self.objective == "regression":
-            return F.mse_loss(output, y)
-        return F.cross_entropy(output, y, label_smoothing=smoothing)
+    def _next_unlabelled(self):
+        try:
+            x, _ = next(self._unlabelled_batches)
+        except StopIteration:  # fewer unlabelled batches than labelled ones: go round again
+            self._unlabelled_batches = iter(self.unlabelled_loader)
+            x, _ = next(self._unlabelled_batches)
+        return to_device(x, self.device)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = self._loss(self(x), y, self.schedule.label_smoothing)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        return loss
+        targets = self._targets(y)
+        outputs = self._outputs(x)
+        unlabelled = self._outputs(self._next_unlabelled()) if self.unlabelled_loader is not None else {}
+        terms = {}
+        for head, loss in self.losses.items():
+            target = targets.get(head)
+            if loss.labelled and target is None:
+                raise ValueError(f"the training batches hold no targets for head {head!r} (got {sorted(targets)})")
+            terms[head] = loss(outputs[head], target, unlabelled.get(head) if loss.unlabelled else None)
+        total = self._weighted(terms)
+        size = _batch_size(targets, x)
+        self.log("train_loss", total, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        if self._split:
+            for head, value in terms.items():
+                self.log(f"train_loss_{head}", value, on_step=False, on_epoch=True, batch_size=size)
+        return total
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        output = self(x)
-        self.val_metric.update(output, y)
-        self.log("val_loss", self._loss(output, y), on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log(self.val_metric_name, self.val_metric, on_epoch=True, prog_bar=True, batch_size=len(y))
+        targets = self._targets(y)
+        outputs = self._outputs(x)
+        size = _batch_size(targets, x)
+        terms = {}
+        for head, loss in self.losses.items():
+            if not loss.labelled or head not in targets:
+                continue
+            if head in self.val_metrics:
+                self.val_metrics[head].update(outputs[head], targets[head])
+            terms[head] = loss.validation_loss(outputs[head], targets[head])
+        if not terms:
+            return
+        self.log("val_loss", self._weighted(terms), on_epoch=True, prog_bar=True, batch_size=size)
+        for head in terms:
+            if self._split:
+                self.log(f"val_loss_{head}", terms[head], on_epoch=True, batch_size=size)
+            if head in self.val_metrics:
+                self.log(self._metric_name(head), self.val_metrics[head], on_epoch=True, prog_bar=True, batch_size=size)
+
+    def _weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        # a weight of 1 multiplies nothing, so one head's loss is logged and minimised bit for bit
+        scaled = [value if self.loss_weights[head] == 1.0 else self.loss_weights[head] * value for head, value in terms.items()]
+        return sum(scaled[1:], scaled[0])
 
     def configure_optimizers(self):
         s = self.schedule
+        # every head (and any parameters a loss owns, e.g. a discriminator) trains at the head LR
+        head_params = [*self.model.heads.parameters(), *self.losses.parameters()]
         param_groups, max_lrs = [], []
-        for params, lr in [*zip(self._groups, s.group_lrs), (list(self.model.head.parameters()), s.head_lr)]:
+        for params, lr in [*zip(self.layer_groups, s.group_lrs), (head_params, s.head_lr)]:
             # no weight decay on biases and norm scales, as in timm's param_groups_weight_decay
             for subset, wd in (([p for p in params if p.ndim > 1], s.weight_decay),
                                ([p for p in params if p.ndim <= 1], 0.0)):
@@ -115,6 +184,12 @@ class TransferModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def _batch_size(targets: dict[str, torch.Tensor], x) -> int:
+    for target in targets.values():
+        return len(target)
+    return len(x)
+
+
 def discriminative_lrs(num_groups: int, top_lr: float, decay: float) -> list[float]:
     """Peak LR per group, input → output: the top group gets `top_lr`, each one below `decay` times less."""
     return [top_lr * decay ** (num_groups - 1 - i) for i in range(num_groups)]
@@ -122,3 +197,26 @@ def discriminative_lrs(num_groups: int, top_lr: float, decay: float) -> list[flo
 
 def steps_per_epoch(num_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(num_samples / batch_size))
+
+
+class PairModule(L.LightningModule):
+    """Cosine-similarity loss on embedding pairs (sentence-transformers' CosineSimilarityLoss)."""
+
+    def __init__(self, backbone: torch.nn.Module, lr: float, total_steps: int, warmup_fraction: float) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.lr, self.total_steps, self.warmup_fraction = lr, total_steps, warmup_fraction
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        (a, b), target = batch
+        similarity = F.cosine_similarity(self.backbone(a), self.backbone(b))
+        loss = F.mse_loss(similarity, target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target))
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.backbone.parameters(), lr=self.lr, weight_decay=0.01)
+        warmup = max(1, int(self.warmup_fraction * self.total_steps))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min((step + 1) / warmup, max(0.0, (self.total_steps - step) / (self.total_steps - warmup + 1))))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

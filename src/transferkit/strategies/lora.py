@@ -6,8 +6,9 @@ The pretrained weights stay frozen and shared; a run saves only the adapter and 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
-import lightning as L
 import torch
 from torch import nn
 
@@ -16,8 +17,6 @@ from ..models import TransferModel
 from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .fine_tune import default_epochs
 from .freezing import GradualUnfreeze, set_trainable
-from .lightning_module import Schedule, TransferModule, steps_per_epoch
-from .training import run_lightning
 
 #: Attention projections LoRA adapts by default, by the names common model families give them
 #: (BERT query/value, DistilBERT q_lin/v_lin, LLaMA-style q_proj/v_proj, T5 q/v, timm ViT qkv).
@@ -57,19 +56,26 @@ def inject_lora(module: nn.Module, settings: dict) -> nn.Module:
     return inject_adapter_in_model(config, module)
 
 
-def rebuild_adapter_model(estimator, info: dict, settings: dict, state: dict[str, torch.Tensor]) -> TransferModel:
-    """The model of a LoRA run: base backbone (by name) + adapters + head, filled from `state`."""
+def rebuild_adapter_model(info: dict, settings: dict, state: dict[str, torch.Tensor],
+                          build_model: Callable[[nn.Module, int], TransferModel]) -> TransferModel:
+    """The model of a LoRA run: base backbone (by name) + adapters + heads (`build_model(body,
+    num_features)`, the task's model), filled from `state` (adapter and head tensors)."""
     from ..backbones import create_backbone
 
     backbone = create_backbone(info["name"], modality=info.get("modality"))
     body = inject_lora(backbone.model, settings)
-    model = estimator._new_model(body, backbone.num_features)
+    model = build_model(body, backbone.num_features)
     result = model.load_state_dict(state, strict=False)
-    missing_adapters = [k for k in result.missing_keys if "lora_" in k or k.startswith("heads.")]
+    missing_adapters = [k for k in result.missing_keys if _is_saved(k)]
     if result.unexpected_keys or missing_adapters:
         raise TransferkitError(f"adapter weights do not fit backbone {info['name']!r} "
                                f"(unexpected {result.unexpected_keys[:3]}, missing {missing_adapters[:3]}).")
     return model
+
+
+def _is_saved(key: str) -> bool:
+    """Whether a LoRA run saves the tensor `key`: adapters and heads (the base weights come from the backbone)."""
+    return "lora_" in key or key.startswith("heads.")
 
 
 class Lora(Strategy):
@@ -79,7 +85,30 @@ class Lora(Strategy):
 
     Options = LoraOptions
 
+    saved_weights = "adapter"
+
+    @classmethod
+    def weights_to_save(cls, model: TransferModel, settings: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in model.state_dict().items() if _is_saved(k)}
+
+    @classmethod
+    def restore(cls, info: dict[str, Any], settings: dict[str, Any], state: dict[str, torch.Tensor],
+                build_model: Callable[[nn.Module, int], TransferModel], run_dir: Path) -> TransferModel:
+        """The base backbone rebuilt by name (installed here, never downloaded) with the saved adapters and heads."""
+        from ..backbones.run_dir import check_adapter_base
+
+        check_adapter_base(info, run_dir)
+        return rebuild_adapter_model(info, settings, state, build_model)
+
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        # Lightning is imported here, not at the top, so that loading a saved run never imports it
+        import lightning as L
+
+        from .finetuning import LayerGroupUnfreezing
+        from .lightning_module import Schedule, TransferModule, steps_per_epoch
+        from .losses import build_losses
+        from .training import run_lightning
+
         o = self.options
         L.seed_everything(settings.seed, workers=True, verbose=False)
         lora = {"r": o.r, "alpha": o.alpha, "dropout": o.dropout, "targets": lora_targets(model.backbone, o.target_modules)}
@@ -91,10 +120,11 @@ class Lora(Strategy):
         schedule = Schedule(
             group_lrs=[lr], head_lr=o.head_lr, weight_decay=settings.weight_decay,
             total_steps=epochs * steps_per_epoch(len(data.train), settings.batch_size),
-            warmup_fraction=o.warmup_fraction, label_smoothing=settings.label_smoothing, freeze_bn_stats=True,
+            warmup_fraction=o.warmup_fraction,
         )
-        module = TransferModule(model, [adapter_names], schedule, GradualUnfreeze(1, 1, 0), data.num_classes,
-                                data.objective)
+        losses, weights = build_losses(data, settings)
+        module = TransferModule(model, [adapter_names], schedule, losses, LayerGroupUnfreezing(GradualUnfreeze(1, 1, 0)),
+                                weights, unlabelled=data.unlabelled_loader(settings))
         run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
         model.eval()
         trainable = sum(p.numel() for n, p in model.backbone.named_parameters() if "lora_" in n)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import TransferkitError
@@ -20,7 +18,6 @@ from ..models import TransferModel
 from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import set_trainable
 from .linear_probe import C_GRID, probe
-from .training import run_lightning
 
 
 @dataclass
@@ -51,29 +48,6 @@ def make_pairs(labels: list[int], iterations: int, max_pairs: int, seed: int) ->
     return [pairs[k] for k in order]
 
 
-class PairModule(L.LightningModule):
-    """Cosine-similarity loss on embedding pairs (sentence-transformers' CosineSimilarityLoss)."""
-
-    def __init__(self, backbone: torch.nn.Module, lr: float, total_steps: int, warmup_fraction: float) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.lr, self.total_steps, self.warmup_fraction = lr, total_steps, warmup_fraction
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        (a, b), target = batch
-        similarity = F.cosine_similarity(self.backbone(a), self.backbone(b))
-        loss = F.mse_loss(similarity, target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target))
-        return loss
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.backbone.parameters(), lr=self.lr, weight_decay=0.01)
-        warmup = max(1, int(self.warmup_fraction * self.total_steps))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min((step + 1) / warmup, max(0.0, (self.total_steps - step) / (self.total_steps - warmup + 1))))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-
 class SetFit(Strategy):
     """Contrastive pair fine-tuning of the encoder, then a logistic-regression head on its embeddings."""
 
@@ -85,6 +59,11 @@ class SetFit(Strategy):
         texts = getattr(data.train_plain, "texts", None)
         if texts is None or data.collate_fn is None:
             raise TransferkitError("setfit works on text data; for images use linear-probe or fine-tune.")
+        import lightning as L  # here, so that loading a saved run never imports Lightning
+
+        from .lightning_module import PairModule
+        from .training import run_lightning
+
         o = self.options
         L.seed_everything(settings.seed, workers=True, verbose=False)
         pairs = make_pairs(data.labels, o.pair_iterations, o.max_pairs, settings.seed)

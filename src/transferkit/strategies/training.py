@@ -49,6 +49,7 @@ class HistoryRecorder(L.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         optimizer = trainer.optimizers[0]
         row = {"epoch": trainer.current_epoch + 1, "train_loss": metrics.get("train_loss")}
+        row.update({k: v for k, v in sorted(metrics.items()) if k.startswith("train_loss_")})  # per head, if several
         row.update({k: v for k, v in sorted(metrics.items()) if k.startswith("val_")})
         row.update({
             "lr": max(g["lr"] for g in optimizer.param_groups),

@@ -22,15 +22,14 @@ from torch import nn
 
 from .. import __version__
 from ..backbones import Backbone, create_backbone
-from ..backbones.run_dir import build_architecture, check_adapter_base, restore_preprocessing
+from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, TOKENIZER_DIR,
-                      WEIGHTS_FILE, check_tensor_shapes, read_config, read_history, read_json, read_weights,
-                      write_history, write_text)
+                      WEIGHTS_FILE, read_config, read_history, read_json, read_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
-from ..strategies import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
+from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 from .params import Constraint, Interval, check_params
 from .presentation import Headline, SummaryLine, Table
 
@@ -364,14 +363,13 @@ class TransferEstimator(BaseEstimator):
         self._check_fitted()
         import lightning
 
-        adapter = self.strategy_settings_.get("weights") == "adapter"
         return {
             "transferkit_version": __version__,
             "task": self.task,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **self._task_config(),
             "backbone": self.backbone_info_,
-            "weights": "adapter" if adapter else "full",
+            "weights": _saving_strategy(self.strategy_).saved_weights,
             "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()},
             "strategy": {"requested": self.strategy, "used": self.strategy_, "settings": self.strategy_settings_},
             "split": getattr(self, "data_", None) and self.data_.split,
@@ -389,9 +387,9 @@ class TransferEstimator(BaseEstimator):
         }
 
     def _weights_to_save(self) -> dict[str, torch.Tensor]:
-        state = self.model_.state_dict()
-        if self.strategy_settings_.get("weights") == "adapter":  # LoRA: the base weights come from the backbone
-            state = {k: v for k, v in state.items() if "lora_" in k or k.startswith("heads.")}
+        """The tensors of model.safetensors: what the strategy that trained the model keeps (LoRA:
+        adapters and heads only, the base weights come from the backbone)."""
+        state = _saving_strategy(self.strategy_).weights_to_save(self.model_, self.strategy_settings_)
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def save(self, path: str | Path) -> Path:
@@ -437,15 +435,9 @@ class TransferEstimator(BaseEstimator):
         est.progress = False
         est._restore_task(config)
         info = config["backbone"]
-        if config.get("weights") == "adapter":
-            from ..strategies.lora import rebuild_adapter_model
-
-            check_adapter_base(info, path)
-            model = rebuild_adapter_model(est, info, config["strategy"]["settings"], state)
-        else:
-            model = est._new_model(build_architecture(info, path), int(info["num_features"]))
-            check_tensor_shapes(model.state_dict(), state, path)
-            model.load_state_dict(state, strict=True)
+        # the strategy that saved the weights rebuilds the model (LoRA: base backbone + adapters)
+        strategy = _saving_strategy(config["strategy"]["used"], config.get("weights", "full"), path)
+        model = strategy.restore(info, config["strategy"]["settings"], state, est._new_model, path)
         est.model_ = model.eval()
         est.backbone_info_ = info
         est.preprocessing_, est.tokenizer_ = restore_preprocessing(info, path)
@@ -644,6 +636,27 @@ class ClassifierBase(TransferEstimator):
         summary = SummaryLine(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
                               f", macro-F1 {metrics['macro_f1']:.3f}")
         return table, summary
+
+
+def _saving_strategy(name: str, weights: str | None = None, run_dir: Path | None = None) -> type[Strategy]:
+    """The strategy class whose `weights_to_save` / `restore` a run of strategy `name` uses.
+
+    When loading, `weights` is config.json's record of what was saved: it must be what that
+    strategy saves. A run saved whole by a strategy not registered here (e.g. defined in a
+    script) is still rebuilt by the default hooks; partial weights need their strategy.
+    """
+    config = Path(run_dir or ".") / CONFIG_FILE
+    if name not in STRATEGIES:
+        if weights in (None, Strategy.saved_weights):
+            return Strategy
+        raise RunDirectoryError(f"{config}: saved by strategy {name!r} ({weights} weights), which is not registered "
+                                "here; import the module that registers it before loading.")
+    strategy = STRATEGIES.get(name)
+    if weights is not None and weights != strategy.saved_weights:
+        raise RunDirectoryError(f"{config}: \"weights\" is {weights!r}, but strategy {name!r} saves "
+                                f"{strategy.saved_weights!r} weights; the file was edited or is damaged, re-run "
+                                "`transferkit fit`.")
+    return strategy
 
 
 def _versions(lightning_version: str) -> dict[str, str]:
