@@ -130,7 +130,8 @@ class Auto(Strategy):
         model.head.load_state_dict(new_head)  # a probe head on per-feature scaling is unstable to fine-tune
         set_trainable(model.parameters(), True)  # as a plain fine-tune finds it; the probe froze the backbone
         budget = None if settings.epochs else fine_tune_budget(len(data.labels))
-        tuned = tuner.fit(model, data, replace(settings, epochs=epochs, max_seconds=budget))
+        caps = [cap for cap in (budget, settings.max_seconds) if cap]  # the user's `max_seconds` holds too
+        tuned = tuner.fit(model, data, replace(settings, epochs=epochs, max_seconds=min(caps) if caps else None))
         tuned_accuracy = best_val_accuracy(tuned.history)
         summary = {"epochs": epochs, "epochs_run": tuned.settings.get("epochs_run"), "budget_seconds": budget,
                    "val_accuracy": tuned_accuracy, "seconds": tuned.timings.get("fine-tuning")}
