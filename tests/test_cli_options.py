@@ -14,20 +14,11 @@ import pytest
 import typer.main
 
 from transferkit._registry import Registry
-from transferkit.cli import SET_BY_CLI, app, main
+from transferkit.cli import SET_BY_CLI, app
 from transferkit.tasks import TASKS, TransferEstimator
 from transferkit.tasks.params import Interval, OneOf, ParameterError, check_params, parameter_doc, parameter_docs
 
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["transferkit", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+from .test_cli_usage import run_main
 
 
 def fit_options() -> dict[str, object]:
