@@ -198,5 +198,5 @@ class Lora(Strategy):
                       "weights": ADAPTER if data.pretrained else FULL, "adapter_parameters": trainable},
             timings={"lora training": run.seconds},
             notes=run.notes + [f"{trainable:,} adapter parameters trained ({100 * trainable / total:.2f} % of the "
-                               f"backbone's {total:,})", f"{saved}: {why}"],
+                               f"backbone's {total:,})", f"{saved} ({why})"],
         )
