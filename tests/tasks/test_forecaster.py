@@ -7,7 +7,8 @@ import pytest
 
 from transferkit import Forecaster, load_run
 from transferkit.reporting import write_run_report
-from transferkit.errors import DataError, RunDirectoryError
+from transferkit.backbones.run_dir import load_run_backbone
+from transferkit.errors import BackboneUnavailableError, DataError, RunDirectoryError
 from safetensors.torch import load_file
 
 FAST = dict(lookback=48, horizon=12, epochs=2, progress=False)
@@ -210,6 +211,8 @@ def test_lora_on_an_untrained_encoder_saves_the_whole_model_and_reloads_it(sourc
     assert state.keys() == model.model_.state_dict().keys() and any("lora_" in k for k in state)
     history = pd.read_csv(source)[["load", "temp"]].to_numpy()[-200:]
     np.testing.assert_allclose(load_run(run).predict(history), model.predict(history), atol=0, rtol=0)
+    with pytest.raises(BackboneUnavailableError, match="LoRA adapters; fit with --strategy fine-tune"):
+        load_run_backbone(run)  # its backbone holds adapters, which a plain encoder cannot take
 
     config["weights"] = "adapter"  # edited to disagree with what the strategy saved for these settings
     (run / "config.json").write_text(json.dumps(config))
