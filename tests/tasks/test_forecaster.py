@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors.torch import load_file
 
 from transferkit import Forecaster, load_run
 from transferkit.reporting import write_run_report
 from transferkit.backbones.run_dir import load_run_backbone
 from transferkit.errors import BackboneUnavailableError, DataError, RunDirectoryError
-from safetensors.torch import load_file
 
 FAST = dict(lookback=48, horizon=12, epochs=2, progress=False)
 
