@@ -233,7 +233,8 @@ LISTED = {
         ("fine-tune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)"),
         ("full", "every layer trains from the first step at one low learning rate"),
         ("linear-probe", "frozen backbone, features cached once; logistic (C tuned) or ridge head"),
-        ("lora", "low-rank adapters in the attention layers + new head; only adapter weights saved (peft)"),
+        ("lora", "low-rank adapters in attention projections or 1×1 convolutions + new head; saves only adapters "
+                 "on a pretrained base (peft)"),
         ("setfit", "few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)"),
     ],
     "tasks": [

@@ -4,10 +4,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors.torch import load_file
 
 from transferkit import Forecaster, load_run
 from transferkit.reporting import write_run_report
-from transferkit.errors import DataError
+from transferkit.backbones.run_dir import load_run_backbone
+from transferkit.errors import BackboneUnavailableError, DataError, RunDirectoryError
 
 FAST = dict(lookback=48, horizon=12, epochs=2, progress=False)
 
@@ -195,3 +197,24 @@ def test_cli_prints_the_baseline_verdict_without_transfer_and_the_control_with_i
     assert code == 0, err
     said = " ".join(out.split())
     assert "for patchtst-small architecture, random weights, trained from scratch on the same windows" in said
+
+
+def test_lora_on_an_untrained_encoder_saves_the_whole_model_and_reloads_it(source, tmp_path):
+    """patchtst-small has no pretrained weights and the run resizes it (lookback 48): the base
+    cannot be rebuilt from its name, so LoRA saves base, adapters and head, and says so."""
+    model = Forecaster(strategy="lora", strategy_options={"r": 2}, **{**FAST, "epochs": 1}).fit(source)
+    run = model.save(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    assert config["weights"] == "full" and config["strategy"]["settings"]["weights"] == "full"
+    assert any("the base has no pretrained weights, so the whole model is saved" in n for n in model.notes_)
+    state = load_file(str(run / "model.safetensors"))
+    assert state.keys() == model.model_.state_dict().keys() and any("lora_" in k for k in state)
+    history = pd.read_csv(source)[["load", "temp"]].to_numpy()[-200:]
+    np.testing.assert_allclose(load_run(run).predict(history), model.predict(history), atol=0, rtol=0)
+    with pytest.raises(BackboneUnavailableError, match="LoRA adapters; fit with --strategy fine-tune"):
+        load_run_backbone(run)  # its backbone holds adapters, which a plain encoder cannot take
+
+    config["weights"] = "adapter"  # edited to disagree with what the strategy saved for these settings
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunDirectoryError, match="strategy 'lora' saves 'full' weights"):
+        load_run(run)

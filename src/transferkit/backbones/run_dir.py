@@ -122,6 +122,9 @@ def load_run_backbone(path: Path):
     model = build_architecture(info, path)
     state = read_weights(path)
     body = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
+    if any("lora_" in k for k in body):  # a LoRA run saved whole (its base had no pretrained weights)
+        raise BackboneUnavailableError(
+            f"{path} holds a backbone with LoRA adapters; fit with --strategy fine-tune to reuse it as a backbone.")
     check_tensor_shapes({BACKBONE_PREFIX + k: v for k, v in model.state_dict().items()},
                         {BACKBONE_PREFIX + k: v for k, v in body.items()}, path)
     model.load_state_dict(body, strict=True)

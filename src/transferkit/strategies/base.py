@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -191,9 +191,12 @@ class Strategy(ABC):
         return [(f"strategy: {self.name}", f"requested with --strategy {self.name}"), epochs]
 
     # ---- what a run saves and how it is rebuilt (training)
-    #: what `weights_to_save` keeps, recorded as config.json's "weights": "full" (the whole model)
-    #: or "adapter" (weights on top of a base backbone that `restore` rebuilds by name)
-    saved_weights: ClassVar[str] = "full"
+    @classmethod
+    def saved_weights(cls, settings: dict[str, Any]) -> str:
+        """What `weights_to_save` keeps for a run with these recorded strategy settings, written as
+        config.json's "weights": "full" (the whole model, the default) or "adapter" (weights on top
+        of a base backbone that `restore` rebuilds by name)."""
+        return "full"
 
     @classmethod
     def weights_to_save(cls, model: TransferModel, settings: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -46,8 +46,9 @@ def create_strategy(name: str, **options: Any):
 
 # The packaged strategies. Each class also says its `name`; tests check the two agree, and that
 # the `auto` rule's thresholds quoted here are the ones `choose_strategy` uses. LoRA adapts
-# attention projections (DEFAULT_TARGETS: BERT-style, timm ViT and PatchTST `qkv`), so it applies
-# to every modality whose backbone has them; SetFit pairs texts.
+# attention projections (DEFAULT_TARGETS: BERT-style, timm ViT and PatchTST `qkv`) and the 1×1
+# pointwise convolutions of timm's EfficientNet/MobileNet blocks, so it applies to every modality;
+# SetFit pairs texts.
 _PACKAGE = __name__.rpartition(".")[0]
 STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
     description="images: linear probe first, fine-tune only when validation and the time budget say it can gain "
@@ -61,7 +62,8 @@ STRATEGIES.declare("full", f"{_PACKAGE}.fine_tune:Full", StrategyInfo(
 STRATEGIES.declare("linear-probe", f"{_PACKAGE}.linear_probe:LinearProbe", StrategyInfo(
     description="frozen backbone, features cached once; logistic (C tuned) or ridge head", modalities=_EVERY_MODALITY))
 STRATEGIES.declare("lora", f"{_PACKAGE}.lora:Lora", StrategyInfo(
-    description="low-rank adapters in the attention layers + new head; only adapter weights saved (peft)",
+    description="low-rank adapters in attention projections or 1×1 convolutions + new head; saves only adapters "
+                "on a pretrained base (peft)",
     modalities=_EVERY_MODALITY))
 STRATEGIES.declare("setfit", f"{_PACKAGE}.setfit:SetFit", StrategyInfo(
     description="few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)",

@@ -369,7 +369,7 @@ class TransferEstimator(BaseEstimator):
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **self._task_config(),
             "backbone": self.backbone_info_,
-            "weights": _saving_strategy(self.strategy_).saved_weights,
+            "weights": _saving_strategy(self.strategy_).saved_weights(self.strategy_settings_),
             "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()},
             "strategy": {"requested": self.strategy, "used": self.strategy_, "settings": self.strategy_settings_},
             "split": getattr(self, "data_", None) and self.data_.split,
@@ -436,8 +436,9 @@ class TransferEstimator(BaseEstimator):
         est._restore_task(config)
         info = config["backbone"]
         # the strategy that saved the weights rebuilds the model (LoRA: base backbone + adapters)
-        strategy = _saving_strategy(config["strategy"]["used"], config.get("weights", "full"), path)
-        model = strategy.restore(info, config["strategy"]["settings"], state, est._new_model, path)
+        settings = config["strategy"]["settings"]
+        strategy = _saving_strategy(config["strategy"]["used"], config.get("weights", "full"), path, settings)
+        model = strategy.restore(info, settings, state, est._new_model, path)
         est.model_ = model.eval()
         est.backbone_info_ = info
         est.preprocessing_, est.tokenizer_ = restore_preprocessing(info, path)
@@ -638,24 +639,28 @@ class ClassifierBase(TransferEstimator):
         return table, summary
 
 
-def _saving_strategy(name: str, weights: str | None = None, run_dir: Path | None = None) -> type[Strategy]:
+def _saving_strategy(name: str, weights: str | None = None, run_dir: Path | None = None,
+                     settings: dict | None = None) -> type[Strategy]:
     """The strategy class whose `weights_to_save` / `restore` a run of strategy `name` uses.
 
     When loading, `weights` is config.json's record of what was saved: it must be what that
-    strategy saves. A run saved whole by a strategy not registered here (e.g. defined in a
-    script) is still rebuilt by the default hooks; partial weights need their strategy.
+    strategy says it saves for the run's recorded `settings` (`Strategy.saved_weights`). A run
+    saved whole by a strategy not registered here (e.g. defined in a script) is still rebuilt by
+    the default hooks; partial weights need their strategy.
     """
     config = Path(run_dir or ".") / CONFIG_FILE
+    settings = settings or {}
     if name not in STRATEGIES:
-        if weights in (None, Strategy.saved_weights):
+        if weights in (None, Strategy.saved_weights(settings)):
             return Strategy
         raise RunDirectoryError(f"{config}: saved by strategy {name!r} ({weights} weights), which is not registered "
                                 "here; import the module that registers it before loading.")
     strategy = STRATEGIES.get(name)
-    if weights is not None and weights != strategy.saved_weights:
-        raise RunDirectoryError(f"{config}: \"weights\" is {weights!r}, but strategy {name!r} saves "
-                                f"{strategy.saved_weights!r} weights; the file was edited or is damaged, re-run "
-                                "`transferkit fit`.")
+    saved = strategy.saved_weights(settings)
+    if weights is not None and weights != saved:
+        raise RunDirectoryError(f"{config}: \"weights\" is {weights!r}, but strategy {name!r} saves {saved!r} "
+                                "weights with the settings recorded there; the file was edited or is damaged, "
+                                "re-run `transferkit fit`.")
     return strategy
 
 
