@@ -120,6 +120,17 @@ def test_transfer_carries_the_head_and_never_ships_worse_than_it_started(fitted,
         Forecaster(backbone=str(run), lookback=96, horizon=12, progress=False).fit(target)
 
 
+def test_lora_that_does_not_help_a_transferred_forecaster_is_flagged_not_a_crash(fitted, tmp_path):
+    """LoRA adds layers, so the starting weights no longer fit the model: a LoRA run whose
+    adaptation does not lower the validation MSE cannot fall back to them, and says so."""
+    _, run = fitted
+    target = series_csv(tmp_path / "target.csv", seed=4, level=20.0)
+    tuned = Forecaster(backbone=str(run), strategy="lora", lr=1e-30, baseline=False,
+                       **{**FAST, "lookback": None, "epochs": 1}).fit(target)
+    assert any("could not be kept instead; try --strategy auto" in w for w in tuned.warnings_)
+    assert tuned.evaluate()["mse"] > 0
+
+
 def test_linear_probe_refits_only_the_output_layer(fitted, tmp_path):
     _, run = fitted
     target = series_csv(tmp_path / "target.csv", seed=2, level=5.0)

@@ -182,7 +182,13 @@ class Forecaster(TransferEstimator):
         if self._restore_point is not None:
             before, initial = self._restore_point
             after = _mse(model, self.windows_["val"])
-            if after >= before:
+            if after >= before and model.state_dict().keys() != initial.keys():
+                # the strategy changed the model's structure (LoRA's adapters): the starting weights
+                # no longer fit it, so the adapted model stays, and the user is told
+                self.warnings_.append(f"adaptation did not lower the validation MSE ({after:.4f} vs {before:.4f} "
+                                      f"before), and {self.strategy_} changed the model's layers, so the pretrained "
+                                      "model could not be kept instead; try --strategy auto")
+            elif after >= before:
                 model.load_state_dict(initial)
                 self.notes_.append(f"adaptation did not lower the validation MSE ({after:.4f} vs {before:.4f} before), "
                                    "so the pretrained model is kept unchanged")
