@@ -67,7 +67,7 @@ class TransferEstimator(BaseEstimator):
         Also train a from-scratch control on the same split and report the transfer gain (negative
         transfer is flagged).
     max_seconds : float or None
-        Wall-time cap of training in seconds; None = no cap.
+        Wall-time cap of training in seconds (default: no cap).
     run_dir : str, Path or None
         The run directory; checkpoints go to its checkpoints/ folder while fitting (the CLI's --out).
     resume : bool
