@@ -100,6 +100,8 @@ CASES = {
     "head shape != classes": (_edit_config(lambda c: c.update(classes=c["classes"] + ["purple"])),
                               "model.safetensors", "heads.main.weight"),
     "metrics corrupt": (_write("metrics.json", b"{not json"), "metrics.json", "corrupt JSON"),
+    "format from the future": (_edit_config(lambda c: c.update(format=3)), "config.json",
+                               "run format 3 is newer than this transferkit reads"),
 }
 
 
@@ -254,3 +256,20 @@ def test_a_header_whose_length_starts_like_a_pickle_still_reads(tmp_path, name_l
     assert set(safetensors_header(path)) == {"w" * name_length}
     if name_length == 72:
         assert path.read_bytes()[:1] == b"\x80"  # the case this test is for
+
+
+def test_a_run_of_the_first_format_loads_and_predicts_the_same(fitted_run, data, tmp_path):
+    """Format 1 (before heads were named) stored the head as `head.*` and had no "format" key."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from transferkit.tasks import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted_run, run)
+    state = load_file(str(run / "model.safetensors"))
+    save_file({k.replace("heads.main.", "head.", 1): v for k, v in state.items()}, str(run / "model.safetensors"))
+    _edit_config(lambda c: c.pop("format"))(run)
+    images = sorted((data / "red").iterdir())[:3]
+    assert torch.equal(torch.as_tensor(load_run(run).predict_proba(images)),
+                       torch.as_tensor(load_run(fitted_run).predict_proba(images)))

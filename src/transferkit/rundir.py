@@ -43,6 +43,11 @@ RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, 
 
 #: Keys every config.json has, with their types; a nested dict is the schema of a nested object.
 #: Each task adds its own keys (`TransferEstimator.config_keys`).
+#: Version of the run-directory format `save` writes (config.json "format"). 2: a model's heads are
+#: named, so its tensors are `backbone.*` and `heads.<name>.*`; runs without the key are format 1,
+#: whose one head was `head.*` (`upgrade_weights` reads them as format 2).
+RUN_FORMAT = 2
+
 CONFIG_SCHEMA: dict[str, Any] = {
     "task": str,
     "backbone": {"name": str, "family": str, "architecture": str, "num_features": int, "preprocessing": dict},
@@ -444,3 +449,16 @@ def _number(value: str):
         return float(value) if value not in ("", None) else None
     except ValueError:
         return value
+
+
+def upgrade_weights(state: dict, config: dict, run_dir: str | Path, default_head: str) -> dict:
+    """The tensors of a run as the current format names them: a format-1 run's `head.*` become
+    `heads.<default_head>.*`. A run written by a newer transferkit (a higher "format") is refused
+    with one line, since its files may mean something this version does not know."""
+    version = config.get("format", 1)
+    if not isinstance(version, int) or version > RUN_FORMAT:
+        raise RunDirectoryError(f"{Path(run_dir) / CONFIG_FILE}: run format {version!r} is newer than this "
+                                f"transferkit reads ({RUN_FORMAT}); upgrade transferkit (pip install -U transferkit).")
+    if version >= 2:
+        return state
+    return {(f"heads.{default_head}.{k[len('head.'):]}" if k.startswith("head.") else k): v for k, v in state.items()}

@@ -24,10 +24,11 @@ from .. import __version__
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
-from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, TOKENIZER_DIR,
-                      WEIGHTS_FILE, read_config, read_history, read_json, read_weights, write_history, write_text)
+from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, RUN_FORMAT, SPLIT_FILE,
+                      TOKENIZER_DIR, WEIGHTS_FILE, read_config, read_history, read_json, read_weights,
+                      upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
-from ..models import TransferModel, to_device
+from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
 from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 from .params import Constraint, Interval, check_params
@@ -365,6 +366,7 @@ class TransferEstimator(BaseEstimator):
 
         return {
             "transferkit_version": __version__,
+            "format": RUN_FORMAT,
             "task": self.task,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **self._task_config(),
@@ -430,8 +432,8 @@ class TransferEstimator(BaseEstimator):
         config = read_config(path, {**CONFIG_SCHEMA, **cls.config_keys})
         if config["task"] != cls.task:
             raise RunDirectoryError(f"{path / CONFIG_FILE}: holds a {config['task']!r} model, not {cls.task}.")
-        state = read_weights(path)
         est = cls(**{k: v for k, v in config["params"].items() if k in cls._get_param_names()})
+        state = upgrade_weights(read_weights(path), config, path, DEFAULT_HEAD)
         est.progress = False
         est._restore_task(config)
         info = config["backbone"]

@@ -25,7 +25,7 @@ from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronol
                                load_series_csv)
 from .._format import counted
 from ..errors import DataError, UnknownNameError
-from ..rundir import EXAMPLES_FILE, WEIGHTS_FILE
+from ..rundir import EXAMPLES_FILE, read_config, read_weights, upgrade_weights
 from ..strategies import FitData, TrainSettings, create_strategy
 from .base import TransferEstimator
 from .params import Interval
@@ -274,12 +274,11 @@ class Forecaster(TransferEstimator):
 
     def _carry_head(self, model: ForecastModel) -> str | None:
         """Start from the source run's head when the backbone is a forecast run with the same horizon."""
-        from safetensors.torch import load_file
-
         source = self.backbone_info_
         if (source.get("meta") or {}).get("parent_task") != TASK:
             return None
-        state = load_file(str(Path(source["name"]) / WEIGHTS_FILE))
+        run = Path(source["name"])
+        state = upgrade_weights(read_weights(run), read_config(run, {}), run, model.default_head)
         prefix = f"heads.{model.default_head}."
         head = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         own = model.head.state_dict()
