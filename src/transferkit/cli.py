@@ -67,10 +67,10 @@ def _rich_table(spec) -> Table:
 
 def _print_metrics(est, metrics: dict, data: str | None = None) -> None:
     """The task's metrics table and summary line: on the run's test split, or (evaluate) on `data`."""
-    table, headline = est.metrics_table(metrics, data)
+    table, summary = est.metrics_table(metrics, data)
     console.print(_rich_table(table))
-    if headline:
-        console.print(f"{escape(headline.label)} [bold]{escape(headline.value)}[/]{escape(headline.detail)}",
+    if summary:
+        console.print(f"{escape(summary.label)} [bold]{escape(summary.value)}[/]{escape(summary.detail)}",
                       highlight=False, soft_wrap=True)
 
 
