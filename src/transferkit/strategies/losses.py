@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._registry import Registry
+from .._registry import Info, Registry
 
 LOSSES: Registry[type["Loss"]] = Registry("loss", plural="losses")
 
@@ -114,6 +114,19 @@ class MeanSquaredError(Loss):
         from torchmetrics import MeanAbsoluteError
 
         return MeanAbsoluteError()
+
+
+# The domain-adaptation losses (unlabelled target data), declared: their module loads on first use.
+for _name, _target, _description in (
+    ("dann", "DomainAdversarial", "domain discriminator behind a gradient-reversal layer (DANN, Ganin & Lempitsky 2015)"),
+    ("cdan", "ConditionalDomainAdversarial", "discriminator conditioned on class predictions, entropy-weighted "
+                                             "(CDAN+E, Long et al. 2018)"),
+    ("coral", "Coral", "source and target feature covariances aligned (Deep CORAL, Sun & Saenko 2016)"),
+    ("mmd", "MaximumMeanDiscrepancy", "multi-kernel maximum mean discrepancy of the features (DAN, Long et al. 2015)"),
+    ("self-training", "SelfTraining", "confident, class-balanced pseudo-labels on the target (CBST; FixMatch's "
+                                      "threshold)"),
+):
+    LOSSES.declare(_name, f"{__package__}.adaptation:{_target}", Info(description=_description))
 
 
 def create_loss(objective: str | Objective, data: Any, settings: Any) -> Loss:

@@ -1,0 +1,267 @@
+"""Domain adaptation objectives: losses that use unlabelled target-domain inputs (`FitData.unlabelled`).
+
+Each method is one `Loss` registered in `LOSSES`, trained by the one `TransferModule` on a head of
+its own next to the classifier (`adaptation_head` builds it); the module draws a target batch with
+every source batch and hands the loss the head's outputs on both. A fit adapts with, e.g.,
+`FitData(..., unlabelled=target, objectives={"main": "cross-entropy", "domain": Objective("dann")})`
+and `model.add_head("domain", adaptation_head("dann", num_features, num_classes, model.head))`.
+
+- `dann`: adversarial features (Ganin & Lempitsky 2015), a domain discriminator behind a
+  gradient-reversal layer.
+- `cdan`: the discriminator conditioned on the class predictions, with entropy weighting (Long et
+  al. 2018, CDAN+E).
+- `coral`: source and target feature covariances aligned (Sun & Saenko 2016, Deep CORAL).
+- `mmd`: multi-kernel maximum mean discrepancy between the feature distributions (Long et al.
+  2015, DAN).
+- `self-training`: confident, class-balanced pseudo-labels on the target (Zou et al. 2018, CBST;
+  FixMatch's confidence threshold, Sohn et al. 2020).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import LOSSES, Loss
+
+#: the adaptation methods, by registered loss name
+METHODS = ("dann", "cdan", "coral", "mmd", "self-training")
+
+
+# ------------------------------------------------------------------------------- gradient reversal
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coefficient: float) -> torch.Tensor:
+        ctx.coefficient = coefficient
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.coefficient * grad, None
+
+
+class GradientReversal(nn.Module):
+    """Identity forward; the gradient flowing back is multiplied by `-coefficient` (Ganin &
+    Lempitsky 2015), so the layers below learn to fool the discriminator above. `coefficient`
+    follows `dann_coefficient` over training (set it each step; 1 by default)."""
+
+    def __init__(self, coefficient: float = 1.0) -> None:
+        super().__init__()
+        self.coefficient = coefficient
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReverseGradient.apply(x, self.coefficient)
+
+
+def dann_coefficient(progress: float, gamma: float = 10.0, high: float = 1.0) -> float:
+    """The warm-start schedule of the reversal coefficient: λ(p) = high · (2 / (1 + exp(-γ p)) - 1)
+    for training progress p in [0, 1] (0 at the start, ≈ high at the end), so the discriminator's
+    noisy early gradients do not wreck the features (DANN §5, γ = 10)."""
+    p = min(max(progress, 0.0), 1.0)
+    return high * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
+
+
+class DomainDiscriminator(nn.Module):
+    """Reversed gradient → two hidden layers → one logit ("source" > 0): DANN's discriminator."""
+
+    def __init__(self, in_features: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.reversal = GradientReversal()
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(self.reversal(features))
+
+
+def _domain_bce(source_logits: torch.Tensor, target_logits: torch.Tensor,
+                source_weight: torch.Tensor | None = None, target_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """½ (BCE(d_s, 1) + BCE(d_t, 0)): ln 2 when the discriminator cannot tell the domains apart."""
+    source = F.binary_cross_entropy_with_logits(source_logits, torch.ones_like(source_logits), weight=source_weight)
+    target = F.binary_cross_entropy_with_logits(target_logits, torch.zeros_like(target_logits), weight=target_weight)
+    return 0.5 * (source + target)
+
+
+class DomainAdversarial(Loss):
+    """DANN: the domain discriminator's loss, L_d = ½ [BCE(D(f_s), 1) + BCE(D(f_t), 0)].
+
+    The head is a `DomainDiscriminator` on the features; its gradient-reversal layer turns the
+    discriminator's minimisation of L_d into the features' maximisation of it (min over the
+    classifier and features of L_y − λ L_d, max over D), which aligns the two feature distributions.
+    At equilibrium L_d = ln 2 ≈ 0.693.
+    """
+
+    labelled, unlabelled = False, True
+
+    @classmethod
+    def new_head(cls, num_features: int, num_classes: int, classifier: nn.Module, **options: Any) -> nn.Module:
+        return DomainDiscriminator(num_features, **options)
+
+    def forward(self, output, target, unlabelled=None):
+        return _domain_bce(output.squeeze(1), unlabelled.squeeze(1))
+
+
+# ------------------------------------------------------------------------------------------- CDAN
+class ConditionalDiscriminator(nn.Module):
+    """CDAN's head: a discriminator on the multilinear map f ⊗ g of the features f and the class
+    probabilities g = softmax(classifier(f)), flattened (above `max_dim` entries, the randomised
+    map (R_f f) ⊙ (R_g g) / √d of the paper instead). Outputs [logit, entropy weight] per example,
+    with weight w = 1 + exp(−H(g)). The classifier is the model's own head, read, not owned (its
+    parameters stay where they are registered)."""
+
+    def __init__(self, in_features: int, num_classes: int, classifier: nn.Module, hidden: int = 256,
+                 max_dim: int = 4096) -> None:
+        super().__init__()
+        self._classifier = (classifier,)  # a tuple: not registered as a submodule of this head
+        self.reversal = GradientReversal()
+        self.random = in_features * num_classes > max_dim
+        dim = max_dim if self.random else in_features * num_classes
+        if self.random:  # fixed random projections, saved with the head
+            self.register_buffer("project_f", torch.randn(in_features, dim))
+            self.register_buffer("project_g", torch.randn(num_classes, dim))
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        g = F.softmax(self._classifier[0](features), dim=1).detach()
+        if self.random:
+            joint = (features @ self.project_f) * (g @ self.project_g) / math.sqrt(self.project_f.shape[1])
+        else:
+            joint = torch.bmm(g.unsqueeze(2), features.unsqueeze(1)).flatten(1)
+        entropy = -(g * torch.log(g.clamp_min(1e-12))).sum(1)
+        return torch.cat([self.net(self.reversal(joint)), (1.0 + torch.exp(-entropy)).unsqueeze(1)], dim=1)
+
+
+class ConditionalDomainAdversarial(Loss):
+    """CDAN+E: L_d = ½ [Σ w_s BCE(D(f_s ⊗ g_s), 1) / Σ w_s + Σ w_t BCE(D(f_t ⊗ g_t), 0) / Σ w_t],
+    w = 1 + exp(−H(g)): confident (low-entropy) examples weigh up to twice as much, so uncertain
+    predictions condition the discriminator less. The head is a `ConditionalDiscriminator`."""
+
+    labelled, unlabelled = False, True
+
+    @classmethod
+    def new_head(cls, num_features: int, num_classes: int, classifier: nn.Module, **options: Any) -> nn.Module:
+        return ConditionalDiscriminator(num_features, num_classes, classifier, **options)
+
+    def forward(self, output, target, unlabelled=None):
+        def normalised(weight: torch.Tensor) -> torch.Tensor:
+            return (weight / weight.sum() * len(weight)).detach()
+
+        return _domain_bce(output[:, 0], unlabelled[:, 0], normalised(output[:, 1]), normalised(unlabelled[:, 1]))
+
+
+# ------------------------------------------------------------------------------- statistic alignment
+def coral(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL: ‖C_s − C_t‖²_F / (4 d²), C the d×d feature covariance of each batch
+    (unbiased). 0 when the two batches have the same covariance, whatever their means."""
+    d = source.shape[1]
+
+    def covariance(x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(0, keepdim=True)
+        return centred.T @ centred / max(1, len(x) - 1)
+
+    return (covariance(source) - covariance(target)).pow(2).sum() / (4 * d * d)
+
+
+def multi_kernel_mmd(source: torch.Tensor, target: torch.Tensor,
+                     scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
+    """MK-MMD²: mean(K_ss) + mean(K_tt) − 2 mean(K_st) (the biased estimate), K the average of
+    Gaussian kernels exp(−‖x − y‖² / (s · σ²)) over `scales` s, σ² the mean pairwise squared
+    distance of the pooled batch (DAN's bandwidth family). 0 for identical samples."""
+    pooled = torch.cat([source, target])
+    distances = torch.cdist(pooled, pooled).pow(2)
+    n = len(pooled)
+    sigma2 = (distances.sum() / max(1, n * n - n)).detach().clamp_min(1e-12)
+    kernel = sum(torch.exp(-distances / (s * sigma2)) for s in scales) / len(scales)
+    k = len(source)
+    return kernel[:k, :k].mean() + kernel[k:, k:].mean() - 2 * kernel[:k, k:].mean()
+
+
+class _FeatureAlignment(Loss):
+    """A statistic of the source features matched to the target's; the head passes features through."""
+
+    labelled, unlabelled = False, True
+
+    @classmethod
+    def new_head(cls, num_features: int, num_classes: int, classifier: nn.Module) -> nn.Module:
+        return nn.Identity()
+
+
+class Coral(_FeatureAlignment):
+    """Deep CORAL on the head's outputs (the features, or a bottleneck): see `coral`."""
+
+    def forward(self, output, target, unlabelled=None):
+        return coral(output, unlabelled)
+
+
+class MaximumMeanDiscrepancy(_FeatureAlignment):
+    """Multi-kernel MMD between the head's outputs on source and target batches: see `multi_kernel_mmd`."""
+
+    def forward(self, output, target, unlabelled=None):
+        return multi_kernel_mmd(output, unlabelled)
+
+
+# ------------------------------------------------------------------------------------ self-training
+def pseudo_labels(probs: torch.Tensor, threshold: float = 0.95, portion: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels, mask) of confident, class-balanced pseudo-labels for rows of class probabilities.
+
+    An example keeps its predicted class c when its confidence reaches min(threshold, t_c), t_c
+    the confidence above which the top `portion` of the examples predicted as c lie (CBST's
+    class-wise thresholds): a class the model finds hard still gets its most confident
+    examples, instead of the easy classes taking every pseudo-label, and confident examples
+    (≥ threshold, FixMatch's rule) are always kept; `portion` 0 keeps only those.
+    """
+    confidence, labels = probs.max(1)
+    mask = torch.zeros_like(confidence, dtype=torch.bool)
+    for c in labels.unique():
+        members = labels == c
+        # portion 0: the global threshold alone (FixMatch)
+        class_threshold = torch.quantile(confidence[members], 1.0 - portion) if portion > 0 else \
+            confidence.new_tensor(float("inf"))
+        mask |= members & (confidence >= torch.minimum(class_threshold, confidence.new_tensor(threshold)))
+    return labels, mask
+
+
+class SharedHead(nn.Module):
+    """Another name for an existing head (the classifier), so a second loss can train it on other
+    inputs; the head is read, not owned (its parameters stay where they are registered)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self._head = (head,)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self._head[0](features)
+
+
+class SelfTraining(Loss):
+    """Cross-entropy on the target's own confident predictions: L_u = Σ_i m_i CE(p_i, ŷ_i) / B, with
+    ŷ and the mask m from `pseudo_labels` on the detached predictions (a constant target, as in
+    FixMatch; with images, the labels come from the weakly augmented view and the loss from the
+    strongly augmented one). The head is `SharedHead(model.head)`."""
+
+    labelled, unlabelled = False, True
+
+    def __init__(self, threshold: float = 0.95, portion: float = 0.5) -> None:
+        super().__init__()
+        self.threshold, self.portion = threshold, portion
+
+    @classmethod
+    def new_head(cls, num_features: int, num_classes: int, classifier: nn.Module) -> nn.Module:
+        return SharedHead(classifier)
+
+    def forward(self, output, target, unlabelled=None):
+        labels, mask = pseudo_labels(F.softmax(unlabelled.detach(), dim=1), self.threshold, self.portion)
+        losses = F.cross_entropy(unlabelled, labels, reduction="none")
+        return (losses * mask).sum() / len(unlabelled)
+
+
+def adaptation_head(method: str, num_features: int, num_classes: int, classifier: nn.Module, **options: Any) -> nn.Module:
+    """The head a method's loss reads (the loss class's `new_head`): a discriminator (dann, cdan),
+    the features themselves (coral, mmd) or the classifier under a second name (self-training)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown adaptation method {method!r}; use one of {', '.join(METHODS)}")
+    return LOSSES.get(method).new_head(num_features, num_classes, classifier, **options)
