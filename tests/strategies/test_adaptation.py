@@ -107,3 +107,38 @@ def test_each_method_trains_in_the_one_loop_next_to_the_classifier(method):
     assert sorted(model.state_dict()) == sorted(TransferModel(tiny_backbone(), {
         "main": nn.Linear(FEATURES, 2), "adapt": adaptation_head(method, FEATURES, 2, nn.Linear(FEATURES, 2))
     }).state_dict())  # a shared classifier is not saved twice
+
+
+# ------------------------------------------------------------- choosing without target labels
+def test_prediction_entropy_is_ln2_for_coin_flips_and_zero_for_certainty():
+    from transferkit.strategies.adaptation import prediction_entropy
+
+    assert prediction_entropy(torch.full((4, 2), 0.5)) == pytest.approx(math.log(2))
+    assert prediction_entropy(torch.eye(3)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_deep_embedded_validation_weights_source_examples_that_look_like_the_target():
+    from transferkit.strategies.adaptation import deep_embedded_validation
+
+    g = torch.Generator().manual_seed(0)
+    near = torch.randn(60, 2, generator=g) + torch.tensor([3.0, 0.0])  # where the target lies
+    far = torch.randn(60, 2, generator=g) - torch.tensor([3.0, 0.0])
+    target = torch.randn(120, 2, generator=g) + torch.tensor([3.0, 0.0])
+    source = torch.cat([near, far])
+    losses = torch.cat([torch.full((60,), 2.0), torch.full((60,), 0.2)])  # wrong near the target
+    plain = float(losses.mean())
+    assert deep_embedded_validation(source, target, losses) > plain + 0.5
+    # constant losses: the control variate makes the estimate exactly that constant
+    assert deep_embedded_validation(source, target, torch.full((120,), 0.7)) == pytest.approx(0.7, abs=1e-6)
+
+
+def test_proxy_a_distance_is_near_zero_for_one_domain_and_near_two_for_separate_ones():
+    import numpy as np
+
+    from transferkit.diagnostics import proxy_a_distance
+
+    rng = np.random.default_rng(0)
+    same = proxy_a_distance(rng.normal(size=(200, 5)), rng.normal(size=(200, 5)))
+    apart = proxy_a_distance(rng.normal(size=(200, 5)), rng.normal(size=(200, 5)) + 4.0)
+    assert same["a_distance"] < 0.5 and apart["a_distance"] > 1.9
+    assert apart["examples_per_domain"] == 200 and apart["domain_accuracy"] > 0.97

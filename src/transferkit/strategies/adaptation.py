@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -265,3 +266,34 @@ def adaptation_head(method: str, num_features: int, num_classes: int, classifier
     if method not in METHODS:
         raise ValueError(f"unknown adaptation method {method!r}; use one of {', '.join(METHODS)}")
     return LOSSES.get(method).new_head(num_features, num_classes, classifier, **options)
+
+
+# ---------------------------------------------------------------- choosing without target labels
+def prediction_entropy(probs: torch.Tensor) -> float:
+    """Mean entropy of the target predictions, in nats (lower: more confident). An unsupervised
+    checkpoint criterion (Morerio et al. 2018); it also falls when a model collapses onto one
+    class, so it is read beside the source validation accuracy, never alone."""
+    return float(-(probs * torch.log(probs.clamp_min(1e-12))).sum(1).mean())
+
+
+def deep_embedded_validation(source_val_features: torch.Tensor, target_features: torch.Tensor,
+                             source_val_losses: torch.Tensor, seed: int = 0) -> float:
+    """Deep embedded validation (You et al., ICML 2019): the target risk estimated from labelled
+    source validation examples, importance-weighted by w = p(target | f) / p(source | f) · n_s / n_t
+    from a domain classifier on the features, with the control variate that reduces its variance:
+    R = mean(w l) + η mean(w) − η, η = −Cov(w l, w) / Var(w). Lower is better; it needs no
+    target labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    xs, xt = source_val_features.detach().cpu().numpy(), target_features.detach().cpu().numpy()
+    x = np.concatenate([xs, xt])
+    y = np.repeat([0, 1], [len(xs), len(xt)])
+    # out-of-fold domain probabilities of the source examples, so their weights are not fitted to them
+    p = cross_val_predict(LogisticRegression(C=1.0, max_iter=2000, random_state=seed), x, y, cv=5,
+                          method="predict_proba")[: len(xs), 1].clip(1e-6, 1 - 1e-6)
+    w = p / (1 - p) * len(xs) / len(xt)
+    wl = w * source_val_losses.detach().cpu().numpy()
+    var = float(np.var(w, ddof=1))
+    eta = -float(np.cov(wl, w)[0, 1]) / var if var > 0 else 0.0
+    return float(wl.mean() + eta * w.mean() - eta)
