@@ -273,3 +273,9 @@ def test_a_run_of_the_first_format_loads_and_predicts_the_same(fitted_run, data,
     images = sorted((data / "red").iterdir())[:3]
     assert torch.equal(torch.as_tensor(load_run(run).predict_proba(images)),
                        torch.as_tensor(load_run(fitted_run).predict_proba(images)))
+    # the head alone (a forecast run's carried head, a ranked run's classifier) reads the same way
+    from transferkit.rundir import read_head_weights
+
+    old_head, new_head = read_head_weights(run, "main"), read_head_weights(fitted_run, "main")
+    assert old_head.keys() == new_head.keys() == {"weight", "bias"}
+    assert all(torch.equal(old_head[k], new_head[k]) for k in new_head)

@@ -462,3 +462,13 @@ def upgrade_weights(state: dict, config: dict, run_dir: str | Path, default_head
     if version >= 2:
         return state
     return {(f"heads.{default_head}.{k[len('head.'):]}" if k.startswith("head.") else k): v for k, v in state.items()}
+
+
+def read_head_weights(run_dir: str | Path, head: str, config: dict | None = None) -> dict:
+    """The tensors of head `head` of a run, without their `heads.<head>.` prefix ({"weight": ...,
+    "bias": ...}), whatever the run's format (a format-1 run's one head is read as `head`);
+    `config` is the run's config.json when the caller has read it already."""
+    config = read_config(run_dir, {}) if config is None else config
+    prefix = f"heads.{head}."
+    state = upgrade_weights(read_weights(run_dir), config, run_dir, head)
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

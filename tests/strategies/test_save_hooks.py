@@ -31,10 +31,7 @@ def test_lora_saves_adapters_and_heads_and_restores_identical_predictions(tmp_pa
     assert lora.saved_weights(settings) == "adapter" and state
     assert all("lora_" in k or k.startswith("heads.") for k in state)
     assert {k for k in model.state_dict() if "lora_" in k or k.startswith("heads.")} == set(state)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
-
-    again = lora.restore(backbone.to_config(), settings, load_file(str(tmp_path / "model.safetensors")), _build,
-                         tmp_path)
+    again = lora.restore(backbone.to_config(), settings, _save_and_read(state, tmp_path), _build, tmp_path)
     tokens = backbone.tokenizer(["the film was wonderful", "the meal was awful"], padding=True, return_tensors="pt")
     model.eval(), again.eval()
     with torch.no_grad():

@@ -142,11 +142,11 @@ def _run_classifier(path: Path) -> nn.Module | None:
     """A run's default head when it is a linear classifier over the run's `classes` (one output per
     class), read from config.json and model.safetensors alone; None for any other head."""
     from ..models import DEFAULT_HEAD
-    from ..rundir import read_config, read_weights
+    from ..rundir import read_config, read_head_weights
 
-    classes = read_config(path, {}).get("classes") or []
-    prefix = f"heads.{DEFAULT_HEAD}."
-    head = {k[len(prefix):]: v for k, v in read_weights(path).items() if k.startswith(prefix)}
+    config = read_config(path, {})
+    classes = config.get("classes") or []
+    head = read_head_weights(path, DEFAULT_HEAD, config)
     weight = head.get("weight")
     if (not classes or weight is None or weight.ndim != 2 or weight.shape[0] != len(classes)
             or set(head) - {"weight", "bias"}):

@@ -25,7 +25,7 @@ from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronol
                                load_series_csv)
 from .._format import counted
 from ..errors import DataError, UnknownNameError
-from ..rundir import EXAMPLES_FILE, read_config, read_weights, upgrade_weights
+from ..rundir import EXAMPLES_FILE, read_head_weights
 from ..strategies import FitData, TrainSettings, create_strategy
 from .base import TransferEstimator
 from .params import Interval
@@ -277,10 +277,7 @@ class Forecaster(TransferEstimator):
         source = self.backbone_info_
         if (source.get("meta") or {}).get("parent_task") != TASK:
             return None
-        run = Path(source["name"])
-        state = upgrade_weights(read_weights(run), read_config(run, {}), run, model.default_head)
-        prefix = f"heads.{model.default_head}."
-        head = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        head = read_head_weights(source["name"], model.default_head)
         own = model.head.state_dict()
         if head.keys() != own.keys() or any(head[k].shape != own[k].shape for k in own):
             return None
