@@ -141,6 +141,14 @@ def test_value_rules_pass_none_and_name_the_first_broken_parameter():
     assert Interval(0.01, 0.5).describe() == "0.01<=x<=0.5" and Interval(2).describe() == "x>=2"
 
 
+def test_a_time_cap_must_be_positive_but_may_be_tiny():
+    """--max-seconds -5 used to be accepted and silently ignored; a microsecond cap is a real one."""
+    positive = Interval(0, above_low=True)
+    assert positive.describe() == "x>0" and Interval(0, 1, above_low=True).describe() == "0<x<=1"
+    assert positive.problem(0) == "must be more than 0, not 0" and positive.problem(1e-6) is None
+    assert TransferEstimator.param_constraints["max_seconds"] == positive
+
+
 def test_parameter_docs_reads_numpydoc_and_stops_at_the_next_section():
     doc = """Title.
 

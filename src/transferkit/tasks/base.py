@@ -488,7 +488,8 @@ class TransferEstimator(BaseEstimator):
     #: Value rules of the constructor's parameters (as scikit-learn's `_parameter_constraints`):
     #: `fit` checks them and the CLI gives them to its `fit` options. Tasks extend the dict; each
     #: parameter's documentation is the "Parameters" section of the class docstring.
-    param_constraints: ClassVar[dict[str, Constraint]] = {"epochs": Interval(1), "batch_size": Interval(1)}
+    param_constraints: ClassVar[dict[str, Constraint]] = {"epochs": Interval(1), "batch_size": Interval(1),
+                                                          "max_seconds": Interval(0, above_low=True)}
     #: More command-line names of a parameter (flags that predate the parameter's name).
     option_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
 

@@ -25,30 +25,34 @@ class ParameterError(TransferkitError, ValueError):
 
 @dataclass(frozen=True)
 class Interval:
-    """Numbers from `low` to `high`, both included; None leaves that side open."""
+    """Numbers from `low` to `high`, both included (`low` excluded with `above_low`, for "more
+    than 0"); None leaves that side open."""
 
     low: float | None = None
     high: float | None = None
+    above_low: bool = False
 
     def problem(self, value: Any) -> str | None:
         """Why `value` breaks the rule ("must be at least 1, not 0"), or None when it is allowed."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, not {value!r}"
-        if self.low is not None and self.high is not None and not self.low <= value <= self.high:
-            return f"must be between {self.low:g} and {self.high:g}, not {value:g}"
-        if self.low is not None and value < self.low:
-            return f"must be at least {self.low:g}, not {value:g}"
+        too_low = self.low is not None and (value <= self.low if self.above_low else value < self.low)
+        if self.low is not None and self.high is not None and (too_low or value > self.high):
+            return f"must be {'above' if self.above_low else 'between'} {self.low:g} and " \
+                   f"{'at most ' if self.above_low else ''}{self.high:g}, not {value:g}"
+        if too_low:
+            return f"must be {'more than' if self.above_low else 'at least'} {self.low:g}, not {value:g}"
         if self.high is not None and value > self.high:
             return f"must be at most {self.high:g}, not {value:g}"
         return None
 
     def describe(self) -> str:
-        """The range as help texts write it: "x>=1", "0.01<=x<=0.5"."""
+        """The range as help texts write it: "x>=1", "x>0", "0.01<=x<=0.5"."""
         if self.low is None:
             return f"x<={self.high:g}"
         if self.high is None:
-            return f"x>={self.low:g}"
-        return f"{self.low:g}<=x<={self.high:g}"
+            return f"x{'>' if self.above_low else '>='}{self.low:g}"
+        return f"{self.low:g}{'<' if self.above_low else '<='}x<={self.high:g}"
 
 
 @dataclass(frozen=True)
