@@ -140,6 +140,15 @@ def test_the_seed_fixes_the_new_layers_and_the_training():
 def test_max_seconds_caps_training():
     capped = Brightness(epochs=3, baseline=False, max_seconds=1e-6).fit(16)  # no batch runs within a microsecond
     assert capped.strategy_settings_["epochs_run"] < 3 and len(capped.history_) < 3
+    assert any(n.startswith("training stopped at its time cap (1e-06 s) after") and n.endswith("of 3")
+               for n in capped.notes_)
+    uncapped = Brightness(epochs=2, baseline=False).fit(16)
+    assert not any("time cap" in n for n in uncapped.notes_)
+    strategy = capped._check_params()
+    data = capped._fit_data(None, strategy)
+    said = [d for d, _ in capped._plan(strategy, data, capped._train_settings(data))]
+    assert "time cap: 1e-06 s" in said and not any(d.startswith("time cap") for d, _ in uncapped._plan(
+        strategy, data, uncapped._train_settings(data)))
 
 
 def test_a_missing_required_hook_is_named():

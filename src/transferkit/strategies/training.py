@@ -20,6 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from .._format import counted
 from ..errors import TrainingInterrupted
 from ..rundir import LAST_CHECKPOINT, read_checkpoint
 from .base import TrainSettings
@@ -228,6 +229,11 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
                      f"({float(checkpoint.best_model_score):.4f})")
     if resuming:
         notes.append(f"resumed from checkpoint {last}")
+    timer = next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
+    remaining = timer.time_remaining() if timer is not None else None
+    if remaining is not None and remaining <= 0 and trainer.current_epoch < epochs:
+        notes.append(f"training stopped at its time cap ({settings.max_seconds:g} s) after "
+                     f"{counted(trainer.current_epoch, 'epoch')} of {epochs}")
     if scratch is not None:
         scratch.cleanup()
     return RunResult(history.rows, trainer.current_epoch, seconds, notes)

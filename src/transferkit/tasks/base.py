@@ -327,6 +327,8 @@ class TransferEstimator(BaseEstimator):
             (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
             self._backbone_decision(SimpleNamespace(name=info.get("name"), source=info.get("source", ""))),
             *strategy.plan(fit_data, settings),
+            *([(f"time cap: {self.max_seconds:g} s", "max_seconds (--max-seconds): training stops when it "
+                "is reached")] if self.max_seconds else []),
             *self._plan_details(),
             ("from-scratch control: " + ("yes" if self.baseline else "no"),
              f"after this fit: {self.control_description}, to measure the transfer gain"
