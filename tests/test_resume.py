@@ -27,9 +27,12 @@ EPOCHS = 4
 #: epoch 2's checkpoint is written) and says so in a marker file: the test then signals a process
 #: known to be mid-training, however slow the machine is.
 PARKING_CLI = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
 from transferkit.strategies.lightning_module import TransferModule
+
+# Ctrl-C as a terminal delivers it: a test run from a background shell inherits SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 marker = Path(sys.argv.pop(1))
 step = TransferModule.training_step
