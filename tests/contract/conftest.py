@@ -88,6 +88,7 @@ class TinyData:
 
     fit_on: Path
     predict_on: Any
+    unlabeled: Any = None  # target-domain inputs for strategies that need them (`StrategyInfo.unlabelled`)
 
 
 COLOURS = {"red": (210, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 210)}
@@ -103,7 +104,13 @@ def tiny_images(root: Path, per_class: int = 6, side: int = 32) -> TinyData:
         for i in range(per_class):
             pixels = np.asarray(colour, np.float32) + rng.normal(0, 20, (side, side, 3))
             Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(root / name / f"{name}_{i}.png")
-    return TinyData(root, sorted(str(p) for p in root.rglob("*.png"))[::4])
+    target = root.parent / "target"  # the same colours, darker: a shifted domain without labels
+    target.mkdir(parents=True)
+    for name, colour in COLOURS.items():
+        for i in range(per_class):
+            pixels = 0.6 * np.asarray(colour, np.float32) + rng.normal(0, 20, (side, side, 3))
+            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(target / f"{name}_{i}.png")
+    return TinyData(root, sorted(str(p) for p in root.rglob("*.png"))[::4], target)
 
 
 GOOD = ["wonderful", "excellent", "delightful", "great", "superb", "lovely"]
@@ -120,7 +127,10 @@ def tiny_texts(root: Path, per_class: int = 26) -> TinyData:
             for i in range(per_class) for words, label in ((GOOD, "positive"), (BAD, "negative"))]
     path = root / "reviews.csv"
     path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
-    return TinyData(path, ["a wonderful film", "a terrible film", "the meal was great"])
+    target = root / "restaurant.txt"  # another domain, one text per line, no labels
+    target.write_text("".join(f"the meal was {words[i % len(words)]}\n" for i in range(per_class // 2)
+                              for words in (GOOD, BAD)))
+    return TinyData(path, ["a wonderful film", "a terrible film", "the meal was great"], target)
 
 
 def tiny_series(root: Path, rows: int = 240) -> TinyData:
@@ -148,7 +158,7 @@ SMALL_PARAMS: dict[str, Any] = {
     "image_size": 32, "tta": False, "max_length": 16, "lookback": 32, "horizon": 4,
 }
 #: the same for strategy options (applied to the strategies whose `Options` declare them)
-SMALL_OPTIONS: dict[str, Any] = {"pair_iterations": 1, "max_pairs": 16}
+SMALL_OPTIONS: dict[str, Any] = {"pair_iterations": 1, "max_pairs": 16, "method": "dann", "bottleneck": 8}
 
 
 def small_params(task: str, strategy: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..strategies.adaptation import proxy_a_distance  # noqa: F401  (re-exported: adaptation measures it too)
+
 #: Bands of `shift` (see `batchnorm_shift`), calibrated on 256 training images: flowers5 photos
 #: (close to ImageNet) measured 0.61 with EfficientNet-Lite0 at 128 px and 0.41 with MobileNetV2;
 #: scikit-learn's 8×8 digits upscaled to 64 px (far from it) measured 1.35 and 1.21.
@@ -108,26 +110,3 @@ def linear_separability(features: np.ndarray, labels: np.ndarray) -> dict[str, A
         text = "barely separable: the pretrained features carry little of what separates these classes"
     return {"cv_accuracy": cv, "train_accuracy": train, "chance": 1.0 / k, "examples": int(len(labels)),
             "interpretation": text}
-
-
-def proxy_a_distance(source: np.ndarray, target: np.ndarray, folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """How well a linear classifier tells source features from target ones: the proxy A-distance
-    d_A = 2 (1 − 2 ε), ε the cross-validated error of a logistic regression on the two sets
-    (Ben-David et al. 2007; Ganin et al. 2016, §5). 0 when the domains cannot be told apart
-    (ε = 0.5), 2 when they are perfectly separable; values below 0 (ε > 0.5) are noise and
-    reported as 0. The two sets are subsampled to the same size, so chance is 50 %."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    n = min(len(source), len(target))
-    if n < folds:
-        raise ValueError(f"proxy A-distance needs at least {folds} examples per domain, got {n}")
-    x = np.concatenate([source[rng.permutation(len(source))[:n]], target[rng.permutation(len(target))[:n]]])
-    y = np.repeat([0, 1], n)
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-    accuracy = float(cross_val_score(model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)).mean())
-    error = 1.0 - accuracy
-    return {"a_distance": max(0.0, 2.0 * (1.0 - 2.0 * error)), "domain_accuracy": accuracy, "examples_per_domain": n}

@@ -80,7 +80,8 @@ class FitData:
     `objective`, which is "classification" (cross-entropy, `num_classes` outputs) or "regression"
     (MSE). `unlabelled` holds inputs without labels (e.g. target-domain images for domain
     adaptation or self-training): its items are `(x, ignored)` pairs like the labelled splits', so
-    the same dataset classes and `collate_fn` serve both; only `x` is used.
+    the same dataset classes and `collate_fn` serve both; only `x` is used. `target_eval` holds
+    labelled examples of that target domain, used only to report accuracy (never to train or choose).
 
     `collate_fn` batches items the default collation cannot (texts → padded token ids).
     `labels` are the training class indices when known (used by `auto` and few-shot strategies).
@@ -100,6 +101,7 @@ class FitData:
     pretrained: bool = True
     folds: int = 0
     unlabelled: Dataset | None = None
+    target_eval: Dataset | None = None
     objectives: dict[str, "str | Objective"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -156,6 +158,7 @@ class FitOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     estimate: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)  # what needs the user's attention
 
 
 class Strategy(ABC):

@@ -19,6 +19,7 @@ class StrategyInfo(Info):
     """What the registry knows about a strategy before importing it."""
 
     modalities: tuple[str, ...]  # the input modalities it applies to (a task's `TaskInfo.modality`)
+    unlabelled: bool = False  # it needs unlabelled target data (`fit(..., unlabeled=...)`)
 
 
 StrategyFactory = Callable[..., Any]  # a `Strategy` class: called with its options, returns the strategy
@@ -50,6 +51,10 @@ def create_strategy(name: str, **options: Any):
 # pointwise convolutions of timm's EfficientNet/MobileNet blocks, so it applies to every modality;
 # SetFit pairs texts.
 _PACKAGE = __name__.rpartition(".")[0]
+STRATEGIES.declare("adapt", f"{_PACKAGE}.adapt:DomainAdapt", StrategyInfo(
+    description="domain adaptation on unlabelled target data (DANN, CDAN, CORAL, MMD, self-training); epoch and "
+                "method chosen without target labels, source-only kept unless a method is predicted to help",
+    modalities=("image", "text"), unlabelled=True))
 STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
     description="images: linear probe first, fine-tune only when validation and the time budget say it can gain "
                 "(never with <10 per class), keep the better; text ≤16 per class: setfit, else fine-tune",

@@ -34,6 +34,8 @@ from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSetting
 from .params import Constraint, Interval, check_params
 from .presentation import Headline, SummaryLine, Table
 
+#: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`).
+ADAPT = "adapt"
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
 PLAN_LOG = logging.getLogger("transferkit.plan")
 
@@ -107,9 +109,14 @@ class TransferEstimator(BaseEstimator):
         return None
 
     # ------------------------------------------------------------- template
-    def fit(self, data: Any) -> "TransferEstimator":
+    def fit(self, data: Any, unlabeled: Any = None, target_labels: Any = None) -> "TransferEstimator":
         """Read and split `data`, load the backbone, adapt it with the chosen strategy and (unless
         `baseline=False`) train the from-scratch control; returns self.
+
+        `unlabeled` is target-domain data without labels (a task that supports domain adaptation
+        reads it, e.g. a folder of images or a file of texts): the `adapt` strategy (also chosen by
+        `strategy="auto"`) learns features that carry over to it. `target_labels` is labelled
+        target data used only to report source-only and adapted accuracy on it.
 
         The same steps for every task, each a hook a task may implement: `_check_params` →
         seed → `_load_data` → load the backbone (`backbone="auto"`: rank the candidates) →
@@ -117,16 +124,24 @@ class TransferEstimator(BaseEstimator):
         `_before_adapt` → the strategy trains (`_adapt`) → `_after_adapt` → `_control` →
         `_decisions`.
         """
-        strategy = self._check_params()
+        strategy = self._check_params(adapting=unlabeled is not None)
+        if target_labels is not None and unlabeled is None:
+            raise TransferkitError("target_labels evaluate a domain adaptation: pass the unlabelled target data too "
+                                   "(unlabeled=..., --adapt-to).")
         start = time.perf_counter()
         torch.manual_seed(self.seed)  # before any data or layer is drawn: a fit is a function of its params
         self.notes_: list[str] = []  # informational
         self.warnings_: list[str] = []  # things that need the user's attention
         self._load_data(data)
+        self.target_ = None
+        if unlabeled is not None:
+            self._read_target(unlabeled, target_labels)  # before the slow steps: a bad path fails at once
         loaded = time.perf_counter()
         backbone = self._prepare(self._load_backbone())
         model = self._new_model(backbone.model, backbone.num_features)
         fit_data = self._fit_data(backbone, strategy)
+        if unlabeled is not None:
+            fit_data.unlabelled, fit_data.target_eval = self._target_datasets()
         settings = self._train_settings(fit_data)
         self._diagnose_domain(backbone, fit_data)
         strategy = self._before_adapt(strategy, model, fit_data)
@@ -137,11 +152,36 @@ class TransferEstimator(BaseEstimator):
         return self
 
     # ----------------------------------------------------------------- hooks
-    def _check_params(self) -> Strategy:
+    def _check_params(self, adapting: bool = False) -> Strategy:
         """Validate params before any slow work (the declared `param_constraints`, then the task's own
-        checks in overrides); returns the strategy."""
+        checks in overrides); returns the strategy (`adapt` when `adapting` on unlabelled target
+        data with strategy "auto")."""
         check_params(self.get_params(), self.param_constraints)
-        return create_strategy(self.strategy, **(self.strategy_options or {}))
+        name = self.strategy
+        if adapting or name == ADAPT:
+            info = STRATEGIES.entry(ADAPT).info
+            if self.modality not in info.modalities:
+                raise TransferkitError(f"domain adaptation (unlabelled target data) is for "
+                                       f"{' and '.join(info.modalities)} tasks, not {self.task}.")
+            if not adapting and info.unlabelled:
+                raise TransferkitError("strategy 'adapt' needs unlabelled target data: fit(source, unlabeled=TARGET) "
+                                       "(CLI: --adapt-to TARGET, or `transferkit adapt SOURCE TARGET`).")
+            if name not in ("auto", ADAPT):
+                raise TransferkitError(f"unlabelled target data are used by strategy 'adapt', not {name!r}: pass "
+                                       "strategy='adapt' (or leave 'auto'); its options choose the method.")
+            name = ADAPT
+        return create_strategy(name, **(self.strategy_options or {}))
+
+    def _read_target(self, unlabeled: Any, target_labels: Any) -> None:
+        """Read the target domain's unlabelled inputs (and labelled ones, if given) for domain
+        adaptation; set `target_` ({"unlabeled": ..., "labelled": ..., "summary": {...}}). Tasks
+        that adapt across domains implement it (with `_target_datasets`)."""
+        raise TransferkitError(f"{self.task} does not adapt to unlabelled target data.")
+
+    def _target_datasets(self) -> tuple[Any, Any]:
+        """(unlabelled target dataset, labelled target dataset or None) from `target_`, as `FitData`
+        holds them (items `(x, label)`, the label ignored in the first)."""
+        raise TransferkitError(f"{self.task} does not adapt to unlabelled target data.")
 
     def _load_data(self, data: Any) -> None:
         """Read and split `data` (a path, or the task's data object as `data_` holds it): set `data_`
@@ -295,7 +335,7 @@ class TransferEstimator(BaseEstimator):
         outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
         self.history_ = outcome.history
-        self.strategy_ = outcome.settings.get("chosen", self.strategy)
+        self.strategy_ = outcome.settings.get("chosen", strategy.name or self.strategy)
         self.strategy_settings_ = outcome.settings
         parts = {"data scan": loaded - started, **outcome.timings}
         total = time.perf_counter() - started
@@ -304,6 +344,7 @@ class TransferEstimator(BaseEstimator):
         self.timings_ = {**parts, "backbone, diagnostics and other": max(0.0, total - sum(parts.values())),
                          "total fit": total}
         self.notes_ += outcome.notes
+        self.warnings_ += outcome.warnings
         self.metrics_ = None
         return outcome
 
@@ -381,6 +422,7 @@ class TransferEstimator(BaseEstimator):
                 "ranking": getattr(self, "ranking_", None),
                 "domain": getattr(self, "domain_", None),
                 "control": getattr(self, "control_", None),
+                "target": (getattr(self, "target_", None) or {}).get("summary"),
                 "decisions": self.decisions_,
                 "data": self.data_.summary() if hasattr(self, "data_") else None,
                 "timings": self.timings_,

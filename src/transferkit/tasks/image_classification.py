@@ -134,6 +134,30 @@ class ImageClassifier(ClassifierBase):
             num_classes=len(self.classes_), pretrained=pretrained, folds=folds,
         )
 
+    def _read_target(self, unlabeled, target_labels) -> None:
+        """Target images: a folder (searched recursively; class folders, if any, ignored) or a list of
+        files; `target_labels` a folder of class folders named like the training classes."""
+        paths = expand_image_paths(unlabeled)
+        if not paths:
+            raise DataError(f"{unlabeled}: no target images found.")
+        labelled = None
+        if target_labels is not None:
+            root = Path(target_labels).expanduser()
+            _, labelled, _, _ = scan_class_folders(root, self.classes_)
+            if len(labelled) == 0:
+                raise DataError(f"{root}: no readable images in class folders named like {self.classes_}.")
+        self.target_ = {"unlabeled": paths, "labelled": labelled, "summary": {
+            "unlabeled": str(unlabeled) if isinstance(unlabeled, (str, Path)) else f"{len(paths)} images",
+            "examples": len(paths), "labelled": str(target_labels) if target_labels is not None else None,
+            "labelled_examples": len(labelled) if labelled is not None else 0}}
+
+    def _target_datasets(self):
+        t = self.target_
+        plain = eval_transform(self.preprocessing_, self.image_size_)
+        labelled = t["labelled"]
+        return (ImageDataset(t["unlabeled"], None, plain, cache_side=self.image_size_),
+                ImageDataset(labelled.paths, labelled.labels, plain, cache_side=self.image_size_) if labelled else None)
+
     def _train_settings(self, fit_data: FitData):
         return replace(super()._train_settings(fit_data), tta=self.tta, num_workers=self.num_workers)
 

@@ -115,6 +115,24 @@ class TextClassifier(ClassifierBase):
             pretrained=backbone.meta.get("pretrained", True),
         )
 
+    def _read_target(self, unlabeled, target_labels) -> None:
+        """Target texts: a list of strings, a file with one text per line, or a table (its label
+        column, if any, ignored); `target_labels` a labelled table read like `evaluate`'s."""
+        texts = list(unlabeled) if isinstance(unlabeled, (list, tuple)) else read_texts(Path(unlabeled))
+        if not texts:
+            raise DataError(f"{unlabeled}: no target texts found.")
+        labelled = self._labelled(target_labels) if target_labels is not None else None
+        self.target_ = {"unlabeled": texts, "labelled": labelled, "summary": {
+            "unlabeled": str(unlabeled) if not isinstance(unlabeled, (list, tuple)) else f"{len(texts)} texts",
+            "examples": len(texts), "labelled": str(target_labels) if target_labels is not None else None,
+            "labelled_examples": len(labelled[1]) if labelled else 0}}
+
+    def _target_datasets(self):
+        t = self.target_
+        labelled = t["labelled"]
+        return (TextDataset.by_length(t["unlabeled"])[0],
+                TextDataset.by_length(labelled[0], labelled[1])[0] if labelled else None)
+
     def _decisions(self, backbone, outcome) -> list[tuple[str, str]]:
         d = self.data_
         decisions = [
@@ -234,16 +252,20 @@ class TextClassifier(ClassifierBase):
 
 
 def read_texts(path: Path) -> list[str]:
-    """Texts of a plain file (one per non-empty line) or of a table's text column."""
+    """Texts of a plain file (one per non-empty line) or of a table's text column (a .txt file whose
+    every line holds a tab is a table without a header, as `fit` reads it: its label column is ignored)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file; pass a file of texts, one per line.")
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
         return read_text_table(path, need_label=False)[0]
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
+    if path.suffix.lower() == ".txt" and lines and all("\t" in line for line in lines):
+        return read_text_table(path, need_label=False)[0]
+    return lines
 
 
 def _text_scratch_control(est: "TextClassifier", budget: float) -> dict[str, Any]:
