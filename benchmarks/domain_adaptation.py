@@ -71,7 +71,8 @@ def shifted_flowers(folder: Path) -> tuple[Path, Path]:
     return source, target
 
 
-def run_one(pair: str, seed: int, epochs: int | None, criterion: str, sst2_size: int, work: str) -> dict:
+def run_one(pair: str, seed: int, epochs: int | None, criterion: str, sst2_size: int, work: str,
+            encoder: str = "frozen") -> dict:
     """One fit of `pair` with `seed`: every candidate's target accuracy, auto's choice, the oracle."""
     import numpy as np
     import torch
@@ -83,7 +84,7 @@ def run_one(pair: str, seed: int, epochs: int | None, criterion: str, sst2_size:
 
     work = Path(work)
     source_name, target_name = pair.split("-")
-    options = {"method": "auto", "criterion": criterion}
+    options = {"method": "auto", "criterion": criterion, "encoder": encoder}
     common = dict(strategy="adapt", strategy_options=options, epochs=epochs, seed=seed, baseline=False, progress=False)
     if pair == "flowers-shift":
         source, target = shifted_flowers(work)
@@ -146,6 +147,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per method (default: the strategy's)")
     parser.add_argument("--criterion", default="dev")
     parser.add_argument("--sst2-size", type=int, default=2000)
+    parser.add_argument("--encoder", default="frozen", help="frozen (features once) or fine-tune (each candidate "
+                                                             "fine-tunes its own encoder copy)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "domain_adaptation.json")
     parser.add_argument("--log", type=Path, default=None, help="also append each finished fit as a JSON line here")
     args = parser.parse_args()
@@ -160,7 +163,7 @@ def main() -> None:
         if "flowers-shift" in pairs:
             shifted_flowers(Path(work))  # once, before the workers start
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(run_one, p, s, args.epochs, args.criterion, args.sst2_size, work) for p, s in jobs]
+            futures = [pool.submit(run_one, p, s, args.epochs, args.criterion, args.sst2_size, work, args.encoder) for p, s in jobs]
             runs = []
             for f in futures:
                 runs.append(f.result())
@@ -180,6 +183,7 @@ def main() -> None:
               f"auto kept {s['auto_chose']}")
     result = {"command": "python benchmarks/domain_adaptation.py " + " ".join(sys.argv[1:]),
               "seeds": seeds, "epochs": args.epochs, "criterion": args.criterion, "sst2_size": args.sst2_size,
+              "encoder": args.encoder,
               "wall_seconds": time.perf_counter() - start, "summary": summary, "runs": runs, "anchors": ANCHORS,
               "note": "flowers-shift's target is a synthetic shift (grayscale + blur + half contrast) of the held-out "
                       "half of flowers5; target labels are used only to score"}
