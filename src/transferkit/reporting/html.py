@@ -58,7 +58,7 @@ def render_html(report: RunReport) -> str:
     formats = {key: format for key, _, format, _ in headline}
     sections = [
         _header(report, headline),
-        _messages(attention(report.warnings, metrics), report.notes),
+        _messages(attention(report.warnings, metrics) + adaptation_attention(report.config or {}), report.notes),
         _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
@@ -460,6 +460,19 @@ def adaptation_settings(config: dict) -> dict:
     return {}
 
 
+def adaptation_attention(config: dict) -> list[str]:
+    """A warning when the kept adapted model scores below source-only on the labelled target data
+    (adaptation made things worse), for the top of the report; [] otherwise."""
+    s = adaptation_settings(config)
+    rows = {r.get("method"): r for r in s.get("candidates") or [] if isinstance(r, dict)}
+    kept, probe = rows.get(s.get("chosen_method"), {}), rows.get(SOURCE_ONLY, {})
+    kept_acc, probe_acc = _num(kept.get("target_accuracy")), _num(probe.get("target_accuracy"))
+    if kept is probe or kept_acc is None or probe_acc is None or kept_acc >= probe_acc:
+        return []
+    return [f"adaptation hurt on the labelled target data: the kept {kept.get('method')} scores {_pct(kept_acc)}, "
+            f"{_REFERENCES[SOURCE_ONLY]} {_pct(probe_acc)}; see Domain adaptation"]
+
+
 def _points(value: float) -> str:
     return f"{100 * value:+.1f} points".replace("-", "−")
 
@@ -568,16 +581,16 @@ def _a_distance(measure: Any) -> str:
 
 
 def _adaptation_shift(s: dict, kept: str, features_unchanged: bool) -> str:
-    """Proxy A-distance before → after (after: absent when the kept model's features are the
-    encoder's own; None when the data were too few to measure) and the 2-D projection plot."""
+    """Proxy A-distance before → after (after: unchanged when source-only was kept, which uses the
+    encoder's own features; None when the data were too few to measure) and the 2-D projection plot."""
     before = s.get("a_distance_before")
     after = s.get("a_distance_after")
-    if "a_distance_after" not in s or features_unchanged:
+    if features_unchanged:
         after_text = "features unchanged (the kept model uses the encoder's features)"
-    elif not isinstance(after, dict) or _num(after.get("a_distance")) is None:
-        after_text = "not measured (too few examples)"
-    else:
+    elif isinstance(after, dict) and _num(after.get("a_distance")) is not None:
         after_text = f"<strong>{_a_distance(after)}</strong> after (the {_e(kept)} bottleneck's features)"
+    else:  # None: too few examples to train a domain classifier on
+        after_text = "not measured after" + (" (too few examples)" if "a_distance_after" in s else "")
     before_text = (f"<strong>{_a_distance(before)}</strong> before (the encoder's features)"
                    if isinstance(before, dict) and _num(before.get("a_distance")) is not None
                    else "not measured before (too few examples)")
@@ -756,8 +769,9 @@ ul.skipped { max-height: 320px; overflow-y: auto; }
 p.good, span.good { color: #1a7f37; }
 p.bad, span.bad { color: #cf222e; }
 h3 { margin: 20px 0 8px; font-size: 1.05em; }
-tr.kept td { background: #dafbe1; font-weight: 600; }
-.kept-mark { color: #1a7f37; white-space: nowrap; }
+/* the kept candidate: marked, in a colour that says "chosen", not "good" (it may have lost) */
+tr.kept td { background: #ddf4ff; font-weight: 600; }
+.kept-mark { color: #0550ae; white-space: nowrap; }
 /* verdict callouts: the colour says how to read it; only a real loss is red */
 p.verdict { padding: 10px 14px; border-left: 4px solid var(--border); background: var(--bg-alt); color: var(--fg); }
 p.verdict.good { border-color: #1a7f37; background: #dafbe1; }
