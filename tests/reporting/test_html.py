@@ -289,22 +289,6 @@ def _rows(section: str) -> list[list[str]]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def adapted_run(tmp_path_factory) -> Path:
-    """A real adapted text run (DANN, one epoch, bottleneck 8) with its report; the labelled source
-    table doubles as the labelled target, which the strategy only evaluates on."""
-    from ..contract.conftest import tiny_texts
-
-    root = tmp_path_factory.mktemp("adapted")
-    data = tiny_texts(root / "data")
-    est = TextClassifier(strategy="adapt", strategy_options={"method": "dann", "bottleneck": 8}, epochs=1,
-                         baseline=False, progress=False)
-    est.fit(data.fit_on, unlabeled=data.unlabeled, target_labels=data.fit_on).evaluate()
-    run = est.save(root / "run")
-    write_run_report(run)
-    return run
-
-
 def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: Path) -> None:
     config = json.loads((adapted_run / "config.json").read_text())
     settings, target = config["strategy"]["settings"], config["run"]["target"]
