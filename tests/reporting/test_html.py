@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import re
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 from transferkit import ImageClassifier, TextClassifier, load_run
 from transferkit.diagnostics import transfer_verdict
@@ -266,3 +269,189 @@ def test_a_task_not_installed_here_gets_its_numeric_metrics_listed():
     metrics = re.search(r'<section id="metrics">(.*?)</section>', text, re.S).group(1)
     assert "kendall_tau" in metrics and "0.71" in metrics and "per_item" not in metrics
     assert not _cards(text) and "confusion-matrix" not in _section_ids(text)
+
+
+# --------------------------------------------------------------------------- domain adaptation
+
+
+def _section_html(text: str, slug: str) -> str:
+    found = re.search(rf'<section id="{slug}">(.*?)</section>', text, re.S)
+    return found.group(1) if found else ""
+
+
+def _rows(section: str) -> list[list[str]]:
+    """The adaptation table's body rows as cell texts (tags stripped), the kept row marked "KEPT" first."""
+    body = re.search(r"<tbody>(.*?)</tbody>", section, re.S).group(1)
+    rows = []
+    for attrs, row in re.findall(r"<tr([^>]*)>(.*?)</tr>", body, re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        rows.append((["KEPT"] if 'class="kept"' in attrs else [""]) + cells)
+    return rows
+
+
+def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: Path) -> None:
+    config = json.loads((adapted_run / "config.json").read_text())
+    settings, target = config["strategy"]["settings"], config["run"]["target"]
+    text = (adapted_run / "report.html").read_text(encoding="utf-8")
+    section = _section_html(text, "domain-adaptation")
+    assert section, "no Domain adaptation section"
+    ids = _section_ids(text)
+    assert ids.index("decisions") < ids.index("domain-adaptation") < ids.index("data")
+
+    # what was kept and why, and the target data with its counts
+    assert f"Kept <strong>{settings['chosen_method']}</strong> (epoch 1 of 1)" in section
+    assert settings["reason"] in section
+    assert f"{target['examples']} unlabelled examples from <code>{target['unlabeled']}</code>" in section
+    assert f"{target['labelled_examples']} labelled target examples" in section and "used only to evaluate" in section
+
+    # one row per candidate, in the recorded order, with the recorded figures; the kept one marked
+    rows = _rows(section)
+    names = {"source-only": "source-only (logistic probe)", "none": "no adaptation (same bottleneck)"}
+    probe = settings["candidates"][0]
+    assert len(rows) == len(settings["candidates"]) == 3
+    for row, c in zip(rows, settings["candidates"]):
+        kept = c["method"] == settings["chosen_method"]
+        assert row[0] == ("KEPT" if kept else "")
+        assert row[1] == names.get(c["method"], c["method"]) + (" ✓ kept" if kept else "")
+        assert row[2] == ("—" if c["epoch"] is None else f"{c['epoch']} of {c['epochs_run']}")
+        assert row[3:7] == [f"{100 * c['source_val_accuracy']:.1f}%", f"{c['target_entropy']:.4f}",
+                            f"{c['dev_risk']:.4f}", f"{100 * c['target_accuracy']:.1f}%"]
+        gain = 100 * (c["target_accuracy"] - probe["target_accuracy"])
+        assert row[7] == ("—" if c is probe else f"{gain:+.1f} points".replace("-", "−"))
+    assert "DEV risk (criterion)" in section  # the criterion the settings name (criterion "dev")
+
+    # a method below source-only on the target is said in red, and heads the report when it is the kept one
+    worse = [c for c in settings["candidates"][1:] if c["target_accuracy"] < probe["target_accuracy"]]
+    if worse:
+        said = re.search(r'<p class="bad">Below source-only \(logistic probe\) on the labelled target data: (.*?)</p>',
+                         section).group(1)
+        assert all(names.get(c["method"], c["method"]) in said for c in worse)
+    kept = next(c for c in settings["candidates"] if c["chosen"])
+    assert ("adaptation hurt" in _aside(text, "warnings")) == (kept["target_accuracy"] < probe["target_accuracy"])
+
+    # the domain shift before → after, as recorded, and the features plotted
+    before, after = settings["a_distance_before"], settings["a_distance_after"]
+    shift = re.search(r"<p>Proxy A-distance between source and target: (.*?)</p>", section, re.S).group(1)
+    assert f"<strong>{before['a_distance']:.2f}</strong> before" in shift
+    assert f"<strong>{after['a_distance']:.2f}</strong> after (the dann bottleneck" in shift
+    assert f"({before['examples_per_domain']} examples per domain)" in shift
+    assert "0 means the domains are indistinguishable, 2 that they are perfectly separable" in section
+    for alt in ("source and target features before and after", "DEV risk per epoch"):
+        png = re.search(rf'<img src="data:image/png;base64,([^"]+)" alt="{alt}">', section).group(1)
+        assert base64.b64decode(png).startswith(PNG_MAGIC)
+
+
+def test_a_run_without_adaptation_has_no_adaptation_section(tmp_path: Path) -> None:
+    from ..contract.conftest import tiny_texts
+
+    data = tiny_texts(tmp_path / "data")
+    est = TextClassifier(strategy="linear-probe", baseline=False, progress=False).fit(data.fit_on)
+    run = est.save(tmp_path / "run")
+    text = write_run_report(run).read_text(encoding="utf-8")
+    assert "data" in _section_ids(text) and "domain-adaptation" not in _section_ids(text)
+    assert "A-distance" not in text and "adaptation hurt" not in text
+
+
+#: The candidates of a synthetic adapted run (amazon → yelp-like figures): coral loses to source-only.
+CANDIDATES = [
+    {"method": "source-only", "epoch": None, "epochs_run": 0, "source_val_accuracy": 0.9, "target_entropy": 0.3,
+     "dev_risk": 0.17, "criterion": 0.17, "target_accuracy": 0.84, "chosen": 0},
+    {"method": "none", "epoch": 3, "epochs_run": 3, "source_val_accuracy": 0.9, "target_entropy": 0.42,
+     "dev_risk": 0.21, "criterion": 0.21, "target_accuracy": 0.86, "chosen": 0},
+    {"method": "coral", "epoch": 2, "epochs_run": 3, "source_val_accuracy": 0.88, "target_entropy": 0.41,
+     "dev_risk": 0.28, "criterion": 0.28, "target_accuracy": 0.81, "chosen": 0},
+    {"method": "cdan", "epoch": 3, "epochs_run": 3, "source_val_accuracy": 0.91, "target_entropy": 0.40,
+     "dev_risk": 0.18, "criterion": 0.18, "target_accuracy": 0.88, "chosen": 1},
+]
+
+
+def _adaptation_report(**changes) -> str:
+    """The report of a synthetic adapted run (`CANDIDATES`, cdan kept), `changes` applied to the
+    strategy settings (None removes a key)."""
+    epochs = {m: [{"epoch": e, "val_dev_risk": 0.3 - 0.02 * e, "val_target_entropy": 0.5 - 0.03 * e} for e in (1, 2, 3)]
+              for m in ("none", "coral", "cdan")}
+    rng = np.random.default_rng(0)
+    points = {"source": rng.normal(0, 1, (40, 2)).tolist(), "target": rng.normal(2, 1, (40, 2)).tolist()}
+    settings = {"method": "auto", "criterion": "dev", "chosen_method": "cdan", "criterion_metric": "val_dev_risk",
+                "reason": "cdan: lowest dev risk of 2 methods (0.1800), below the same bottleneck without adaptation "
+                          "(0.2100)",
+                "candidates": CANDIDATES, "epochs_by_method": epochs, "target_examples": 300, "target_labelled": 300,
+                "a_distance_before": {"a_distance": 1.7, "domain_accuracy": 0.925, "examples_per_domain": 120},
+                "a_distance_after": {"a_distance": 1.55, "domain_accuracy": 0.8875, "examples_per_domain": 120},
+                "projection": {"before": points, "after": points}}
+    for key, value in changes.items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    return render_html(RunReport(
+        title="amazon → yelp", task="text-classification", metrics={"accuracy": 0.9, "macro_f1": 0.9, "n": 200},
+        config={"task": "text-classification", "strategy": {"requested": "adapt", "used": "adapt", "settings": settings}},
+        history=[], decisions=[], data_summary={}, timings={},
+        target={"unlabeled": "/data/yelp.txt", "examples": 300, "labelled": "/data/yelp_labelled.txt",
+                "labelled_examples": 300}))
+
+
+def _png_width(section: str, alt: str) -> int:
+    from PIL import Image
+
+    data = re.search(rf'<img src="data:image/png;base64,([^"]+)" alt="{alt}">', section).group(1)
+    return Image.open(io.BytesIO(base64.b64decode(data))).size[0]
+
+
+def test_a_method_below_source_only_is_shown_in_red_and_the_kept_gain_is_said() -> None:
+    text = _adaptation_report()
+    section = _section_html(text, "domain-adaptation")
+    coral = next(r for r in _rows(section) if r[1] == "coral")
+    assert coral[6:] == ["81.0%", "−3.0 points"]
+    assert '<span class="bad">−3.0 points</span>' in section
+    assert '<p class="bad">Below source-only (logistic probe) on the labelled target data: coral (−3.0 points).</p>' in section
+    assert ('<p class="verdict good"><strong>Target accuracy: source-only (logistic probe) 84.0% → cdan 88.0% '
+            "(+4.0 points).</strong></p>") in section
+    assert [r[1] for r in _rows(section) if r[0] == "KEPT"] == ["cdan ✓ kept"]
+    assert "1.70</strong> before" in section and "1.55</strong> after" in section and "92.5% → 88.8%" in section
+    assert not _aside(text, "warnings")  # the kept cdan beats source-only: nothing needs attention
+
+
+def test_the_kept_method_losing_to_source_only_heads_the_report() -> None:
+    losing = [{**c, "target_accuracy": 0.80} if c["method"] == "cdan" else c for c in CANDIDATES]
+    text = _adaptation_report(candidates=losing)
+    assert ("adaptation hurt on the labelled target data: the kept cdan scores 80.0%, source-only (logistic probe) "
+            "84.0%; see Domain adaptation") in _aside(text, "warnings")
+    section = _section_html(text, "domain-adaptation")
+    assert '<p class="verdict bad"><strong>Target accuracy: source-only (logistic probe) 84.0% → cdan 80.0%' in section
+    assert "cdan (−4.0 points, the kept one)" in section
+
+
+def test_source_only_kept_leaves_the_features_unchanged_and_plots_one_panel() -> None:
+    candidates = [{**c, "chosen": int(c["method"] == "source-only")} for c in CANDIDATES]
+    two_panels = _png_width(_section_html(_adaptation_report(), "domain-adaptation"),
+                            "source and target features before and after")
+    points = {"source": [[0.0, 1.0], [1.0, 0.0]], "target": [[1.0, 1.0], [2.0, 2.0]]}
+    text = _adaptation_report(chosen_method="source-only", candidates=candidates, a_distance_after=None,
+                              projection={"before": points},
+                              reason="source-only kept: no method's dev risk was below the bottleneck's without "
+                                     "adaptation (0.2100; best: cdan 0.2200), so adaptation is not predicted to help")
+    section = _section_html(text, "domain-adaptation")
+    assert "Kept <strong>source-only (logistic probe)</strong>. Why: source-only kept: no method" in section
+    assert "1.70</strong> before (the encoder's features) → features unchanged" in section
+    assert 'class="verdict good"' not in section and "Target accuracy of the kept source-only (logistic probe): 84.0%" in section
+    assert [r[1] for r in _rows(section) if r[0] == "KEPT"] == ["source-only (logistic probe) ✓ kept"]
+    one_panel = _png_width(section, "source and target features before and after")
+    assert one_panel < 0.7 * two_panels
+
+
+def test_without_target_labels_no_accuracy_column_and_unmeasured_shift_is_said() -> None:
+    unlabelled = [{k: v for k, v in c.items() if k != "target_accuracy"} for c in CANDIDATES]
+    text = _adaptation_report(candidates=unlabelled, criterion_metric="val_target_entropy",
+                              a_distance_before={"a_distance": None, "domain_accuracy": None}, a_distance_after=None)
+    section = _section_html(text, "domain-adaptation")
+    assert "Target accuracy" not in section and "vs source-only" not in section
+    assert "no labelled target data were given, so accuracy on the target is not measured" in section
+    assert "Target entropy (criterion)" in section and "DEV risk (criterion)" not in section
+    assert all(len(r) == 1 + 5 for r in _rows(section))  # marker, candidate, epoch, 3 measures
+    # neither distance measured; "features unchanged" is only said when source-only was kept
+    assert "not measured before (too few examples) → not measured after." in section
+    assert "Target entropy per epoch" in section
+    measured_none = _section_html(_adaptation_report(a_distance_after={"a_distance": None}), "domain-adaptation")
+    assert "→ not measured after (too few examples)." in measured_none

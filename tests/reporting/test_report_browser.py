@@ -185,3 +185,16 @@ def test_image_report_screenshot_is_a_rendered_page(runs, tmp_path):
     # text, tables and plots: many rows hold ink, and the page is not one flat colour
     inked_rows = (pixels < 128).any(axis=1).mean()
     assert inked_rows > 0.2 and pixels.std() > 10
+
+
+def test_adapted_run_shows_its_adaptation_section_and_plots_in_a_browser(adapted_run, tmp_path):
+    settings = json.loads((adapted_run / "config.json").read_text())["strategy"]["settings"]
+    body = browser_dom(adapted_run / REPORT_FILE, tmp_path)
+    (section,) = [s for s in body.find("section") if s.attrs.get("id") == "domain-adaptation"]
+    (kept,) = section.find("tr", class_="kept")
+    assert kept.all_text().startswith(f"{settings['chosen_method']} ✓ kept")
+    assert len(section.find("tbody")[0].find("tr")) == len(settings["candidates"])
+    images = {img.attrs.get("alt"): img for img in section.find("img")}
+    assert set(images) == {"source and target features before and after", "DEV risk per epoch"}
+    for img in images.values():
+        assert int(img.attrs["data-decoded-width"]) > 300 and int(img.attrs["data-decoded-height"]) > 200

@@ -35,6 +35,7 @@ class RunReport:
     examples: dict = field(default_factory=dict)  # forecasting: a few test windows to plot
     ranking: dict = field(default_factory=dict)  # backbone="auto": the candidates' transferability scores
     domain: dict = field(default_factory=dict)  # domain shift and separability before adaptation
+    target: dict = field(default_factory=dict)  # adapted runs: the target data (config.json run.target)
 
 
 def write_report(path: str | Path, report: RunReport) -> Path:
@@ -57,11 +58,12 @@ def render_html(report: RunReport) -> str:
     formats = {key: format for key, _, format, _ in headline}
     sections = [
         _header(report, headline),
-        _messages(attention(report.warnings, metrics), report.notes),
+        _messages(attention(report.warnings, metrics) + adaptation_attention(report.config or {}), report.notes),
         _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
         _section("Backbone ranking", _ranking(report.ranking)) if report.ranking else "",
+        _section("Domain adaptation", adapted) if (adapted := _adaptation(report)) else "",
         _section("Data", _data(report.data_summary or {})),
         *(_task_section(name, report) for name in task.report_sections),
         _section("Learning curves", _curves(report.history or [])),
@@ -133,8 +135,9 @@ def _muted(text: str) -> str:
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[str]], foot: Sequence[str] | None = None,
-           numeric_from: int = 1) -> str:
-    """HTML table from already-escaped cells; columns from ``numeric_from`` are right-aligned."""
+           numeric_from: int = 1, row_classes: Sequence[str] | None = None) -> str:
+    """HTML table from already-escaped cells; columns from ``numeric_from`` are right-aligned;
+    ``row_classes`` gives each body row a class ("" for none)."""
 
     def cells(row: Sequence[str], tag: str) -> str:
         return "".join(
@@ -143,7 +146,10 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], foot: Sequence[st
         )
 
     parts = ["<table>", f"<thead><tr>{cells(head, 'th')}</tr></thead>", "<tbody>"]
-    parts += [f"<tr>{cells(r, 'td')}</tr>" for r in rows]
+    rows = list(rows)
+    classes = list(row_classes or []) + [""] * (len(rows) - len(row_classes or []))
+    parts += [f'<tr class="{c}">{cells(r, "td")}</tr>' if c else f"<tr>{cells(r, 'td')}</tr>"
+              for r, c in zip(rows, classes)]
     parts.append("</tbody>")
     if foot is not None:
         parts.append(f"<tfoot><tr>{cells(foot, 'td')}</tr></tfoot>")
@@ -429,6 +435,213 @@ def _ranking(ranking: dict) -> str:
                      f"examples in {_duration(ranking.get('seconds'))}; the highest {metric} was fine-tuned."))
 
 
+#: The reference candidates of a domain adaptation, as the strategy records them (method name →
+#: how the report names them); the methods show under their own names.
+SOURCE_ONLY = "source-only"
+_REFERENCES = {SOURCE_ONLY: "source-only (logistic probe)", "none": "no adaptation (same bottleneck)"}
+#: The per-candidate measures of an adaptation: key → (column title, what it is). Lower is better for
+#: the unsupervised ones, which the strategy may choose by (its `criterion_metric` less "val_").
+_ADAPTATION_MEASURES = {
+    "source_val_accuracy": ("Source val. accuracy", "on the source's validation split"),
+    "target_entropy": ("Target entropy", "mean entropy of the predictions on the unlabelled target (lower: "
+                                         "more confident)"),
+    "dev_risk": ("DEV risk", "deep embedded validation: the source validation loss importance-weighted towards "
+                             "the target by a domain classifier (lower is better)"),
+}
+
+
+def adaptation_settings(config: dict) -> dict:
+    """The domain-adaptation results a run's strategy recorded (config.json `strategy.settings` holding
+    `candidates` and a `chosen_method`), or {} for a run that did not adapt."""
+    strategy = config.get("strategy") if isinstance(config, dict) else None
+    settings = strategy.get("settings") if isinstance(strategy, dict) else None
+    if isinstance(settings, dict) and settings.get("candidates") and settings.get("chosen_method"):
+        return settings
+    return {}
+
+
+def adaptation_attention(config: dict) -> list[str]:
+    """A warning when the kept adapted model scores below source-only on the labelled target data
+    (adaptation made things worse), for the top of the report; [] otherwise."""
+    s = adaptation_settings(config)
+    rows = {r.get("method"): r for r in s.get("candidates") or [] if isinstance(r, dict)}
+    kept, probe = rows.get(s.get("chosen_method"), {}), rows.get(SOURCE_ONLY, {})
+    kept_acc, probe_acc = _num(kept.get("target_accuracy")), _num(probe.get("target_accuracy"))
+    if kept is probe or kept_acc is None or probe_acc is None or kept_acc >= probe_acc:
+        return []
+    return [f"adaptation hurt on the labelled target data: the kept {kept.get('method')} scores {_pct(kept_acc)}, "
+            f"{_REFERENCES[SOURCE_ONLY]} {_pct(probe_acc)}; see Domain adaptation"]
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.1f} points".replace("-", "−")
+
+
+def _adaptation(report: RunReport) -> str:
+    """The "Domain adaptation" section: what was kept and why, every candidate's measures (target
+    accuracy only where labelled target data were given), the domain shift before and after, and
+    plots of the features and of the criterion per epoch; "" for a run without adaptation results."""
+    s = adaptation_settings(report.config or {})
+    if not s:
+        return ""
+    rows = [r for r in s["candidates"] if isinstance(r, dict)]
+    kept = str(s["chosen_method"])
+    kept_row = next((r for r in rows if r.get("method") == kept), {})
+    probe = next((r for r in rows if r.get("method") == SOURCE_ONLY), {})
+
+    def name(method: Any) -> str:
+        return _REFERENCES.get(str(method), str(method))
+
+    def epoch_of(row: dict) -> str:
+        epoch = _num(row.get("epoch"))
+        if epoch is None:
+            return "—"
+        run = _num(row.get("epochs_run"))
+        return f"{int(epoch)} of {int(run)}" if run is not None else f"{int(epoch)}"
+
+    parts = []
+    epoch = _num(kept_row.get("epoch"))
+    when = f" (epoch {epoch_of(kept_row)})" if epoch is not None else ""
+    why = f" Why: {_e(s['reason'])}." if s.get("reason") else ""
+    parts.append(f'<p class="adaptation-kept">Kept <strong>{_e(name(kept))}</strong>{when}.{why}</p>')
+
+    # the target data: from config.json run.target, else the counts the strategy recorded
+    target = report.target or {}
+    unlabelled = _num(target.get("examples"))
+    unlabelled = unlabelled if unlabelled is not None else _num(s.get("target_examples"))
+    source = f" from <code>{_e(target['unlabeled'])}</code>" if target.get("unlabeled") else ""
+    said = f"Target data: {_int(unlabelled)} unlabelled examples{source}"
+    labelled_n = _num(target.get("labelled_examples"))
+    labelled_n = labelled_n if labelled_n is not None else _num(s.get("target_labelled"))
+    has_labels = any(_num(r.get("target_accuracy")) is not None for r in rows)
+    if has_labels:
+        where = f" from <code>{_e(target['labelled'])}</code>" if target.get("labelled") else ""
+        said += (f"; {_int(labelled_n)} labelled target examples{where}, used only to evaluate (never to train "
+                 "or to choose).")
+    else:
+        said += "; no labelled target data were given, so accuracy on the target is not measured."
+    parts.append(f"<p>{said} The headline figures and the Metrics section score the source domain's test "
+                 "split.</p>")
+
+    # adapted vs source-only on the labelled target: the comparison the user came for
+    kept_acc, probe_acc = _num(kept_row.get("target_accuracy")), _num(probe.get("target_accuracy"))
+    if kept_acc is not None and probe_acc is not None and kept != SOURCE_ONLY:
+        gain = kept_acc - probe_acc
+        tone = "good" if gain > 0 else "bad" if gain < 0 else "plain"
+        parts.append(f'<p class="verdict {tone}"><strong>Target accuracy: {_e(name(SOURCE_ONLY))} '
+                     f"{_pct(probe_acc)} → {_e(name(kept))} {_pct(kept_acc)} ({_points(gain)}).</strong></p>")
+    elif kept_acc is not None:
+        parts.append(f'<p class="verdict plain"><strong>Target accuracy of the kept {_e(name(kept))}: '
+                     f"{_pct(kept_acc)}.</strong></p>")
+
+    # the candidates' table: the kept row highlighted, any loss against source-only in red
+    criterion = str(s.get("criterion_metric") or "").removeprefix("val_")
+    head = ["Candidate", "Chosen epoch"] + [
+        title + (" (criterion)" if key == criterion else "") for key, (title, _) in _ADAPTATION_MEASURES.items()]
+    if has_labels:
+        head += ["Target accuracy", "vs source-only"]
+    table, classes, worse = [], [], []
+    for r in rows:
+        chosen = _num(r.get("chosen")) == 1 or r.get("method") == kept
+        cell = _e(name(r.get("method"))) + (' <span class="kept-mark">✓ kept</span>' if chosen else "")
+        row = [cell, epoch_of(r)] + [
+            _pct(r.get(key)) if key.endswith("accuracy") else _fmt(r.get(key), 4) for key in _ADAPTATION_MEASURES]
+        if has_labels:
+            acc = _num(r.get("target_accuracy"))
+            row.append(_pct(acc))
+            if r is probe or acc is None or probe_acc is None:
+                row.append("—")
+            else:
+                diff = acc - probe_acc
+                row.append(f'<span class="{"bad" if diff < 0 else "good" if diff > 0 else ""}">{_points(diff)}</span>')
+                if diff < 0:
+                    worse.append((name(r.get("method")), diff, chosen))
+        table.append(row)
+        classes.append("kept" if chosen else "")
+    parts.append(_table([_e(h) for h in head], table, numeric_from=1, row_classes=classes))
+    if worse:
+        items = ", ".join(f"{_e(m)} ({_points(d)}{', the kept one' if k else ''})" for m, d, k in worse)
+        parts.append(f'<p class="bad">Below {_e(name(SOURCE_ONLY))} on the labelled target data: {items}.</p>')
+    explained = "; ".join(f"<em>{_e(title)}</em>: {_e(what)}" for title, what in _ADAPTATION_MEASURES.values())
+    chooser = _ADAPTATION_MEASURES.get(criterion, (criterion or "the criterion", ""))[0]
+    parts.append(f'<p class="muted">{_e(name(SOURCE_ONLY))}: the logistic probe on the frozen encoder\'s features '
+                 f"(what a plain fit ships); {_e(name('none'))}: the bottleneck and head trained without an "
+                 f"adaptation loss, the yardstick of the criterion. Chosen epoch: the epoch {_e(chooser)} picked "
+                 f"for each candidate. {explained}."
+                 + (" Target accuracy is measured after the choice and takes no part in it." if has_labels else "")
+                 + "</p>")
+
+    parts.append(_adaptation_shift(s, name(kept), kept == SOURCE_ONLY))
+    parts.append(_adaptation_curves(s, rows, name, kept, criterion))
+    return "\n".join(p for p in parts if p)
+
+
+def _a_distance(measure: Any) -> str:
+    return _fmt(measure.get("a_distance"), 2) if isinstance(measure, dict) else "—"
+
+
+def _adaptation_shift(s: dict, kept: str, features_unchanged: bool) -> str:
+    """Proxy A-distance before → after (after: unchanged when source-only was kept, which uses the
+    encoder's own features; None when the data were too few to measure) and the 2-D projection plot."""
+    before = s.get("a_distance_before")
+    after = s.get("a_distance_after")
+    if features_unchanged:
+        after_text = "features unchanged (the kept model uses the encoder's features)"
+    elif isinstance(after, dict) and _num(after.get("a_distance")) is not None:
+        after_text = f"<strong>{_a_distance(after)}</strong> after (the {_e(kept)} bottleneck's features)"
+    else:  # None: too few examples to train a domain classifier on
+        after_text = "not measured after" + (" (too few examples)" if "a_distance_after" in s else "")
+    before_text = (f"<strong>{_a_distance(before)}</strong> before (the encoder's features)"
+                   if isinstance(before, dict) and _num(before.get("a_distance")) is not None
+                   else "not measured before (too few examples)")
+    accuracy = [m for m in (before, after) if isinstance(m, dict) and _num(m.get("domain_accuracy")) is not None]
+    detail = ""
+    if accuracy:
+        per_domain = _num(accuracy[0].get("examples_per_domain"))
+        counted = f" ({_int(per_domain)} examples per domain)" if per_domain is not None else ""
+        detail = (" Domain classifier accuracy " + " → ".join(_pct(m.get("domain_accuracy")) for m in accuracy)
+                  + counted + ".")
+    parts = [f"<h3>Domain shift</h3><p>Proxy A-distance between source and target: {before_text} → {after_text}."
+             f"{detail}</p>",
+             _muted("A domain classifier is trained to tell source from target features: 0 means the domains are "
+                    "indistinguishable, 2 that they are perfectly separable; adaptation aims to lower it.")]
+    projection = s.get("projection") or {}
+    titles = {"before": "before: the encoder's features", "after": f"after: the {kept} bottleneck's features"}
+    distances = {"before": before, "after": after}
+    panels = [(titles[when] + (f" (A-distance {_a_distance(distances[when])})"
+                               if _a_distance(distances[when]) != "—" else ""), projection[when])
+              for when in titles if isinstance(projection.get(when), dict)]
+    if panels:
+        sizes = {len((p.get("source") or [])) for _, p in panels} | {len((p.get("target") or [])) for _, p in panels}
+        parts.append(_plot(lambda: plots.domain_projection_png(panels), "source and target features before and after",
+                           "No projection recorded."))
+        parts.append(_muted(f"2-D PCA of up to {max(sizes)} source (training split) and target examples; each panel "
+                            "is its own projection of its own features, so compare how much the colours overlap, "
+                            "not the axes."))
+    return "\n".join(parts)
+
+
+def _adaptation_curves(s: dict, rows: list[dict], name: Callable[[Any], str], kept: str, criterion: str) -> str:
+    """The criterion per epoch for each trained candidate, each one's chosen epoch circled."""
+    metric = s.get("criterion_metric")
+    by_method = s.get("epochs_by_method") or {}
+    if not metric or not by_method:
+        return ""
+    title = _ADAPTATION_MEASURES.get(criterion, (str(metric), ""))[0]
+    curves = {name(m): h for m, h in by_method.items() if isinstance(h, list)}
+    chosen = {name(r.get("method")): r.get("epoch") for r in rows}
+    probe = next((r for r in rows if r.get("method") == SOURCE_ONLY), {})
+    reference = (name(SOURCE_ONLY), probe[criterion]) if _num(probe.get(criterion)) is not None else None
+    body = _plot(lambda: plots.criterion_curves_png(curves, str(metric), f"{title} (lower is better)", chosen,
+                                                    kept=name(kept), reference=reference),
+                 f"{title} per epoch", "")
+    if not body:
+        return ""
+    return (f"<h3>{_e(title)} per epoch</h3>" + body
+            + _muted(f"Each candidate keeps the epoch with the lowest {title} (circled); the dashed line is "
+                     f"{name(SOURCE_ONLY)}, which trains no epochs."))
+
+
 def _metric_values(metrics: dict) -> str:
     """Every top-level numeric metric, for tasks that declare no layout of their own."""
     rows = [(_e(k), _cell(v)) for k, v in metrics.items() if _num(v) is not None]
@@ -553,8 +766,12 @@ summary { cursor: pointer; color: var(--accent); }
 figure { margin: 8px 0; }
 img { max-width: 100%; height: auto; }
 ul.skipped { max-height: 320px; overflow-y: auto; }
-p.good { color: #1a7f37; }
-p.bad { color: #cf222e; }
+p.good, span.good { color: #1a7f37; }
+p.bad, span.bad { color: #cf222e; }
+h3 { margin: 20px 0 8px; font-size: 1.05em; }
+/* the kept candidate: marked, in a colour that says "chosen", not "good" (it may have lost) */
+tr.kept td { background: #ddf4ff; font-weight: 600; }
+.kept-mark { color: #0550ae; white-space: nowrap; }
 /* verdict callouts: the colour says how to read it; only a real loss is red */
 p.verdict { padding: 10px 14px; border-left: 4px solid var(--border); background: var(--bg-alt); color: var(--fg); }
 p.verdict.good { border-color: #1a7f37; background: #dafbe1; }

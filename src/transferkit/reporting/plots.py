@@ -278,3 +278,61 @@ def ranking_png(rows: Sequence[dict], metric: str) -> bytes | None:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _to_png(fig)
+
+
+#: Source and target colours of the domain-adaptation figures.
+DOMAIN_COLOURS = {"source": "tab:blue", "target": "tab:orange"}
+
+
+def domain_projection_png(panels: Sequence[tuple[str, dict]]) -> bytes | None:
+    """Source vs target points of a 2-D projection, one panel per `(title, {"source": [[x, y], ...],
+    "target": [...]})` (e.g. before and after adaptation). Each panel keeps its own axes: the
+    projections are of different feature spaces. Returns None when no panel has points."""
+    panels = [(title, {d: np.asarray(points.get(d) or [], dtype=float).reshape(-1, 2) for d in DOMAIN_COLOURS})
+              for title, points in panels if points]
+    panels = [(title, points) for title, points in panels if any(len(p) for p in points.values())]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    for ax, (title, points) in zip(axes[0], panels):
+        for domain, xy in points.items():
+            if len(xy):
+                ax.scatter(xy[:, 0], xy[:, 1], s=9, alpha=0.55, color=DOMAIN_COLOURS[domain], linewidths=0,
+                           label=f"{domain} ({len(xy)})")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, markerscale=2)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
+def criterion_curves_png(curves: dict[str, Sequence[dict]], key: str, label: str,
+                         chosen: dict[str, float | None], kept: str | None = None,
+                         reference: tuple[str, float] | None = None) -> bytes | None:
+    """One line per candidate of `key` against epoch (`curves`: name → per-epoch rows), each
+    candidate's chosen epoch circled, the kept candidate drawn thicker, and an optional horizontal
+    `reference` (name, value) for a candidate without epochs. None when nothing is plottable."""
+    series = {name: _series(rows, "epoch", key) for name, rows in curves.items()}
+    series = {name: xy for name, xy in series.items() if xy[0]}
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name, (xs, ys) in series.items():
+        thick = name == kept
+        line, = ax.plot(xs, ys, marker="o", ms=3, lw=2.4 if thick else 1.1, alpha=1.0 if thick else 0.8,
+                        label=f"{name} (kept)" if thick else name, zorder=3 if thick else 2)
+        epoch = finite_number(chosen.get(name))
+        if epoch is not None and epoch in xs:
+            ax.scatter([epoch], [ys[xs.index(epoch)]], s=70, facecolors="none", edgecolors=line.get_color(),
+                       linewidths=1.5, zorder=4)
+    if reference is not None and finite_number(reference[1]) is not None:
+        ax.axhline(reference[1], color="0.35", ls="--", lw=1.0, label=reference[0])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    # outside the axes: six candidates' labels would cover the curves
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _to_png(fig)

@@ -39,5 +39,6 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             examples=_json(run_dir / EXAMPLES_FILE),
             ranking=run.get("ranking") or {},
             domain=run.get("domain") or {},
+            target=run.get("target") or {},
         ),
     )
