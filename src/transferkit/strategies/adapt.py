@@ -41,15 +41,15 @@ from .lightning_module import TransferModule
 #: The source-only model kept when no method is predicted to help: the logistic probe on the
 #: encoder's features (what a plain fit ships).
 SOURCE_ONLY = "source-only"
-#: The bottleneck trained on the source alone: the yardstick a method's criterion must beat (the
-#: criteria are comparable within one model family, not between a probe and a bottleneck: label
-#: smoothing alone raises the bottleneck's prediction entropy).
+#: The bottleneck trained on the source alone (the same training as each method's, without its
+#: loss): what the adaptation loss adds is measured against it.
 NO_ADAPTATION = "none"
 ENCODERS = ("frozen", "fine-tune")
 #: Unsupervised checkpoint criteria (lower is better): the logged metric and what it is.
 CRITERIA = {
-    "dev": ("val_dev_risk", "deep embedded validation (You et al. 2019): the target risk estimated from source "
-                            "validation losses, importance-weighted by a domain classifier on the features"),
+    "dev": ("val_dev_risk", "the target error rate estimated from the source validation errors, importance-"
+                            "weighted towards the target by a domain classifier on the features (deep embedded "
+                            "validation's weights, self-normalised)"),
     "entropy": ("val_target_entropy", "mean entropy of the target predictions (lower: more confident)"),
 }
 #: At most this many target examples score the criteria each epoch (and fill the A-distance and plot).
@@ -91,8 +91,10 @@ class AdaptationModule(TransferModule):
         super().validation_step(batch, batch_idx)
         x, y = batch
         features = self.model.backbone(x)
-        losses = F.cross_entropy(self.model.heads[self.model.default_head](features), y, reduction="none")
-        self._val.append((features.float().cpu(), losses.float().cpu()))
+        # 0-1 errors, not cross-entropy: candidates compare on accuracy, whatever their calibration
+        # (label smoothing, a probe's C) does to their losses
+        errors = self.model.heads[self.model.default_head](features).argmax(1) != y
+        self._val.append((features.float().cpu(), errors.float().cpu()))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
@@ -127,8 +129,8 @@ class DomainAdapt(Strategy):
 
     @property
     def candidates(self) -> tuple[str, ...]:
-        """What is trained: the bottleneck without an adaptation loss (`none`, the yardstick of the
-        criterion: same model family, same training), then the method(s)."""
+        """What is trained besides the source-only probe: the bottleneck without an adaptation loss
+        (`none`, what the loss adds is measured against it), then the method(s)."""
         chosen = METHODS if self.options.method == "auto" else (self.options.method,)
         return (NO_ADAPTATION, *[m for m in chosen if m != NO_ADAPTATION])
 
@@ -200,12 +202,10 @@ class DomainAdapt(Strategy):
         set_trainable(model.parameters(), True)
         shift = _shift(model, feats, data, chosen != SOURCE_ONLY, o.encoder == "fine-tune", settings)
         outcome.notes.append(reason)
-        yardstick = next(r for r in rows if r["method"] == NO_ADAPTATION)["criterion"]
-        if o.method not in ("auto", NO_ADAPTATION) and rows[-1]["criterion"] >= yardstick:
+        if o.method != "auto" and rows[-1]["criterion"] > rows[0]["criterion"]:
             outcome.warnings.append(
-                f"{o.criterion} predicts {chosen} no better than the same bottleneck without adaptation "
-                f"({rows[-1]['criterion']:.4f} vs {yardstick:.4f}); kept as requested (method auto would keep "
-                f"{SOURCE_ONLY})")
+                f"the {o.criterion} criterion predicts {chosen} worse than {SOURCE_ONLY} ({rows[-1]['criterion']:.4f} "
+                f"vs {rows[0]['criterion']:.4f}); kept as requested (method auto keeps the candidate predicted best)")
         outcome.settings = {
             **asdict(o), "chosen_method": chosen, "reason": reason, "head": "linear" if chosen == SOURCE_ONLY else "bottleneck", "epochs": epochs, "criterion_metric": CRITERIA[o.criterion][0],
             "candidates": rows, "epochs_by_method": {m: _criteria_columns(h) for m, h in histories.items()},
@@ -283,22 +283,22 @@ class DomainAdapt(Strategy):
 
     def _choose(self, rows: list[dict]) -> tuple[str, str]:
         """The candidate to keep and why, from the criterion alone (no target labels): under `auto`,
-        the method with the lowest criterion if it is below the unadapted bottleneck's (`none`),
-        else the source-only probe."""
+        the lowest criterion of all candidates, the source-only probe on a tie (every criterion
+        estimates the same thing, the target error or confidence, on the same target examples)."""
         o = self.options
         name = CRITERIA[o.criterion][0].removeprefix("val_").replace("_", " ")
-        yardstick = next(r for r in rows if r["method"] == NO_ADAPTATION)
-        methods = [r for r in rows if r["method"] not in (SOURCE_ONLY, NO_ADAPTATION)]
+        reference = rows[0]
         if o.method != "auto":
-            return o.method, f"method {o.method} as requested ({name} {rows[-1]['criterion']:.4f}; without " \
-                             f"adaptation {yardstick['criterion']:.4f})"
-        best = min(methods, key=lambda r: r["criterion"])
-        if best["criterion"] < yardstick["criterion"]:
-            return best["method"], (f"{best['method']}: lowest {name} of {len(methods)} methods ({best['criterion']:.4f}), "
-                                    f"below the same bottleneck without adaptation ({yardstick['criterion']:.4f})")
-        return SOURCE_ONLY, (f"{SOURCE_ONLY} kept: no method's {name} was below the bottleneck's without adaptation "
-                             f"({yardstick['criterion']:.4f}; best: {best['method']} {best['criterion']:.4f}), so "
-                             "adaptation is not predicted to help")
+            return o.method, f"method {o.method} as requested ({name} {rows[-1]['criterion']:.4f}; " \
+                             f"{SOURCE_ONLY} {reference['criterion']:.4f})"
+        best = min(rows, key=lambda r: r["criterion"])  # the first on a tie: source-only
+        if best is reference:
+            runner_up = min(rows[1:], key=lambda r: r["criterion"])
+            return SOURCE_ONLY, (f"{SOURCE_ONLY} kept: its {name} ({reference['criterion']:.4f}) is the lowest; "
+                                 f"best of the others {runner_up['method']} {runner_up['criterion']:.4f}, so "
+                                 "adaptation is not predicted to help")
+        return best["method"], (f"{best['method']}: lowest {name} of {len(rows)} candidates ({best['criterion']:.4f}; "
+                                f"{SOURCE_ONLY} {reference['criterion']:.4f})")
 
     # ---- save and restore
     @classmethod
@@ -373,7 +373,7 @@ def _source_only(feats: _Features, num_classes: int, seed: int, criterion: str) 
     head, _, c, val_proba = _logistic_sweep(feats.train_x.numpy(), feats.train_y.numpy(), feats.val_x.numpy(),
                                             feats.val_y.numpy(), num_classes, seed, refit_on_val=False)
     val_y = feats.val_y.numpy()
-    losses = torch.as_tensor(-np.log(np.clip(val_proba[np.arange(len(val_y)), val_y], 1e-12, None)))
+    losses = torch.as_tensor((val_proba.argmax(1) != val_y).astype(np.float32))  # 0-1 errors, as the methods
     mean, scale = feats.train_x.mean(0), feats.train_x.std(0).clamp_min(1e-6)
     with torch.no_grad():
         probs = F.softmax(head(feats.criterion_x), dim=1)
