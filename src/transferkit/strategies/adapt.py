@@ -235,15 +235,23 @@ class DomainAdapt(Strategy):
         body = head.bottleneck if frozen else nn.Sequential(copy.deepcopy(model.backbone), head.bottleneck)
         heads = {DEFAULT_HEAD: head.classifier}
         objectives: dict[str, Any] = {DEFAULT_HEAD: "cross-entropy"}
+        # self-training on images reads two views of each target image, as FixMatch: pseudo-labels
+        # from a weakly augmented one, the loss on a strongly augmented one
+        views = data.unlabelled_views if method == "self-training" else None
         if method != "none":
             heads["adaptation"] = adaptation_head(method, o.bottleneck, data.num_classes, head.classifier)
-            objectives["adaptation"] = Objective(method, weight=o.trade_off)
+            objectives["adaptation"] = Objective(method, weight=o.trade_off, options={"views": 2} if views else {})
         trainer_model = TransferModel(body, heads)
         if frozen:
             train = TensorDataset(feats.train_x, feats.train_y)
+            unlabelled = TensorDataset(feats.target_x, torch.zeros(len(feats.target_x)))
+            if views:  # one augmented draw of each view per image: the encoder is frozen, features are cached
+                weak, strong = (_Features.of(model.backbone, view, data, settings, what)[0]
+                                for view, what in zip(views, ("weak target views", "strong target views")))
+                unlabelled = TensorDataset(strong, weak)
             fit_data = FitData(train=train, train_plain=train, val=TensorDataset(feats.val_x, feats.val_y),
                                num_classes=data.num_classes, modality=data.modality, objectives=objectives,
-                               unlabelled=TensorDataset(feats.target_x, torch.zeros(len(feats.target_x))))
+                               unlabelled=unlabelled)
             target = fit_data.loader(TensorDataset(feats.criterion_x, feats.criterion_x[:, 0]), 256)
             groups = [[name for name, _ in body.named_parameters()]]
             lr = settings.lr or FROZEN_LR
@@ -251,7 +259,8 @@ class DomainAdapt(Strategy):
         else:
             from .fine_tune import DEFAULT_LR
 
-            fit_data = replace(data, objectives=objectives)
+            fit_data = replace(data, objectives=objectives,
+                               unlabelled=_Pairs(views[1], views[0]) if views else data.unlabelled)
             target = data.loader(feats.criterion_inputs, settings.batch_size)
             named = backbones.layer_groups(body[0])
             groups = [[f"0.{n}" for n in names] for _, names in named] + \
@@ -333,18 +342,23 @@ class _Features:
     eval_y: torch.Tensor
     eval_inputs: Any
 
+    @staticmethod
+    def of(backbone: nn.Module, dataset, data: FitData, settings: TrainSettings,
+           what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, labels) of `dataset` through the frozen `backbone`."""
+        from ..models.features import extract_features
+
+        x, y = extract_features(backbone, dataset, batch_size=max(settings.batch_size, 64), hflip=False,
+                                num_workers=settings.num_workers, progress=settings.progress,
+                                collate_fn=data.collate_fn, description=what)
+        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+
     @classmethod
     def extract(cls, backbone: nn.Module, data: FitData, settings: TrainSettings) -> "_Features":
         from torch.utils.data import Subset
 
-        from ..models.features import extract_features
-
-        common = dict(batch_size=max(settings.batch_size, 64), hflip=False, num_workers=settings.num_workers,
-                      progress=settings.progress, collate_fn=data.collate_fn)
-
         def features(dataset, what):
-            x, y = extract_features(backbone, dataset, description=what, **common)
-            return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+            return cls.of(backbone, dataset, data, settings, what)
 
         train_x, train_y = features(data.train_plain, "source features")
         index = torch.arange(len(train_y))
@@ -363,6 +377,19 @@ class _Features:
             else (torch.zeros(0, train_x.shape[1]), torch.zeros(0, dtype=torch.long))
         return cls(train_x, train_y, index, val_x, val_y, target_x, target_x[sample], Subset(data.unlabelled, sample.tolist()),
                    eval_x, eval_y, eval_set)
+
+
+class _Pairs(torch.utils.data.Dataset):
+    """Items (a[i][0], b[i][0]) of two datasets of the same inputs: (strong view, weak view)."""
+
+    def __init__(self, a, b) -> None:
+        self.a, self.b = a, b
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, i: int):
+        return self.a[i][0], self.b[i][0]
 
 
 def _source_only(feats: _Features, num_classes: int, seed: int, criterion: str) -> dict:

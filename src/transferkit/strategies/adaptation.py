@@ -242,14 +242,16 @@ class SelfTraining(Loss):
     """Cross-entropy on the target's own confident predictions: L_u = Σ_i m_i CE(p_i, ŷ_i) / B, with
     ŷ and the mask m from `pseudo_labels` on the detached predictions (a constant target, as in
     FixMatch; with images, the labels come from the weakly augmented view and the loss from the
-    strongly augmented one). The head is `SharedHead(model.head)`. The loss is off for the first
+    strongly augmented one: `views=2`, the outputs then hold the weak views' rows, then the strong
+    views'). The head is `SharedHead(model.head)`. The loss is off for the first
     `warmup` share of training, then ramps linearly to full weight (`progress`, see `set_progress`)."""
 
     labelled, unlabelled = False, True
 
-    def __init__(self, threshold: float = 0.95, portion: float = 0.5, warmup: float = 0.3) -> None:
+    def __init__(self, threshold: float = 0.95, portion: float = 0.5, warmup: float = 0.3, views: int = 1) -> None:
         super().__init__()
         self.threshold, self.portion, self.warmup = threshold, portion, warmup
+        self.views = views  # 2: outputs hold weak views then strong views (FixMatch)
         self.progress = 1.0  # training progress in [0, 1]; `set_progress` updates it every step
 
     @classmethod
@@ -262,9 +264,10 @@ class SelfTraining(Loss):
         ramp = 1.0 if self.warmup <= 0 else min(1.0, max(0.0, (self.progress - self.warmup) / (1.0 - self.warmup)))
         if ramp == 0.0:
             return unlabelled.sum() * 0.0
-        labels, mask = pseudo_labels(F.softmax(unlabelled.detach(), dim=1), self.threshold, self.portion)
-        losses = F.cross_entropy(unlabelled, labels, reduction="none")
-        return ramp * (losses * mask).sum() / len(unlabelled)
+        weak, strong = unlabelled.chunk(2) if self.views == 2 else (unlabelled, unlabelled)
+        labels, mask = pseudo_labels(F.softmax(weak.detach(), dim=1), self.threshold, self.portion)
+        losses = F.cross_entropy(strong, labels, reduction="none")
+        return ramp * (losses * mask).sum() / len(strong)
 
 
 def set_progress(module: nn.Module, progress: float) -> None:

@@ -82,6 +82,8 @@ class FitData:
     adaptation or self-training): its items are `(x, ignored)` pairs like the labelled splits', so
     the same dataset classes and `collate_fn` serve both; only `x` is used. `target_eval` holds
     labelled examples of that target domain, used only to report accuracy (never to train or choose).
+    `unlabelled_views` are a weakly and a strongly augmented version of `unlabelled` (same order),
+    for self-training as FixMatch does it (None where the task has no augmentation, e.g. text).
 
     `collate_fn` batches items the default collation cannot (texts → padded token ids).
     `labels` are the training class indices when known (used by `auto` and few-shot strategies).
@@ -102,6 +104,7 @@ class FitData:
     folds: int = 0
     unlabelled: Dataset | None = None
     target_eval: Dataset | None = None
+    unlabelled_views: "tuple[Dataset, Dataset] | None" = None
     objectives: dict[str, "str | Objective"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

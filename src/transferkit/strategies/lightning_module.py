@@ -35,7 +35,9 @@ class TransferModule(L.LightningModule):
     and validation accuracy, MSE and validation MAE, or any registered loss); the training loss is
     their sum, weighted by `weights` (default 1). Batches are `(x, y)` with `y` the default head's
     target or a dict head → target. Losses that need unlabelled inputs get the head's outputs on
-    batches of `unlabelled` (a loader, cycled through within each epoch). Logged: `train_loss`
+    batches of `unlabelled` (a loader, cycled through within each epoch); when a loss has
+    `views = 2`, the unlabelled items are (strong view, weak view) pairs and the heads' outputs hold
+    the weak views' rows, then the strong views'. Logged: `train_loss`
     and `val_loss` (the weighted sums; validation early-stops on `val_loss`), `val_<metric>` of
     the default head, and with several losses each head's `train_loss_<head>`, `val_loss_<head>`
     and `val_<metric>_<head>`.
@@ -70,6 +72,8 @@ class TransferModule(L.LightningModule):
         self.freezing = freezing
         self.unlabelled_loader = unlabelled if any(loss.unlabelled for loss in losses.values()) else None
         self._unlabelled_batches = None
+        # a loss that reads two views of each unlabelled input (FixMatch) gets the outputs of both
+        self._two_views = any(getattr(loss, "views", 1) == 2 for loss in losses.values())
         params = dict(model.backbone.named_parameters())
         self.layer_groups = [[params[n] for n in names] for names in groups]
         self.trainable_groups = len(groups)  # the freezing policy updates it (a history column)
@@ -109,10 +113,12 @@ class TransferModule(L.LightningModule):
 
     def _next_unlabelled(self):
         try:
-            x, _ = next(self._unlabelled_batches)
+            x, other = next(self._unlabelled_batches)
         except StopIteration:  # fewer unlabelled batches than labelled ones: go round again
             self._unlabelled_batches = iter(self.unlabelled_loader)
-            x, _ = next(self._unlabelled_batches)
+            x, other = next(self._unlabelled_batches)
+        if self._two_views:  # items are (strong view, weak view): the heads see weak then strong, stacked
+            x = torch.cat([other, x])
         return to_device(x, self.device)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -141,7 +141,8 @@ class TransferEstimator(BaseEstimator):
         model = self._new_model(backbone.model, backbone.num_features)
         fit_data = self._fit_data(backbone, strategy)
         if unlabeled is not None:
-            fit_data.unlabelled, fit_data.target_eval = self._target_datasets()
+            for name, dataset in self._target_datasets().items():
+                setattr(fit_data, name, dataset)
         settings = self._train_settings(fit_data)
         self._diagnose_domain(backbone, fit_data)
         strategy = self._before_adapt(strategy, model, fit_data)
@@ -178,9 +179,9 @@ class TransferEstimator(BaseEstimator):
         that adapt across domains implement it (with `_target_datasets`)."""
         raise TransferkitError(f"{self.task} does not adapt to unlabelled target data.")
 
-    def _target_datasets(self) -> tuple[Any, Any]:
-        """(unlabelled target dataset, labelled target dataset or None) from `target_`, as `FitData`
-        holds them (items `(x, label)`, the label ignored in the first)."""
+    def _target_datasets(self) -> dict[str, Any]:
+        """The target data from `target_` as `FitData` fields: "unlabelled" (items `(x, ignored)`),
+        "target_eval" (labelled, or None) and, where the task augments, "unlabelled_views"."""
         raise TransferkitError(f"{self.task} does not adapt to unlabelled target data.")
 
     def _load_data(self, data: Any) -> None:

@@ -155,8 +155,13 @@ class ImageClassifier(ClassifierBase):
         t = self.target_
         plain = eval_transform(self.preprocessing_, self.image_size_)
         labelled = t["labelled"]
-        return (ImageDataset(t["unlabeled"], None, plain, cache_side=self.image_size_),
-                ImageDataset(labelled.paths, labelled.labels, plain, cache_side=self.image_size_) if labelled else None)
+        target = ImageDataset(t["unlabeled"], None, plain, cache_side=self.image_size_)
+        # weak and strong views for FixMatch-style self-training: flip + crop, and RandAugment + jitter
+        views = tuple(target.with_transform(train_transform(self.preprocessing_, self.image_size_, augment))
+                      for augment in ("light", "strong"))
+        return {"unlabelled": target, "unlabelled_views": views,
+                "target_eval": ImageDataset(labelled.paths, labelled.labels, plain, cache_side=self.image_size_)
+                if labelled else None}
 
     def _train_settings(self, fit_data: FitData):
         return replace(super()._train_settings(fit_data), tta=self.tta, num_workers=self.num_workers)

@@ -130,8 +130,8 @@ class TextClassifier(ClassifierBase):
     def _target_datasets(self):
         t = self.target_
         labelled = t["labelled"]
-        return (TextDataset.by_length(t["unlabeled"])[0],
-                TextDataset.by_length(labelled[0], labelled[1])[0] if labelled else None)
+        return {"unlabelled": TextDataset.by_length(t["unlabeled"])[0],
+                "target_eval": TextDataset.by_length(labelled[0], labelled[1])[0] if labelled else None}
 
     def _decisions(self, backbone, outcome) -> list[tuple[str, str]]:
         d = self.data_
