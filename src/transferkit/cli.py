@@ -148,7 +148,9 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
 def _print_adaptation(settings: dict, target: dict | None = None) -> None:
     """The adaptation summary of a domain-adapted run (`adaptation_summary`)."""
     table, lines = adaptation_summary(settings, target)
-    console.print(_rich_table(table))
+    drawn = _rich_table(table)
+    drawn.columns[0].no_wrap = True  # "source-only" whole: the number columns wrap their headings instead
+    console.print(drawn)
     for line in lines:
         console.print(escape(line), highlight=False, soft_wrap=True)
 
