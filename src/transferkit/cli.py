@@ -259,7 +259,8 @@ def estimator_option_specs() -> list[dict[str, Any]]:
     (--snake-case), type and default from the constructor signature (the default shown where every
     task taking the parameter agrees on it), the help from the "Parameters" sections of the class
     docstrings, the value rule from `param_constraints`, extra names from `option_aliases`, and
-    the help panel: the task's `option_panel` when only one task takes it, else the main one.
+    the help panel: the task's `option_panel` when only one task takes it, else the main one; and
+    the names of the tasks that take it.
 
     Reading the declarations imports every task estimator, and with them torch and scikit-learn
     (about 6 s of CPU), so the specs are cached per version of the package's source files
@@ -268,11 +269,13 @@ def estimator_option_specs() -> list[dict[str, Any]]:
     from .tasks.params import constraint_to_json, parameter_doc
 
     takers: dict[str, list[type]] = {}
-    for name in TASKS.names():
-        cls = TASKS.get(name)
+    task_names: dict[str, list[str]] = {}
+    for task in TASKS.names():
+        cls = TASKS.get(task)
         for param in inspect.signature(cls.__init__).parameters.values():
             if param.name != "self" and param.kind is not param.VAR_KEYWORD and param.name not in SET_BY_CLI:
                 takers.setdefault(param.name, []).append(cls)
+                task_names.setdefault(param.name, []).append(task)
     specs = []
     for name, classes in takers.items():
         signatures = [inspect.signature(cls.__init__).parameters[name] for cls in classes]
@@ -290,6 +293,7 @@ def estimator_option_specs() -> list[dict[str, Any]]:
             "aliases": list(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ()))),
             "rule": constraint_to_json(rule) if rule is not None else None,
             "panel": classes[0].option_panel if len(classes) == 1 else None,
+            "tasks": task_names[name],
         })
     # shared options first, then the task panels by title (help shows panels in order of first use)
     return sorted(specs, key=lambda s: (s["panel"] is not None, s["panel"] or ""))
@@ -359,12 +363,15 @@ def _cached_specs(kind: str, compute: typing.Callable[[], list[dict[str, Any]]])
     return specs
 
 
-def estimator_options() -> list[inspect.Parameter]:
-    """The `fit` options of `estimator_option_specs()` (cached), as typer parameters."""
+def estimator_options(tasks: typing.Collection[str] | None = None) -> list[inspect.Parameter]:
+    """The `fit` options of `estimator_option_specs()` (cached), as typer parameters; with `tasks`,
+    only the options one of those tasks takes."""
     from .tasks.params import Interval, constraint_from_json
 
     options = []
     for spec in _cached_option_specs():
+        if tasks is not None and not set(spec["tasks"]) & set(tasks):
+            continue
         value_type = {t.__name__: t for t in _SIMPLE_TYPES}[spec["type"]]
         rule = constraint_from_json(spec["rule"]) if spec["rule"] else None
         flag, aliases, default = spec["name"].replace("_", "-"), spec["aliases"], spec["default"]
@@ -442,10 +449,16 @@ class _EstimatorOptionsCommand(TyperCommand):
 
 
 class _AdaptCommand(_EstimatorOptionsCommand):
-    """`adapt`: the estimator options, and first the `adapt` strategy's own flags (`adapt_options()`)."""
+    """`adapt`: the `adapt` strategy's own flags (`adapt_options()`), then the options of the tasks
+    it adapts (the registries say which: no import)."""
 
     def _lazy_options(self) -> list[inspect.Parameter]:
-        return [*adapt_options(), *estimator_options()]
+        from .strategies import STRATEGIES
+        from .tasks import TASKS
+
+        modalities = STRATEGIES.entry(self.name).info.modalities  # the command is named after its strategy
+        tasks = [name for name in TASKS.names() if TASKS.entry(name).info.modality in modalities]
+        return [*adapt_options(), *estimator_options(tasks)]
 
 
 def _declared_without(function):
