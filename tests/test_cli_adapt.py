@@ -152,7 +152,7 @@ def test_summary_of_a_run_that_kept_source_only_says_the_features_did_not_move()
     assert "target acc" not in table.columns  # no labelled target data: no column, no accuracy line
     assert [r[0] for r in table.rows] == ["source-only", "none", "dann"] and table.rows[0][-1] == "✓"
     assert table.rows[2][1:5] == ("1/2", "0.9000", "0.3000", "0.2500")
-    assert lines == ["kept source-only: source-only kept: no method's dev risk was below ...",
+    assert lines == ["kept source-only: no method's dev risk was below ...",
                      "domain shift (proxy A-distance, 0 = features alike, 2 = fully separable): 1.23 before → "
                      "the same after (source-only kept: the encoder's features)"]
 
@@ -171,3 +171,15 @@ def test_adapt_amazon_to_yelp_prints_the_target_accuracy_the_run_records(tmp_pat
     assert f"coral {coral:.4f} vs source-only {source_only:.4f} ({100 * (coral - source_only):+.1f} points)" in line
     # measured 0.839 for the source-only probe (MiniLM features, amazon → yelp): the real gap is there
     assert 0.75 <= source_only <= 0.95 and coral > 0.5
+
+
+def test_adapt_help_reads_the_strategy_once_then_answers_from_the_cache(tmp_path):
+    """The method and encoder choices come from the strategy (torch): read once, then cached like fit's options."""
+    code = ("import sys\nfrom transferkit.cli import main\nsys.argv = ['transferkit', 'adapt', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "COLUMNS": "200"}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+            for _ in range(2)]
+    assert [r.stdout.strip().splitlines()[-1] for r in runs] == ["True", "False"], runs[1].stderr
+    assert "|".join(("auto", *METHODS, "none")) in runs[1].stdout and "--horizon" not in runs[1].stdout
+    assert len(list((tmp_path / "transferkit").glob("adapt-options-*.json"))) == 1

@@ -124,7 +124,10 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
                *((_score(r.get("target_accuracy")),) if labelled else ()), "✓" if r.get("chosen") else "")
               for r in rows])
     chosen = next(r for r in rows if r.get("chosen"))
-    lines = [f"kept {chosen['method']}: {settings['reason']}"]
+    reason = settings["reason"]
+    for said in (f"{chosen['method']}: ", f"{chosen['method']} kept: "):  # the reason may name it first
+        reason = reason.removeprefix(said)
+    lines = [f"kept {chosen['method']}: {reason}"]
     if labelled:
         source_only = rows[0]  # the probe every plain fit ships, first by construction
         where = f" on {target['labelled']} ({counted(target['labelled_examples'], 'labelled example')})" \
