@@ -114,7 +114,8 @@ def texts(tmp_path_factory):
      "--target-labels {missing}: no such file or folder", False),
     (["adapt", "{source}", "{target}", "--out", "{run}", "--method", "coral", "--option", "method=dann"],
      "--method coral and --option method=dann disagree", False),
-    (["fit", "{source}", "--out", "{run}", "--target-labels", "{source}"], "give the unlabelled target data too", False),
+    (["fit", "{source}", "--out", "{run}", "--target-labels", "{source}"], "give the unlabelled target data too",
+     False),
     (["fit", "{source}", "--out", "{run}", "--adapt-to", "{missing}"], "--adapt-to {missing}: no such file", False),
     # the API's own words, once the estimator is built (the run folder is made by then)
     (["fit", "{source}", "--adapt-to", "{target}", "--out", "{run}", "--strategy", "linear-probe", "-q"],

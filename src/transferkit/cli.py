@@ -139,7 +139,9 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
                      f"{_score(chosen['target_accuracy'])}{versus}")
 
     def distance(shift: dict | None) -> str:
-        return "n/a (too few examples)" if not shift or shift.get("a_distance") is None else f"{shift['a_distance']:.2f}"
+        if not shift or shift.get("a_distance") is None:
+            return "n/a (too few examples)"
+        return f"{shift['a_distance']:.2f}"
 
     after = f"{distance(settings.get('a_distance_after'))} after" if "a_distance_after" in settings \
         else "the same after (source-only kept: the encoder's features)"
@@ -399,7 +401,8 @@ def adapt_options() -> list[inspect.Parameter]:
     a choice each, None unless given (the strategy's default applies)."""
     options = []
     for spec in _cached_specs("adapt-options", adapt_option_specs):
-        choices = Enum(spec["name"].title(), [(c, c) for c in spec["choices"]], type=str)  # typer reads choices from an Enum
+        # typer reads an option's choices from an Enum
+        choices = Enum(spec["name"].title(), [(c, c) for c in spec["choices"]], type=str)
         info = typer.Option(None, f"--{spec['name']}", help=f"{spec['help']} (default: {spec['default']})",
                             show_default=False, rich_help_panel="Domain adaptation")
         options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
@@ -545,7 +548,7 @@ def fit(
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
     adapt_to: Optional[Path] = typer.Option(None, "--adapt-to", metavar="TARGET", rich_help_panel="Domain adaptation",
-                                            help=f"{TARGET_HELP} Strategy auto becomes adapt (as `transferkit adapt`)."),
+                                            help=f"{TARGET_HELP} Strategy auto becomes adapt (as `adapt` does)."),
     target_labels: Optional[Path] = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
                                                  rich_help_panel="Domain adaptation"),
     **params: Any,
