@@ -1,4 +1,4 @@
-"""The `transferkit` command line: fit, evaluate, predict, list, demo."""
+"""The `transferkit` command line: fit, adapt, evaluate, predict, rank, list, demo."""
 from __future__ import annotations
 
 import contextlib
@@ -99,6 +99,67 @@ def _print_transfer(check: dict | None) -> None:
         console.print(f"  - {advice}")
 
 
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any, list[str]]:
+    """A domain-adapted run's candidates as a `presentation.Table` (source-only, the bottleneck
+    without adaptation, each method: source validation accuracy, target entropy, DEV risk, target
+    accuracy when labelled target data were given; the kept one marked), and the lines below it:
+    why it was kept, its target accuracy against source-only's, and the domain shift before → after.
+    `settings` are the `adapt` strategy's (config.json's strategy settings); `target` the run's
+    target summary (config.json's run.target), which names the labelled target data."""
+    from .tasks.presentation import Table
+
+    rows = settings["candidates"]
+    labelled = any(r.get("target_accuracy") is not None for r in rows)
+    columns = ("method", "epoch", "source val acc", "target entropy", "DEV risk",
+               *(("target acc",) if labelled else ()), "kept")
+    table = Table(
+        columns=columns, right=columns[1:-1],
+        title=f"domain adaptation: each candidate at the epoch its {settings['criterion']} criterion picked",
+        rows=[(r["method"], "-" if r.get("epoch") is None else f"{r['epoch']}/{r['epochs_run']}",
+               _score(r.get("source_val_accuracy")), _score(r.get("target_entropy")), _score(r.get("dev_risk")),
+               *((_score(r.get("target_accuracy")),) if labelled else ()), "✓" if r.get("chosen") else "")
+              for r in rows])
+    chosen = next(r for r in rows if r.get("chosen"))
+    reason = settings["reason"]
+    for said in (f"{chosen['method']}: ", f"{chosen['method']} kept: "):  # the reason may name it first
+        reason = reason.removeprefix(said)
+    lines = [f"kept {chosen['method']}: {reason}"]
+    if labelled:
+        source_only = rows[0]  # the probe every plain fit ships, first by construction
+        where = f" on {target['labelled']} ({counted(target['labelled_examples'], 'labelled example')})" \
+            if target and target.get("labelled") else ""
+        versus = "" if chosen is source_only else \
+            (f" vs {source_only['method']} {_score(source_only['target_accuracy'])} "
+             f"({100 * (chosen['target_accuracy'] - source_only['target_accuracy']):+.1f} points)")
+        lines.append(f"target accuracy{where}, used only to report: {chosen['method']} "
+                     f"{_score(chosen['target_accuracy'])}{versus}")
+
+    def distance(shift: dict | None) -> str:
+        if not shift or shift.get("a_distance") is None:
+            return "n/a (too few examples)"
+        return f"{shift['a_distance']:.2f}"
+
+    after = f"{distance(settings.get('a_distance_after'))} after" if "a_distance_after" in settings \
+        else "the same after (source-only kept: the encoder's features)"
+    lines.append(f"domain shift (proxy A-distance, 0 = features alike, 2 = fully separable): "
+                 f"{distance(settings.get('a_distance_before'))} before → {after}")
+    return table, lines
+
+
+def _print_adaptation(settings: dict, target: dict | None = None) -> None:
+    """The adaptation summary of a domain-adapted run (`adaptation_summary`)."""
+    table, lines = adaptation_summary(settings, target)
+    drawn = _rich_table(table)
+    drawn.columns[0].no_wrap = True  # "source-only" whole: the number columns wrap their headings instead
+    console.print(drawn)
+    for line in lines:
+        console.print(escape(line), highlight=False, soft_wrap=True)
+
+
 class _PlanPrinter(logging.Handler):
     """Prints the plan an estimator logs before training starts (logger `transferkit.plan`)."""
 
@@ -126,12 +187,15 @@ def _printing_plan(enabled: bool) -> Iterator[None]:
         log.level, log.propagate = state
 
 
-def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, **params) -> dict:
+def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, unlabeled: Path | None = None,
+            target_labels: Path | None = None, **params) -> dict:
     """Fit the task's estimator, evaluate on the held-out test split, save the run and its report;
     returns the test metrics. `task=None` detects it from the data path; params the task's
-    estimator does not take raise (with the task's valid names)."""
+    estimator does not take raise (with the task's valid names). `unlabeled` (and `target_labels`,
+    only to report) adapt the model to a target domain (`fit(data, unlabeled=...)`)."""
     from .reporting import write_run_report
     from .tasks import TASKS, detect_task
+    from .tasks.base import ADAPT
 
     if task is None:
         task, why = detect_task(data)
@@ -144,20 +208,24 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
         raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
     est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
     with _printing_plan(not quiet):
-        est.fit(data)
+        est.fit(data, unlabeled=unlabeled, target_labels=target_labels)
     metrics = est.evaluate()
     est.save(out)
     report = write_run_report(out)
+    adaptation = est.strategy_settings_ if est.strategy_ == ADAPT else None
     if not quiet:
         for decision, why in est.decisions_:
             console.print(f"[bold]{decision}[/] — {why}")
         for note in est.notes_:
-            console.print(f"[dim]note:[/] {note}")
+            if not adaptation or note != adaptation.get("reason"):  # the adaptation summary says it
+                console.print(f"[dim]note:[/] {note}")
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {warning}")
     _print_metrics(est, metrics)
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
+    if adaptation:
+        _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
 
@@ -196,7 +264,8 @@ def estimator_option_specs() -> list[dict[str, Any]]:
     (--snake-case), type and default from the constructor signature (the default shown where every
     task taking the parameter agrees on it), the help from the "Parameters" sections of the class
     docstrings, the value rule from `param_constraints`, extra names from `option_aliases`, and
-    the help panel: the task's `option_panel` when only one task takes it, else the main one.
+    the help panel: the task's `option_panel` when only one task takes it, else the main one; and
+    the names of the tasks that take it.
 
     Reading the declarations imports every task estimator, and with them torch and scikit-learn
     (about 6 s of CPU), so the specs are cached per version of the package's source files
@@ -205,11 +274,13 @@ def estimator_option_specs() -> list[dict[str, Any]]:
     from .tasks.params import constraint_to_json, parameter_doc
 
     takers: dict[str, list[type]] = {}
-    for name in TASKS.names():
-        cls = TASKS.get(name)
+    task_names: dict[str, list[str]] = {}
+    for task in TASKS.names():
+        cls = TASKS.get(task)
         for param in inspect.signature(cls.__init__).parameters.values():
             if param.name != "self" and param.kind is not param.VAR_KEYWORD and param.name not in SET_BY_CLI:
                 takers.setdefault(param.name, []).append(cls)
+                task_names.setdefault(param.name, []).append(task)
     specs = []
     for name, classes in takers.items():
         signatures = [inspect.signature(cls.__init__).parameters[name] for cls in classes]
@@ -227,15 +298,51 @@ def estimator_option_specs() -> list[dict[str, Any]]:
             "aliases": list(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ()))),
             "rule": constraint_to_json(rule) if rule is not None else None,
             "panel": classes[0].option_panel if len(classes) == 1 else None,
+            "tasks": task_names[name],
         })
     # shared options first, then the task panels by title (help shows panels in order of first use)
     return sorted(specs, key=lambda s: (s["panel"] is not None, s["panel"] or ""))
 
 
+#: The `adapt` strategy's options that `transferkit adapt` offers as flags of their own (the others,
+#: e.g. bottleneck, through --option KEY=VALUE), with their help; choices and defaults come from
+#: the strategy (`adapt_option_specs`).
+ADAPT_FLAGS = {
+    "method": "How to adapt: auto trains each method and keeps the one the unsupervised criterion predicts best "
+              "(source-only when none is predicted to help); none trains the same bottleneck without an "
+              "adaptation loss.",
+    "encoder": "frozen: a bottleneck and head train on features extracted once (cheap, the CPU default); "
+               "fine-tune: the encoder trains too (slower, for a GPU).",
+}
+
+
+def adapt_option_specs() -> list[dict[str, Any]]:
+    """The `adapt` command's strategy flags (`ADAPT_FLAGS`) as JSON-ready specs: name, default
+    (the strategy's `Options`) and choices (the methods and encoders the strategy knows). Reading
+    them imports the strategy, and with it torch: cached like the estimator options."""
+    import dataclasses
+
+    from .strategies import STRATEGIES
+    from .strategies.adapt import ENCODERS, NO_ADAPTATION
+    from .strategies.adaptation import METHODS
+    from .tasks.base import ADAPT
+
+    defaults = {f.name: f.default for f in dataclasses.fields(STRATEGIES.get(ADAPT).Options)}
+    # "auto" (the default) tries each method; "none" is the bottleneck without an adaptation loss
+    choices = {"method": (defaults["method"], *METHODS, NO_ADAPTATION), "encoder": ENCODERS}
+    return [{"name": name, "default": defaults[name], "choices": list(dict.fromkeys(choices[name])), "help": text}
+            for name, text in ADAPT_FLAGS.items()]
+
+
 def _cached_option_specs() -> list[dict[str, Any]]:
-    """`estimator_option_specs()`, from a cache file when the package's source files and the task
-    registry are what they were when it was written (so `fit --help` and a mistyped option answer
-    at once instead of after importing torch); any problem with the cache just recomputes."""
+    """`estimator_option_specs()`, cached (`_cached_specs`)."""
+    return _cached_specs("fit-options", estimator_option_specs)
+
+
+def _cached_specs(kind: str, compute: typing.Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`compute()`, from a cache file `{kind}-{key}.json` when the package's source files and the
+    task registry are what they were when it was written (so `fit --help` and a mistyped option
+    answer at once instead of after importing torch); any problem with the cache just recomputes."""
     import hashlib
 
     from . import __version__
@@ -245,12 +352,12 @@ def _cached_option_specs() -> list[dict[str, Any]]:
     key = hashlib.sha256(repr((__version__, TASKS.names(), sorted(
         (str(f.relative_to(package)), f.stat().st_mtime_ns, f.stat().st_size) for f in package.rglob("*.py"))
     )).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "transferkit" / f"fit-options-{key}.json"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "transferkit" / f"{kind}-{key}.json"
     try:
         return json.loads(cache.read_text())
     except (OSError, ValueError):
         pass
-    specs = estimator_option_specs()
+    specs = compute()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
@@ -261,12 +368,15 @@ def _cached_option_specs() -> list[dict[str, Any]]:
     return specs
 
 
-def estimator_options() -> list[inspect.Parameter]:
-    """The `fit` options of `estimator_option_specs()` (cached), as typer parameters."""
+def estimator_options(tasks: typing.Collection[str] | None = None) -> list[inspect.Parameter]:
+    """The `fit` options of `estimator_option_specs()` (cached), as typer parameters; with `tasks`,
+    only the options one of those tasks takes."""
     from .tasks.params import Interval, constraint_from_json
 
     options = []
     for spec in _cached_option_specs():
+        if tasks is not None and not set(spec["tasks"]) & set(tasks):
+            continue
         value_type = {t.__name__: t for t in _SIMPLE_TYPES}[spec["type"]]
         rule = constraint_from_json(spec["rule"]) if spec["rule"] else None
         flag, aliases, default = spec["name"].replace("_", "-"), spec["aliases"], spec["default"]
@@ -283,6 +393,20 @@ def estimator_options() -> list[inspect.Parameter]:
         annotation = value_type if value_type is bool and default is not None else Optional[value_type]
         options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
                                          annotation=annotation))
+    return options
+
+
+def adapt_options() -> list[inspect.Parameter]:
+    """The `adapt` command's strategy flags (`adapt_option_specs()`, cached), as typer parameters:
+    a choice each, None unless given (the strategy's default applies)."""
+    options = []
+    for spec in _cached_specs("adapt-options", adapt_option_specs):
+        # typer reads an option's choices from an Enum
+        choices = Enum(spec["name"].title(), [(c, c) for c in spec["choices"]], type=str)
+        info = typer.Option(None, f"--{spec['name']}", help=f"{spec['help']} (default: {spec['default']})",
+                            show_default=False, rich_help_panel="Domain adaptation")
+        options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
+                                         annotation=Optional[choices]))
     return options
 
 
@@ -307,6 +431,10 @@ class _EstimatorOptionsCommand(TyperCommand):
     def params(self, value: list) -> None:
         self._params = value
 
+    def _lazy_options(self) -> list[inspect.Parameter]:
+        """The options built on first use: the estimators' (`estimator_options()`)."""
+        return estimator_options()
+
     def _with_estimator_options(self):
         """The same command built by typer from its function's signature plus `estimator_options()`."""
         function = self.callback.__wrapped__
@@ -314,7 +442,7 @@ class _EstimatorOptionsCommand(TyperCommand):
         declared = {p.name: p.replace(annotation=hints.get(p.name, p.annotation), kind=p.KEYWORD_ONLY)
                     for p in inspect.signature(function).parameters.values()}
         cut = list(declared).index("task") + 1  # the estimator's options follow --task
-        order = [*list(declared.values())[:cut], *estimator_options(), *list(declared.values())[cut:]]
+        order = [*list(declared.values())[:cut], *self._lazy_options(), *list(declared.values())[cut:]]
 
         def with_options(**kwargs: Any) -> Any:
             return function(**kwargs)
@@ -326,6 +454,19 @@ class _EstimatorOptionsCommand(TyperCommand):
         return typer.main.get_command(builder)
 
 
+class _AdaptCommand(_EstimatorOptionsCommand):
+    """`adapt`: the `adapt` strategy's own flags (`adapt_options()`), then the options of the tasks
+    it adapts (the registries say which: no import)."""
+
+    def _lazy_options(self) -> list[inspect.Parameter]:
+        from .strategies import STRATEGIES
+        from .tasks import TASKS
+
+        modalities = STRATEGIES.entry(self.name).info.modalities  # the command is named after its strategy
+        tasks = [name for name in TASKS.names() if TASKS.entry(name).info.modality in modalities]
+        return [*adapt_options(), *estimator_options(tasks)]
+
+
 def _declared_without(function):
     """`function` with a signature that hides its `**params`: typer builds the command from the
     named parameters, and `_EstimatorOptionsCommand` adds the estimator options on first use."""
@@ -333,6 +474,65 @@ def _declared_without(function):
     function.__signature__ = signature.replace(
         parameters=[p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD])
     return function
+
+
+#: Help of the target-domain data, shared by `fit --adapt-to` / `--target-labels` and `adapt`.
+TARGET_HELP = ("The target domain's unlabelled data: a folder of images (searched recursively), or a text file with "
+               "one text per line (or a table; its label column is ignored).")
+TARGET_LABELS_HELP = ("Labelled target data, used only to report target accuracy (never to train or choose): a folder "
+                      "of class folders, or a labelled text table.")
+
+
+def _existing(path: Path | None, flag: str, what: str) -> None:
+    """Refuse a data path that does not exist before anything slow starts (or a run folder is made)."""
+    if path is not None and not Path(path).expanduser().exists():
+        raise TransferkitError(f"{flag} {path}: no such file or folder; give {what}.")
+
+
+def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, option: list[str], overwrite: bool,
+                 quiet: bool, params: dict[str, Any], target: tuple[str, Path | None] = ("--adapt-to", None),
+                 target_labels: Path | None = None, strategy_flags: dict[str, Any] | None = None) -> None:
+    """What `fit` and `adapt` run: check the target-domain paths, prepare and lock `out`, fit with
+    the options given on the command line (`target` = (its flag, the path) adapts to that domain;
+    `strategy_flags` are strategy options given as flags of their own), save, report."""
+    from .rundir import prepare_out
+
+    flag, unlabeled = target
+    if target_labels is not None and unlabeled is None:
+        raise TransferkitError(f"--target-labels {target_labels}: labelled target data only evaluate a domain "
+                               "adaptation; give the unlabelled target data too (--adapt-to TARGET, or "
+                               "`transferkit adapt SOURCE TARGET`).")
+    _existing(unlabeled, flag, "the target domain's unlabelled data (a folder of images, or a text file with one "
+                               "text per line)")
+    _existing(target_labels, "--target-labels", "labelled target data (a folder of class folders, or a labelled "
+                                                "text table)")
+    strategy_options = parse_options(option)
+    for name, value in (strategy_flags or {}).items():
+        if value is None:
+            continue
+        value = value.value if isinstance(value, Enum) else value
+        if strategy_options.get(name, value) != value:
+            raise TransferkitError(f"--{name} {value} and --option {name}={strategy_options[name]} disagree; "
+                                   f"give the {name} once.")
+        strategy_options[name] = value
+    resume = bool(params.get("resume"))
+    prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
+    if prepared.complete:
+        prepared.release()
+        console.print(prepared.message, soft_wrap=True)
+        return
+    # only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
+    # detected task's own defaults, and an option that task does not take is refused only when given
+    given = {name: value for name, value in params.items()
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    try:
+        run_fit(data, out, task=task, quiet=quiet, strategy_options=strategy_options, unlabeled=unlabeled,
+                target_labels=target_labels, **given)
+    except TrainingInterrupted as exc:
+        err_console.print(f"interrupted: {exc}")
+        raise typer.Exit(130) from None
+    finally:
+        prepared.release()
 
 
 @app.command(cls=_EstimatorOptionsCommand)
@@ -347,34 +547,49 @@ def fit(
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
+    adapt_to: Optional[Path] = typer.Option(None, "--adapt-to", metavar="TARGET", rich_help_panel="Domain adaptation",
+                                            help=f"{TARGET_HELP} Strategy auto becomes adapt (as `adapt` does)."),
+    target_labels: Optional[Path] = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
+                                                 rich_help_panel="Domain adaptation"),
     **params: Any,
 ) -> None:
     """Adapt a pretrained backbone to your data; writes a run directory with model, metrics and report."""
-    from .rundir import prepare_out
+    _fit_command(ctx, data, out, task, option, overwrite, quiet, params, target=("--adapt-to", adapt_to),
+                 target_labels=target_labels)
 
-    resume = bool(params.get("resume"))
-    prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
-    if prepared.complete:
-        prepared.release()
-        console.print(prepared.message, soft_wrap=True)
-        return
-    # only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
-    # detected task's own defaults, and an option that task does not take is refused only when given
-    given = {name: value for name, value in params.items()
-             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
-    try:
-        run_fit(data, out, task=task, quiet=quiet, strategy_options=parse_options(option), **given)
-    except TrainingInterrupted as exc:
-        err_console.print(f"interrupted: {exc}")
-        raise typer.Exit(130) from None
-    finally:
-        prepared.release()
+
+@app.command(cls=_AdaptCommand)
+@_declared_without
+def adapt(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="Labelled source data: an image folder (class sub-folders) or a text "
+                                 "table, as for `fit`."),
+    target_data: Path = typer.Argument(..., metavar="target", help=TARGET_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
+    task: Optional[str] = typer.Option(None, help="image-classification or text-classification (default: detected "
+                                       "from the source data)."),
+    option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. bottleneck=64, "
+                                     "trade_off=0.5, criterion=entropy)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
+    target_labels: Optional[Path] = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
+                                                 rich_help_panel="Domain adaptation"),
+    **params: Any,
+) -> None:
+    """Adapt to a target domain from its unlabelled data: DANN, CDAN, CORAL, MMD or self-training.
+
+    Epochs, and under --method auto the method, are chosen without target labels; source-only stays unless one helps.
+    """
+    strategy_flags = {name: params.pop(name, None) for name in ADAPT_FLAGS}
+    _fit_command(ctx, source, out, task, option, overwrite, quiet, params, target=("TARGET", target_data),
+                 target_labels=target_labels, strategy_flags=strategy_flags)
 
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit`."),
-    data: str = typer.Argument(..., help="Labelled data of the run's kind (image folder, text table...)."),
+    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`."),
+    data: str = typer.Argument(..., help="Labelled data of the run's kind (image folder, text table...); for an "
+                               "adapted run, labelled target-domain data measure the adaptation."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """Evaluate a saved model on labelled data."""
@@ -390,7 +605,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit`."),
+    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`."),
     inputs: list[str] = typer.Argument(None, help="Image files/folders, texts for a text model, or a history CSV "
                                        "for a forecast model."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Text model: a file of texts (one per line, "
