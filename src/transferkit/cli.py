@@ -105,7 +105,7 @@ def _score(value: float | None) -> str:
 
 def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any, list[str]]:
     """A domain-adapted run's candidates as a `presentation.Table` (source-only, the bottleneck
-    without adaptation, each method: source validation accuracy, target entropy, DEV risk, target
+    without adaptation, each method: source validation accuracy, target entropy, estimated target error, target
     accuracy when labelled target data were given; the kept one marked), and the lines below it:
     why it was kept, its target accuracy against source-only's, and the domain shift before → after.
     `settings` are the `adapt` strategy's (config.json's strategy settings); `target` the run's
@@ -114,7 +114,7 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
 
     rows = settings["candidates"]
     labelled = any(r.get("target_accuracy") is not None for r in rows)
-    columns = ("method", "epoch", "source val acc", "target entropy", "DEV risk",
+    columns = ("method", "epoch", "source val acc", "target entropy", "est. target error",
                *(("target acc",) if labelled else ()), "kept")
     table = Table(
         columns=columns, right=columns[1:-1],

@@ -318,7 +318,7 @@ def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: P
                             f"{c['dev_risk']:.4f}", f"{100 * c['target_accuracy']:.1f}%"]
         gain = 100 * (c["target_accuracy"] - probe["target_accuracy"])
         assert row[7] == ("—" if c is probe else f"{gain:+.1f} points".replace("-", "−"))
-    assert "DEV risk (criterion)" in section  # the criterion the settings name (criterion "dev")
+    assert "Est. target error (criterion)" in section  # the criterion the settings name (criterion "dev")
 
     # a method below source-only on the target is said in red, and heads the report when it is the kept one
     worse = [c for c in settings["candidates"][1:] if c["target_accuracy"] < probe["target_accuracy"]]
@@ -336,7 +336,7 @@ def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: P
     assert f"<strong>{after['a_distance']:.2f}</strong> after (the dann bottleneck" in shift
     assert f"({before['examples_per_domain']} examples per domain)" in shift
     assert "0 means the domains are indistinguishable, 2 that they are perfectly separable" in section
-    for alt in ("source and target features before and after", "DEV risk per epoch"):
+    for alt in ("source and target features before and after", "Est. target error per epoch"):
         png = re.search(rf'<img src="data:image/png;base64,([^"]+)" alt="{alt}">', section).group(1)
         assert base64.b64decode(png).startswith(PNG_MAGIC)
 
@@ -448,7 +448,7 @@ def test_without_target_labels_no_accuracy_column_and_unmeasured_shift_is_said()
     section = _section_html(text, "domain-adaptation")
     assert "Target accuracy" not in section and "vs source-only" not in section
     assert "no labelled target data were given, so accuracy on the target is not measured" in section
-    assert "Target entropy (criterion)" in section and "DEV risk (criterion)" not in section
+    assert "Target entropy (criterion)" in section and "Est. target error (criterion)" not in section
     assert all(len(r) == 1 + 5 for r in _rows(section))  # marker, candidate, epoch, 3 measures
     # neither distance measured; "features unchanged" is only said when source-only was kept
     assert "not measured before (too few examples) → not measured after." in section

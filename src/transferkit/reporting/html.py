@@ -445,8 +445,10 @@ _ADAPTATION_MEASURES = {
     "source_val_accuracy": ("Source val. accuracy", "on the source's validation split"),
     "target_entropy": ("Target entropy", "mean entropy of the predictions on the unlabelled target (lower: "
                                          "more confident)"),
-    "dev_risk": ("DEV risk", "deep embedded validation: the source validation loss importance-weighted towards "
-                             "the target by a domain classifier (lower is better)"),
+    "dev_risk": ("Est. target error", "the target error rate estimated without target labels: source validation "
+                                      "errors importance-weighted towards the target by a domain classifier on the "
+                                      "features (deep embedded validation's weights, self-normalised; lower is "
+                                      "better)"),
 }
 
 
