@@ -207,7 +207,9 @@ class DomainAdapt(Strategy):
                 f"the {o.criterion} criterion predicts {chosen} worse than {SOURCE_ONLY} ({rows[-1]['criterion']:.4f} "
                 f"vs {rows[0]['criterion']:.4f}); kept as requested (method auto keeps the candidate predicted best)")
         outcome.settings = {
-            **asdict(o), "chosen_method": chosen, "reason": reason, "head": "linear" if chosen == SOURCE_ONLY else "bottleneck", "epochs": epochs, "criterion_metric": CRITERIA[o.criterion][0],
+            **asdict(o), "chosen_method": chosen, "reason": reason,
+            "head": "linear" if chosen == SOURCE_ONLY else "bottleneck", "epochs": epochs,
+            "criterion_metric": CRITERIA[o.criterion][0],
             "candidates": rows, "epochs_by_method": {m: _criteria_columns(h) for m, h in histories.items()},
             "target_examples": len(feats.target_x), "target_labelled": len(feats.eval_y),
             **shift,
