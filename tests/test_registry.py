@@ -228,6 +228,9 @@ LISTED = {
          "untrained", None),
     ],
     "strategies": [
+        ("adapt", "domain adaptation on unlabelled target data (DANN, CDAN, CORAL, MMD, self-training); epoch and "
+                  "method chosen by the target error estimated without target labels, source-only kept unless a "
+                  "method is predicted to help"),
         ("auto", "images: linear probe first, fine-tune only when validation and the time budget say it can gain "
                  "(never with <10 per class), keep the better; text ≤16 per class: setfit, else fine-tune"),
         ("fine-tune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)"),

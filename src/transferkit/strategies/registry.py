@@ -53,7 +53,8 @@ def create_strategy(name: str, **options: Any):
 _PACKAGE = __name__.rpartition(".")[0]
 STRATEGIES.declare("adapt", f"{_PACKAGE}.adapt:DomainAdapt", StrategyInfo(
     description="domain adaptation on unlabelled target data (DANN, CDAN, CORAL, MMD, self-training); epoch and "
-                "method chosen without target labels, source-only kept unless a method is predicted to help",
+                "method chosen by the target error estimated without target labels, source-only kept unless a "
+                "method is predicted to help",
     modalities=("image", "text"), unlabelled=True))
 STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
     description="images: linear probe first, fine-tune only when validation and the time budget say it can gain "
