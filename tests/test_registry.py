@@ -238,6 +238,8 @@ LISTED = {
         ("linear-probe", "frozen backbone, features cached once; logistic (C tuned) or ridge head"),
         ("lora", "low-rank adapters in attention projections or 1×1 convolutions + new head; saves only adapters "
                  "on a pretrained base (peft)"),
+        ("prototypes", "few-shot: nearest class centroid on frozen, centred, L2-normalised features (SimpleShot); "
+                       "seconds"),
         ("setfit", "few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)"),
     ],
     "tasks": [

@@ -71,6 +71,9 @@ STRATEGIES.declare("lora", f"{_PACKAGE}.lora:Lora", StrategyInfo(
     description="low-rank adapters in attention projections or 1×1 convolutions + new head; saves only adapters "
                 "on a pretrained base (peft)",
     modalities=_EVERY_MODALITY))
+STRATEGIES.declare("prototypes", f"{_PACKAGE}.prototypes:Prototypes", StrategyInfo(
+    description="few-shot: nearest class centroid on frozen, centred, L2-normalised features (SimpleShot); seconds",
+    modalities=("image", "text")))
 STRATEGIES.declare("setfit", f"{_PACKAGE}.setfit:SetFit", StrategyInfo(
     description="few-shot text: contrastive pair fine-tuning of the encoder, then a logistic head (SetFit)",
     modalities=("text",)))

@@ -1,0 +1,165 @@
+"""`prototypes`: few-shot classification by the nearest class centroid on frozen, centred, L2-normalised
+features (SimpleShot, Wang et al. 2019): fitted in seconds from a handful of examples per class."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import TransferkitError
+from ..models import TransferModel
+from ..rundir import check_tensor_shapes
+from .base import FitData, FitOutcome, Strategy, TrainSettings
+
+#: Softmax temperatures tried on the negative squared distances; chosen by validation (or
+#: out-of-fold) log-loss, so the probabilities are calibrated while the predicted class is not affected.
+TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class PrototypeHead(nn.Module):
+    """Nearest class centroid as a layer: f' = (f − μ) / ‖f − μ‖ (μ the mean training feature), then
+    logits_k = −‖f' − c_k‖² / T = (2 f'·c_k − ‖c_k‖² − 1) / T, a linear layer on f' (its weights
+    2 c_k / T, its bias −(‖c_k‖² + 1) / T). Saved as safetensors like any head."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.linear = nn.Linear(in_features, num_classes)
+
+    @staticmethod
+    def normalise(features: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        centred = features - mean
+        return centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def set_prototypes(self, mean: torch.Tensor, centroids: torch.Tensor, temperature: float) -> None:
+        """Install the mean feature, the class centroids (rows, in normalised space) and the temperature."""
+        with torch.no_grad():
+            self.mean.copy_(mean)
+            self.linear.weight.copy_(2 * centroids / temperature)
+            self.linear.bias.copy_(-(centroids.pow(2).sum(1) + 1) / temperature)
+            self.linear.bias[centroids.abs().sum(1) == 0] = -1e4  # a class absent from training never wins
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.normalise(features, self.mean))
+
+
+def _centroids(x: torch.Tensor, y: torch.Tensor, num_classes: int, mean: torch.Tensor) -> torch.Tensor:
+    z = PrototypeHead.normalise(x, mean)
+    out = torch.zeros(num_classes, x.shape[1])
+    for k in range(num_classes):
+        if (y == k).any():  # an absent class keeps a zero row, which `set_prototypes` rules out
+            out[k] = z[y == k].mean(0)
+    return out
+
+
+def _log_loss(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float(torch.nn.functional.cross_entropy(logits, y))
+
+
+class Prototypes(Strategy):
+    """Few-shot: nearest class centroid on frozen, centred, L2-normalised features (SimpleShot); the
+    softmax temperature is chosen on validation (or out-of-fold) log-loss."""
+
+    name = "prototypes"
+    cross_validates = True
+
+    def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
+        return [super().plan(data, settings)[0],
+                ("epochs: none", "features are extracted once; each class is the mean of its normalised features")]
+
+    def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
+        from ..models.features import extract_features
+        from .freezing import set_trainable
+
+        if data.objective != "classification":
+            raise TransferkitError("strategy 'prototypes' classifies; this task is not a classification.")
+        set_trainable(model.backbone.parameters(), False)
+        start = time.perf_counter()
+        common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta, num_workers=settings.num_workers,
+                      progress=settings.progress, collate_fn=data.collate_fn)
+        tx, ty = (torch.as_tensor(a) for a in extract_features(model.backbone, data.train_plain,
+                                                              description="train features", **common))
+        vx, vy = (torch.as_tensor(a) for a in extract_features(model.backbone, data.val,
+                                                              description="val features", **common))
+        tx, ty, vy = tx.float(), ty.long(), vy.long()
+        vx = vx.float().reshape(len(vy), tx.shape[1])  # an empty split comes back without a feature width
+        extracted = time.perf_counter()
+        k = data.num_classes
+        estimate = None
+        if len(vy):  # held-out validation: centroids from train, temperature on validation
+            logits_of = _held_out(tx, ty, vx, k)
+            scored_y = vy
+        else:  # nothing held out: out-of-fold distances, the folds of `data.folds` (or leave-one-out-like 5)
+            logits_of, scored_y, folds = _out_of_fold(tx, ty, k, data.folds or 5, settings.seed)
+        history = []
+        for t in TEMPERATURES:
+            logits = logits_of / t
+            history.append({"temperature": t, "val_loss": _log_loss(logits, scored_y),
+                            "val_accuracy": float((logits.argmax(1) == scored_y).float().mean())})
+        best = min(history, key=lambda r: r["val_loss"])
+        for row in history:
+            row["chosen"] = int(row is best)
+        if not len(vy):
+            proba = torch.softmax(logits_of / best["temperature"], dim=1).numpy()
+            estimate = {"method": f"{folds}-fold cross-validation", "folds": folds, "proba": proba,
+                        "labels": scored_y.numpy()}
+        # the shipped head: every labelled example (train + validation) makes the centroids
+        all_x, all_y = torch.cat([tx, vx]), torch.cat([ty, vy])
+        mean = all_x.mean(0)
+        head = PrototypeHead(tx.shape[1], k)
+        head.set_prototypes(mean, _centroids(all_x, all_y, k, mean), best["temperature"])
+        model.head = head
+        counts = torch.bincount(all_y, minlength=k).tolist()
+        settings_out = {"temperature": best["temperature"], "temperatures": list(TEMPERATURES),
+                        "temperature_chosen_by": "lowest " + ("validation" if len(vy) else "out-of-fold") + " log-loss",
+                        "examples_per_class": counts, "head": "prototypes",
+                        "features_averaged_over_flip": settings.tta}
+        if estimate is None:
+            settings_out["val_accuracy"] = best["val_accuracy"]
+        else:
+            settings_out.update(estimate=estimate["method"], estimated_accuracy=best["val_accuracy"])
+        return FitOutcome(history=history, settings=settings_out, estimate=estimate,
+                          timings={"feature extraction": extracted - start,
+                                   "centroids": time.perf_counter() - extracted},
+                          notes=[f"nearest class centroid on normalised features ({sum(counts)} examples, "
+                                 f"{min(counts)}-{max(counts)} per class), temperature {best['temperature']:g}"])
+
+    @classmethod
+    def restore(cls, info: dict[str, Any], settings: dict[str, Any], state: dict[str, torch.Tensor],
+                build_model: Callable[[nn.Module, int], TransferModel], run_dir: Path) -> TransferModel:
+        """The saved model with its prototype head."""
+        from ..backbones.run_dir import build_architecture
+
+        num_features = int(info["num_features"])
+        model = build_model(build_architecture(info, run_dir), num_features)
+        model.head = PrototypeHead(num_features, model.head.out_features)
+        check_tensor_shapes(model.state_dict(), state, run_dir)
+        model.load_state_dict(state, strict=True)
+        return model
+
+
+def _held_out(tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, k: int) -> torch.Tensor:
+    """Negative squared distances of validation features to the training centroids (temperature 1)."""
+    mean = tx.mean(0)
+    head = PrototypeHead(tx.shape[1], k)
+    head.set_prototypes(mean, _centroids(tx, ty, k, mean), 1.0)
+    with torch.no_grad():
+        return head(vx)
+
+
+def _out_of_fold(x: torch.Tensor, y: torch.Tensor, k: int, folds: int, seed: int):
+    """Each example's negative squared distances to centroids made without it (stratified folds)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = int(torch.bincount(y)[torch.bincount(y) > 0].min())
+    folds = max(2, min(folds, smallest))
+    if smallest < 2:
+        raise TransferkitError("strategy 'prototypes' without a validation split needs at least 2 examples per class.")
+    out = torch.zeros(len(y), k)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y.numpy()):
+        out[test] = _held_out(x[train], y[train], x[test], k)
+    return out, y, folds
