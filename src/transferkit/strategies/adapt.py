@@ -87,13 +87,20 @@ class AdaptationModule(TransferModule):
     def on_validation_epoch_start(self) -> None:
         self._val = []
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        super().validation_step(batch, batch_idx)
-        x, y = batch
+    def _outputs(self, x) -> dict[str, torch.Tensor]:
+        """The heads' outputs on one backbone pass; in validation the features are kept for the criterion."""
         features = self.model.backbone(x)
+        outputs = {head: self.model.heads[head](features) for head in self.losses}
+        if not self.training:
+            self._validated = (features, outputs[self.model.default_head])
+        return outputs
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)  # one pass: `_outputs` keeps its features and logits
+        features, logits = self._validated
         # 0-1 errors, not cross-entropy: candidates compare on accuracy, whatever their calibration
         # (label smoothing, a probe's C) does to their losses
-        errors = self.model.heads[self.model.default_head](features).argmax(1) != y
+        errors = logits.argmax(1) != batch[1]
         self._val.append((features.float().cpu(), errors.float().cpu()))
 
     def on_validation_epoch_end(self) -> None:
@@ -345,13 +352,15 @@ class _Features:
     eval_inputs: Any
 
     @staticmethod
-    def of(backbone: nn.Module, dataset, data: FitData, settings: TrainSettings,
-           what: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, labels) of `dataset` through the frozen `backbone`."""
+    def of(backbone: nn.Module, dataset, data: FitData, settings: TrainSettings, what: str,
+           progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, labels) of `dataset` through the frozen `backbone` (a progress bar as
+        `settings` say, unless `progress` says otherwise)."""
         from ..models.features import extract_features
 
         x, y = extract_features(backbone, dataset, batch_size=max(settings.batch_size, 64), hflip=False,
-                                num_workers=settings.num_workers, progress=settings.progress,
+                                num_workers=settings.num_workers,
+                                progress=settings.progress if progress is None else progress,
                                 collate_fn=data.collate_fn, description=what)
         return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
 
@@ -438,8 +447,6 @@ def _shift(model: TransferModel, feats: _Features, data: FitData, adapted: bool,
     from sklearn.decomposition import PCA
     from torch.utils.data import Subset
 
-    from ..models.features import extract_features
-
     seed = settings.seed
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.permutation(len(feats.train_x))[:CRITERION_SAMPLE])
@@ -452,11 +459,10 @@ def _shift(model: TransferModel, feats: _Features, data: FitData, adapted: bool,
     if adapted:
         head = model.head.eval()
         if encoder_trained:  # the encoder's features moved too: extract them again
-            common = dict(batch_size=max(settings.batch_size, 64), hflip=False, num_workers=settings.num_workers,
-                          progress=False, collate_fn=data.collate_fn)
             rows = feats.train_index[torch.as_tensor(pick)].tolist()
-            source = torch.as_tensor(extract_features(model.backbone, Subset(data.train_plain, rows), **common)[0])
-            target = torch.as_tensor(extract_features(model.backbone, feats.criterion_inputs, **common)[0])
+            source, target = (_Features.of(model.backbone, dataset, data, settings, what, progress=False)[0]
+                              for dataset, what in ((Subset(data.train_plain, rows), "source features"),
+                                                    (feats.criterion_inputs, "target features")))
         views["after"] = (head.bottleneck(source), head.bottleneck(target))
         out["a_distance_after"] = distance(*views["after"])
     n = min(PROJECTION_POINTS, len(source), len(target))
