@@ -136,16 +136,11 @@ class ImageClassifier(ClassifierBase):
 
     def _read_target(self, unlabeled, target_labels) -> None:
         """Target images: a folder (searched recursively; class folders, if any, ignored) or a list of
-        files; `target_labels` a folder of class folders named like the training classes."""
+        files; `target_labels` labelled images read as `evaluate` reads them (`_labelled_samples`)."""
         paths = expand_image_paths(unlabeled)
         if not paths:
             raise DataError(f"{unlabeled}: no target images found.")
-        labelled = None
-        if target_labels is not None:
-            root = Path(target_labels).expanduser()
-            _, labelled, _, _ = scan_class_folders(root, self.classes_)
-            if len(labelled) == 0:
-                raise DataError(f"{root}: no readable images in class folders named like {self.classes_}.")
+        labelled = self._labelled_samples(target_labels)[0] if target_labels is not None else None
         self.target_ = {"unlabeled": paths, "labelled": labelled, "summary": {
             "unlabeled": str(unlabeled) if isinstance(unlabeled, (str, Path)) else f"{len(paths)} images",
             "examples": len(paths), "labelled": str(target_labels) if target_labels is not None else None,
@@ -237,16 +232,19 @@ class ImageClassifier(ClassifierBase):
         if data is None and estimate:
             labels = [int(y) for y in estimate["labels"]]
             return OutOfFold(estimate["proba"]), labels, {"estimate": estimate["method"], "skipped_files": 0}
-        if data is None:
-            samples, skipped = self.data_.test, []
-        else:
-            root = Path(data).expanduser()
-            if (root / "test").is_dir():
-                root = root / "test"
-            _, samples, skipped, _ = scan_class_folders(root, self.classes_)
-            if len(samples) == 0:
-                raise DataError(f"{root}: no readable images in class folders named like {self.classes_}.")
+        samples, skipped = (self.data_.test, []) if data is None else self._labelled_samples(data)
         return self._dataset(samples.paths, samples.labels), samples.labels, {"skipped_files": len(skipped)}
+
+    def _labelled_samples(self, data: str | Path) -> tuple[Samples, list]:
+        """The images of `data/test/<class>/` or `data/<class>/` (the trained classes) and the files
+        skipped; no images at all raises one line."""
+        root = Path(data).expanduser()
+        if (root / "test").is_dir():
+            root = root / "test"
+        _, samples, skipped, _ = scan_class_folders(root, self.classes_)
+        if len(samples) == 0:
+            raise DataError(f"{root}: no readable images in class folders named like {self.classes_}.")
+        return samples, skipped
 
     # ------------------------------------------------------------ save/load
     def _task_config(self) -> dict:
