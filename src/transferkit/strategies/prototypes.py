@@ -155,10 +155,12 @@ def _out_of_fold(x: torch.Tensor, y: torch.Tensor, k: int, folds: int, seed: int
     """Each example's negative squared distances to centroids made without it (stratified folds)."""
     from sklearn.model_selection import StratifiedKFold
 
-    smallest = int(torch.bincount(y)[torch.bincount(y) > 0].min())
-    folds = max(2, min(folds, smallest))
+    from .linear_probe import _smallest_class
+
+    smallest = _smallest_class(y.numpy())
     if smallest < 2:
         raise TransferkitError("strategy 'prototypes' without a validation split needs at least 2 examples per class.")
+    folds = min(folds, smallest)
     out = torch.zeros(len(y), k)
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y.numpy()):
         out[test] = _held_out(x[train], y[train], x[test], k)
