@@ -482,6 +482,13 @@ TARGET_HELP = ("The target domain's unlabelled data: a folder of images (searche
 TARGET_LABELS_HELP = ("Labelled target data, used only to report target accuracy (never to train or choose): a folder "
                       "of class folders, or a labelled text table.")
 
+# the options `fit` and `adapt` share, declared once (typer reads each declaration, never changes it)
+OUT_OPTION = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report).")
+OVERWRITE_OPTION = typer.Option(False, help="Replace an existing run directory.")
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log.")
+TARGET_LABELS_OPTION = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
+                                    rich_help_panel="Domain adaptation")
+
 
 def _existing(path: Path | None, flag: str, what: str) -> None:
     """Refuse a data path that does not exist before anything slow starts (or a run folder is made)."""
@@ -541,16 +548,15 @@ def fit(
     ctx: typer.Context,
     data: str = typer.Argument(..., help="Image folder (class sub-folders), text table (CSV/TSV/JSONL or a folder "
                                "with train/dev files, or a Hugging Face data set name), or a time-series CSV."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
+    out: Path = OUT_OPTION,
     task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
                                        "(default: detected from the data)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
+    overwrite: bool = OVERWRITE_OPTION,
+    quiet: bool = QUIET_OPTION,
     adapt_to: Optional[Path] = typer.Option(None, "--adapt-to", metavar="TARGET", rich_help_panel="Domain adaptation",
                                             help=f"{TARGET_HELP} Strategy auto becomes adapt (as `adapt` does)."),
-    target_labels: Optional[Path] = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
-                                                 rich_help_panel="Domain adaptation"),
+    target_labels: Optional[Path] = TARGET_LABELS_OPTION,
     **params: Any,
 ) -> None:
     """Adapt a pretrained backbone to your data; writes a run directory with model, metrics and report."""
@@ -565,15 +571,14 @@ def adapt(
     source: str = typer.Argument(..., help="Labelled source data: an image folder (class sub-folders) or a text "
                                  "table, as for `fit`."),
     target_data: Path = typer.Argument(..., metavar="target", help=TARGET_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (model, config, metrics, report)."),
+    out: Path = OUT_OPTION,
     task: Optional[str] = typer.Option(None, help="image-classification or text-classification (default: detected "
                                        "from the source data)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. bottleneck=64, "
                                      "trade_off=0.5, criterion=entropy)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log."),
-    target_labels: Optional[Path] = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
-                                                 rich_help_panel="Domain adaptation"),
+    overwrite: bool = OVERWRITE_OPTION,
+    quiet: bool = QUIET_OPTION,
+    target_labels: Optional[Path] = TARGET_LABELS_OPTION,
     **params: Any,
 ) -> None:
     """Adapt to a target domain from its unlabelled data: DANN, CDAN, CORAL, MMD or self-training.
