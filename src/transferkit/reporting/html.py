@@ -568,7 +568,7 @@ def _adaptation(report: RunReport) -> str:
     chooser = _ADAPTATION_MEASURES.get(criterion, (criterion or "the criterion", ""))[0]
     parts.append(f'<p class="muted">{_e(name(SOURCE_ONLY))}: the logistic probe on the frozen encoder\'s features '
                  f"(what a plain fit ships); {_e(name('none'))}: the bottleneck and head trained without an "
-                 f"adaptation loss, the yardstick of the criterion. Chosen epoch: the epoch {_e(chooser)} picked "
+                 f"adaptation loss (what each method's loss adds is measured against it). Chosen epoch: the epoch {_e(chooser)} picked "
                  f"for each candidate. {explained}."
                  + (" Target accuracy is measured after the choice and takes no part in it." if has_labels else "")
                  + "</p>")
