@@ -591,6 +591,57 @@ def adapt(
 
 
 @app.command()
+def extend(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory of a classifier (`transferkit fit`)."),
+    data: str = typer.Argument(..., help="Labelled new data, read as `fit` reads it (class folders, a labelled "
+                               "table): its new classes are added, examples of old classes are learned too."),
+    out: Path = OUT_OPTION,
+    compare: bool = typer.Option(False, "--compare", help="Also measure naive fine-tuning on the new data alone and "
+                                 "retraining on all data (the upper bound; costs a full fit)."),
+    train_backbone: bool = typer.Option(False, "--train-backbone", help="Fine-tuned runs: fine-tune the whole model "
+                                        "(exemplar replay, distillation of the old classes' logits, weight aligning) "
+                                        "instead of refitting the head on the stored exemplar features; slower, and "
+                                        "it forgets more (benchmarks/incremental.py)."),
+    overwrite: bool = OVERWRITE_OPTION,
+    quiet: bool = QUIET_OPTION,
+) -> None:
+    """Add the classes of new data to a trained classifier without forgetting the old ones."""
+    from .reporting import write_run_report
+    from .rundir import prepare_out
+    from .tasks import load_run
+    from .tasks.growth import growth_table
+
+    _existing(Path(data), "DATA", "labelled new data (a folder of class folders, or a labelled text table)")
+    if Path(out).expanduser().resolve() == Path(run_dir).expanduser().resolve():
+        raise TransferkitError(f"--out {out}: is the run being extended; write the extended run to a new folder "
+                               "(the parent stays as it was, and the new run records it as its parent).")
+    est = load_run(run_dir)
+    if not hasattr(est, "extend"):
+        raise TransferkitError(f"{run_dir}: a {est.task} run; only classifiers can be extended with new classes.")
+    prepared = prepare_out(out, data, overwrite=overwrite)
+    try:
+        est.progress = not quiet
+        est.extend(data, compare=compare, train_backbone=train_backbone)
+        metrics = est.evaluate() if len(est.data_.test) else None
+        est.save(out)
+        report = write_run_report(out)
+    finally:
+        prepared.release()
+    step = est.lineage_[-1]
+    if not quiet:
+        for note in est.notes_:
+            console.print(f"[dim]note:[/] {escape(note)}")
+    for warning in est.warnings_:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    drawn = _rich_table(growth_table(step))
+    drawn.columns[0].no_wrap = True  # the model's name whole: the number columns wrap their headings instead
+    console.print(drawn)
+    if metrics is not None:
+        _print_metrics(est, metrics)
+    console.print(f"run saved to {out} (parent: {run_dir})\nreport: {report}")
+
+
+@app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`."),
     data: str = typer.Argument(..., help="Labelled data of the run's kind (image folder, text table...); for an "

@@ -32,6 +32,10 @@ SPLIT_FILE = "split.json"
 REPORT_FILE = "report.html"
 EXAMPLES_FILE = "forecast_examples.json"
 TOKENIZER_DIR = "tokenizer"
+#: The exemplar memory a classification run keeps for `extend`: references and labels (JSON), and the
+#: exemplars' features when the backbone stays frozen (safetensors).
+MEMORY_FILE = "memory.json"
+MEMORY_FEATURES = "memory.safetensors"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 LOCK_FILE = ".transferkit.lock"
@@ -39,7 +43,7 @@ LOCK_FILE = ".transferkit.lock"
 #: Everything a fit may write into its run directory: what `--overwrite` clears first, and what
 #: tells a run of ours from a folder of the user's.
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, REPORT_FILE, EXAMPLES_FILE,
-             TOKENIZER_DIR, CHECKPOINT_DIR)
+             TOKENIZER_DIR, CHECKPOINT_DIR, MEMORY_FILE, MEMORY_FEATURES)
 
 #: Keys every config.json has, with their types; a nested dict is the schema of a nested object.
 #: Each task adds its own keys (`TransferEstimator.config_keys`).

@@ -141,7 +141,7 @@ def list_files(folder: Path, seen: set[str] | None = None) -> list[Path]:
 
 
 def scan_class_folders(
-    root: Path, classes: list[str] | None = None, check: bool = True
+    root: Path, classes: list[str] | None = None, check: bool = True, min_classes: int = 2
 ) -> tuple[list[str], Samples, list[SkippedFile], list[int]]:
     """Images under `root/<class>/`, checking that each decodes; bad single files are skipped.
 
@@ -164,7 +164,7 @@ def scan_class_folders(
             raise DataError(
                 f"{root}: no class sub-folders; put each class's images in its own folder (e.g. {root}/cat/*.jpg)."
             )
-        if len(class_dirs) == 1:
+        if len(class_dirs) < min_classes:  # new data that extends a classifier may hold one class
             raise DataError(
                 f"{root}: only one class ({found[0]!r}); classification needs at least two class folders."
             )
@@ -216,7 +216,7 @@ def _checked_side(path: Path) -> int:
 
 
 def load_image_folder(
-    root: str | Path, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+    root: str | Path, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, min_classes: int = 2
 ) -> ImageFolderData:
     """Scan `root` and split it.
 
@@ -228,7 +228,7 @@ def load_image_folder(
     _check_dir(root)
     has_splits = (root / "train").is_dir() and any((root / s).is_dir() for s in ("val", "test"))
     if has_splits:
-        classes, train, skipped, sides = scan_class_folders(root / "train")
+        classes, train, skipped, sides = scan_class_folders(root / "train", min_classes=min_classes)
         given = {"train": train}
         for name in ("val", "test"):
             if (root / name).is_dir():
@@ -236,7 +236,7 @@ def load_image_folder(
                 skipped += more
                 sides += more_sides
     else:
-        classes, train, skipped, sides = scan_class_folders(root)
+        classes, train, skipped, sides = scan_class_folders(root, min_classes=min_classes)
         given = {"train": train}
     _check_class_sizes(given["train"], classes, root, need=1 + ("val" not in given) + ("test" not in given))
 

@@ -333,7 +333,7 @@ def _rare_class_notes(labels: Sequence[str], classes: list[str], names: dict[str
 def load_text_data(
     source: str | Path, text_column: str | None = None, label_column: str | None = None,
     val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, shots_per_class: int | None = None,
-    label_names: str | dict | Sequence[str] | None = None,
+    label_names: str | dict | Sequence[str] | None = None, min_classes: int = 2,
 ) -> TextTableData:
     """Read labelled texts, name their classes and split them.
 
@@ -374,7 +374,7 @@ def load_text_data(
     if "test" not in parts and "val" in parts:  # GLUE-style: test labels hidden, so dev is the test set
         parts["test"] = parts.pop("val")
     written = _class_order(parts["train"][1])
-    if len(written) < 2:
+    if len(written) < min_classes:  # one class is enough for new data that extends a classifier
         raise DataError(f"{train_source}: only one label value ({written[0]!r}); classification needs at least two "
                         "classes.")
     from_data, names_from = {}, None
@@ -469,6 +469,10 @@ class TokenCollator:
         texts, labels = zip(*batch)
         encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
+        if isinstance(labels[0], dict):  # targets of several heads (head name → target)
+            from torch.utils.data import default_collate
+
+            return dict(encoded), default_collate(list(labels))
         return dict(encoded), torch.as_tensor(labels, dtype=torch.long)
 
 

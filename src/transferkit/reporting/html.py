@@ -36,6 +36,7 @@ class RunReport:
     ranking: dict = field(default_factory=dict)  # backbone="auto": the candidates' transferability scores
     domain: dict = field(default_factory=dict)  # domain shift and separability before adaptation
     target: dict = field(default_factory=dict)  # adapted runs: the target data (config.json run.target)
+    lineage: list[dict] = field(default_factory=list)  # extended runs: each `extend` step (config.json run.lineage)
 
 
 def write_report(path: str | Path, report: RunReport) -> Path:
@@ -58,12 +59,14 @@ def render_html(report: RunReport) -> str:
     formats = {key: format for key, _, format, _ in headline}
     sections = [
         _header(report, headline),
-        _messages(attention(report.warnings, metrics) + adaptation_attention(report.config or {}), report.notes),
+        _messages(attention(report.warnings, metrics) + adaptation_attention(report.config or {})
+                  + lineage_attention(report.lineage), report.notes),
         _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
         _section("Backbone ranking", _ranking(report.ranking)) if report.ranking else "",
         _section("Domain adaptation", adapted) if (adapted := _adaptation(report)) else "",
+        _section("Lineage", grown) if (grown := _lineage(report)) else "",
         _section("Data", _data(report.data_summary or {})),
         *(_task_section(name, report) for name in task.report_sections),
         _section("Learning curves", _curves(report.history or [])),
@@ -473,6 +476,57 @@ def adaptation_attention(config: dict) -> list[str]:
         return []
     return [f"adaptation hurt on the labelled target data: the kept {kept.get('method')} scores {_pct(kept_acc)}, "
             f"{_REFERENCES[SOURCE_ONLY]} {_pct(probe_acc)}; see Domain adaptation"]
+
+
+#: Forgetting above this many points of old-class accuracy is flagged at the top of the report.
+FORGETTING_ALERT = 0.02
+
+
+def lineage_attention(lineage: list[dict]) -> list[str]:
+    """A warning per extension step that lost more than FORGETTING_ALERT of old-class accuracy."""
+    out = []
+    for step in lineage or []:
+        lost = _num((step.get("metrics") or {}).get("forgetting"))
+        if lost is not None and lost > FORGETTING_ALERT:
+            out.append(f"adding {', '.join(step.get('added') or [])} cost the old classes {100 * lost:.1f} points of "
+                       "accuracy; see Lineage")
+    return out
+
+
+def _lineage(report: RunReport) -> str:
+    """The "Lineage" section of an extended run: per step, the parent run (linked to its report), the
+    classes added and how, and old-class accuracy before → after, forgetting and new-class accuracy,
+    beside naive fine-tuning and retraining on all data when they were measured; "" otherwise."""
+    from ..tasks.growth import growth_table
+
+    steps = [s for s in report.lineage or [] if isinstance(s, dict)]
+    if not steps:
+        return ""
+    parts = []
+    for number, step in enumerate(steps, 1):
+        parent = step.get("parent")
+        link = (f'<a href="{_e(Path(parent).as_uri() + "/report.html")}"><code>{_e(parent)}</code></a>'
+                if parent and Path(parent).is_absolute() else f"<code>{_e(parent)}</code>" if parent else "this run")
+        m = step.get("metrics") or {}
+        parts.append(f"<h3>Step {number}: {_e(', '.join(step.get('added') or []) or 'no new class')} added to "
+                     f"{_e(', '.join(step.get('old_classes') or []))}</h3>")
+        parts.append(f"<p>Parent: {link}. New data: <code>{_e(step.get('data'))}</code>. How: {_e(step.get('how'))}."
+                     "</p>")
+        lost = _num(m.get("forgetting"))
+        if lost is not None:
+            tone = "bad" if lost > FORGETTING_ALERT else "good"
+            parts.append(f'<p class="verdict {tone}"><strong>Old classes: {_pct(m.get("old_accuracy_before"))} → '
+                         f'{_pct(m.get("old_accuracy_after"))} ({_points(-lost)}); new classes '
+                         f'{_pct(m.get("new_accuracy"))}.</strong></p>')
+        else:
+            parts.append(_muted("Old-class accuracy before and after is not measured: the parent run kept no test "
+                                "split (it was cross-validated) and the new data hold no old-class test examples."))
+        table = growth_table(step)
+        parts.append(_table(table.columns, [[_e(c) for c in row] for row in table.rows]))
+        if not step.get("comparison"):
+            parts.append(_muted("Naive fine-tuning and retraining on all data were not measured (`transferkit extend "
+                                "... --compare` measures them)."))
+    return "\n".join(parts)
 
 
 def _points(value: float) -> str:

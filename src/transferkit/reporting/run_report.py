@@ -40,5 +40,6 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             ranking=run.get("ranking") or {},
             domain=run.get("domain") or {},
             target=run.get("target") or {},
+            lineage=run.get("lineage") or [],
         ),
     )

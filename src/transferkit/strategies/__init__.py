@@ -3,7 +3,7 @@ from .._lazy import lazy_exports
 from .registry import STRATEGIES, StrategyInfo, create_strategy, register_strategy
 
 _EXPORTS = {
-    **dict.fromkeys(("FitData", "FitOutcome", "Strategy", "TrainSettings"), ".base"),
+    **dict.fromkeys(("ExtendData", "FitData", "FitOutcome", "Strategy", "TrainSettings"), ".base"),
     **dict.fromkeys(("GradualUnfreeze", "freeze_batchnorm_stats", "set_trainable"), ".freezing"),
     **dict.fromkeys(("LOSSES", "Loss", "Objective"), ".losses"),
     "LayerGroupUnfreezing": ".finetuning",

@@ -124,6 +124,7 @@ class DomainAdapt(Strategy):
     name = "adapt"
     Options = AdaptOptions
 
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         o = self.options

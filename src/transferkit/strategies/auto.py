@@ -112,6 +112,7 @@ class Auto(Strategy):
 
         def keep_probe(reason: str) -> FitOutcome:
             outcome.settings = {"chosen": "linear-probe", "reason": reason, **outcome.settings}
+            outcome.features = probe.features  # the backbone stayed frozen: they are the shipped model's
             return outcome
 
         if probe.estimate is not None:

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import UnknownNameError
+from ..errors import TransferkitError, UnknownNameError
 from ..models import DEFAULT_HEAD, TransferModel
 from ..rundir import check_tensor_shapes
 from .registry import STRATEGIES, create_strategy, register_strategy  # noqa: F401  (re-exported)
@@ -162,6 +163,49 @@ class FitOutcome:
     notes: list[str] = field(default_factory=list)
     estimate: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)  # what needs the user's attention
+    #: (features, labels) of `FitData.train_plain` in its order, when the strategy extracted them from
+    #: a backbone it left unchanged (the task reuses them for the exemplar memory)
+    features: "tuple[Any, Any] | None" = None
+
+
+@dataclass
+class ExtendData:
+    """What a strategy's `extend` trains on: the exemplar memory of the old classes followed by the new
+    examples, in one labelled set over the grown class list.
+
+    `train` (augmented) and `train_plain` hold the same items in the same order: the first
+    `memory_size` are the memory's exemplars (labels < `old_classes`), the rest the new data's
+    training examples (any class). `memory_features` are the memory's stored features, computed by
+    the backbone as the run saved it (exact while `extend` leaves the backbone as it is), or None.
+    `val` is the new data's validation split. `replay`, `distill` and `align` switch the three
+    defences off for the naive baseline. `train_backbone` asks a strategy that fine-tunes to train
+    the backbone too, not only the head.
+    """
+
+    train: Dataset
+    train_plain: Dataset
+    val: Dataset
+    num_classes: int
+    old_classes: int
+    memory_size: int = 0
+    memory_features: np.ndarray | None = None
+    collate_fn: Callable | None = None
+    modality: str = "image"
+    replay: bool = True
+    distill: bool = True
+    align: bool = True
+    train_backbone: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(getattr(self.train_plain, "labels", None) or [], dtype=np.int64)
+
+    def fit_data(self, **changes: Any) -> FitData:
+        """These data as the `FitData` a strategy's `fit` trains on."""
+        fields = dict(train=self.train, train_plain=self.train_plain, val=self.val, num_classes=self.num_classes,
+                      collate_fn=self.collate_fn, modality=self.modality)
+        return FitData(**{**fields, **changes})
 
 
 class Strategy(ABC):
@@ -195,6 +239,13 @@ class Strategy(ABC):
         epochs = (f"epochs: up to {settings.epochs}", "as given") if settings.epochs else \
             ("epochs: chosen from the data size", f"by the {self.name} strategy")
         return [(f"strategy: {self.name}", f"requested with --strategy {self.name}"), epochs]
+
+    def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
+        """Grow `model` (trained by this strategy) to `data.num_classes` classes in place, learning the new
+        classes from `data` without forgetting the old (see `strategies.incremental`). Strategies
+        that can grow their models override this; the others refuse in one line."""
+        raise TransferkitError(f"a run of strategy {self.name!r} cannot be extended to new classes; fit with "
+                               "--strategy fine-tune, linear-probe or prototypes to extend the run later.")
 
     # ---- what a run saves and how it is rebuilt (training)
     @classmethod

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..models import TransferModel
-from .base import FitData, FitOutcome, Strategy, TrainSettings
+from .base import ExtendData, FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import GradualUnfreeze, set_trainable
 
 
@@ -101,6 +101,23 @@ class FineTuneBase(Strategy):
             "groups": [name for name, _ in named_groups],
             "stopped_early": bool(run.epochs_run < epochs),
         })
+        return outcome
+
+
+    def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
+        """By default the fine-tuned backbone stays as it is and the head is refit on the stored exemplar
+        features plus the new examples' (as a linear probe grows: `LinearProbe.extend`). With
+        `data.train_backbone`, this recipe fine-tunes the whole model on exemplar memory + new data
+        with distillation of the old classes' logits, then weight aligning
+        (`incremental.extend_by_training`)."""
+        from .incremental import extend_by_training
+        from .linear_probe import LinearProbe
+
+        if not data.train_backbone:
+            return LinearProbe.extend(self, model, data, settings)
+        fit_lr = settings.lr or self.options.lr or DEFAULT_LR.get(data.modality, 3e-4)
+        outcome = extend_by_training(self, model, data, settings, fit_lr)
+        outcome.settings["backbone_trained"] = True
         return outcome
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import TransferkitError
 from ..models import TransferModel
-from .base import FitData, FitOutcome, Strategy, TrainSettings
+from .base import ExtendData, FitData, FitOutcome, Strategy, TrainSettings
 from ..models.features import extract_features
 from .freezing import set_trainable
 
@@ -125,7 +126,7 @@ def _cross_validated_proba(x: np.ndarray, y: np.ndarray, c: float, num_classes: 
     return proba, float(np.mean(train_acc))
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, c: float, seed: int):
+def _logistic(x: np.ndarray, y: np.ndarray, c: float, seed: int, sample_weight: np.ndarray | None = None):
     """LogisticRegression(C=c) fitted on (x, y). With fewer examples than features it is solved in
     the span of the examples (x = U S Vᵀ: fit on x V, coefficients mapped back by Vᵀ): exact for an
     L2 penalty, whose optimum lies in that span, and many times faster on small data."""
@@ -133,9 +134,9 @@ def _logistic(x: np.ndarray, y: np.ndarray, c: float, seed: int):
 
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     if len(x) >= x.shape[1]:
-        return clf.fit(x, y)
+        return clf.fit(x, y, sample_weight=sample_weight)
     _, _, vt = np.linalg.svd(np.asarray(x, np.float64), full_matrices=False)
-    clf.fit(x @ vt.T, y)
+    clf.fit(x @ vt.T, y, sample_weight=sample_weight)
     clf.coef_ = clf.coef_ @ vt
     clf.n_features_in_ = x.shape[1]
     return clf
@@ -302,6 +303,7 @@ class ProbeResult:
     val_accuracy: float | None = None
     estimate: dict | None = None
     forward_seconds: float = 0.0
+    features: tuple[np.ndarray, np.ndarray] | None = None  # (train features, labels) the head was fit on
 
     @property
     def accuracy(self) -> float | None:
@@ -339,7 +341,8 @@ def fit_probe(model: TransferModel, data: FitData, settings: TrainSettings) -> P
     # the faster of the two passes: the first one also pays warm-up and first decoding of each file
     flips = 2 if settings.tta and data.modality == "image" else 1
     per_image = [t / (flips * n) for t, n in ((middle - start, len(train_y)), (extracted - middle, len(val_y))) if n]
-    result = ProbeResult([], 0.0, {}, len(train_y) + len(val_y), forward_seconds=min(per_image, default=0.0))
+    result = ProbeResult([], 0.0, {}, len(train_y) + len(val_y), forward_seconds=min(per_image, default=0.0),
+                         features=(train_x, train_y))
     if data.folds:
         head, result.history, result.c, oof = cross_validated_head(train_x, train_y, data.num_classes, settings.seed,
                                                                    data.folds)
@@ -378,4 +381,45 @@ class LinearProbe(Strategy):
                                                       "feature variance, chosen on validation MSE)"])
         result = fit_probe(model, data, settings)
         return FitOutcome(history=result.history, settings=result.settings(settings.tta), timings=result.timings,
-                          estimate=result.estimate)
+                          estimate=result.estimate, features=result.features)
+
+    def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
+        """Refit the logistic head on the stored features of the memory's exemplars plus the new
+        examples' features (the backbone is left as it is, so stored features are still exact), at
+        the run's C (or one chosen by cross-validation when the run has none), every class weighted
+        equally; naive (`data.replay` off): the grown head trained by gradient descent on the new
+        examples only."""
+        from threadpoolctl import threadpool_limits
+
+        from .incremental import grow_linear, new_features, train_head
+
+        start = time.perf_counter()
+        x, y, vx, vy = new_features(model, data, settings)
+        extracted = time.perf_counter()
+        if data.replay and data.memory_features is None:
+            raise TransferkitError("the run keeps no exemplar features, so its head cannot be refit without "
+                                   "forgetting; re-run `transferkit fit` (default --memory 100), then extend.")
+        c = data.options.get("C")
+        if not data.replay:
+            model.head = grow_linear(model.head, data.num_classes)
+            history = train_head(model.head, x, y, vx, vy)
+            how = "the grown head trained on the new examples only (naive)"
+        else:
+            mx, my = data.memory_features, data.labels[: data.memory_size]
+            # the new data's validation split is left out: it calibrates the grown head afterwards
+            all_x, all_y = np.concatenate([mx, x]), np.concatenate([my, y])
+            if c is None:  # a fine-tuned run's head was not a logistic probe: choose C as a probe does
+                c = cross_validated_head(all_x, all_y, data.num_classes, settings.seed)[2]
+            c = float(c)
+            counts = np.bincount(all_y, minlength=data.num_classes)
+            weight = len(all_y) / (data.num_classes * counts[all_y])  # "balanced": each class weighs the same
+            scaler = _scaler(all_x, True)
+            with threadpool_limits(1):
+                clf = _logistic(scaler.transform(all_x), all_y, c, settings.seed, sample_weight=weight)
+            model.head = _fold_into_linear(clf, scaler, data.num_classes)
+            history = []
+            how = (f"logistic head refit (C={c:g}, classes weighted equally) on {data.memory_size} stored exemplar "
+                   f"features and {len(all_y) - data.memory_size} new examples")
+        return FitOutcome(history=history, settings={"extension": how, "C": c, "backbone_trained": False},
+                          timings={"feature extraction": extracted - start, "head fit": time.perf_counter() - extracted},
+                          notes=[how], features=(x, y))

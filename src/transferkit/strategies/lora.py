@@ -129,6 +129,7 @@ class Lora(Strategy):
 
     Options = LoraOptions
 
+
     @classmethod
     def saved_weights(cls, settings: dict[str, Any]) -> str:
         """"adapter" when the run's base is rebuilt by name (pretrained), "full" otherwise; runs

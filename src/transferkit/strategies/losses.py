@@ -129,6 +129,10 @@ for _name, _target, _description in (
     LOSSES.declare(_name, f"{__package__}.adaptation:{_target}", Info(description=_description))
 
 
+LOSSES.declare("distillation", f"{__package__}.incremental:Distillation",
+               Info(description="old classes' logits distilled from the model before it grew (LwF, Li & Hoiem 2016)"))
+
+
 def create_loss(objective: str | Objective, data: Any, settings: Any) -> Loss:
     """The loss module of one head's objective (a registered name or an `Objective`)."""
     objective = Objective(objective) if isinstance(objective, str) else objective

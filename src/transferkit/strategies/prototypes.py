@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import TransferkitError
 from ..models import TransferModel
 from ..rundir import check_tensor_shapes
-from .base import FitData, FitOutcome, Strategy, TrainSettings
+from .base import ExtendData, FitData, FitOutcome, Strategy, TrainSettings
 
 #: Softmax temperatures tried on the negative squared distances; chosen by validation (or
 #: out-of-fold) log-loss, so the probabilities are calibrated while the predicted class is not affected.
@@ -66,6 +66,46 @@ class Prototypes(Strategy):
 
     name = "prototypes"
     cross_validates = True
+
+    def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
+        """Add a centroid per new class (the mean of its normalised new features) and fold new examples
+        of an old class into that class's centroid (a running mean over its recorded count). The
+        mean feature and temperature stay, so an old class's row changes only when it gets examples:
+        its weights are otherwise copied bit for bit, and predictions among the old classes stay the same."""
+        from .incremental import new_features
+
+        head = model.head
+        if not isinstance(head, PrototypeHead):
+            raise TransferkitError("this run's head is not a prototype head; extend it with its own strategy.")
+        start = time.perf_counter()
+        x, y, vx, vy = new_features(model, data, settings)
+        extracted = time.perf_counter()
+        x, y = torch.as_tensor(np.concatenate([x, vx])).float(), torch.as_tensor(np.concatenate([y, vy]))
+        t = float(data.options["temperature"])
+        old_counts = list(data.options.get("examples_per_class") or [0] * data.old_classes)
+        counts = old_counts + [0] * (data.num_classes - data.old_classes)
+        grown = PrototypeHead(head.mean.numel(), data.num_classes)
+        centroids = torch.zeros(data.num_classes, head.mean.numel())
+        centroids[: data.old_classes] = head.linear.weight.detach() * t / 2
+        z = PrototypeHead.normalise(x, head.mean)
+        changed = sorted(int(k) for k in torch.unique(y))
+        for k in changed:
+            members = z[y == k]
+            centroids[k] = (centroids[k] * counts[k] + members.sum(0)) / (counts[k] + len(members))
+            counts[k] += len(members)
+        grown.set_prototypes(head.mean, centroids, t)
+        with torch.no_grad():  # rows of classes without new examples: copied, not recomputed from centroids
+            for k in set(range(data.old_classes)) - set(changed):
+                grown.linear.weight[k] = head.linear.weight[k]
+                grown.linear.bias[k] = head.linear.bias[k]
+        model.head = grown
+        added = [k for k in changed if k >= data.old_classes]
+        how = (f"{len(added)} centroid(s) added" + (f", {len(changed) - len(added)} old centroid(s) updated with new "
+               "examples" if len(changed) > len(added) else "") + "; the mean feature and temperature unchanged")
+        return FitOutcome(settings={"extension": how, "examples_per_class": counts, "temperature": t},
+                          timings={"feature extraction": extracted - start,
+                                   "centroids": time.perf_counter() - extracted},
+                          notes=[how], features=(x.numpy()[: len(x) - len(vy)], y.numpy()[: len(y) - len(vy)]))
 
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
         return [super().plan(data, settings)[0],
@@ -122,7 +162,7 @@ class Prototypes(Strategy):
             settings_out["val_accuracy"] = best["val_accuracy"]
         else:
             settings_out.update(estimate=estimate["method"], estimated_accuracy=best["val_accuracy"])
-        return FitOutcome(history=history, settings=settings_out, estimate=estimate,
+        return FitOutcome(history=history, settings=settings_out, estimate=estimate, features=(tx.numpy(), ty.numpy()),
                           timings={"feature extraction": extracted - start,
                                    "centroids": time.perf_counter() - extracted},
                           notes=[f"nearest class centroid on normalised features ({sum(counts)} examples, "

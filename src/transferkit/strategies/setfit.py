@@ -17,7 +17,7 @@ from ..errors import TransferkitError
 from ..models import TransferModel
 from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import set_trainable
-from .linear_probe import C_GRID, probe
+from .linear_probe import C_GRID, LinearProbe, probe
 
 
 @dataclass
@@ -54,6 +54,8 @@ class SetFit(Strategy):
     name = "setfit"
 
     Options = SetFitOptions
+    # the encoder is tuned once, in `fit`: growing refits the head on its fixed embeddings, as a probe's
+    extend = LinearProbe.extend
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         texts = getattr(data.train_plain, "texts", None)

@@ -31,7 +31,9 @@ from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
 from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, create_strategy
-from .params import Constraint, Interval, check_params
+from ..strategies.incremental import SELECTIONS
+from .growth import build_memory, load_memory, save_memory
+from .params import Constraint, Interval, OneOf, check_params
 from .presentation import Headline, SummaryLine, Table
 
 #: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`).
@@ -429,6 +431,7 @@ class TransferEstimator(BaseEstimator):
                 "timings": self.timings_,
                 "notes": self.notes_,
                 "warnings": getattr(self, "warnings_", []),
+                "lineage": getattr(self, "lineage_", []),
             },
             "versions": _versions(lightning.__version__),
         }
@@ -457,6 +460,7 @@ class TransferEstimator(BaseEstimator):
         if getattr(self, "tokenizer_", None) is not None:
             self.tokenizer_.save_pretrained(str(path / TOKENIZER_DIR))
         write_history(path / HISTORY_FILE, self.history_)
+        save_memory(getattr(self, "memory_", None), path)
         if hasattr(self, "data_"):
             write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
@@ -497,6 +501,10 @@ class TransferEstimator(BaseEstimator):
         est.notes_ = run.get("notes", [])
         est.warnings_ = run.get("warnings", [])  # absent in runs saved before notes and warnings were told apart
         est.history_ = read_history(path / HISTORY_FILE)
+        est.lineage_ = run.get("lineage") or []
+        est.memory_ = load_memory(path)
+        est.run_path_ = path
+        est.data_root_ = (run.get("data") or {}).get("root")
         metrics_file = path / METRICS_FILE
         est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
         return est
@@ -583,9 +591,92 @@ class ClassifierBase(TransferEstimator):
         Validation share (classification).
     test_fraction : float
         Test share (classification).
+    memory : int
+        Exemplars kept per class in the run for `extend` (0: none); bounded, chosen by `memory_selection`.
+    memory_selection : {"random", "herding"}
+        How exemplars are chosen: random (a fair sample, boundary cases included: what a refit head needs)
+        or herding (those whose mean best matches the class mean, as iCaRL's nearest-mean classifier uses).
     """
 
     config_keys: ClassVar[dict[str, Any]] = {"classes": list[str]}
+    memory: int
+    memory_selection: str
+
+    # ---- growing (see tasks/growth.py)
+    def extend(self, data: Any, compare: bool = False, train_backbone: bool = False) -> "ClassifierBase":
+        """Add the classes found in `data` (labelled like `fit`'s data) to this fitted classifier without
+        forgetting the old ones; examples of old classes in `data` are learned too. The strategy that
+        trained the model grows it: a prototype head gets new centroids (old ones unchanged); otherwise
+        the head is refit on the stored exemplar features plus the new ones, the backbone unchanged.
+        `train_backbone` (fine-tuned runs) trains the whole model instead, on exemplar memory + new
+        data with distillation of the old classes' logits and weight aligning. With `compare`, also
+        measures naive fine-tuning on the new data alone and retraining on all data. The step
+        (old-class accuracy before/after, forgetting, new-class accuracy) is appended to `lineage_`;
+        returns self."""
+        from .growth import extend
+
+        step = extend(self, data, compare=compare, train_backbone=train_backbone)
+        added = ", ".join(step["added"]) or "none"
+        self.decisions_ = [*getattr(self, "decisions_", []),
+                           (f"extended: classes added: {added}", step["how"] or f"by strategy {self.strategy_}")]
+        return self
+
+    def _adapt(self, strategy, model, fit_data, settings, started, loaded):
+        outcome = super()._adapt(strategy, model, fit_data, settings, started, loaded)
+        self.lineage_ = []
+        self.memory_ = None
+        if self.memory and self.strategy_ in STRATEGIES:
+            start = time.perf_counter()
+            plain = fit_data.train_plain
+            self.memory_ = build_memory(self, self._dataset_refs(plain), list(plain.labels),
+                                        outcome.features[0] if outcome.features is not None else None)
+            self.timings_["exemplar memory"] = time.perf_counter() - start
+            self.timings_["total fit"] += self.timings_["exemplar memory"]
+        return outcome
+
+    def _read_extension(self, data: Any) -> tuple[list[str], dict[str, tuple[list, list[str]]]]:
+        """New labelled data for `extend`, read and split like `fit`'s: (its class names, split name →
+        (references, class names))."""
+        raise TransferkitError(f"{self.task} cannot be extended to new classes.")
+
+    def _examples(self, refs: list, labels: list[int], augment: bool):
+        """A dataset of `(input, label)` items for references (image paths, texts); `augment` applies the
+        training augmentation."""
+        raise NotImplementedError
+
+    def _collate(self):
+        """The collation of this task's batches (None: the default)."""
+        return None
+
+    def _refs(self, samples) -> list:
+        """References (image paths, texts) of a split of `data_`."""
+        raise NotImplementedError
+
+    def _dataset_refs(self, dataset) -> list:
+        """References of a dataset made by `_fit_data` (in its order)."""
+        raise NotImplementedError
+
+    def _resolve_refs(self, refs: list, root: str | None) -> list:
+        """References recorded in split.json made usable (relative image paths joined to the data root)."""
+        return refs
+
+    def _existing(self, refs: list, labels: list) -> tuple[list, list]:
+        """The references (and their labels) whose inputs still exist."""
+        return list(refs), list(labels)
+
+    def _inputs(self, refs: list) -> Any:
+        """What `_proba` takes for these references."""
+        return refs
+
+    def _data_from_splits(self, classes: list[str], splits: dict[str, tuple[list, list[str]]]) -> Any:
+        """The task's data object (as `_load_data` accepts) for given splits and class order."""
+        raise NotImplementedError
+
+    def _extension_settings(self) -> TrainSettings:
+        """Training settings of an extension: the fit's, without checkpoints (an extension is short)."""
+        from dataclasses import replace
+
+        return replace(self._train_settings(None), checkpoint_dir=None, resume=False)
 
     def _new_head(self, num_features: int) -> nn.Module:
         return nn.Linear(num_features, len(self.classes_))
@@ -651,7 +742,8 @@ class ClassifierBase(TransferEstimator):
 
     # ---- parameter declarations (cli)
     param_constraints = {**TransferEstimator.param_constraints,
-                         "val_fraction": Interval(0.01, 0.5), "test_fraction": Interval(0.01, 0.5)}
+                         "val_fraction": Interval(0.01, 0.5), "test_fraction": Interval(0.01, 0.5),
+                         "memory": Interval(0), "memory_selection": OneOf(SELECTIONS)}
 
     # ---- presentation hooks (cli)
     #: The input column of `predict`'s records and table ("path", "text").

@@ -77,6 +77,8 @@ class ImageClassifier(ClassifierBase):
         tta: bool = True,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        memory: int = 100,
+        memory_selection: str = "random",
         seed: int = 0,
         num_workers: int = 0,
         run_dir: str | Path | None = None,
@@ -96,6 +98,8 @@ class ImageClassifier(ClassifierBase):
         self.tta = tta
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
+        self.memory = memory
+        self.memory_selection = memory_selection
         self.seed = seed
         self.num_workers = num_workers
         self.run_dir = run_dir
@@ -246,6 +250,50 @@ class ImageClassifier(ClassifierBase):
             raise DataError(f"{root}: no readable images in class folders named like {self.classes_}.")
         return samples, skipped
 
+    # ------------------------------------------------------------ growing (extend)
+    def _read_extension(self, data):
+        d = load_image_folder(data, self.val_fraction, self.test_fraction, self.seed, min_classes=1)
+        if d.skipped:
+            self.warnings_ = [*getattr(self, "warnings_", []), f"{len(d.skipped)} new file(s) skipped (not images or "
+                              "unreadable)"]
+        return list(d.classes), {name: (self._refs(s), [d.classes[y] for y in s.labels])
+                                 for name in ("train", "val", "test") for s in [getattr(d, name)]}
+
+    def _examples(self, refs, labels, augment: bool) -> ImageDataset:
+        dataset = self._dataset([Path(r) for r in refs], labels)
+        return dataset.with_transform(train_transform(self.preprocessing_, self.image_size_, self.augment)) \
+            if augment else dataset
+
+    def _refs(self, samples) -> list[str]:
+        return [str(p) for p in samples.paths]
+
+    def _dataset_refs(self, dataset) -> list[str]:
+        return [str(p) for p in dataset.paths]
+
+    def _resolve_refs(self, refs, root):
+        return [r if Path(r).is_absolute() or root is None else str(Path(root) / r) for r in refs]
+
+    def _existing(self, refs, labels):
+        kept = [(r, y) for r, y in zip(refs, labels) if Path(r).is_file()]
+        return [r for r, _ in kept], [y for _, y in kept]
+
+    def _inputs(self, refs) -> list[Path]:
+        return [Path(r) for r in refs]
+
+    def _data_from_splits(self, classes, splits) -> ImageFolderData:
+        import os
+
+        index = {c: i for i, c in enumerate(classes)}
+        samples = {name: Samples([Path(r) for r in refs], [index[c] for c in names])
+                   for name, (refs, names) in splits.items()}
+        every = [str(p) for s in samples.values() for p in s.paths]
+        root = Path(os.path.commonpath(every)) if every else Path(".")
+        counts = ", ".join(f"{len(s)} {name}" for name, s in samples.items())
+        return ImageFolderData(root=root, classes=list(classes), train=samples["train"], val=samples["val"],
+                               test=samples["test"], skipped=[], median_side=self.image_size_,
+                               split={"description": f"the parent run's splits plus the new data's ({counts})",
+                                      "seed": self.seed, "from_folders": True})
+
     # ------------------------------------------------------------ save/load
     def _task_config(self) -> dict:
         return {**super()._task_config(), "image_size": self.image_size_}
@@ -359,7 +407,7 @@ def _image_scratch_control(est: "ImageClassifier", budget: float) -> dict[str, A
     control = _ScratchControl(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
         batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=est.progress,
-        baseline=False, max_seconds=cap,
+        baseline=False, max_seconds=cap, memory=0,
     )
     control.fit(est.data_)
     accuracy = control.evaluate()["accuracy"]

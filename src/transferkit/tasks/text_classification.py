@@ -9,6 +9,7 @@ import torch
 
 from ..backbones import DEFAULT_TEXT_BACKBONE
 from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
+from ..data.text import TextSamples
 from ..errors import DataError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
@@ -63,6 +64,8 @@ class TextClassifier(ClassifierBase):
         shots_per_class: int | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        memory: int = 100,
+        memory_selection: str = "random",
         seed: int = 0,
         run_dir: str | Path | None = None,
         resume: bool = False,
@@ -83,6 +86,8 @@ class TextClassifier(ClassifierBase):
         self.shots_per_class = shots_per_class
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
+        self.memory = memory
+        self.memory_selection = memory_selection
         self.seed = seed
         self.run_dir = run_dir
         self.resume = resume
@@ -193,6 +198,36 @@ class TextClassifier(ClassifierBase):
         if unknown:
             raise DataError(f"{data}: labels {unknown[:5]} are not among the trained classes {self.classes_}.")
         return texts, [index[v] for v in labels], {}
+
+    # ------------------------------------------------------------ growing (extend)
+    def _read_extension(self, data):
+        d = load_text_data(data, self.text_column, self.label_column, self.val_fraction, self.test_fraction,
+                           self.seed, None, self.label_names, min_classes=1)
+        return list(d.classes), {name: (list(s.texts), [d.classes[y] for y in s.labels])
+                                 for name in ("train", "val", "test") for s in [getattr(d, name)]}
+
+    def _examples(self, refs, labels, augment: bool) -> TextDataset:
+        return TextDataset(refs, labels)
+
+    def _collate(self) -> TokenCollator:
+        return self._collator()
+
+    def _refs(self, samples) -> list[str]:
+        return list(samples.texts)
+
+    def _dataset_refs(self, dataset) -> list[str]:
+        return list(dataset.texts)
+
+    def _data_from_splits(self, classes, splits) -> TextTableData:
+        index = {c: i for i, c in enumerate(classes)}
+        samples = {name: TextSamples(list(refs), [index[c] for c in names]) for name, (refs, names) in splits.items()}
+        counts = ", ".join(f"{len(s)} {name}" for name, s in samples.items())
+        columns = getattr(getattr(self, "data_", None), "columns", None) or \
+            {"text": self.text_column or "text", "label": self.label_column or "label"}
+        return TextTableData(root=Path("."), classes=list(classes), train=samples["train"], val=samples["val"],
+                             test=samples["test"], columns=columns, label_names=dict(self.label_names_),
+                             split={"description": f"the parent run's splits plus the new data's ({counts})",
+                                    "seed": self.seed})
 
     def _task_config(self) -> dict:
         return {**super()._task_config(), "label_names": self.label_names_,
