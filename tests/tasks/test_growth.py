@@ -9,6 +9,7 @@ import torch
 from transferkit import ImageClassifier, TextClassifier, load_run
 from transferkit.errors import TransferkitError
 from transferkit.rundir import MEMORY_FEATURES, MEMORY_FILE
+from transferkit.tasks.growth import FEATURE_MEMORY_CAP
 
 from ..conftest import make_image_folder
 from .test_text_classifier import BAD, GOOD, NOUNS
@@ -56,8 +57,10 @@ def test_a_prototype_run_grows_without_changing_old_predictions_and_reloads_iden
     assert np.array_equal(child.predict_proba(queries), parent.predict_proba(queries))
     assert child.lineage_ == json.loads(json.dumps(parent.lineage_))
     memory = json.loads((tmp_path / "child" / MEMORY_FILE).read_text())
-    assert memory["per_class"] == 4 and len(memory["refs"]) == 12 and sorted(set(memory["labels"])) == [0, 1, 2]
-    assert (tmp_path / "child" / MEMORY_FEATURES).is_file()  # a frozen backbone: the features stay exact
+    # a frozen backbone: every example's features are kept (exact, and small), old and new
+    assert memory["per_class"] == FEATURE_MEMORY_CAP and sorted(set(memory["labels"])) == [0, 1, 2]
+    assert len(memory["refs"]) == 2 * (10 + 3) + sum(step["examples"][s] for s in ("train", "val"))
+    assert (tmp_path / "child" / MEMORY_FEATURES).is_file()
 
 
 def test_a_linear_probe_run_is_refit_on_its_memory_and_compared_with_naive_and_retraining(folders):
@@ -65,11 +68,12 @@ def test_a_linear_probe_run_is_refit_on_its_memory_and_compared_with_naive_and_r
     est = ImageClassifier(strategy="linear-probe", memory=5, **FAST).fit(old)
     est.extend(new, compare=True)
     step = est.lineage_[-1]
-    assert step["memory_used"] == 10 and "refit" in step["how"]
+    assert step["memory_used"] == 2 * (10 + 3) and "refit" in step["how"]
+    assert "bias_correction" not in est.strategy_settings_  # frozen features need none
     naive, joint = step["comparison"]["naive"], step["comparison"]["joint"]
     assert naive["new_accuracy"] >= step["metrics"]["new_accuracy"] - 1e-9  # naive learns only the new class...
     assert joint["all_accuracy"] is not None and joint["seconds"] > 0
-    assert len(est.memory_["refs"]) == 15
+    assert len(est.memory_["refs"]) == 2 * (10 + 3) + step["examples"]["train"] + step["examples"]["val"]
     metrics = est.evaluate()  # the merged test split: every class
     assert set(metrics["per_class"]) == {"green", "red", "blue"}
 
@@ -97,6 +101,8 @@ def test_a_fine_tuned_run_grows_its_head_on_stored_features_by_default(folders):
     backbone = {k: v.clone() for k, v in est.model_.backbone.state_dict().items()}
     est.extend(new)
     assert not est.strategy_settings_["backbone_trained"] and est.strategy_settings_["C"] > 0
+    assert len(est.memory_["refs"]) == 3 * 3  # a trained backbone: the bounded memory, 3 per class
+    assert est.strategy_settings_["bias_correction"]["examples"] == 3 * 2 + 2  # held-out old + new validation
     assert all(torch.equal(v, backbone[k]) for k, v in est.model_.backbone.state_dict().items())
     assert est.lineage_[-1]["metrics"]["new_accuracy"] > 0.5
 

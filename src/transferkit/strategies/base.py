@@ -164,7 +164,8 @@ class FitOutcome:
     estimate: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)  # what needs the user's attention
     #: (features, labels) of `FitData.train_plain` in its order, when the strategy extracted them from
-    #: a backbone it left unchanged (the task reuses them for the exemplar memory)
+    #: a backbone it left unchanged (the task reuses them for the exemplar memory); from `extend`: of
+    #: the new training examples, then the new validation examples
     features: "tuple[Any, Any] | None" = None
 
 
@@ -179,7 +180,8 @@ class ExtendData:
     the backbone as the run saved it (exact while `extend` leaves the backbone as it is), or None.
     `val` is the new data's validation split. `replay`, `distill` and `align` switch the three
     defences off for the naive baseline. `train_backbone` asks a strategy that fine-tunes to train
-    the backbone too, not only the head.
+    the backbone too, not only the head. `calibrate`: `val` will calibrate the grown head afterwards
+    (bias correction), so the strategy must not train on it.
     """
 
     train: Dataset
@@ -195,6 +197,7 @@ class ExtendData:
     distill: bool = True
     align: bool = True
     train_backbone: bool = False
+    calibrate: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -219,6 +222,10 @@ class Strategy(ABC):
     Options: type | None = None
     #: whether `fit` honours `FitData.folds` (cross-validated estimate, model fitted on all data)
     cross_validates: bool = False
+    #: whether `fit` trains the backbone: its features of the training examples are then fitted to
+    #: them (cleaner than those of unseen inputs), so a run keeps a bounded exemplar memory and a grown
+    #: head is recalibrated on held-out examples; a frozen backbone's features are exact for any input
+    trains_backbone: bool = True
 
     def __init__(self, **options: Any) -> None:
         known = [f.name for f in fields(self.Options)] if self.Options else []

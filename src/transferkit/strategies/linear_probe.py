@@ -365,6 +365,7 @@ class LinearProbe(Strategy):
     cross-validation and the head is fitted on every labelled example."""
 
     cross_validates = True
+    trains_backbone = False
 
     name = "linear-probe"
 
@@ -406,8 +407,10 @@ class LinearProbe(Strategy):
             how = "the grown head trained on the new examples only (naive)"
         else:
             mx, my = data.memory_features, data.labels[: data.memory_size]
-            # the new data's validation split is left out: it calibrates the grown head afterwards
-            all_x, all_y = np.concatenate([mx, x]), np.concatenate([my, y])
+            # the new data's validation split trains too, unless it calibrates the grown head afterwards
+            held_out = data.calibrate or not len(vy)
+            all_x = np.concatenate([mx, x] if held_out else [mx, x, vx])
+            all_y = np.concatenate([my, y] if held_out else [my, y, vy])
             if c is None:  # a fine-tuned run's head was not a logistic probe: choose C as a probe does
                 c = cross_validated_head(all_x, all_y, data.num_classes, settings.seed)[2]
             c = float(c)
@@ -418,8 +421,8 @@ class LinearProbe(Strategy):
                 clf = _logistic(scaler.transform(all_x), all_y, c, settings.seed, sample_weight=weight)
             model.head = _fold_into_linear(clf, scaler, data.num_classes)
             history = []
-            how = (f"logistic head refit (C={c:g}, classes weighted equally) on {data.memory_size} stored exemplar "
-                   f"features and {len(all_y) - data.memory_size} new examples")
+            how = (f"logistic head refit (C={c:g}, classes weighted equally) on the stored features of "
+                   f"{data.memory_size} old examples and {len(all_y) - data.memory_size} new examples")
         return FitOutcome(history=history, settings={"extension": how, "C": c, "backbone_trained": False},
                           timings={"feature extraction": extracted - start, "head fit": time.perf_counter() - extracted},
-                          notes=[how], features=(x, y))
+                          notes=[how], features=(np.concatenate([x, vx]), np.concatenate([y, vy])))

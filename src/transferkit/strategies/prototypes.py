@@ -66,6 +66,7 @@ class Prototypes(Strategy):
 
     name = "prototypes"
     cross_validates = True
+    trains_backbone = False
 
     def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
         """Add a centroid per new class (the mean of its normalised new features) and fold new examples
@@ -105,7 +106,7 @@ class Prototypes(Strategy):
         return FitOutcome(settings={"extension": how, "examples_per_class": counts, "temperature": t},
                           timings={"feature extraction": extracted - start,
                                    "centroids": time.perf_counter() - extracted},
-                          notes=[how], features=(x.numpy()[: len(x) - len(vy)], y.numpy()[: len(y) - len(vy)]))
+                          notes=[how], features=(x.numpy(), y.numpy()))
 
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
         return [super().plan(data, settings)[0],

@@ -592,7 +592,8 @@ class ClassifierBase(TransferEstimator):
     test_fraction : float
         Test share (classification).
     memory : int
-        Exemplars kept per class in the run for `extend` (0: none); bounded, chosen by `memory_selection`.
+        Exemplars kept per class in the run for `extend` (0: none), chosen by `memory_selection`; a run
+        whose backbone stays frozen keeps the features of every example (up to 1,000 per class).
     memory_selection : {"random", "herding"}
         How exemplars are chosen: random (a fair sample, boundary cases included: what a refit head needs)
         or herding (those whose mean best matches the class mean, as iCaRL's nearest-mean classifier uses).
@@ -628,8 +629,16 @@ class ClassifierBase(TransferEstimator):
         if self.memory and self.strategy_ in STRATEGIES:
             start = time.perf_counter()
             plain = fit_data.train_plain
-            self.memory_ = build_memory(self, self._dataset_refs(plain), list(plain.labels),
-                                        outcome.features[0] if outcome.features is not None else None)
+            refs, labels = self._dataset_refs(plain), list(plain.labels)
+            features = outcome.features[0] if outcome.features is not None else None
+            if features is not None and len(fit_data.val):  # a frozen backbone: validation examples join
+                from ..models.features import extract_features
+
+                val_x, _ = extract_features(model.backbone, fit_data.val, batch_size=64, hflip=settings.tta,
+                                            progress=False, collate_fn=fit_data.collate_fn)
+                refs, labels = refs + self._dataset_refs(fit_data.val), labels + list(fit_data.val.labels)
+                features = np.concatenate([features, val_x])
+            self.memory_ = build_memory(self, refs, labels, features)
             self.timings_["exemplar memory"] = time.perf_counter() - start
             self.timings_["total fit"] += self.timings_["exemplar memory"]
         return outcome

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import DataError, RunDirectoryError, TransferkitError
 from ..rundir import MEMORY_FEATURES, MEMORY_FILE, SPLIT_FILE, read_json, write_text
-from ..strategies import TrainSettings, create_strategy
+from ..strategies import STRATEGIES, TrainSettings, create_strategy
 from ..strategies import ExtendData
 from ..strategies.incremental import select_exemplars
 
@@ -33,13 +33,28 @@ Splits = dict[str, tuple[list, list[str]]]
 
 
 # ------------------------------------------------------------------ the exemplar memory
+#: A run whose backbone stays frozen keeps the features of up to this many examples per class: they are
+#: exact for any input and small (5 KB each at 1,280 dimensions), and a head refit on all of them is the
+#: head retrained on all the data (a 100-per-class subsample cost flowers5 about 5 points more).
+FEATURE_MEMORY_CAP = 1000
+
+
+def memory_size(est: ClassifierBase) -> int:
+    """Examples kept per class: `est.memory` (0: none) for a run whose backbone was trained, else up to
+    FEATURE_MEMORY_CAP (features of a frozen backbone are exact and small)."""
+    if not est.memory:
+        return 0
+    return int(est.memory) if STRATEGIES.get(est.strategy_).trains_backbone else max(int(est.memory),
+                                                                                     FEATURE_MEMORY_CAP)
+
+
 def build_memory(est: ClassifierBase, refs: list, labels: list[int], features: np.ndarray | None) -> dict | None:
-    """The run's exemplar memory chosen among `refs` (labels over `est.classes_`): at most `est.memory`
+    """The run's exemplar memory chosen among `refs` (labels over `est.classes_`): at most `memory_size`
     per class, by `est.memory_selection`, with the exemplars' features from the model's backbone as it
     is now (`features`, aligned with `refs`, when the strategy already has them; else extracted, for
     herding from a random pool of twice the memory per class). The features stay exact while the
     backbone is left as it is, so an extension that keeps the backbone refits the head on them."""
-    per_class = int(est.memory)
+    per_class = memory_size(est)
     if per_class <= 0 or not refs:
         return None
     labels_a = np.asarray(labels, dtype=np.int64)
@@ -135,6 +150,9 @@ def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone
     warnings: list[str] = []
     if memory is None and train_backbone:
         warnings.append("no exemplar memory in the parent run: the old classes are kept by distillation alone")
+    # features of a trained backbone fit its training examples better than unseen inputs: the grown
+    # head is then recalibrated on held-out examples (a frozen backbone's features need no correction)
+    calibrate = STRATEGIES.get(est.strategy_).trains_backbone or train_backbone
     old_test = _old_class_test(est, new, len(old))
     before = _accuracy(est, est.model_, old, old_test) if old_test else None
     parent_model = copy.deepcopy(est.model_) if compare else None
@@ -146,11 +164,11 @@ def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone
         val=est._examples(*new["val"], augment=False), num_classes=len(classes), old_classes=len(old),
         memory_size=len(mem_refs), memory_features=memory["features"] if memory else None,
         collate_fn=est._collate(), modality=est.modality, options=dict(est.strategy_settings_),
-        train_backbone=train_backbone)
+        train_backbone=train_backbone, calibrate=calibrate)
     settings = est._extension_settings()
     outcome = strategy.extend(est.model_, ext, settings)
     est.model_.eval()
-    correction = _correct_bias(est, old, classes, new)
+    correction = _correct_bias(est, old, classes, new) if calibrate else None
     if correction:
         outcome.settings["bias_correction"] = correction
         outcome.notes.append(f"new classes' logits rescaled by {correction['alpha']:.2f} and shifted by "
@@ -182,6 +200,8 @@ def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone
     if not outcome.settings.get("backbone_trained") and outcome.features is not None:
         old_features = memory["features"] if memory else np.zeros((0, outcome.features[0].shape[1]), np.float32)
         features = np.concatenate([old_features, outcome.features[0]])
+        if len(features) > len(candidates):  # the strategy's features cover the new validation split too
+            candidates, labels = candidates + new["val"][0], labels + new["val"][1]
     est.memory_ = build_memory(est, candidates, labels, features)
     est.timings_ = {**outcome.timings, "total extend": time.perf_counter() - start}
     est.notes_ = [*outcome.notes, *warnings]
