@@ -469,6 +469,9 @@ class TokenCollator:
         texts, labels = zip(*batch)
         encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
+        if isinstance(labels[0], dict):  # several heads: a target per head (multi-task data)
+            return dict(encoded), {head: torch.as_tensor([y[head] for y in labels], dtype=torch.long)
+                                   for head in labels[0]}
         return dict(encoded), torch.as_tensor(labels, dtype=torch.long)
 
 

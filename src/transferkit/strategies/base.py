@@ -175,6 +175,8 @@ class Strategy(ABC):
     Options: type | None = None
     #: whether `fit` honours `FitData.folds` (cross-validated estimate, model fitted on all data)
     cross_validates: bool = False
+    #: whether `fit` trains every head named in `FitData.objectives` (multi-task heads), not only the default one
+    multi_head: bool = False
 
     def __init__(self, **options: Any) -> None:
         known = [f.name for f in fields(self.Options)] if self.Options else []
