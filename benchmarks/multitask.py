@@ -76,19 +76,29 @@ def best_seconds(call, repeats: int) -> float:
     return min(times)
 
 
+def fit_singles(data, common: dict) -> tuple[dict, dict]:
+    """One single-task model per head on `data`'s split, and the fit time of each."""
+    singles, seconds = {}, {}
+    for head in HEADS:
+        start = time.perf_counter()
+        singles[head] = TextClassifier(**common).fit(single_task(data, head))
+        seconds[head] = time.perf_counter() - start
+    return singles, seconds
+
+
 def run_seed(table: Path, seed: int, strategy: str, weights: str | None, epochs: int | None, repeats: int,
-             batch_size: int) -> dict:
+             batch_size: int, cache: dict) -> dict:
+    """Both set-ups on one seed's split; the single-task models are fitted once per (strategy, seed)
+    and reused by every loss weighting of the two-head model (`cache`)."""
     data = load_multitask_text(table, "sentence", list(HEADS), val_fraction=0.1, test_fraction=0.2, seed=seed)
     common = dict(strategy=strategy, seed=seed, epochs=epochs, batch_size=batch_size, progress=False, baseline=False)
     start = time.perf_counter()
     two = TextClassifier(label_columns=list(HEADS), task_weights=weights, **common).fit(data)
     two_seconds = time.perf_counter() - start
     metrics = two.evaluate()
-    singles, single_seconds = {}, {}
-    for head in HEADS:
-        start = time.perf_counter()
-        singles[head] = TextClassifier(**common).fit(single_task(data, head))
-        single_seconds[head] = time.perf_counter() - start
+    if (strategy, seed) not in cache:
+        cache[(strategy, seed)] = fit_singles(data, common)
+    singles, single_seconds = cache[(strategy, seed)]
     single_metrics = {head: clf.evaluate() for head, clf in singles.items()}
 
     texts = list(data.test.texts)
@@ -166,7 +176,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results.update({"data": "amazon.txt + yelp.txt (UCI sentiment sentences), 2,000 sentences; heads: sentiment "
                             "(negative/positive) and domain (amazon/yelp)",
-                    "backbone": "all-minilm-l6-v2", "threads": torch.get_num_threads(), "seeds": seeds,
+                    "backbone": "all-minilm-l6-v2", "threads": torch.get_num_threads(),
                     "split": "per seed: stratified by sentiment × domain, test 20 %, validation 10 % of the rest; "
                              "the single-task models use the same split",
                     "latency": "predict on the seed's test texts, best of "
@@ -179,6 +189,7 @@ def main() -> None:
 
     import tempfile
 
+    cache: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         table = combined_table(args.data, Path(tmp) / "reviews.tsv")
         for strategy in args.strategies.split(","):
@@ -189,21 +200,25 @@ def main() -> None:
                 key = strategy + (f" ({weights})" if weights else "")
                 runs = []
                 for seed in seeds:
-                    run = run_seed(table, seed, strategy, weights, args.epochs, args.repeats, args.batch_size)
+                    run = run_seed(table, seed, strategy, weights, args.epochs, args.repeats, args.batch_size, cache)
                     runs.append(run)
                     two, single = run["two_head"], run["single"]
                     print(f"{key:28s} seed {seed}: two-head acc " + ", ".join(f"{h} {two['accuracy'][h]:.3f}" for h in HEADS)
                           + " | single " + ", ".join(f"{h} {single['accuracy'][h]:.3f}" for h in HEADS)
                           + f" | {two['texts_per_second']:.0f} vs {single['texts_per_second']:.0f} texts/s"
                           + f" | fit {two['fit_seconds']:.0f} vs {single['fit_seconds']:.0f} s", flush=True)
-                runs_out[key] = {"runs": runs, "summary": summarise(runs)}
+                runs_out[key] = {"seeds": seeds, "epochs": args.epochs if strategy != "linear-probe" else None,
+                                 "command": "python benchmarks/multitask.py --strategies " + strategy
+                                 + f" --seeds {args.seeds}" + (f" --epochs {args.epochs}" if args.epochs else "")
+                                 + (f" --task-weights {args.task_weights}" if strategy != "linear-probe" else ""),
+                                 "runs": runs, "summary": summarise(runs)}
                 save()
 
-    print(f"\ntwo-head vs two single-task models (mean over seeds {args.seeds})")
+    print("\ntwo-head vs two single-task models (mean over seeds)")
     for key, entry in runs_out.items():
         s = entry["summary"]
         ratio = s["two_head_vs_single"]
-        print(f"  {key}")
+        print(f"  {key} (seeds {', '.join(map(str, entry['seeds']))})")
         for h in HEADS:
             print(f"    {h:10s} accuracy two-head {s['two_head']['accuracy'][h]['mean']:.3f} ± "
                   f"{s['two_head']['accuracy'][h]['std']:.3f}   single {s['single']['accuracy'][h]['mean']:.3f} ± "

@@ -8,6 +8,7 @@ from PIL import Image
 
 from transferkit import ImageClassifier, TextClassifier, load_run
 from transferkit.errors import DataError, TransferkitError
+from transferkit.tasks import detect_task
 
 GOOD = ["wonderful", "excellent", "delightful", "great", "superb", "lovely", "fantastic", "brilliant"]
 BAD = ["awful", "terrible", "dreadful", "horrible", "boring", "disappointing", "poor", "bad"]
@@ -132,7 +133,7 @@ IMAGE_FAST = dict(image_size=64, **FAST)
 
 def test_image_manifest_with_two_label_columns_reloads_identically(tmp_path):
     manifest = make_manifest(tmp_path / "data")
-    assert ImageClassifier.recognise(manifest) and not TextClassifier.recognise(manifest)
+    assert detect_task(manifest)[0] == "image-classification" and not TextClassifier.recognise(manifest)
     clf = ImageClassifier(strategy="linear-probe", label_columns="colour,tone", **IMAGE_FAST).fit(manifest)
     assert clf.heads_ == {"colour": ["blue", "green", "red"], "tone": ["bright", "dark"]}
     metrics = clf.evaluate()

@@ -18,7 +18,8 @@ from ..errors import DataError, TransferkitError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
-from ..data.multitask import MultiTargetDataset, load_image_manifest, looks_like_image_manifest, parse_label_columns
+from ..data.multitask import (MANIFEST_EXTENSIONS, MultiTargetDataset, load_image_manifest, looks_like_image_manifest,
+                              parse_label_columns)
 from .base import ClassifierBase, stack_outputs
 from .params import Interval, OneOf
 
@@ -117,7 +118,7 @@ class ImageClassifier(ClassifierBase):
         columns = parse_label_columns(self.label_columns)
         if isinstance(data, ImageFolderData):
             self.data_ = data
-        elif Path(data).expanduser().is_file():
+        elif Path(data).expanduser().is_file() and Path(data).suffix.lower() in MANIFEST_EXTENSIONS:
             self.data_ = load_image_manifest(data, columns, self.val_fraction, self.test_fraction, self.seed)
         elif columns:
             raise DataError(f"{data}: --label-columns reads an image manifest (a CSV with a path column and label "
