@@ -66,9 +66,11 @@ def _rich_table(spec) -> Table:
 
 
 def _print_metrics(est, metrics: dict, data: str | None = None) -> None:
-    """The task's metrics table and summary line: on the run's test split, or (evaluate) on `data`."""
-    table, summary = est.metrics_table(metrics, data)
-    console.print(_rich_table(table))
+    """The task's metrics tables (one per head of a multi-task model) and summary line: on the
+    run's test split, or (evaluate) on `data`."""
+    tables, summary = est.metrics_tables(metrics, data)
+    for table in tables:
+        console.print(_rich_table(table))
     if summary:
         console.print(f"{escape(summary.label)} [bold]{escape(summary.value)}[/]{escape(summary.detail)}",
                       highlight=False, soft_wrap=True)

@@ -26,6 +26,7 @@ def extract_features(
     collate_fn=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features and labels of `dataset`; with `hflip`, image features are averaged over a flip.
+    Items whose targets are dicts (one per head) give labels as a dict head → array.
 
     Averaging over the flip is test-time augmentation folded into the features, so a linear
     head trained on them predicts exactly what the flip-averaged network predicts.
@@ -43,8 +44,10 @@ def extract_features(
         if hflip and isinstance(x, torch.Tensor) and x.ndim == 4:
             f = (f + backbone(torch.flip(x, dims=[3]))) / 2
         feats.append(f.float().cpu())
-        labels.append(torch.as_tensor(y))
+        labels.append({k: torch.as_tensor(v) for k, v in y.items()} if isinstance(y, dict) else torch.as_tensor(y))
     backbone.train(was_training)
     if not feats:  # an empty split (few-shot runs have no validation set)
         return np.zeros((0, int(getattr(backbone, "num_features", 0))), np.float32), np.zeros(0, np.int64)
+    if isinstance(labels[0], dict):
+        return torch.cat(feats).numpy(), {k: torch.cat([y[k] for y in labels]).numpy() for k in labels[0]}
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()

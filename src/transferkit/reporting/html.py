@@ -704,6 +704,23 @@ def _metric_values(metrics: dict) -> str:
     return _table(("Metric", "Value"), rows) if rows else _muted(f"Metrics: {NOT_EVALUATED}.")
 
 
+def _head_metrics(metrics: dict) -> str:
+    """The "head-metrics" section of a multi-task run: each head's accuracy and macro F1, then its
+    per-class table ("" for a run with one head: the section is left out)."""
+    heads: dict = metrics.get("heads") or {}
+    if not heads:
+        return ""
+    summary = _table(("Head", "Accuracy", "Macro F1", "Classes", "Examples"), [
+        (_e(head) + (" <em>(primary)</em>" if head == metrics.get("primary_head") else ""), _pct(m.get("accuracy")),
+         _fmt(m.get("macro_f1")), _int(len(m.get("classes") or m.get("per_class") or [])), _int(m.get("n")))
+        for head, m in heads.items()])
+    parts = [summary, _muted("One head per label column on the shared backbone; the primary head (the first column) "
+                             "gives the headline metrics, the Metrics and Confusion sections and the transfer check.")]
+    for head, m in heads.items():
+        parts.append(f"<h3>{_e(head)}</h3>" + _metrics_table(m))
+    return "\n".join(parts)
+
+
 def _confusion(metrics: dict) -> str:
     matrix = metrics.get("confusion_matrix")
     if not matrix:
@@ -740,6 +757,7 @@ SECTIONS: dict[str, tuple[str, Callable[[RunReport], str]]] = {
     "forecast-metrics": ("Metrics", lambda r: _forecast_metrics(r.metrics or {})),
     "forecasts": ("Forecasts", lambda r: _forecasts(r.examples)),
     "metric-values": ("Metrics", lambda r: _metric_values(r.metrics or {})),
+    "head-metrics": ("Metrics per head", lambda r: _head_metrics(r.metrics or {})),
 }
 
 
@@ -748,7 +766,8 @@ def _task_section(name: str, report: RunReport) -> str:
         raise ValueError(f"report section {name!r} is not one of {', '.join(SECTIONS)} "
                        "(transferkit.reporting.html.SECTIONS)")
     title, body = SECTIONS[name]
-    return _section(title, body(report))
+    html = body(report)
+    return _section(title, html) if html else ""  # a section with nothing to show for this run is left out
 
 
 def _cell(value: Any) -> str:

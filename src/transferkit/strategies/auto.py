@@ -62,6 +62,24 @@ def choose_strategy(labels: list[int], modality: str = "image", pretrained: bool
     )
 
 
+def choose_multi_head(data: FitData) -> tuple[str, str]:
+    """The strategy `auto` uses for several heads (`data.objectives`): the strategies that train
+    every head are a probe per head and fine-tuning, chosen by the rarest class of any head."""
+    datasets = getattr(data.train_plain, "targets", None) or {}
+    smallest = min((min(Counter(labels).values()) for labels in datasets.values()), default=0)
+    heads = ", ".join(data.objectives)
+    if not data.pretrained:
+        return "full", f"the backbone has no pretrained weights, so every layer trains, with one head per label ({heads})"
+    if smallest < MIN_PER_CLASS_TO_FINE_TUNE:
+        return "linear-probe", (
+            f"several heads ({heads}) and the rarest class of any has {smallest} training examples "
+            f"(< {MIN_PER_CLASS_TO_FINE_TUNE}): the backbone stays frozen and each head is a logistic probe on the "
+            "same features")
+    return "fine-tune", (
+        f"several heads ({heads}) and every class of each has at least {smallest} training examples "
+        f"(≥ {MIN_PER_CLASS_TO_FINE_TUNE}): the shared backbone is fine-tuned on the heads' summed losses")
+
+
 class Auto(Strategy):
     """Images (pretrained backbone): a linear probe first (cheap: features extracted once), then
     fine-tuning only when the probe leaves room, every class has enough examples and the estimated
@@ -70,6 +88,7 @@ class Auto(Strategy):
     modalities: `choose_strategy`."""
 
     cross_validates = True
+    multi_head = True  # several heads: `choose_multi_head`
 
     name = "auto"
 
@@ -77,8 +96,14 @@ class Auto(Strategy):
         # options are meant for whichever strategy gets chosen, and are checked once it is
         self.options = options
 
+    def _choose(self, data: FitData) -> tuple[str, str]:
+        if len(data.objectives) > 1:
+            return choose_multi_head(data)
+        return choose_strategy(data.labels, data.modality, data.pretrained)
+
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
-        if data.modality == "image" and data.pretrained and data.objective == "classification":
+        if len(data.objectives) == 1 and data.modality == "image" and data.pretrained \
+                and data.objective == "classification":
             return [("strategy: auto → linear probe first, then fine-tune if it can pay off",
                      "the probe is cheap (features extracted once); fine-tuning follows only when the probe leaves "
                      f"room on validation (< {NEAR_PERFECT:.0%}), every class has at least "
@@ -88,14 +113,15 @@ class Auto(Strategy):
                     ("epochs: " + (str(settings.epochs) if settings.epochs else "chosen after the probe"),
                      "fine-tuning epochs follow from the probe's measured speed and the time budget"
                      if not settings.epochs else "as requested, if fine-tuning runs")]
-        name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
+        name, reason = self._choose(data)
         chosen = create_strategy(name, **self.options).plan(data, settings)
         return [(f"strategy: auto → {name}", reason), *chosen[1:]]
 
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
-        if data.modality == "image" and data.pretrained and data.objective == "classification":
+        if len(data.objectives) == 1 and data.modality == "image" and data.pretrained \
+                and data.objective == "classification":
             return self._probe_then_fine_tune(model, data, settings)
-        name, reason = choose_strategy(data.labels, data.modality, data.pretrained)
+        name, reason = self._choose(data)
         options = dict(self.options)
         if not data.pretrained:
             options.setdefault("freeze_bn_stats", False)

@@ -226,6 +226,8 @@ class Strategy(ABC):
     #: them (cleaner than those of unseen inputs), so a run keeps a bounded exemplar memory and a grown
     #: head is recalibrated on held-out examples; a frozen backbone's features are exact for any input
     trains_backbone: bool = True
+    #: whether `fit` trains every head named in `FitData.objectives` (multi-task heads), not only the default one
+    multi_head: bool = False
 
     def __init__(self, **options: Any) -> None:
         known = [f.name for f in fields(self.Options)] if self.Options else []

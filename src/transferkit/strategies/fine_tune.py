@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import TransferkitError
 from ..models import TransferModel
 from .base import ExtendData, FitData, FitOutcome, Strategy, TrainSettings
 from .freezing import GradualUnfreeze, set_trainable
@@ -39,6 +40,7 @@ class FineTuneRecipe:
 
 class FineTuneBase(Strategy):
     Options = FineTuneRecipe
+    multi_head = True  # `TransferModule` trains every head of `FitData.objectives` on one backbone pass
 
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
         lines = super().plan(data, settings)
@@ -72,6 +74,9 @@ class FineTuneBase(Strategy):
         last = Path(settings.checkpoint_dir) / "last.ckpt" if settings.checkpoint_dir else None
         resuming = bool(settings.resume and last and last.is_file())
 
+        if recipe.head_warmup and len(data.objectives) > 1:
+            raise TransferkitError("head_warmup (LP-FT) fits one head; with several label columns leave it off, or "
+                                   "use strategy linear-probe for a probe per head.")
         if recipe.head_warmup and not resuming:
             set_trainable(model.backbone.parameters(), False)
             probe_history, c, timings = probe(model, data, settings, for_fine_tuning=True)
@@ -95,6 +100,9 @@ class FineTuneBase(Strategy):
         model.eval()
         set_trainable(model.parameters(), True)
         outcome.history = run.history
+        learned = {head: values for head, loss in losses.items() if (values := loss.learned())}
+        if learned:  # e.g. uncertainty weighting's log-variance and weight per head
+            outcome.settings["learned_loss_weights"] = learned
         outcome.settings.update({
             **asdict(recipe), "lr": lr, "head_lr": head_lr, "epochs": epochs,
             "epochs_run": run.epochs_run, "group_lrs": schedule.group_lrs,

@@ -70,6 +70,10 @@ class Loss(nn.Module):
         """A fresh torchmetrics metric updated with (output, target) on validation batches, or None."""
         return None
 
+    def learned(self) -> dict[str, float]:
+        """What the loss learned while training, for the run's record ({} for a loss without parameters)."""
+        return {}
+
 
 @LOSSES.register("cross-entropy")
 class CrossEntropy(Loss):
@@ -114,6 +118,43 @@ class MeanSquaredError(Loss):
         from torchmetrics import MeanAbsoluteError
 
         return MeanAbsoluteError()
+
+
+@LOSSES.register("uncertainty")
+class UncertaintyWeighted(Loss):
+    """Multi-task: a head's loss weighted by a learned log-variance s, exp(-s) L + s (Kendall, Gal & Cipolla 2018).
+
+    Summed over heads, the training loss is Σ exp(-s_i) L_i + s_i: a head whose loss stays high
+    (a noisier task) gets a larger s and so a smaller weight, and the + s term keeps s from
+    growing without bound. s starts at `init` (0: weight 1) and trains at the head's LR. The
+    wrapped loss (`loss`, options passed on) gives the validation loss and metric, unweighted, so
+    early stopping watches the heads' plain losses rather than the moving weights.
+    """
+
+    def __init__(self, inner: Loss, init: float = 0.0) -> None:
+        super().__init__()
+        self.inner = inner
+        self.log_variance = nn.Parameter(torch.tensor(float(init)))
+        self.metric = inner.metric  # the wrapped loss's validation metric, under its name
+
+    @classmethod
+    def create(cls, data: Any, settings: Any, loss: str = "cross-entropy", init: float = 0.0,
+               **options: Any) -> "UncertaintyWeighted":
+        return cls(create_loss(Objective(loss, options=options), data, settings), init)
+
+    def forward(self, output, target, unlabelled=None):
+        s = self.log_variance
+        return torch.exp(-s) * self.inner(output, target, unlabelled) + s
+
+    def validation_loss(self, output, target):
+        return self.inner.validation_loss(output, target)
+
+    def new_metric(self):
+        return self.inner.new_metric()
+
+    def learned(self) -> dict[str, float]:
+        s = float(self.log_variance.detach())
+        return {"log_variance": s, "weight": float(torch.exp(torch.tensor(-s)))}
 
 
 # The domain-adaptation losses (unlabelled target data), declared: their module loads on first use.

@@ -300,7 +300,8 @@ class TransferEstimator(BaseEstimator):
         if labels and len(set(labels)) > 1:
             features, y = extract_features(backbone.model, subset, batch_size=32, hflip=False, progress=False,
                                            collate_fn=fit_data.collate_fn)
-            domain["separability"] = linear_separability(features, y)
+            # several heads: the first head's classes (what `fit_data.labels` holds)
+            domain["separability"] = linear_separability(features, next(iter(y.values())) if isinstance(y, dict) else y)
         domain["seconds"] = time.perf_counter() - start
         self.domain_ = domain
 
@@ -392,7 +393,7 @@ class TransferEstimator(BaseEstimator):
     @torch.inference_mode()
     def _outputs(self, loader, transform=None) -> list[torch.Tensor]:
         """Model outputs batch by batch (progress bar for long inputs); `transform(model, x)` may
-        replace the plain forward pass (e.g. flip averaging)."""
+        replace the plain forward pass (e.g. flip averaging) and may return a dict head → output."""
         from tqdm.auto import tqdm
 
         model = self.model_.eval()
@@ -401,7 +402,8 @@ class TransferEstimator(BaseEstimator):
         show = self.progress and len(loader.dataset) >= 256
         for x, _ in tqdm(loader, desc="predict", disable=not show, leave=False):
             x = to_device(x, device)
-            out.append((transform(model, x) if transform else model(x)).float().cpu())
+            y = transform(model, x) if transform else model(x)
+            out.append({k: v.float().cpu() for k, v in y.items()} if isinstance(y, dict) else y.float().cpu())
         return out
 
     # ------------------------------------------------------------- save/load
@@ -571,6 +573,12 @@ class TransferEstimator(BaseEstimator):
         `evaluate()`: on the run's test split (data=None) or on `data`."""
         raise NotImplementedError(f"{type(self).__name__} does not define metrics_table")
 
+    def metrics_tables(self, metrics: dict, data: str | None = None) -> tuple[list[Table], SummaryLine | None]:
+        """Every table `fit` and `evaluate` print for `metrics` (one per head of a multi-task
+        model) and the summary line; `metrics_table`'s one table by default."""
+        table, summary = self.metrics_table(metrics, data)
+        return [table], summary
+
     def _metrics_title(self, metrics: dict, data: str | None) -> str:
         """"test split (7 examples)", the estimate's method for a cross-validated run, or the data."""
         from .._format import counted
@@ -585,6 +593,13 @@ class ClassifierBase(TransferEstimator):
     Subclasses implement `_proba(inputs)` (class probabilities of raw inputs) and
     `_labelled(data)` (inputs and integer labels of a labelled data source).
 
+    Multi-task heads: with several `label_columns` the model has one linear head per column on
+    the shared backbone, named after the column; `heads_` maps each head to its classes (empty for
+    one head, "main"). The first column is the primary head: `classes_`, the top-level metrics and
+    the transfer check are its. `predict` then returns a dict head → labels, `predict_proba` a
+    dict head → probabilities, `evaluate` adds "heads" (each head's metrics) and "primary_head",
+    and `_proba` / `_labelled` give dicts head → probabilities / labels.
+
     Parameters
     ----------
     val_fraction : float
@@ -597,6 +612,10 @@ class ClassifierBase(TransferEstimator):
     memory_selection : {"random", "herding"}
         How exemplars are chosen: random (a fair sample, boundary cases included: what a refit head needs)
         or herding (those whose mean best matches the class mean, as iCaRL's nearest-mean classifier uses).
+    label_columns : str, list or None
+        Several label columns, one head each on the shared backbone: 'sentiment,domain' (a text table or an image manifest).
+    task_weights : str, dict or None
+        Loss weight per head: 'sentiment=1,domain=0.5' (others 1), or 'uncertainty' (learned, Kendall et al. 2018).
     """
 
     config_keys: ClassVar[dict[str, Any]] = {"classes": list[str]}
@@ -626,7 +645,7 @@ class ClassifierBase(TransferEstimator):
         outcome = super()._adapt(strategy, model, fit_data, settings, started, loaded)
         self.lineage_ = []
         self.memory_ = None
-        if self.memory and self.strategy_ in STRATEGIES:
+        if self.memory and self.strategy_ in STRATEGIES and not self._multi_head():  # extend grows one head
             start = time.perf_counter()
             plain = fit_data.train_plain
             refs, labels = self._dataset_refs(plain), list(plain.labels)
@@ -687,14 +706,83 @@ class ClassifierBase(TransferEstimator):
 
         return replace(self._train_settings(None), checkpoint_dir=None, resume=False)
 
+    def _multi_head(self) -> bool:
+        """Whether this model has several heads (label columns)."""
+        return len(getattr(self, "heads_", None) or {}) > 1
+
+    def _check_params(self, adapting: bool = False) -> Strategy:
+        from ..data.multitask import parse_label_columns, parse_task_weights
+
+        strategy = super()._check_params(adapting)
+        columns = parse_label_columns(getattr(self, "label_columns", None))
+        weights = getattr(self, "task_weights", None)
+        if weights not in (None, "", {}) and len(columns) < 2:
+            raise TransferkitError("task_weights weigh the heads of several label columns: give label_columns "
+                                   "(--label-columns a,b) too, or leave task_weights out.")
+        parse_task_weights(weights, columns)
+        if len(columns) > 1 and not getattr(strategy, "multi_head", False):
+            able = [n for n in STRATEGIES.names() if getattr(STRATEGIES.get(n), "multi_head", False)]
+            raise TransferkitError(f"strategy {strategy.name or self.strategy!r} trains one head; with several label "
+                                   f"columns use strategy {', '.join(able)}.")
+        return strategy
+
     def _new_head(self, num_features: int) -> nn.Module:
         return nn.Linear(num_features, len(self.classes_))
 
+    def _new_model(self, body: nn.Module, num_features: int) -> TransferModel:
+        """One linear head per label column (the first is the default head), else the task's one head."""
+        if not self._multi_head():
+            return super()._new_model(body, num_features)
+        heads = {head: nn.Linear(num_features, len(classes)) for head, classes in self.heads_.items()}
+        return TransferModel(body, heads, default_head=next(iter(heads)))
+
+    def _objectives(self) -> dict:
+        """`FitData.objectives` of a multi-task model: cross-entropy per head, weighted by
+        `task_weights` (or uncertainty-weighted); {} (the default head's loss) with one head."""
+        from ..data.multitask import parse_task_weights
+        from ..strategies.losses import Objective
+
+        if not self._multi_head():
+            return {}
+        weights = parse_task_weights(getattr(self, "task_weights", None), list(self.heads_))
+        if weights == "uncertainty":
+            return {h: Objective("uncertainty", 1.0, {"num_classes": len(c)}) for h, c in self.heads_.items()}
+        return {h: Objective("cross-entropy", (weights or {}).get(h, 1.0), {"num_classes": len(c)})
+                for h, c in self.heads_.items()}
+
+    def _decisions(self, backbone: Backbone, outcome: FitOutcome) -> list[tuple[str, str]]:
+        decisions = super()._decisions(backbone, outcome)
+        if not self._multi_head():
+            return decisions
+        from ..data.multitask import parse_task_weights
+
+        heads = ", ".join(f"{h} ({len(c)} classes)" for h, c in self.heads_.items())
+        weights = parse_task_weights(getattr(self, "task_weights", None), list(self.heads_))
+        if self.strategy_ == "linear-probe":
+            how = "loss weights: none (each head is a probe fitted on its own)"
+        elif weights == "uncertainty":
+            learned = outcome.settings.get("learned_loss_weights") or {}
+            how = "loss weights: learned by uncertainty weighting (Kendall et al. 2018)" + (
+                ": " + ", ".join(f"{h} {v['weight']:.2f}" for h, v in learned.items()) if learned else "")
+        else:
+            how = "loss weights: " + ", ".join(f"{h} {(weights or {}).get(h, 1.0):g}" for h in self.heads_)
+        first = next(iter(self.heads_))
+        decisions.insert(2, (f"heads: {heads}; {how}",
+                             f"one head per label column on the shared backbone; the first, {first!r}, gives the "
+                             "top-level metrics and the transfer check"))
+        return decisions
+
     def _task_config(self) -> dict:
-        return {"classes": self.classes_}
+        return {"classes": self.classes_, **({"heads": self.heads_} if self._multi_head() else {})}
 
     def _restore_task(self, config: dict) -> None:
         self.classes_ = config["classes"]
+        heads = config.get("heads") or {}
+        if not (isinstance(heads, dict) and all(isinstance(c, list) and all(isinstance(v, str) for v in c)
+                                                for c in heads.values())):
+            raise RunDirectoryError("config.json: 'heads' must map each head to its list of classes; the file was "
+                                    "edited or is damaged, re-run `transferkit fit`.")
+        self.heads_ = {str(h): list(c) for h, c in heads.items()}
 
     def _proba(self, inputs) -> np.ndarray:
         raise NotImplementedError
@@ -707,9 +795,11 @@ class ClassifierBase(TransferEstimator):
         self._check_fitted()
         return self._proba(inputs)
 
-    def predict(self, inputs) -> list[str]:
-        """Predicted class name of each input."""
+    def predict(self, inputs) -> list[str] | dict[str, list[str]]:
+        """Predicted class name of each input (a multi-task model: a dict head → class names)."""
         proba = self.predict_proba(inputs)
+        if isinstance(proba, dict):
+            return {head: [self.heads_[head][i] for i in p.argmax(1)] for head, p in proba.items()}
         return [self.classes_[i] for i in proba.argmax(1)]
 
     def evaluate(self, data=None) -> dict:
@@ -720,7 +810,13 @@ class ClassifierBase(TransferEstimator):
         if data is None and not hasattr(self, "data_"):
             raise RuntimeError("no test split to evaluate: this model was loaded; pass labelled data")
         inputs, labels, extra = self._labelled(data)
-        metrics = {**classification_metrics(self._proba(inputs), np.asarray(labels), self.classes_), **extra}
+        proba = self._proba(inputs)
+        if isinstance(proba, dict):  # several heads: each one's metrics, the first's at the top level
+            heads = {h: classification_metrics(proba[h], np.asarray(labels[h]), self.heads_[h]) for h in self.heads_}
+            first = next(iter(heads))
+            metrics = {**heads[first], "primary_head": first, "heads": heads, **extra}
+        else:
+            metrics = {**classification_metrics(proba, np.asarray(labels), self.classes_), **extra}
         if data is None:
             control = getattr(self, "control_", None)
             if control:
@@ -736,7 +832,7 @@ class ClassifierBase(TransferEstimator):
         return metrics
 
     # ---- report and ranking hooks (report-rank)
-    report_sections = ("metrics-table", "confusion")
+    report_sections = ("metrics-table", "confusion", "head-metrics")
     #: ranking the installed backbones (or the ranking's runner-up), every layer, more labelled data
     transfer_suggestions = ("rank", "runner_up", "full", "more_data")
 
@@ -759,21 +855,40 @@ class ClassifierBase(TransferEstimator):
     prediction_key: ClassVar[str] = "input"
 
     def prediction_records(self, items: Any, top_k: int) -> list[dict]:
-        """{key: input, "label": best class, "top_k": [{"label", "probability"}, ...]} per input."""
+        """{key: input, "label": best class, "top_k": [{"label", "probability"}, ...]} per input; a
+        multi-task model adds "heads": {head: {"label", "top_k"}} ("label" and "top_k" are the first head's)."""
         proba = self.predict_proba(items)
-        k = min(top_k, len(self.classes_))
+        if not isinstance(proba, dict):
+            return [{self.prediction_key: str(item), **_top(row, self.classes_, top_k)} for item, row in zip(items, proba)]
         records = []
-        for item, row in zip(items, proba):
-            order = row.argsort()[::-1][:k]
-            records.append({self.prediction_key: str(item), "label": self.classes_[order[0]],
-                            "top_k": [{"label": self.classes_[i], "probability": round(float(row[i]), 4)}
-                                      for i in order]})
+        for n, item in enumerate(items):
+            heads = {head: _top(p[n], self.heads_[head], top_k) for head, p in proba.items()}
+            records.append({self.prediction_key: str(item), **next(iter(heads.values())), "heads": heads})
         return records
 
     def prediction_table(self, items: Any, records: list[dict]) -> Table:
         key = self.prediction_key
-        return Table(columns=(key, "prediction"), rows=[
-            (r[key], ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in r["top_k"])) for r in records])
+
+        def shown(top: list[dict]) -> str:
+            return ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in top)
+
+        if records and "heads" in records[0]:  # a column per head
+            heads = list(records[0]["heads"])
+            return Table(columns=(key, *heads), rows=[(r[key], *(shown(r["heads"][h]["top_k"]) for h in heads))
+                                                      for r in records])
+        return Table(columns=(key, "prediction"), rows=[(r[key], shown(r["top_k"])) for r in records])
+
+    def metrics_tables(self, metrics: dict, data: str | None = None) -> tuple[list[Table], SummaryLine | None]:
+        """A multi-task model's metrics: one table per head, and each head's accuracy in the summary."""
+        if "heads" not in metrics:
+            return super().metrics_tables(metrics, data)
+        from dataclasses import replace
+
+        tables = [replace(self.metrics_table(m, data)[0], title=f"head {head!r}: {self._metrics_title(m, data)}")
+                  for head, m in metrics["heads"].items()]
+        value = ", ".join(f"{head} {m['accuracy']:.3f}" for head, m in metrics["heads"].items())
+        detail = "; macro-F1 " + ", ".join(f"{head} {m['macro_f1']:.3f}" for head, m in metrics["heads"].items())
+        return tables, SummaryLine(f"accuracy per head on {data}" if data else "test accuracy per head", value, detail)
 
     def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
         """Precision, recall, F1 and support per class, then accuracy and macro-F1."""
@@ -786,6 +901,20 @@ class ClassifierBase(TransferEstimator):
         summary = SummaryLine(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
                               f", macro-F1 {metrics['macro_f1']:.3f}")
         return table, summary
+
+
+def _top(row: np.ndarray, classes: list[str], top_k: int) -> dict:
+    """{"label": best class, "top_k": [{"label", "probability"}, ...]} of one row of probabilities."""
+    order = row.argsort()[::-1][:min(top_k, len(classes))]
+    return {"label": classes[order[0]],
+            "top_k": [{"label": classes[i], "probability": round(float(row[i]), 4)} for i in order]}
+
+
+def stack_outputs(outputs: list) -> torch.Tensor | dict[str, torch.Tensor]:
+    """`TransferEstimator._outputs` batches joined: one tensor, or a dict head → tensor."""
+    if outputs and isinstance(outputs[0], dict):
+        return {head: torch.cat([o[head] for o in outputs]) for head in outputs[0]}
+    return torch.cat(outputs)
 
 
 def _saving_strategy(name: str, weights: str | None = None, run_dir: Path | None = None,

@@ -137,6 +137,9 @@ def recorded_splits(est: ClassifierBase) -> Splits:
 def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone: bool = False) -> dict:
     """Grow `est` to the classes of `data` (see `ClassifierBase.extend`); returns the lineage step."""
     est._check_fitted()
+    if est._multi_head():
+        raise TransferkitError("a multi-task run (several label columns) cannot be extended with new classes yet; "
+                               "extend a single-head run.")
     start = time.perf_counter()
     strategy = create_strategy(est.strategy_)
     old = list(est.classes_)

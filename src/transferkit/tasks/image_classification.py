@@ -18,7 +18,9 @@ from ..errors import DataError, TransferkitError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
-from .base import ClassifierBase
+from ..data.multitask import (MANIFEST_EXTENSIONS, MultiTargetDataset, load_image_manifest, looks_like_image_manifest,
+                              parse_label_columns)
+from .base import ClassifierBase, stack_outputs
 from .params import Interval, OneOf
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,11 @@ def resolve_image_size(requested: int | None, native: int, median_side: int) -> 
 class ImageClassifier(ClassifierBase):
     """Image classifier fine-tuned from a pretrained backbone.
 
-    `fit(path)` takes a folder with one sub-folder per class (or train/val/test sub-folders);
-    `predict`, `predict_proba` and `evaluate` take image paths or folders. Learned state ends in `_`.
+    `fit(path)` takes a folder with one sub-folder per class (or train/val/test sub-folders), or a
+    CSV/TSV manifest: a column of image paths (relative to the manifest) and label columns; with
+    several (`label_columns`) the model has one head per column on the shared backbone (see
+    `ClassifierBase`). `predict`, `predict_proba` and `evaluate` take image paths or folders
+    (`evaluate` also a manifest). Learned state ends in `_`.
     `strategy_options` sets a strategy's own knobs (e.g. {"layer_decay": 0.7} for fine-tune).
     `backbone="auto"` ranks the installed backbones by LogME first; `baseline=True` also trains
     the same architecture from scratch on the same split and `evaluate()` reports the transfer gain.
@@ -81,6 +86,8 @@ class ImageClassifier(ClassifierBase):
         memory_selection: str = "random",
         seed: int = 0,
         num_workers: int = 0,
+        label_columns: str | list | None = None,
+        task_weights: str | dict | None = None,
         run_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
@@ -102,6 +109,8 @@ class ImageClassifier(ClassifierBase):
         self.memory_selection = memory_selection
         self.seed = seed
         self.num_workers = num_workers
+        self.label_columns = label_columns
+        self.task_weights = task_weights
         self.run_dir = run_dir
         self.resume = resume
         self.progress = progress
@@ -110,9 +119,18 @@ class ImageClassifier(ClassifierBase):
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | ImageFolderData) -> None:
-        self.data_ = data if isinstance(data, ImageFolderData) else load_image_folder(
-            data, self.val_fraction, self.test_fraction, self.seed)
+        columns = parse_label_columns(self.label_columns)
+        if isinstance(data, ImageFolderData):
+            self.data_ = data
+        elif Path(data).expanduser().is_file() and Path(data).suffix.lower() in MANIFEST_EXTENSIONS:
+            self.data_ = load_image_manifest(data, columns, self.val_fraction, self.test_fraction, self.seed)
+        elif columns:
+            raise DataError(f"{data}: --label-columns reads an image manifest (a CSV with a path column and label "
+                            "columns); a folder of class folders has one label. Pass the manifest's path.")
+        else:
+            self.data_ = load_image_folder(data, self.val_fraction, self.test_fraction, self.seed)
         self.classes_ = list(self.data_.classes)
+        self.heads_ = dict(getattr(self.data_, "heads", None) or {})
         if self.data_.skipped:
             self.warnings_.append(f"{len(self.data_.skipped)} file(s) skipped (not images or unreadable); see Data")
 
@@ -130,12 +148,16 @@ class ImageClassifier(ClassifierBase):
             self.data_ = pool_for_cross_validation(self.data_, folds)
         d = self.data_
         plain = eval_transform(backbone.preprocessing, self.image_size_)
-        train_plain = ImageDataset(d.train.paths, d.train.labels, plain, cache_side=self.image_size_)
+
+        def dataset(samples):
+            images = ImageDataset(samples.paths, samples.labels, plain, cache_side=self.image_size_)
+            return MultiTargetDataset(images, samples.targets) if self._multi_head() else images
+
+        train_plain = dataset(d.train)
         return FitData(
             train=train_plain.with_transform(train_transform(backbone.preprocessing, self.image_size_, self.augment)),
-            train_plain=train_plain,
-            val=ImageDataset(d.val.paths, d.val.labels, plain, cache_side=self.image_size_),
-            num_classes=len(self.classes_), pretrained=pretrained, folds=folds,
+            train_plain=train_plain, val=dataset(d.val),
+            num_classes=len(self.classes_), pretrained=pretrained, folds=folds, objectives=self._objectives(),
         )
 
     def _read_target(self, unlabeled, target_labels) -> None:
@@ -196,6 +218,8 @@ class ImageClassifier(ClassifierBase):
         labelled images; 0 otherwise."""
         d = self.data_
         labels = d.train.labels + d.val.labels + d.test.labels
+        if self._multi_head():  # the heads are scored on a held-out split (cross-validation fits one head)
+            return 0
         if not (getattr(strategy, "cross_validates", False) and pretrained and not d.split.get("from_folders")
                 and len(labels) < CROSS_VALIDATE_BELOW):
             return 0
@@ -217,6 +241,19 @@ class ImageClassifier(ClassifierBase):
         dataset = inputs if isinstance(inputs, ImageDataset) else self._dataset(expand_image_paths(inputs))
         loader = DataLoader(dataset, batch_size=64, shuffle=False, num_workers=self.num_workers)
 
+        if self._multi_head():
+            def flip_average(model, x):
+                out = model.forward_heads(x)
+                if not self.tta:
+                    return out
+                flipped = model.forward_heads(torch.flip(x, dims=[3]))
+                return {head: (out[head] + flipped[head]) / 2 for head in out}
+
+            out = self._outputs(loader, flip_average)
+            if not out:
+                return {h: np.zeros((0, len(c)), dtype=np.float32) for h, c in self.heads_.items()}
+            return {head: torch.softmax(logits, dim=1).numpy() for head, logits in stack_outputs(out).items()}
+
         def flip_average(model, x):
             return (model(x) + model(torch.flip(x, dims=[3]))) / 2 if self.tta else model(x)
 
@@ -231,18 +268,22 @@ class ImageClassifier(ClassifierBase):
 
     def _labelled(self, data):
         """Test split from `fit` (data=None; the out-of-fold predictions when the run was
-        cross-validated), else `data/test/<class>/` or `data/<class>/`."""
+        cross-validated), else `data/test/<class>/`, `data/<class>/` or a manifest (a multi-task
+        model: labels as a dict head → class indices)."""
         estimate = getattr(self, "estimate_", None)
         if data is None and estimate:
             labels = [int(y) for y in estimate["labels"]]
             return OutOfFold(estimate["proba"]), labels, {"estimate": estimate["method"], "skipped_files": 0}
         samples, skipped = (self.data_.test, []) if data is None else self._labelled_samples(data)
-        return self._dataset(samples.paths, samples.labels), samples.labels, {"skipped_files": len(skipped)}
+        labels = samples.targets if self._multi_head() else samples.labels
+        return self._dataset(samples.paths, samples.labels), labels, {"skipped_files": len(skipped)}
 
     def _labelled_samples(self, data: str | Path) -> tuple[Samples, list]:
-        """The images of `data/test/<class>/` or `data/<class>/` (the trained classes) and the files
-        skipped; no images at all raises one line."""
+        """The images of `data/test/<class>/`, `data/<class>/` or a manifest (the trained classes)
+        and the files skipped; no images at all raises one line."""
         root = Path(data).expanduser()
+        if root.is_file():
+            return self._manifest_samples(root)
         if (root / "test").is_dir():
             root = root / "test"
         _, samples, skipped, _ = scan_class_folders(root, self.classes_)
@@ -294,6 +335,24 @@ class ImageClassifier(ClassifierBase):
                                split={"description": f"the parent run's splits plus the new data's ({counts})",
                                       "seed": self.seed, "from_folders": True})
 
+    def _manifest_samples(self, path: Path) -> tuple[Samples, list]:
+        """The images of a manifest labelled with the trained classes, read with the fit's label
+        columns (a multi-task model: every head's)."""
+        from ..data.multitask import MultiSamples, read_manifest_rows
+
+        heads = self.heads_ if self._multi_head() else None
+        columns = list(heads) if heads else parse_label_columns(self.label_columns)
+        paths, labels, skipped, _, columns = read_manifest_rows(path, columns, check=False)
+        targets = {}
+        for column, classes in (heads or {columns[0]: self.classes_}).items():
+            index = {c: i for i, c in enumerate(classes)}
+            unknown = sorted(set(labels[column]) - set(index))
+            if unknown:
+                raise DataError(f"{path}: column {column!r} has labels {unknown[:5]} that are not among the trained "
+                                f"classes {classes}.")
+            targets[column] = [index[v] for v in labels[column]]
+        return MultiSamples(paths, targets[columns[0]], targets), skipped
+
     # ------------------------------------------------------------ save/load
     def _task_config(self) -> dict:
         return {**super()._task_config(), "image_size": self.image_size_}
@@ -308,6 +367,8 @@ class ImageClassifier(ClassifierBase):
     @classmethod
     def recognise(cls, path: str | Path) -> str | None:
         p = Path(path).expanduser()
+        if looks_like_image_manifest(p):
+            return f"{p.name} is a manifest of images (a column of image paths)"
         return f"{p.name}/ is a folder (of class folders of images)" if p.is_dir() else None
 
     # ---- report and ranking hooks (report-rank)

@@ -9,11 +9,12 @@ import torch
 
 from ..backbones import DEFAULT_TEXT_BACKBONE
 from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
+from ..data.multitask import MultiTargetDataset, load_multitask_text, looks_like_image_manifest, parse_label_columns
 from ..data.text import TextSamples
 from ..errors import DataError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
-from .base import ClassifierBase
+from .base import ClassifierBase, stack_outputs
 from .params import Interval
 
 TASK = "text-classification"
@@ -28,7 +29,9 @@ class TextClassifier(ClassifierBase):
     examples per class, for few-shot use and data-efficiency measurements. `label_names` names the
     labels as written in the data: "negative,positive" (in sorted label order), "0=negative,1=positive"
     or a dict; without it, names the data carries (a ClassLabel, a `label_text` column) are used.
-    Predictions, metrics, config.json and the report show the names. `backbone="auto"` ranks
+    Predictions, metrics, config.json and the report show the names. `label_columns=["sentiment",
+    "domain"]` trains one head per label column on the shared encoder (see `ClassifierBase`;
+    `task_weights` weighs their losses). `backbone="auto"` ranks
     the installed encoders first; `baseline=True` also fits a TF-IDF control on the same split and
     `evaluate()` reports the transfer gain.
 
@@ -62,6 +65,8 @@ class TextClassifier(ClassifierBase):
         label_column: str | None = None,
         label_names: str | dict | list | None = None,
         shots_per_class: int | None = None,
+        label_columns: str | list | None = None,
+        task_weights: str | dict | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         memory: int = 100,
@@ -84,6 +89,8 @@ class TextClassifier(ClassifierBase):
         self.label_column = label_column
         self.label_names = label_names
         self.shots_per_class = shots_per_class
+        self.label_columns = label_columns
+        self.task_weights = task_weights
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.memory = memory
@@ -97,10 +104,28 @@ class TextClassifier(ClassifierBase):
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | TextTableData) -> None:
-        self.data_ = data if isinstance(data, TextTableData) else load_text_data(
-            data, self.text_column, self.label_column, self.val_fraction, self.test_fraction, self.seed,
-            self.shots_per_class, self.label_names)
+        columns = parse_label_columns(self.label_columns)
+        label_column = self.label_column
+        if len(columns) == 1:  # one label column: an ordinary single-task table
+            if label_column not in (None, columns[0]):
+                raise DataError(f"--label-column {label_column!r} and --label-columns {columns[0]!r} disagree; "
+                                "give the label column once.")
+            label_column = columns[0]
+        if isinstance(data, TextTableData):
+            self.data_ = data
+        elif len(columns) > 1:
+            for value, flag in ((self.label_column, "--label-column"), (self.label_names, "--label-names"),
+                                (self.shots_per_class, "--shots-per-class")):
+                if value not in (None, "", {}, []):
+                    raise DataError(f"{flag} is for one label column; with --label-columns "
+                                    f"{','.join(columns)} leave it out (classes are the values as written).")
+            self.data_ = load_multitask_text(data, self.text_column, columns, self.val_fraction, self.test_fraction,
+                                             self.seed)
+        else:
+            self.data_ = load_text_data(data, self.text_column, label_column, self.val_fraction, self.test_fraction,
+                                        self.seed, self.shots_per_class, self.label_names)
         self.classes_ = list(self.data_.classes)
+        self.heads_ = dict(getattr(self.data_, "heads", None) or {})
         self.label_names_ = dict(self.data_.label_names)
         self.warnings_ += self.data_.notes  # data problems (rare classes) need attention
 
@@ -111,13 +136,23 @@ class TextClassifier(ClassifierBase):
 
     def _fit_data(self, backbone, strategy) -> FitData:
         d = self.data_
+
+        def dataset(samples, by_length: bool):
+            if not self._multi_head():
+                return (TextDataset.by_length(samples.texts, samples.labels)[0] if by_length
+                        else TextDataset(samples.texts, samples.labels))
+            order = np.argsort([len(t) for t in samples.texts], kind="stable") if by_length \
+                else np.arange(len(samples.texts))
+            texts = TextDataset([samples.texts[i] for i in order])
+            return MultiTargetDataset(texts, {h: [t[i] for i in order] for h, t in samples.targets.items()})
+
         return FitData(
-            train=TextDataset(d.train.texts, d.train.labels),
+            train=dataset(d.train, False),
             # feature extraction and validation ignore order: sorted by length, batches need little padding
-            train_plain=TextDataset.by_length(d.train.texts, d.train.labels)[0],
-            val=TextDataset.by_length(d.val.texts, d.val.labels)[0],
+            train_plain=dataset(d.train, True),
+            val=dataset(d.val, True),
             num_classes=len(self.classes_), collate_fn=self._collator(), modality="text",
-            pretrained=backbone.meta.get("pretrained", True),
+            pretrained=backbone.meta.get("pretrained", True), objectives=self._objectives(),
         )
 
     def _read_target(self, unlabeled, target_labels) -> None:
@@ -140,10 +175,13 @@ class TextClassifier(ClassifierBase):
 
     def _decisions(self, backbone, outcome) -> list[tuple[str, str]]:
         d = self.data_
+        labels = f"labels = {', '.join(map(repr, d.columns['labels']))}" if "labels" in d.columns \
+            else f"label = {d.columns.get('label')!r}"
         decisions = [
             *super()._decisions(backbone, outcome),
-            (f"columns: text = {d.columns['text']!r}, label = {d.columns.get('label')!r}",
-             "as given" if self.text_column or self.label_column else "detected from the column names and contents"),
+            (f"columns: text = {d.columns['text']!r}, {labels}",
+             "as given" if self.text_column or self.label_column or self.label_columns
+            else "detected from the column names and contents"),
             (f"max length: {self.preprocessing_.max_length} tokens",
              "longer texts are truncated; batches are padded to their longest text"),
             ("split", d.split["description"]),
@@ -171,25 +209,37 @@ class TextClassifier(ClassifierBase):
 
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not texts:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+            empty = lambda classes: np.zeros((0, len(classes)), dtype=np.float32)  # noqa: E731
+            return {h: empty(c) for h, c in self.heads_.items()} if self._multi_head() else empty(self.classes_)
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
         if bad:
             raise DataError(f"text #{bad[0] + 1} is empty or not a string; every input must be non-empty text.")
         dataset, order = TextDataset.by_length(texts)
         loader = DataLoader(dataset, batch_size=64, collate_fn=self._collator())
-        proba = torch.softmax(torch.cat(self._outputs(loader)), dim=1).numpy()
-        out = np.empty_like(proba)
-        out[order] = proba
-        return out
+
+        def in_input_order(logits: torch.Tensor) -> np.ndarray:
+            proba = torch.softmax(logits, dim=1).numpy()
+            out = np.empty_like(proba)
+            out[order] = proba
+            return out
+
+        if self._multi_head():
+            logits = stack_outputs(self._outputs(loader, lambda model, x: model.forward_heads(x)))
+            return {head: in_input_order(logits[head]) for head in self.heads_}
+        return in_input_order(torch.cat(self._outputs(loader)))
 
     def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
         """Class probabilities, one row per text (columns follow `classes_`)."""
         return super().predict_proba(texts)
 
     def _labelled(self, data):
-        """Test split from `fit` (data=None), else a labelled table read with the fit's columns."""
+        """Test split from `fit` (data=None), else a labelled table read with the fit's columns (a
+        multi-task model: labels as a dict head → class indices)."""
         if data is None:
-            return self.data_.test.texts, self.data_.test.labels, {}
+            test = self.data_.test
+            return test.texts, (test.targets if self._multi_head() else test.labels), {}
+        if self._multi_head():
+            return self._labelled_heads(data)
         texts, labels, _ = read_text_table(data, self.text_column, self.label_column)
         # labels as written in the training data (0/1) or already as their names
         labels = [self.label_names_.get(v, v) for v in labels]
@@ -229,6 +279,22 @@ class TextClassifier(ClassifierBase):
                              split={"description": f"the parent run's splits plus the new data's ({counts})",
                                     "seed": self.seed})
 
+    def _labelled_heads(self, data):
+        """Texts of a table and, per head, the class index of each (the fit's label columns)."""
+        from ..data.multitask import _read_multi_table
+
+        path = Path(data).expanduser()
+        texts, labels, _ = _read_multi_table(path, self.text_column, list(self.heads_))
+        targets = {}
+        for head, classes in self.heads_.items():
+            index = {c: i for i, c in enumerate(classes)}
+            unknown = sorted(set(labels[head]) - set(index))
+            if unknown:
+                raise DataError(f"{data}: column {head!r} has labels {unknown[:5]} that are not among the trained "
+                                f"classes {classes}.")
+            targets[head] = [index[v] for v in labels[head]]
+        return texts, targets, {}
+
     def _task_config(self) -> dict:
         return {**super()._task_config(), "label_names": self.label_names_,
                 "max_length": self.preprocessing_.max_length}
@@ -255,7 +321,7 @@ class TextClassifier(ClassifierBase):
             return None
         if not p.exists():
             return f"{path} is not a path: read as a Hugging Face data set name" if looks_like_hub_name(str(path)) else None
-        if p.suffix.lower() in TEXT_EXTENSIONS:
+        if p.suffix.lower() in TEXT_EXTENSIONS and not looks_like_image_manifest(p):  # a manifest is images'
             return f"{p.name} is a {p.suffix[1:].upper()} table"
         return None
 
