@@ -506,7 +506,8 @@ def _lineage(report: RunReport) -> str:
     for number, step in enumerate(steps, 1):
         parent = step.get("parent")
         link = (f'<a href="{_e(Path(parent).as_uri() + "/report.html")}"><code>{_e(parent)}</code></a>'
-                if parent and Path(parent).is_absolute() else f"<code>{_e(parent)}</code>" if parent else "this run")
+                if parent and Path(parent).is_absolute() else f"<code>{_e(parent)}</code>" if parent else
+                "the model of the step before (extended in the same session, not saved on its own)")
         m = step.get("metrics") or {}
         parts.append(f"<h3>Step {number}: {_e(', '.join(step.get('added') or []) or 'no new class')} added to "
                      f"{_e(', '.join(step.get('old_classes') or []))}</h3>")

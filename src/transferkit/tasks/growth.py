@@ -219,6 +219,7 @@ def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone
                     for name in ("train", "val", "test")}
     est.data_ = est._data_from_splits(classes, {n: (merged[n], merged_names[n]) for n in merged})
     est.estimate_ = None
+    est.run_path_ = None  # a further step in this session grows this model, which no run directory holds yet
     return step
 
 
