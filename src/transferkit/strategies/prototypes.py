@@ -160,7 +160,7 @@ def fit_prototypes(tx: Any, ty: Any, vx: Any, vy: Any, num_classes: int, folds: 
     counts = torch.bincount(all_y, minlength=k).tolist()
     settings = {"temperature": best["temperature"], "temperatures": list(TEMPERATURES),
                 "temperature_chosen_by": "lowest " + ("validation" if len(vy) else "out-of-fold") + " log-loss",
-                "examples_per_class": counts, "head": "prototypes"}
+                "examples_per_class": counts, "examples_fitted": sum(counts), "head": "prototypes"}
     if estimate is None:
         settings["val_accuracy"] = best["val_accuracy"]
     else:
