@@ -54,6 +54,9 @@ VARIANTS = {
     "lite2-260": ("efficientnet_lite2", 260, True),
     "mobilenetv2-128": ("mobilenetv2_100", 128, True),
 }
+#: the text variant: SST-2, MiniLM sentence embeddings; anchors measured with LogisticRegression, 5 seeds
+SST2_DATA = HERE.parent.parent / "shared" / "datasets" / "sentiment" / "sst2"
+SST2_ANCHORS = {"8": 0.611, "16": 0.649}
 
 
 class _Flipped(Dataset):
@@ -70,29 +73,88 @@ class _Flipped(Dataset):
         return torch.flip(x, dims=[2]), y
 
 
-def cached_features(data_root: Path, backbone_name: str, size: int, cache: Path) -> dict[str, np.ndarray]:
-    """Plain and flipped features of every image of the fixed split, extracted once and cached."""
+def subset_indices(labels: np.ndarray, is_query: np.ndarray, pool: int, queries: int) -> np.ndarray:
+    """Indices of `pool` support candidates and `queries` query images per class (seeded, fixed),
+    for feature sets too slow to extract for every image on a CPU."""
+    rng = np.random.default_rng(0)
+    chosen = []
+    for c in np.unique(labels):
+        for mask, n in ((~is_query, pool), (is_query, queries)):
+            chosen.append(rng.permutation(np.flatnonzero(mask & (labels == c)))[:n])
+    return np.sort(np.concatenate(chosen))
+
+
+def cached_features(data_root: Path, backbone_name: str, size: int, cache: Path,
+                    subset: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Plain and flipped features of every image of the fixed split (or of `subset_indices`),
+    extracted once and cached."""
     from transferkit.backbones import create_backbone
     from transferkit.data import ImageDataset, eval_transform, load_image_folder
     from transferkit.models.features import extract_features
 
-    file = cache / f"flowers5_{backbone_name}_{size}px.npz"
+    tag = f"_subset{subset[0]}-{subset[1]}" if subset else ""
+    file = cache / f"flowers5_{backbone_name}_{size}px{tag}.npz"
     if file.is_file():
         return dict(np.load(file))
+    whole = cache / f"flowers5_{backbone_name}_{size}px.npz"
+    if subset and whole.is_file():  # the subset of features already extracted for every image
+        out = dict(np.load(whole))
+        keep = subset_indices(out["labels"], out["is_query"], *subset)
+        return {**{k: out[k][keep] for k in ("plain", "flipped", "labels", "is_query")},
+                "extract_seconds": out["extract_seconds"] * len(keep) / len(out["labels"]), "classes": out["classes"]}
     data = load_image_folder(data_root, val_fraction=0.1, test_fraction=0.2, seed=0)
     pool_paths = data.train.paths + data.val.paths
     paths, labels = pool_paths + data.test.paths, data.train.labels + data.val.labels + data.test.labels
+    is_query = np.arange(len(paths)) >= len(pool_paths)
+    if subset:
+        keep = subset_indices(np.asarray(labels), is_query, *subset)
+        paths, labels, is_query = [paths[i] for i in keep], [labels[i] for i in keep], is_query[keep]
     backbone = create_backbone(backbone_name, modality="image")
     dataset = ImageDataset(paths, labels, eval_transform(backbone.preprocessing, size), cache_side=size)
     start = time.perf_counter()
     plain, y = extract_features(backbone.model, dataset, hflip=False, description="plain")
     flipped, _ = extract_features(backbone.model, _Flipped(dataset), hflip=False, description="flipped")
     seconds = time.perf_counter() - start
-    out = {"plain": plain, "flipped": flipped, "labels": y, "is_query": np.arange(len(y)) >= len(pool_paths),
+    out = {"plain": plain, "flipped": flipped, "labels": y, "is_query": is_query,
            "extract_seconds": np.array(seconds), "classes": np.array(data.classes)}
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(file, **out)
     print(f"extracted {len(y)} images × 2 views ({backbone_name}, {size} px) in {seconds:.0f} s → {file}", flush=True)
+    return out
+
+
+def sst2_features(data_root: Path, cache: Path, pool: int = 4000) -> dict[str, np.ndarray]:
+    """MiniLM sentence embeddings (the default offline text encoder) of `pool` SST-2 training phrases
+    (seeded uniform draw: the support candidates) and of the whole dev set (the queries), cached."""
+    from transferkit.backbones import create_backbone
+    from transferkit.data import TextDataset, TokenCollator
+    from transferkit.models.features import extract_features
+
+    file = cache / f"sst2_minilm_pool{pool}.npz"
+    if file.is_file():
+        return dict(np.load(file))
+
+    def read(name: str) -> tuple[list[str], list[int]]:
+        rows = [line.split("\t") for line in (data_root / name).read_text(encoding="utf-8").splitlines()[1:]]
+        return [r[1] for r in rows], [int(r[0]) for r in rows]
+
+    train_texts, train_labels = read("train.tsv")
+    chosen = np.random.default_rng(0).choice(len(train_texts), pool, replace=False)
+    dev_texts, dev_labels = read("dev.tsv")
+    texts = [train_texts[i] for i in chosen] + dev_texts
+    labels = [train_labels[i] for i in chosen] + dev_labels
+    is_query = np.arange(len(texts)) >= pool
+    backbone = create_backbone("all-minilm-l6-v2", modality="text")
+    dataset, order = TextDataset.by_length(texts, labels)
+    start = time.perf_counter()
+    x, y = extract_features(backbone.model, dataset, hflip=False, description="sentences",
+                            collate_fn=TokenCollator(backbone.tokenizer, backbone.preprocessing.max_length))
+    seconds = time.perf_counter() - start
+    out = {"plain": x, "labels": y, "is_query": is_query[order], "extract_seconds": np.array(seconds),
+           "classes": np.array(["negative", "positive"])}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(file, **out)
+    print(f"encoded {len(y)} sentences in {seconds:.0f} s → {file}", flush=True)
     return out
 
 
@@ -166,6 +228,7 @@ def interval(values: list[float]) -> dict[str, float]:
 def run_variant(features: dict[str, np.ndarray], flip: bool, shots: list[int], episodes: int, seed: int,
                 with_probe: bool) -> dict:
     x = ((features["plain"] + features["flipped"]) / 2 if flip else features["plain"]).astype(np.float32)
+    assert np.isfinite(x).all()
     y, is_query = features["labels"].astype(int), features["is_query"].astype(bool)
     k = int(y.max()) + 1
     qx, qy = x[is_query], y[is_query]
@@ -213,6 +276,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="lite0-128", help=f"any of {', '.join(VARIANTS)}")
+    parser.add_argument("--subset", default=None, metavar="POOL,QUERIES",
+                        help="per class: support candidates and query images (seeded), for slow feature sets; "
+                             "lite0-128 is rerun on the same subset for a paired comparison")
+    parser.add_argument("--sst2", action="store_true", help="run the SST-2 text variant (MiniLM) only")
+    parser.add_argument("--sst2-shots", default="8,16")
     parser.add_argument("--no-probe", action="store_true", help="skip the (slower) cross-validated probe and auto rows")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fewshot.json")
     args = parser.parse_args()
@@ -229,12 +297,34 @@ def main() -> None:
         "interval": "mean ± 1.96·std/√episodes", "threads": torch.get_num_threads()})
     results.setdefault("variants", {})
     shots = [int(s) for s in args.shots.split(",")]
-    for name in args.variants.split(","):
+    subset = tuple(int(n) for n in args.subset.split(",")) if args.subset else None
+    names = args.variants.split(",")
+    if subset and "lite0-128" not in names:
+        names.insert(0, "lite0-128")  # the reference on the same images
+    if args.sst2:
+        features = sst2_features(SST2_DATA, args.cache)
+        print("sst2-minilm: all-MiniLM-L6-v2 sentence embeddings, SST-2 dev as queries", flush=True)
+        rows = run_variant(features, False, [int(s) for s in args.sst2_shots.split(",")], args.episodes, args.seed,
+                           not args.no_probe)
+        results["sst2"] = {"backbone": "all-minilm-l6-v2", "support_candidates": "4,000 SST-2 training phrases "
+                           "(seeded uniform draw)", "queries": "SST-2 dev (872)",
+                           "anchors_lr_5_seeds": SST2_ANCHORS, "extract_seconds": float(features["extract_seconds"]),
+                           "shots": rows}
+        for shot, anchor in SST2_ANCHORS.items():
+            if shot in rows:
+                print(f"    SST-2 {shot} shots: " + "  ".join(
+                    f"{m} {rows[shot][m]['mean']:.3f} ({rows[shot][m]['mean'] / anchor:.2f} × {anchor})"
+                    for m in ("simpleshot", "lr_c1", "auto") if m in rows[shot]))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        names = []  # --sst2 runs the text variant only
+    for name in names:
         backbone, size, flip = VARIANTS[name]
-        features = cached_features(args.data, backbone, size, args.cache)
-        print(f"{name}: {backbone} {size} px, {'flip-averaged' if flip else 'single-view'} features", flush=True)
+        features = cached_features(args.data, backbone, size, args.cache, subset)
+        key = name + (f" (subset {subset[0]} support candidates, {subset[1]} queries per class)" if subset else "")
+        print(f"{key}: {backbone} {size} px, {'flip-averaged' if flip else 'single-view'} features", flush=True)
         rows = run_variant(features, flip, shots, args.episodes, args.seed, not args.no_probe)
-        results["variants"][name] = {"backbone": backbone, "image_size": size, "flip_averaged": flip,
+        results["variants"][key] = {"backbone": backbone, "image_size": size, "flip_averaged": flip,
                                      "extract_seconds": float(features["extract_seconds"]),
                                      "images": int(len(features["labels"])),
                                      "queries": int(features["is_query"].sum()), "shots": rows}

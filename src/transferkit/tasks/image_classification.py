@@ -172,8 +172,10 @@ class ImageClassifier(ClassifierBase):
             (f"input size: {self.image_size_} px", size_reason),
             ("split", d.split["description"]) if not self.estimate_ else
             (f"evaluation: {self.estimate_['method']}",
-             f"estimated by {self.estimate_['method']} (the same folds choose C by log-loss, so the estimate may be "
-             f"slightly optimistic); the shipped model is "
+             f"estimated by {self.estimate_['method']} (the same folds choose "
+             + ("the temperature" if outcome.settings.get("head") == "prototypes" else "C") + " by log-loss"
+             + (" and which head is kept" if "compared" in outcome.settings else "")
+             + ", so the estimate may be slightly optimistic); the shipped model is "
              f"fitted on all {len(d.train)} images. Below {CROSS_VALIDATE_BELOW} labelled images a held-out split "
              "trains on 70 % of them and measures on a few dozen"),
             ("test-time augmentation: " + ("flip average" if self.tta else "off"),
