@@ -21,10 +21,16 @@ supports for every method, so differences are paired). Rows, on the same feature
   support set, the rule `auto` applies (ties go to the probe).
 
 Mean ± 95 % interval (1.96·std/√episodes) over the episodes; ratios against the anchor (10 shots,
-Lite0 + LR: 0.585). `--variants` adds other feature sets (single view, 224 px, other backbones).
-Writes benchmarks/results/fewshot.json.
+Lite0 + LR: 0.585). `--variants` adds other feature sets (single view, 224 px, other backbones);
+with `--subset POOL,QUERIES` only that many support candidates and queries per class are extracted
+(seeded), and lite0-128 is rerun on the same images for a paired comparison. `--sst2` runs the text
+variant instead: MiniLM embeddings of 4,000 SST-2 training phrases (support candidates) and the dev
+set (queries), 8 and 16 shots. Results merge into benchmarks/results/fewshot.json (run them one
+after another).
 
-    OMP_NUM_THREADS=2 python benchmarks/fewshot.py [--episodes 100] [--shots 1,5,10] [--variants lite0-128]
+    OMP_NUM_THREADS=2 python benchmarks/fewshot.py [--episodes 100] [--shots 1,5,10]
+    OMP_NUM_THREADS=2 python benchmarks/fewshot.py --no-probe --subset 40,100 --variants lite0-224,mobilenetv2-128,lite2-260
+    OMP_NUM_THREADS=1 python benchmarks/fewshot.py --sst2
 """
 from __future__ import annotations
 
@@ -256,6 +262,8 @@ def run_variant(features: dict[str, np.ndarray], flip: bool, shots: list[int], e
         row = {name: interval(values) for name, values in acc.items()}
         if "simpleshot" in acc and "lr_c1" in acc:
             row["simpleshot_minus_lr_c1"] = interval(np.subtract(acc["simpleshot"], acc["lr_c1"]).tolist())
+        if "auto" in acc:  # paired: what auto's comparison gains over always keeping the probe
+            row["auto_minus_linear_probe"] = interval(np.subtract(acc["auto"], acc["linear_probe"]).tolist())
         if oof["simpleshot"]:
             row["auto_chose_prototypes"] = chose_prototypes / episodes
             row["out_of_fold_accuracy"] = {m: interval(v) for m, v in oof.items()}
@@ -299,8 +307,9 @@ def main() -> None:
     shots = [int(s) for s in args.shots.split(",")]
     subset = tuple(int(n) for n in args.subset.split(",")) if args.subset else None
     names = args.variants.split(",")
-    if subset and "lite0-128" not in names:
-        names.insert(0, "lite0-128")  # the reference on the same images
+    reference = f"lite0-128 (subset {subset[0]} support candidates, {subset[1]} queries per class)" if subset else ""
+    if subset and "lite0-128" not in names and reference not in results["variants"]:
+        names.insert(0, "lite0-128")  # the reference on the same images (unless already in --out)
     if args.sst2:
         features = sst2_features(SST2_DATA, args.cache)
         print("sst2-minilm: all-MiniLM-L6-v2 sentence embeddings, SST-2 dev as queries", flush=True)
@@ -309,6 +318,8 @@ def main() -> None:
         results["sst2"] = {"backbone": "all-minilm-l6-v2", "support_candidates": "4,000 SST-2 training phrases "
                            "(seeded uniform draw)", "queries": "SST-2 dev (872)",
                            "anchors_lr_5_seeds": SST2_ANCHORS, "extract_seconds": float(features["extract_seconds"]),
+                           "note": "the auto row is the rule auto applies to images (prototypes vs the probe, out of "
+                                   "fold); on text, auto runs SetFit up to 16 examples per class (see sst2.py)",
                            "shots": rows}
         for shot, anchor in SST2_ANCHORS.items():
             if shot in rows:
@@ -319,8 +330,17 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2))
         names = []  # --sst2 runs the text variant only
     for name in names:
-        backbone, size, flip = VARIANTS[name]
-        features = cached_features(args.data, backbone, size, args.cache, subset)
+        if "+" in name:  # an ensemble: each backbone's features scaled to unit mean norm, then concatenated
+            parts = [VARIANTS[n] for n in name.split("+")]
+            loaded = [cached_features(args.data, b, z, args.cache, subset) for b, z, _ in parts]
+            features = {**loaded[0], "extract_seconds": sum(f["extract_seconds"] for f in loaded)}
+            for view in ("plain", "flipped"):
+                features[view] = np.concatenate(
+                    [f[view] / np.linalg.norm(f[view], axis=1).mean() for f in loaded], axis=1)
+            backbone, size, flip = "+".join(b for b, _, _ in parts), "/".join(str(z) for _, z, _ in parts), True
+        else:
+            backbone, size, flip = VARIANTS[name]
+            features = cached_features(args.data, backbone, size, args.cache, subset)
         key = name + (f" (subset {subset[0]} support candidates, {subset[1]} queries per class)" if subset else "")
         print(f"{key}: {backbone} {size} px, {'flip-averaged' if flip else 'single-view'} features", flush=True)
         rows = run_variant(features, flip, shots, args.episodes, args.seed, not args.no_probe)

@@ -135,6 +135,7 @@ class Auto(Strategy):
                                                  f"{probe_text}; not fine-tuned: {why}")
             return keep_probe(f"{probe_text}; not fine-tuned: {why}")
 
+        probe.features = None  # only the prototype comparison reads them; not held through fine-tuning
         probe_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.head.load_state_dict(new_head)  # a probe head on per-feature scaling is unstable to fine-tune
         set_trainable(model.parameters(), True)  # as a plain fine-tune finds it; the probe froze the backbone
