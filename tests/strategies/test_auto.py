@@ -27,12 +27,19 @@ def small_run(tmp_path_factory):
 
 def test_small_data_is_probed_first_and_cross_validated(small_run):
     clf, _ = small_run
-    assert clf.strategy_ == "linear-probe"
     settings = clf.strategy_settings_
-    assert settings["estimate"] == "5-fold cross-validation" and settings["C_chosen_by"] == "lowest cross-validated log-loss"
-    why = dict(clf.decisions_)["strategy: linear-probe"]
+    # too few to fine-tune: the probe and a prototype head are compared on the same out-of-fold estimate
+    # (on these colours the prototypes score higher, see test_auto_prototypes for both outcomes)
+    compared = settings["compared"]
+    assert clf.strategy_ == "prototypes" and compared["prototypes_accuracy"] > compared["linear_probe_accuracy"]
+    probe = settings["probe"]
+    assert probe["estimate"] == "5-fold cross-validation" and probe["C_chosen_by"] == "lowest cross-validated log-loss"
+    assert settings["estimate"] == "5-fold cross-validation"
+    why = dict(clf.decisions_)["strategy: prototypes"]
     assert f"< {CROSS_VALIDATE_BELOW}" in why and "fitted on all 24 images" in why
-    assert dict(clf.decisions_)["evaluation: 5-fold cross-validation"]
+    # the same folds chose the temperature and the head, which the estimate's caveat says
+    assert "choose the temperature by log-loss and which head is kept" in dict(clf.decisions_)[
+        "evaluation: 5-fold cross-validation"]
     metrics = clf.evaluate()
     # the estimate covers every labelled image (out-of-fold predictions), and says how it was made
     assert metrics["n"] == 24 and metrics["estimate"] == "5-fold cross-validation"
@@ -63,18 +70,30 @@ def test_cross_validated_model_is_fitted_on_all_images_and_survives_save_load(sm
     assert np.mean([p == q.parent.name for p, q in zip(again.predict(paths), paths)]) >= 0.9
 
 
-def test_random_feature_control_is_the_same_head_on_untrained_random_features(small_run):
-    """The probe's control costs one forward pass: its accuracy is exactly that of the same
-    cross-validated head on features of the architecture with fresh random weights (no training)."""
-    clf, _ = small_run
+@pytest.mark.parametrize("strategy", ["auto", "linear-probe"])
+def test_random_feature_control_is_the_same_head_on_untrained_random_features(small_run, strategy):
+    """A frozen-feature run's control costs one forward pass: its accuracy is exactly that of the
+    same cross-validated head (the probe's, or the prototypes `auto` kept here) on features of the
+    architecture with fresh random weights (no training)."""
+    from transferkit.strategies.prototypes import fit_prototypes
+
+    clf, data = small_run
+    if strategy != "auto":
+        clf = ImageClassifier(strategy=strategy, **FAST).fit(data)
     control = clf.control_
     assert "random weights, frozen" in control["model"] and "scored by 5-fold cross-validation" in control["model"]
     torch.manual_seed(clf.seed)
     body = create_backbone("scratch:efficientnet_lite0", modality="image").model.eval()
     x, y = extract_features(body, clf._dataset(clf.data_.train.paths, clf.data_.train.labels), hflip=True,
                             progress=False)
-    _, _, _, oof = cross_validated_head(x, y, 3, clf.seed, 5)
-    assert control["accuracy"] == pytest.approx(float((oof.argmax(1) == y).mean()))
+    if clf.strategy_ == "prototypes":
+        assert "nearest-centroid" in control["model"]
+        expected = fit_prototypes(x, y, x[:0], y[:0], 3, 5, clf.seed).accuracy
+    else:
+        assert clf.strategy_ == "linear-probe" and "logistic head" in control["model"]
+        _, _, _, oof = cross_validated_head(x, y, 3, clf.seed, 5)
+        expected = float((oof.argmax(1) == y).mean())
+    assert control["accuracy"] == pytest.approx(expected)
     assert clf.evaluate()["transfer"]["baseline"] == control["accuracy"]
 
 

@@ -83,12 +83,14 @@ def test_linear_probe_strategy(colour_folder_session):
     assert "C" in clf.history_[0] and clf.strategy_settings_["C"] > 0
 
 
-def test_auto_picks_linear_probe_for_few_images(tmp_path):
+def test_auto_keeps_the_frozen_head_that_cross_validates_better_for_few_images(tmp_path):
     from ..conftest import make_image_folder
 
     data = make_image_folder(tmp_path, per_class=8)
     clf = ImageClassifier(**FAST).fit(data)
-    assert clf.strategy_ == "linear-probe"
+    compared = clf.strategy_settings_["compared"]
+    better = "prototypes" if compared["prototypes_accuracy"] > compared["linear_probe_accuracy"] else "linear-probe"
+    assert clf.strategy_ == better
     assert any("labelled images" in why and "cross-validation" in why for _, why in clf.decisions_)
 
 

@@ -1,6 +1,7 @@
 """`auto`: picks a strategy from the data (and, for images, from what a linear probe shows) and records why."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import replace
 
@@ -9,6 +10,7 @@ from .base import FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 from .fine_tune import default_epochs
 from .freezing import set_trainable
 from .linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, fit_probe
+from .prototypes import fit_prototypes
 
 #: Below this many training images in the smallest class, fine-tuning overfits more than it adapts:
 #: the validation split is too small to early-stop reliably, so a linear probe is safer.
@@ -84,8 +86,10 @@ class Auto(Strategy):
     """Images (pretrained backbone): a linear probe first (cheap: features extracted once), then
     fine-tuning only when the probe leaves room, every class has enough examples and the estimated
     time fits the budget; the model better on validation is kept. On data too small to hold out
-    (`FitData.folds`) the probe is estimated by cross-validation and fitted on all data. Other
-    modalities: `choose_strategy`."""
+    (`FitData.folds`) the probe is estimated by cross-validation and fitted on all data. Where the
+    data are too few to fine-tune (cross-validated, or a class below MIN_PER_CLASS_TO_FINE_TUNE), a
+    prototype head on the probe's features is scored on the same estimate and kept if it is better.
+    Other modalities: `choose_strategy`."""
 
     cross_validates = True
     multi_head = True  # several heads: `choose_multi_head`
@@ -109,7 +113,9 @@ class Auto(Strategy):
                      f"room on validation (< {NEAR_PERFECT:.0%}), every class has at least "
                      f"{MIN_PER_CLASS_TO_FINE_TUNE} images and the time budget allows, and the better model on "
                      f"validation is kept; below {CROSS_VALIDATE_BELOW} labelled images nothing is held out: "
-                     "accuracy is estimated by cross-validation and the model is fitted on all of them"),
+                     "accuracy is estimated by cross-validation and the model is fitted on all of them; where the "
+                     "data are too few to fine-tune, a nearest-centroid (prototypes) head on the same features "
+                     "replaces the probe if it scores higher on the same estimate"),
                     ("epochs: " + (str(settings.epochs) if settings.epochs else "chosen after the probe"),
                      "fine-tuning epochs follow from the probe's measured speed and the time budget"
                      if not settings.epochs else "as requested, if fine-tuning runs")]
@@ -133,26 +139,30 @@ class Auto(Strategy):
         tuner = create_strategy("fine-tune", **self.options)  # checks the options before any slow work
         new_head = {k: v.detach().clone() for k, v in model.head.state_dict().items()}
         probe = fit_probe(model, data, settings)
+        # the shipped model's training features while the backbone stays frozen (the exemplar memory's)
         outcome = FitOutcome(history=probe.history, settings=probe.settings(settings.tta),
-                             timings=dict(probe.timings), estimate=probe.estimate)
+                             timings=dict(probe.timings), estimate=probe.estimate, features=probe.features[:2])
 
         def keep_probe(reason: str) -> FitOutcome:
             outcome.settings = {"chosen": "linear-probe", "reason": reason, **outcome.settings}
-            outcome.features = probe.features  # the backbone stayed frozen: they are the shipped model's
             return outcome
 
         if probe.estimate is not None:
-            return keep_probe(
+            return self._probe_or_prototypes(model, probe, outcome, settings, data.num_classes, (
                 f"{probe.examples_fitted} labelled images (< {CROSS_VALIDATE_BELOW}) are too few to hold out a "
                 "validation split that could tell whether fine-tuning helps: the backbone stays frozen and a "
                 f"logistic head is chosen by {probe.estimate['method']} (estimated accuracy {probe.accuracy:.1%}) "
-                f"and fitted on all {probe.examples_fitted} images")
+                f"and fitted on all {probe.examples_fitted} images"))
         epochs, why = plan_fine_tune(probe, data.labels, len(data.val), settings)
         probe_text = f"a linear probe first (frozen features: {probe.accuracy:.1%} on validation)" \
             if probe.accuracy is not None else "a linear probe first (frozen features)"
         if not epochs:
+            if _smallest(data.labels) < MIN_PER_CLASS_TO_FINE_TUNE and probe.accuracy is not None:
+                return self._probe_or_prototypes(model, probe, outcome, settings, data.num_classes,
+                                                 f"{probe_text}; not fine-tuned: {why}")
             return keep_probe(f"{probe_text}; not fine-tuned: {why}")
 
+        probe.features = None  # only the prototype comparison reads them; not held through fine-tuning
         probe_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.head.load_state_dict(new_head)  # a probe head on per-feature scaling is unstable to fine-tune
         set_trainable(model.parameters(), True)  # as a plain fine-tune finds it; the probe froze the backbone
@@ -176,6 +186,40 @@ class Auto(Strategy):
         got = f"{tuned_accuracy:.1%}" if tuned_accuracy is not None else "no validation score"
         return keep_probe(f"{probe_text}; fine-tuned because {why}, but it reached {got} on validation, "
                           "no better than the probe, so the probe is kept")
+
+    @staticmethod
+    def _probe_or_prototypes(model: TransferModel, probe: ProbeResult, outcome: FitOutcome, settings: TrainSettings,
+                             num_classes: int, probe_reason: str) -> FitOutcome:
+        """Data too few to fine-tune: a prototype head (SimpleShot) on the probe's own features, scored
+        the way the probe was (the same out-of-fold splits, or the same validation split); it is kept
+        only when its accuracy there is higher (a tie keeps the probe). Both figures are recorded."""
+        start = time.perf_counter()
+        fitted = fit_prototypes(*probe.features, num_classes, (probe.estimate or {}).get("folds", 0), settings.seed)
+        seconds = time.perf_counter() - start
+        scored = probe.estimate["method"] if probe.estimate else "validation"
+        figures = {"linear_probe_accuracy": probe.accuracy, "prototypes_accuracy": fitted.accuracy,
+                   "scored_by": scored}
+        compared = (f"a nearest-centroid head on the same features (prototypes, SimpleShot) scored "
+                    f"{fitted.accuracy:.1%} against the probe's {probe.accuracy:.1%} ({scored})")
+        if fitted.accuracy > probe.accuracy:
+            model.head = fitted.head
+            fitted.settings["features_averaged_over_flip"] = settings.tta
+            reason = (f"{probe_reason}; then {compared}, so the prototype head is kept: with this few examples "
+                      "per class a class mean is estimated more reliably than a linear boundary")
+            return FitOutcome(history=fitted.history, estimate=fitted.estimate, notes=[fitted.note],
+                              features=outcome.features,
+                              settings={"chosen": "prototypes", "reason": reason, **fitted.settings,
+                                        "compared": figures, "probe": outcome.settings},
+                              timings={**{f"linear probe: {k}": v for k, v in probe.timings.items()},
+                                       "centroids": seconds})
+        outcome.timings["prototypes (not kept)"] = seconds
+        outcome.settings = {"chosen": "linear-probe", "reason": f"{probe_reason}; {compared}, no better, so the "
+                            "probe is kept", **outcome.settings, "compared": figures}
+        return outcome
+
+
+def _smallest(labels: list[int]) -> int:
+    return min(Counter(labels).values()) if labels else 0
 
 
 def fine_tune_budget(num_train: int) -> float:

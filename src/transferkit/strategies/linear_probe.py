@@ -303,7 +303,9 @@ class ProbeResult:
     val_accuracy: float | None = None
     estimate: dict | None = None
     forward_seconds: float = 0.0
-    features: tuple[np.ndarray, np.ndarray] | None = None  # (train features, labels) the head was fit on
+    #: the frozen features the probe was fitted on, (train_x, train_y, val_x, val_y): another head
+    #: (e.g. `auto`'s prototype comparison) can be fitted on them without a second extraction
+    features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def accuracy(self) -> float | None:
@@ -342,7 +344,7 @@ def fit_probe(model: TransferModel, data: FitData, settings: TrainSettings) -> P
     flips = 2 if settings.tta and data.modality == "image" else 1
     per_image = [t / (flips * n) for t, n in ((middle - start, len(train_y)), (extracted - middle, len(val_y))) if n]
     result = ProbeResult([], 0.0, {}, len(train_y) + len(val_y), forward_seconds=min(per_image, default=0.0),
-                         features=(train_x, train_y))
+                         features=(train_x, train_y, val_x, val_y))
     if data.folds:
         head, result.history, result.c, oof = cross_validated_head(train_x, train_y, data.num_classes, settings.seed,
                                                                    data.folds)
@@ -422,7 +424,7 @@ class LinearProbe(Strategy):
             return fit_probe_heads(model, data, settings)
         result = fit_probe(model, data, settings)
         return FitOutcome(history=result.history, settings=result.settings(settings.tta), timings=result.timings,
-                          estimate=result.estimate, features=result.features)
+                          estimate=result.estimate, features=result.features[:2])
 
     def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
         """Refit the logistic head on the stored features of the memory's exemplars plus the new

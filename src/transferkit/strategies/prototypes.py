@@ -3,6 +3,7 @@ features (SimpleShot, Wang et al. 2019): fitted in seconds from a handful of exa
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -122,52 +123,16 @@ class Prototypes(Strategy):
         start = time.perf_counter()
         common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta, num_workers=settings.num_workers,
                       progress=settings.progress, collate_fn=data.collate_fn)
-        tx, ty = (torch.as_tensor(a) for a in extract_features(model.backbone, data.train_plain,
-                                                              description="train features", **common))
-        vx, vy = (torch.as_tensor(a) for a in extract_features(model.backbone, data.val,
-                                                              description="val features", **common))
-        tx, ty, vy = tx.float(), ty.long(), vy.long()
-        vx = vx.float().reshape(len(vy), tx.shape[1])  # an empty split comes back without a feature width
+        tx, ty = extract_features(model.backbone, data.train_plain, description="train features", **common)
+        vx, vy = extract_features(model.backbone, data.val, description="val features", **common)
         extracted = time.perf_counter()
-        k = data.num_classes
-        estimate = None
-        if len(vy):  # held-out validation: centroids from train, temperature on validation
-            logits_of = _held_out(tx, ty, vx, k)
-            scored_y = vy
-        else:  # nothing held out: out-of-fold distances, the folds of `data.folds` (or leave-one-out-like 5)
-            logits_of, scored_y, folds = _out_of_fold(tx, ty, k, data.folds or 5, settings.seed)
-        history = []
-        for t in TEMPERATURES:
-            logits = logits_of / t
-            history.append({"temperature": t, "val_loss": _log_loss(logits, scored_y),
-                            "val_accuracy": float((logits.argmax(1) == scored_y).float().mean())})
-        best = min(history, key=lambda r: r["val_loss"])
-        for row in history:
-            row["chosen"] = int(row is best)
-        if not len(vy):
-            proba = torch.softmax(logits_of / best["temperature"], dim=1).numpy()
-            estimate = {"method": f"{folds}-fold cross-validation", "folds": folds, "proba": proba,
-                        "labels": scored_y.numpy()}
-        # the shipped head: every labelled example (train + validation) makes the centroids
-        all_x, all_y = torch.cat([tx, vx]), torch.cat([ty, vy])
-        mean = all_x.mean(0)
-        head = PrototypeHead(tx.shape[1], k)
-        head.set_prototypes(mean, _centroids(all_x, all_y, k, mean), best["temperature"])
-        model.head = head
-        counts = torch.bincount(all_y, minlength=k).tolist()
-        settings_out = {"temperature": best["temperature"], "temperatures": list(TEMPERATURES),
-                        "temperature_chosen_by": "lowest " + ("validation" if len(vy) else "out-of-fold") + " log-loss",
-                        "examples_per_class": counts, "head": "prototypes",
-                        "features_averaged_over_flip": settings.tta}
-        if estimate is None:
-            settings_out["val_accuracy"] = best["val_accuracy"]
-        else:
-            settings_out.update(estimate=estimate["method"], estimated_accuracy=best["val_accuracy"])
-        return FitOutcome(history=history, settings=settings_out, estimate=estimate, features=(tx.numpy(), ty.numpy()),
+        fitted = fit_prototypes(tx, ty, vx, vy, data.num_classes, data.folds, settings.seed)
+        model.head = fitted.head
+        fitted.settings["features_averaged_over_flip"] = settings.tta
+        return FitOutcome(history=fitted.history, settings=fitted.settings, estimate=fitted.estimate,
                           timings={"feature extraction": extracted - start,
                                    "centroids": time.perf_counter() - extracted},
-                          notes=[f"nearest class centroid on normalised features ({sum(counts)} examples, "
-                                 f"{min(counts)}-{max(counts)} per class), temperature {best['temperature']:g}"])
+                          notes=[fitted.note], features=(tx, ty))
 
     @classmethod
     def restore(cls, info: dict[str, Any], settings: dict[str, Any], state: dict[str, torch.Tensor],
@@ -181,6 +146,69 @@ class Prototypes(Strategy):
         check_tensor_shapes(model.state_dict(), state, run_dir)
         model.load_state_dict(state, strict=True)
         return model
+
+
+@dataclass
+class PrototypeFit:
+    """A fitted prototype head, its temperature sweep, the settings a run records, the out-of-fold
+    estimate (None when a validation split scored it), the accuracy it was scored at, and a note."""
+
+    head: PrototypeHead
+    history: list[dict[str, Any]]
+    settings: dict[str, Any]
+    estimate: dict[str, Any] | None
+    accuracy: float
+    note: str
+
+
+def fit_prototypes(tx: Any, ty: Any, vx: Any, vy: Any, num_classes: int, folds: int = 0,
+                   seed: int = 0) -> PrototypeFit:
+    """Nearest-centroid head on features already extracted (train `tx, ty`, validation `vx, vy`).
+
+    With a validation split, the temperature is chosen on it (centroids from train); without one,
+    on out-of-fold distances (`folds`, default 5, capped by the rarest class: the folds
+    `linear_probe.cross_validated_head` uses for the same seed, so both estimates score the same
+    splits). The shipped centroids use every labelled example (train + validation).
+    """
+    tx, vx = torch.as_tensor(tx).float(), torch.as_tensor(vx).float()
+    ty, vy = torch.as_tensor(ty).long(), torch.as_tensor(vy).long()
+    vx = vx.reshape(len(vy), tx.shape[1])  # an empty split comes back without a feature width
+    k = num_classes
+    estimate = None
+    if len(vy):  # held-out validation: centroids from train, temperature on validation
+        logits_of = _held_out(tx, ty, vx, k)
+        scored_y = vy
+    else:  # nothing held out: out-of-fold distances, the folds of `folds` (or 5)
+        logits_of, scored_y, used_folds = _out_of_fold(tx, ty, k, folds or 5, seed)
+    history = []
+    for t in TEMPERATURES:
+        logits = logits_of / t
+        history.append({"temperature": t, "val_loss": _log_loss(logits, scored_y),
+                        # counted in integers: a float32 mean would not equal the probe's figure on a tie
+                        "val_accuracy": int((logits.argmax(1) == scored_y).sum()) / len(scored_y)})
+    best = min(history, key=lambda r: r["val_loss"])
+    for row in history:
+        row["chosen"] = int(row is best)
+    if not len(vy):
+        proba = torch.softmax(logits_of / best["temperature"], dim=1).numpy()
+        estimate = {"method": f"{used_folds}-fold cross-validation", "folds": used_folds, "proba": proba,
+                    "labels": scored_y.numpy()}
+    # the shipped head: every labelled example (train + validation) makes the centroids
+    all_x, all_y = torch.cat([tx, vx]), torch.cat([ty, vy])
+    mean = all_x.mean(0)
+    head = PrototypeHead(tx.shape[1], k)
+    head.set_prototypes(mean, _centroids(all_x, all_y, k, mean), best["temperature"])
+    counts = torch.bincount(all_y, minlength=k).tolist()
+    settings = {"temperature": best["temperature"], "temperatures": list(TEMPERATURES),
+                "temperature_chosen_by": "lowest " + ("validation" if len(vy) else "out-of-fold") + " log-loss",
+                "examples_per_class": counts, "examples_fitted": sum(counts), "head": "prototypes"}
+    if estimate is None:
+        settings["val_accuracy"] = best["val_accuracy"]
+    else:
+        settings.update(estimate=estimate["method"], estimated_accuracy=best["val_accuracy"])
+    note = (f"nearest class centroid on normalised features ({sum(counts)} examples, "
+            f"{min(counts)}-{max(counts)} per class), temperature {best['temperature']:g}")
+    return PrototypeFit(head, history, settings, estimate, best["val_accuracy"], note)
 
 
 def _held_out(tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, k: int) -> torch.Tensor:

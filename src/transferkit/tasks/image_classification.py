@@ -198,8 +198,10 @@ class ImageClassifier(ClassifierBase):
             (f"input size: {self.image_size_} px", size_reason),
             ("split", d.split["description"]) if not self.estimate_ else
             (f"evaluation: {self.estimate_['method']}",
-             f"estimated by {self.estimate_['method']} (the same folds choose C by log-loss, so the estimate may be "
-             f"slightly optimistic); the shipped model is "
+             f"estimated by {self.estimate_['method']} (the same folds choose "
+             + ("the temperature" if outcome.settings.get("head") == "prototypes" else "C") + " by log-loss"
+             + (" and which head is kept" if "compared" in outcome.settings else "")
+             + ", so the estimate may be slightly optimistic); the shipped model is "
              f"fitted on all {len(d.train)} images. Below {CROSS_VALIDATE_BELOW} labelled images a held-out split "
              "trains on 70 % of them and measures on a few dozen"),
             ("test-time augmentation: " + ("flip average" if self.tta else "off"),
@@ -460,7 +462,7 @@ def _image_scratch_control(est: "ImageClassifier", budget: float) -> dict[str, A
     info = est.backbone_info_
     # a registered backbone rebuilds with its own preprocessing; otherwise the timm architecture
     architecture = info["name"] if info.get("family") != "timm" else info["architecture"]
-    if est.strategy_ == "linear-probe":
+    if est.strategy_ in ("linear-probe", "prototypes"):
         return _random_feature_probe(est, architecture)
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
     per_size = CONTROL_SECONDS * max(1.0, len(est.data_.train) / SMALL_DATA)
@@ -488,12 +490,16 @@ class _ScratchControl(ImageClassifier):
 
 
 def _random_feature_probe(est: "ImageClassifier", architecture: str) -> dict[str, Any]:
-    """The linear probe's matched control: its head on features of `architecture` with random weights."""
+    """The matched control of a frozen-feature run (linear probe or prototypes): the same head, fitted
+    and scored the same way, on features of `architecture` with random weights."""
     import torch
 
     from ..backbones import create_backbone
     from ..models.features import extract_features
     from ..strategies.linear_probe import cross_validated_head, fit_logistic_head
+
+    if est.strategy_ == "prototypes":
+        return _random_feature_prototypes(est, architecture)
 
     torch.manual_seed(est.seed)
     body = create_backbone(f"scratch:{architecture}", modality="image").model.eval()
@@ -515,3 +521,32 @@ def _random_feature_probe(est: "ImageClassifier", architecture: str) -> dict[str
         scored = "the test split"
     return {"model": f"{architecture}, random weights, frozen: the same logistic head and C selection (C={c:g}), "
                      f"scored by {scored}; one forward pass, no training", "accuracy": accuracy}
+
+
+def _random_feature_prototypes(est: "ImageClassifier", architecture: str) -> dict[str, Any]:
+    """A prototype run's control: the same nearest-centroid head and temperature selection on
+    features of `architecture` with random weights, scored as the run is (out-of-fold or test split)."""
+    import torch
+
+    from ..backbones import create_backbone
+    from ..models.features import extract_features
+    from ..strategies.prototypes import fit_prototypes
+
+    torch.manual_seed(est.seed)
+    body = create_backbone(f"scratch:{architecture}", modality="image").model.eval()
+    d, k = est.data_, len(est.classes_)
+
+    def features(samples):
+        return extract_features(body, est._dataset(samples.paths, samples.labels), hflip=est.tta, progress=False)
+
+    estimate = getattr(est, "estimate_", None)
+    fitted = fit_prototypes(*features(d.train), *features(d.val), k, int(estimate["folds"]) if estimate else 0, est.seed)
+    if estimate:
+        accuracy, scored = fitted.accuracy, estimate["method"]
+    else:
+        test_x, test_y = features(d.test)
+        with torch.no_grad():
+            accuracy = float((fitted.head(torch.as_tensor(test_x)).argmax(1).numpy() == test_y).mean())
+        scored = "the test split"
+    return {"model": f"{architecture}, random weights, frozen: the same nearest-centroid head and temperature "
+                     f"selection, scored by {scored}; one forward pass, no training", "accuracy": accuracy}
