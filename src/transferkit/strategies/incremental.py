@@ -285,7 +285,7 @@ def bias_correction(layer: nn.Linear, logits: torch.Tensor, labels: torch.Tensor
         return loss
 
     optimiser.step(closure)
-    alpha, b = float(log_alpha.exp()), float(beta)
+    alpha, b = float(log_alpha.detach().exp()), float(beta.detach())
     with torch.no_grad():
         layer.weight[old_classes:] *= alpha
         layer.bias[old_classes:] = alpha * layer.bias[old_classes:] + b
