@@ -393,3 +393,17 @@ def load_image_manifest(path: str | Path, label_columns: list[str], val_fraction
         plain = lambda s: Samples(s.paths, s.labels)  # noqa: E731
         return ImageFolderData(train=plain(samples), val=plain(splits["val"]), test=plain(splits["test"]), **common)
     return MultiTaskImageData(train=samples, val=splits["val"], test=splits["test"], heads=heads, **common)
+
+
+def index_targets(labels: dict[str, list], heads: dict[str, list[str]], source) -> dict[str, list[int]]:
+    """Each head's labels (as written) as indices into that head's trained classes; a label a head was
+    not trained on raises one line naming `source`."""
+    targets = {}
+    for head, classes in heads.items():
+        index = {c: i for i, c in enumerate(classes)}
+        unknown = sorted(set(labels[head]) - set(index))
+        if unknown:
+            raise DataError(f"{source}: column {head!r} has labels {unknown[:5]} that are not among the trained "
+                            f"classes {classes}.")
+        targets[head] = [index[v] for v in labels[head]]
+    return targets

@@ -201,6 +201,15 @@ def _fold_into_linear(clf, scaler, num_classes: int) -> nn.Linear:
     return layer
 
 
+def _train_val_features(model: TransferModel, data: FitData, settings: TrainSettings):
+    """Features and labels of `data.train_plain` and `data.val` from the frozen backbone."""
+    common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta,
+                  num_workers=settings.num_workers, progress=settings.progress, collate_fn=data.collate_fn)
+    train_x, train_y = extract_features(model.backbone, data.train_plain, description="train features", **common)
+    val_x, val_y = extract_features(model.backbone, data.val, description="val features", **common)
+    return train_x, train_y, val_x, val_y
+
+
 def probe(
     model: TransferModel, data: FitData, settings: TrainSettings, for_fine_tuning: bool = False
 ) -> tuple[list[dict], float, dict[str, float]]:
@@ -210,10 +219,7 @@ def probe(
     one global feature scale (see `fit_logistic_head`).
     """
     start = time.perf_counter()
-    common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta,
-                  num_workers=settings.num_workers, progress=settings.progress, collate_fn=data.collate_fn)
-    train_x, train_y = extract_features(model.backbone, data.train_plain, description="train features", **common)
-    val_x, val_y = extract_features(model.backbone, data.val, description="val features", **common)
+    train_x, train_y, val_x, val_y = _train_val_features(model, data, settings)
     extracted = time.perf_counter()
     head, history, c = fit_logistic_head(
         train_x, train_y, val_x, val_y, data.num_classes, settings.seed,
@@ -371,10 +377,7 @@ def fit_probe_heads(model: TransferModel, data: FitData, settings: TrainSettings
     """
     set_trainable(model.backbone.parameters(), False)
     start = time.perf_counter()
-    common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta,
-                  num_workers=settings.num_workers, progress=settings.progress, collate_fn=data.collate_fn)
-    train_x, train_y = extract_features(model.backbone, data.train_plain, description="train features", **common)
-    val_x, val_y = extract_features(model.backbone, data.val, description="val features", **common)
+    train_x, train_y, val_x, val_y = _train_val_features(model, data, settings)
     extracted = time.perf_counter()
     rows = [{"C": c} for c in C_GRID]
     chosen = {}

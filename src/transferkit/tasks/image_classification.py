@@ -340,19 +340,12 @@ class ImageClassifier(ClassifierBase):
     def _manifest_samples(self, path: Path) -> tuple[Samples, list]:
         """The images of a manifest labelled with the trained classes, read with the fit's label
         columns (a multi-task model: every head's)."""
-        from ..data.multitask import MultiSamples, read_manifest_rows
+        from ..data.multitask import MultiSamples, index_targets, read_manifest_rows
 
         heads = self.heads_ if self._multi_head() else None
         columns = list(heads) if heads else parse_label_columns(self.label_columns)
         paths, labels, skipped, _, columns = read_manifest_rows(path, columns, check=False)
-        targets = {}
-        for column, classes in (heads or {columns[0]: self.classes_}).items():
-            index = {c: i for i, c in enumerate(classes)}
-            unknown = sorted(set(labels[column]) - set(index))
-            if unknown:
-                raise DataError(f"{path}: column {column!r} has labels {unknown[:5]} that are not among the trained "
-                                f"classes {classes}.")
-            targets[column] = [index[v] for v in labels[column]]
+        targets = index_targets(labels, heads or {columns[0]: self.classes_}, path)
         return MultiSamples(paths, targets[columns[0]], targets), skipped
 
     # ------------------------------------------------------------ save/load

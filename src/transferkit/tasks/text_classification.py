@@ -281,19 +281,11 @@ class TextClassifier(ClassifierBase):
 
     def _labelled_heads(self, data):
         """Texts of a table and, per head, the class index of each (the fit's label columns)."""
-        from ..data.multitask import _read_multi_table
+        from ..data.multitask import _read_multi_table, index_targets
 
         path = Path(data).expanduser()
         texts, labels, _ = _read_multi_table(path, self.text_column, list(self.heads_))
-        targets = {}
-        for head, classes in self.heads_.items():
-            index = {c: i for i, c in enumerate(classes)}
-            unknown = sorted(set(labels[head]) - set(index))
-            if unknown:
-                raise DataError(f"{data}: column {head!r} has labels {unknown[:5]} that are not among the trained "
-                                f"classes {classes}.")
-            targets[head] = [index[v] for v in labels[head]]
-        return texts, targets, {}
+        return texts, index_targets(labels, self.heads_, data), {}
 
     def _task_config(self) -> dict:
         return {**super()._task_config(), "label_names": self.label_names_,
