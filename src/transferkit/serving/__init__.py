@@ -1,0 +1,1 @@
+"""The prediction server: FastAPI app, limits, micro-batching and the web page."""
