@@ -39,6 +39,9 @@ def test_extend_adds_the_new_class_and_the_run_records_its_parent(parent, tmp_pa
     assert set(step["comparison"]) == {"naive", "joint", "extend_seconds"}
     report = (tmp_path / "run2" / "report.html").read_text()
     assert 'id="lineage"' in report and "blue added to green, red" in report
+    assert "extended from run" in report  # the header links the parent's report, relative to this one
+    link = report.split('class="parent" href="', 1)[1].split('"', 1)[0]
+    assert (tmp_path / "run2" / link).resolve() == (run1 / "report.html").resolve()
     predicted = cli("predict", tmp_path / "run2", *sorted(str(p) for p in new.rglob("*.jpg"))[:2], "--json")
     assert predicted.returncode == 0, predicted.stderr
     assert {r["label"] for r in json.loads(predicted.stdout)} <= {"green", "red", "blue"}

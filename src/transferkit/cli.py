@@ -1,4 +1,4 @@
-"""The `transferkit` command line: fit, adapt, evaluate, predict, rank, list, demo."""
+"""The `transferkit` command line: fit, adapt, extend, evaluate, predict, rank, runs, compare, list, demo."""
 from __future__ import annotations
 
 import contextlib
@@ -741,6 +741,49 @@ def rank(
                       "classification runs have one; text encoders and cut layers do not).")
     console.print(f"best: [bold]{ranking.best.candidate}[/] — fit it with --backbone {ranking.best.backbone}, "
                   "or let `fit --backbone auto` rank and choose.")
+
+
+@app.command()
+def runs(
+    folder: Path = typer.Argument(Path("runs"), help="Folder holding run directories (searched a few levels deep), "
+                                  "or one run directory."),
+    task: Optional[str] = typer.Option(None, help="Only runs of this task (see `transferkit list tasks`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list of runs."),
+) -> None:
+    """List the runs under a folder: task, backbone, strategy, test metrics, date, status and parent."""
+    from .reporting.runs import by_task, find_runs, runs_table
+
+    found = find_runs(folder)
+    if task is not None:
+        from .tasks import TASKS
+
+        TASKS.entry(task)  # an unknown name: one line with the close matches
+        found = by_task(found).get(task, [])
+    if as_json:
+        print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False, default=str))
+        return
+    if not found:
+        console.print(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
+                      f"{folder}/NAME` writes one.")
+        return
+    console.print(_rich_table(runs_table(found, folder)))
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="A run directory."),
+    run_b: Path = typer.Argument(..., help="Another run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Two runs side by side: test metrics (difference, which is better) and the config differences."""
+    from .reporting.runs import compare_runs, comparison_tables
+
+    comparison = compare_runs(run_a, run_b)
+    if as_json:
+        print(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False, default=str))
+        return
+    for table in comparison_tables(comparison):
+        console.print(_rich_table(table))
 
 
 class ListWhat(str, Enum):

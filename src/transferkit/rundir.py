@@ -242,6 +242,22 @@ def read_checkpoint(path: str | Path) -> dict:
                                 "--resume.") from None
 
 
+def run_parents(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The runs a run was built from, oldest first, as {"path", "relation"}: the run whose backbone it
+    transferred (`--backbone RUN`: relation "backbone"), and the run each `extend` step grew
+    ("extend"). Paths as recorded (absolute since parents are recorded); older runs may list none."""
+    parents = []
+    backbone = config.get("backbone") if isinstance(config.get("backbone"), Mapping) else {}
+    meta = backbone.get("meta") if isinstance(backbone.get("meta"), Mapping) else {}
+    if "parent_task" in meta:  # a backbone loaded from a run directory (backbones.run_dir)
+        parents.append({"path": str(meta.get("parent_run") or backbone.get("name")), "relation": "backbone"})
+    run = config.get("run") if isinstance(config.get("run"), Mapping) else {}
+    for step in run.get("lineage") or []:
+        if isinstance(step, Mapping) and step.get("parent"):
+            parents.append({"path": str(step["parent"]), "relation": "extend"})
+    return parents
+
+
 def _short(exc: BaseException, limit: int = 120) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__

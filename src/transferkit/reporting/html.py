@@ -37,6 +37,8 @@ class RunReport:
     domain: dict = field(default_factory=dict)  # domain shift and separability before adaptation
     target: dict = field(default_factory=dict)  # adapted runs: the target data (config.json run.target)
     lineage: list[dict] = field(default_factory=list)  # extended runs: each `extend` step (config.json run.lineage)
+    #: the runs this one was built from: {"path", "relation", "link"} (link: to the parent's report, or None)
+    parents: list[dict] = field(default_factory=list)
 
 
 def write_report(path: str | Path, report: RunReport) -> Path:
@@ -206,9 +208,26 @@ def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
         "<header>\n"
         f"<h1>{_e(report.title)}</h1>\n"
         f'<p class="meta">{_e(report.task)} · generated {_e(date)}</p>\n'
+        + _parents(report.parents) +
         f'<div class="cards">{"".join(cards)}</div>\n'
         "</header>"
     )
+
+
+#: how the header says what a parent run gave this one (`rundir.run_parents` relations)
+_PARENT_RELATIONS = {"backbone": "transferred from the backbone of", "extend": "extended from"}
+
+
+def _parents(parents: Sequence[dict]) -> str:
+    """The runs this one was built from, each linked to its report when it is found here."""
+    shown = []
+    for parent in parents or []:
+        name = _e(Path(str(parent.get("path", ""))).name or parent.get("path", ""))
+        target = (f'<a class="parent" href="{_e(parent["link"])}"><code>{name}</code></a>' if parent.get("link")
+                  else f'<code title="{_e(parent.get("path"))}">{name}</code> (its report is not found here)')
+        how = _PARENT_RELATIONS.get(str(parent.get("relation")), "built from")
+        shown.append(f"{how} run {target}")
+    return f'<p class="meta lineage">{" · ".join(shown)}</p>\n' if shown else ""
 
 
 def attention(warnings: Sequence[str], metrics: dict) -> list[str]:

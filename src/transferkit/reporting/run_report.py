@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..rundir import EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE, read_config, read_history, read_json
+from ..rundir import (EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE, read_config, read_history, read_json,
+                      run_parents)
 from .html import RunReport, write_report
+from .runs import relative_report_link
 
 
 def _json(path: Path) -> dict:
@@ -41,5 +43,6 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             domain=run.get("domain") or {},
             target=run.get("target") or {},
             lineage=run.get("lineage") or [],
+            parents=[{**p, "link": relative_report_link(run_dir, p["path"])} for p in run_parents(config)],
         ),
     )

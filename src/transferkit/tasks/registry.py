@@ -9,11 +9,23 @@ from .._registry import Info, Registry
 from ..errors import DataError, RunDirectoryError
 
 
+@dataclasses.dataclass(frozen=True)
+class KeyMetric:
+    """A test metric that sums a run up where runs are listed side by side (`transferkit runs`,
+    `compare`): `metrics.json` "test" key, its label, and which direction is better."""
+
+    key: str
+    label: str
+    higher_is_better: bool = True
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TaskInfo(Info):
     """What the registry knows about a task before importing its estimator."""
 
     modality: str  # the input it reads: image, text or timeseries (strategies list theirs in StrategyInfo)
+    #: the metrics listed per run, first the one runs are ranked by (read without importing torch)
+    key_metrics: tuple[KeyMetric, ...] = ()
 
 
 #: task name → estimator class (with `fit`, `evaluate`, `save`, `load`)
@@ -27,12 +39,16 @@ def register_task(name: str, info: TaskInfo) -> Callable[[type], type]:
 
 
 # The packaged tasks; each estimator module loads (with torch) when its task is first used.
+_CLASSIFICATION_METRICS = (KeyMetric("accuracy", "accuracy"), KeyMetric("macro_f1", "macro F1"))
 TASKS.declare("image-classification", f"{__package__}.image_classification:ImageClassifier", TaskInfo(
-    description="classify images (folder of class folders)", modality="image"))
+    description="classify images (folder of class folders)", modality="image", key_metrics=_CLASSIFICATION_METRICS))
 TASKS.declare("text-classification", f"{__package__}.text_classification:TextClassifier", TaskInfo(
-    description="classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text"))
+    description="classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)", modality="text",
+    key_metrics=_CLASSIFICATION_METRICS))
 TASKS.declare("forecast", f"{__package__}.forecasting:Forecaster", TaskInfo(
-    description="forecast time series (CSV: a time column and numeric series)", modality="timeseries"))
+    description="forecast time series (CSV: a time column and numeric series)", modality="timeseries",
+    key_metrics=(KeyMetric("mse", "MSE", higher_is_better=False), KeyMetric("mae", "MAE", higher_is_better=False),
+                 KeyMetric("mase", "MASE", higher_is_better=False))))
 
 
 def detect_task(path: str | Path) -> tuple[str, str]:
