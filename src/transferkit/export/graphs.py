@@ -118,12 +118,29 @@ class TextGraph(nn.Module):
         return tuple(torch.softmax(outputs[head], dim=1) for head in self.heads or [""])
 
 
+def _patchify_by_index(self, x: torch.Tensor) -> torch.Tensor:
+    """`PatchTSTEncoder.patchify` as a gather of constant indices instead of `unfold` (the same
+    values), which the TorchScript exporter converts with a dynamic batch."""
+    z = x.transpose(1, 2)
+    if self.padding_end:
+        z = torch.cat([z, z[..., -1:].expand(*z.shape[:-1], self.stride)], dim=-1)
+    index = torch.arange(self.n_patches)[:, None] * self.stride + torch.arange(self.patch_len)[None, :]
+    return z[..., index]
+
+
 class ForecastGraph(nn.Module):
     """History (N, lookback, C) in the series' units → forecast (N, horizon, C) in the same units:
     the run's standardisation (training-segment mean and deviation) applied and undone here."""
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
+        import types
+
+        from ..backbones.patchtst import PatchTSTEncoder
+
+        for module in model.modules():  # on the export's own copy of the model
+            if isinstance(module, PatchTSTEncoder):
+                module.patchify = types.MethodType(_patchify_by_index, module)
         self.model = model
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, 1, -1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, 1, -1))
@@ -137,10 +154,11 @@ def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path,
     """Trace `module` on `example` into an ONNX file at `path` (opset `OPSET`, the axes in `dynamic`
     left symbolic); returns the exporter used.
 
-    The TorchScript-based exporter (`dynamo=False`) is used while torch has it: on these models
-    it gives the same graphs and correct dynamic axes as the dynamo exporter, exports in about a
-    second instead of 15-20 s (EfficientNet-Lite0 on one core), and its graphs quantise as
-    onnxruntime's tools expect. Where it is gone, the dynamo exporter takes over.
+    The TorchScript-based exporter (`dynamo=False`) is tried first: on these models it gives the
+    same graphs and correct dynamic axes as the dynamo exporter, exports in about a second instead
+    of 15-20 s (EfficientNet-Lite0 on one core), and its graphs quantise as onnxruntime's tools
+    expect. Where it cannot convert an operator (PatchTST's `unfold` with a dynamic batch), or
+    where torch no longer has it, the dynamo exporter takes over.
     """
     module = module.eval()
     with torch.no_grad(), warnings.catch_warnings():
@@ -149,10 +167,13 @@ def write_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path,
             torch.onnx.export(module, example, str(path), input_names=inputs, output_names=outputs,
                               dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
             return "torchscript"
-        except (TypeError, NotImplementedError, AttributeError) as exc:  # a torch without it
-            if "dynamo" not in str(exc).lower() and "torchscript" not in str(exc).lower():
-                raise
-        with redirect_stdout(io.StringIO()):  # the dynamo exporter prints its progress
-            torch.onnx.export(module, example, str(path), input_names=inputs, output_names=outputs,
-                              dynamic_axes=dynamic, opset_version=max(OPSET, 18), dynamo=True, external_data=False)
+        except Exception as exc:  # an operator it cannot convert (PatchTST's unfold on a dynamic batch), or gone
+            legacy = exc
+        try:
+            with redirect_stdout(io.StringIO()):  # the dynamo exporter prints its progress
+                torch.onnx.export(module, example, str(path), input_names=inputs, output_names=outputs,
+                                  dynamic_axes=dynamic, opset_version=max(OPSET, 18), dynamo=True,
+                                  external_data=False)
+        except Exception:
+            raise legacy from None
         return "dynamo"
