@@ -663,8 +663,8 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `transferkit fit` or `adapt`, "
-                                   "or a model.onnx written by `transferkit export`."),
+    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`, or a model.onnx "
+                                   "written by `transferkit export`."),
     inputs: list[str] = typer.Argument(None, help="Image files/folders, texts for a text model, or a history CSV "
                                        "for a forecast model."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Text model: a file of texts (one per line, "

@@ -65,7 +65,12 @@ class _TaskExport:
 
     def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
         self.est, self.run_dir = est, run_dir
+        if tta and not self.takes_tta:
+            raise ExportError("--tta is for image runs (the flip average); leave it out.")
         self.tta = False
+
+    #: whether the graph can hold test-time augmentation (images: the flip average)
+    takes_tta: ClassVar[bool] = False
 
     def graph(self) -> tuple[Any, tuple, list[str], list[str], dict]:
         raise NotImplementedError
@@ -138,6 +143,7 @@ class _ClassifierExport(_TaskExport):
 
 class _ImageExport(_ClassifierExport):
     quantization = "static"
+    takes_tta = True
 
     def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
         super().__init__(est, run_dir, tta)
@@ -359,11 +365,10 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         raise ExportError(f"--quantize {quantize}: only int8 is supported (or leave it out for fp32).")
     run_dir = Path(run_dir).expanduser()
     est = load_run(run_dir)
-    if est.task not in SPECS:
+    spec_class = SPECS.get(est.task)
+    if spec_class is None:
         raise ExportError(f"{run_dir}: a {est.task} run; export supports {', '.join(SPECS)} runs.")
-    if est.task != "image-classification" and tta:
-        raise ExportError("--tta is for image runs (the flip average); leave it out.")
-    spec = SPECS[est.task](est, run_dir, tta)
+    spec = spec_class(est, run_dir, tta)
     out = Path(out).expanduser() if out else run_dir / ONNX_FILE
     if out.suffix != ".onnx":
         raise ExportError(f"--out {out}: name the file *.onnx.")

@@ -46,7 +46,7 @@ def read_metadata(session: Any, path: Path) -> dict:
         meta = json.loads(props[METADATA_KEY])
     except json.JSONDecodeError:
         raise ModelFileError(f"{path}: its transferkit metadata is not valid JSON; export the run again.") from None
-    if not isinstance(meta, dict) or meta.get("task") not in PREDICTORS:
+    if (PREDICTORS.get(meta.get("task")) if isinstance(meta, dict) else None) is None:
         raise ModelFileError(f"{path}: transferkit metadata names no known task; export the run again with this version.")
     if int(meta.get("format", 0)) > METADATA_FORMAT:
         raise ModelFileError(f"{path}: written by a newer transferkit (metadata format {meta.get('format')}); "
