@@ -22,10 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import TransferkitError
-from ..rundir import CONFIG_FILE, SPLIT_FILE, read_json, write_text
-
-EXPORTS_FILE = "exports.json"
-ONNX_FILE = "model.onnx"
+from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_json, write_text
 #: Held-out examples the parity check compares (evenly spaced over the split).
 PARITY_SAMPLES = 64
 #: Largest |Δprob| (classifiers) or relative error (forecasts) an fp32 export may show against PyTorch.
@@ -58,10 +55,14 @@ def _evenly(n: int, limit: int) -> list[int]:
 # ----------------------------------------------------------------------------- per task
 class _TaskExport:
     """What differs between tasks: the graph, its metadata, held-out examples, the reference
-    predictions, the score and the int8 method."""
+    predictions, the score and the int8 method. One subclass per task, looked up in `SPECS`."""
 
+    #: "static" (calibrated QDQ, for CNNs) or "dynamic" (transformers)
     quantization: ClassVar[str] = "dynamic"
+    #: what `score` measures: "accuracy" (higher is better) or "mse" (lower is better)
     metric: ClassVar[str] = "accuracy"
+    #: whether the graph can hold test-time augmentation (images: the flip average)
+    takes_tta: ClassVar[bool] = False
 
     def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
         self.est, self.run_dir = est, run_dir
@@ -69,35 +70,39 @@ class _TaskExport:
             raise ExportError("--tta is for image runs (the flip average); leave it out.")
         self.tta = False
 
-    #: whether the graph can hold test-time augmentation (images: the flip average)
-    takes_tta: ClassVar[bool] = False
-
     def graph(self) -> tuple[Any, tuple, list[str], list[str], dict]:
+        """(module to trace, example inputs, input names, output names, dynamic axes)."""
         raise NotImplementedError
 
     def metadata(self) -> dict:
+        """The task's part of the model file's metadata: what the runtime needs besides the graph."""
         raise NotImplementedError
 
-    def split(self, name: str) -> tuple[list, Any]:
-        """The recorded split `name`: (inputs, targets)."""
+    def split(self, name: str) -> tuple[Any, Any]:
+        """The run's recorded split `name` as (inputs, targets); empty when its data cannot be read."""
         raise NotImplementedError
 
     def reference(self, items: Any) -> list[np.ndarray]:
+        """PyTorch's predictions of `items` (one array per graph output), as the estimator makes them."""
         raise NotImplementedError
 
     def onnx_outputs(self, predictor: Any, items: Any) -> list[np.ndarray]:
+        """The exported model's predictions of `items` through `transferkit.runtime`."""
         raise NotImplementedError
 
     def score(self, outputs: list[np.ndarray], targets: Any) -> float:
+        """The task's metric of `outputs` against `targets`."""
         raise NotImplementedError
 
     def subset(self, items: Any, targets: Any, indices: list[int]) -> tuple[Any, Any]:
         return [items[i] for i in indices], [targets[i] for i in indices]
 
     def calibration(self, limit: int) -> list[dict[str, np.ndarray]]:
+        """Input feeds of at most `limit` training examples for static int8 (none for dynamic)."""
         return []
 
     def parity(self, ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
+        """Max |Δprob| and top-1 agreement over every output (head)."""
         diffs = [float(np.abs(r - g).max()) if r.size else 0.0 for r, g in zip(ref, got)]
         agree = [float((r.argmax(1) == g.argmax(1)).mean()) if len(r) else 1.0 for r, g in zip(ref, got)]
         return {"max_abs_diff": max(diffs), "top1_agreement": min(agree)}

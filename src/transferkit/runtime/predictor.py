@@ -65,7 +65,7 @@ def open_session(path: str | Path, threads: int | None = None) -> Any:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file; pass a model written by `transferkit export`.")
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # onnxruntime's own warnings are not the user's business
+    options.log_severity_level = 4  # onnxruntime's own log lines are not the user's business: errors raise
     if threads:
         options.intra_op_num_threads = int(threads)
     try:
