@@ -125,3 +125,41 @@ def test_forecast_export_and_int8(forecast_run, tmp_path):
 def test_export_refuses_unknown_format_in_one_line(forecast_run):
     done = cli("export", str(forecast_run[0]), "--format", "tflite")
     assert done.returncode == 2 and done.stderr.strip() == "error: --format tflite: only onnx is supported."
+
+
+def test_lora_adapters_are_merged_into_plain_layers(tmp_path):
+    """A LoRA run exports as its base layers with the adapters folded in: no adapter node in the
+    graph, and the same probabilities as the estimator (which runs the adapters unmerged)."""
+    import onnx
+
+    from tests.contract.conftest import tiny_texts
+    from transferkit import TextClassifier
+
+    pytest.importorskip("peft")
+    data = tiny_texts(tmp_path / "texts", per_class=10)
+    est = TextClassifier(strategy="lora", epochs=1, max_length=16, baseline=False, progress=False, memory=0)
+    run = est.fit(data.fit_on).save(tmp_path / "lora")
+    (fp32,) = export_run(run).exports
+    assert fp32["parity"]["passed"] and fp32["parity"]["samples"] > 0
+    graph = onnx.load(str(run / "model.onnx")).graph
+    assert not [n.name for n in graph.node if "lora" in n.name.lower()]
+    texts = ["a wonderful film", "a dreadful, boring evening"]
+    assert np.abs(OnnxPredictor.load(run / "model.onnx").predict_proba(texts) - est.predict_proba(texts)).max() < 1e-4
+
+
+def test_two_heads_are_two_outputs(tmp_path):
+    """A multi-task run (two label columns) exports one probability output per head, and predicts
+    records in the estimator's shape ("heads")."""
+    from tests.tasks.test_multitask import FAST, two_label_table
+    from transferkit import TextClassifier
+
+    est = TextClassifier(strategy="fine-tune", epochs=1, max_length=16, label_columns=["sentiment", "domain"],
+                         memory=0, **FAST).fit(two_label_table(tmp_path / "reviews.csv", rows=32))
+    est.evaluate()
+    run = est.save(tmp_path / "two-heads")
+    (fp32,) = export_run(run).exports
+    assert fp32["parity"]["passed"]
+    model = OnnxPredictor.load(run / "model.onnx")
+    assert model.outputs == ["probabilities.sentiment", "probabilities.domain"]
+    texts = ["the soup was wonderful", "the cable was awful"]
+    assert model.prediction_records(texts, 2) == est.prediction_records(texts, 2)

@@ -124,6 +124,9 @@ class _ClassifierExport(_TaskExport):
     def split(self, name: str) -> tuple[list, list[int]]:
         refs, names = self.splits.get(name) or ([], [])
         index = {c: i for i, c in enumerate(self.est.classes_)}
+        first = self.heads[0] if self.heads else None
+        # a multi-task run records each example's classes per head: the first head's are scored
+        names = [n.get(first) if isinstance(n, dict) else n for n in names]
         refs, labels = self.est._existing(refs, [index.get(c, -1) for c in names])
         return refs, labels
 
