@@ -2,9 +2,9 @@
 
 The image run is fitted once (cached in /.bench_data/export/run; `--run RUN` uses another): the
 default backbone (EfficientNet-Lite0) fine-tuned at 128 px, as benchmarks/flowers5.py does (the
-strategy `auto` picks for 4,317 images, at 128 px instead of the native 224 so that fitting takes
-about 4 minutes on 2 CPU cores), stratified split with seed 0 (863 test images), no from-scratch
-control. `transferkit export RUN --quantize int8` then writes the fp32 and int8 files (its verdict
+strategy `auto` picks for 4,317 images, at 128 px instead of the native 224 to keep the fit on a
+CPU short: 4 epochs, about 11 minutes on 2 busy cores, once; later runs reuse the cache and take
+about 3 minutes), stratified split with seed 0 (863 test images), no from-scratch control. `transferkit export RUN --quantize int8` then writes the fp32 and int8 files (its verdict
 is reported as is), and every int8 exclusion variant is measured too, kept or not.
 
 For each model: file size (MB), latency p50/p95 at batch 1 and throughput at batch 32 on 2
