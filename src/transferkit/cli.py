@@ -703,7 +703,10 @@ def export(
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Images: the flip average inside the graph "
                                        "(default: as the run predicts; --no-tta halves the cost per image)."),
 ) -> None:
-    """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch."""
+    """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch.
+
+    An int8 model that loses more than --max-drop is not kept: the fp32 model is the result, a
+    warning says why, and the exit status is 0 (the last line names the file to ship)."""
     from .export import export_run
 
     result = export_run(run_dir, format=format, quantize=quantize, out=out, max_drop=max_drop, tta=tta)
