@@ -699,14 +699,12 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The fp32 model file (default RUN/model.onnx); the "
                                        "int8 model goes beside it as <name>.int8.onnx."),
     max_drop: float = typer.Option(0.01, "--max-drop", help="Largest accuracy loss of int8 against fp32 (absolute, "
-                                   "0.01 = 1 point; forecasts: relative increase of the MSE)."),
+                                   "0.01 = 1 point; forecasts: relative increase of the MSE). Over it, the int8 "
+                                   "model is not kept: a warning says why, the fp32 model is the result, exit 0."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Images: the flip average inside the graph "
                                        "(default: as the run predicts; --no-tta halves the cost per image)."),
 ) -> None:
-    """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch.
-
-    An int8 model that loses more than --max-drop is not kept: the fp32 model is the result, a
-    warning says why, and the exit status is 0 (the last line names the file to ship)."""
+    """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch."""
     from .export import export_run
 
     result = export_run(run_dir, format=format, quantize=quantize, out=out, max_drop=max_drop, tta=tta)
