@@ -663,7 +663,8 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`."),
+    run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`, or a model.onnx "
+                                   "written by `transferkit export`."),
     inputs: list[str] = typer.Argument(None, help="Image files/folders, texts for a text model, or a history CSV "
                                        "for a forecast model."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Text model: a file of texts (one per line, "
@@ -671,16 +672,77 @@ def predict(
     top_k: int = typer.Option(1, min=1, help="How many classes to show per input."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of predictions."),
 ) -> None:
-    """Predict with a saved model: images, texts, or the next steps of a series."""
-    from .tasks import load_run
+    """Predict with a saved model (a run, or a model.onnx from `transferkit export`): images, texts,
+    or the next steps of a series."""
+    if run_dir.suffix.lower() == ".onnx" or run_dir.is_file():  # an exported model: onnxruntime only, no torch
+        from .runtime import OnnxPredictor
 
-    est = load_run(run_dir)
+        est = OnnxPredictor.load(run_dir)
+    else:
+        from .tasks import load_run
+
+        est = load_run(run_dir)
     items = est.read_prediction_inputs(list(inputs or []), file)
     records = est.prediction_records(items, top_k)
     if as_json:
         print(json.dumps(records, indent=2, ensure_ascii=False))
         return
     console.print(_rich_table(est.prediction_table(items, records)))
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `transferkit fit` or `adapt`."),
+    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Also write an int8 model (int8): kept only if "
+                                           "it loses at most --max-drop accuracy against the fp32 model."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The fp32 model file (default RUN/model.onnx); the "
+                                       "int8 model goes beside it as <name>.int8.onnx."),
+    max_drop: float = typer.Option(0.01, "--max-drop", help="Largest accuracy loss of int8 against fp32 (absolute, "
+                                   "0.01 = 1 point; forecasts: relative increase of the MSE). Over it, the int8 "
+                                   "model is not kept: a warning says why, the fp32 model is the result, exit 0."),
+    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Images: the flip average inside the graph "
+                                       "(default: as the run predicts; --no-tta halves the cost per image)."),
+) -> None:
+    """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch."""
+    from .export import export_run
+
+    result = export_run(run_dir, format=format, quantize=quantize, out=out, max_drop=max_drop, tta=tta)
+    for entry in result.exports:
+        console.print(escape(export_line(entry)), highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
+    console.print(f"ship: {escape(str(result.path))}", highlight=False, soft_wrap=True)
+
+
+def export_line(entry: dict) -> str:
+    """One exports.json entry as a line: precision, file, size, parity, score, int8 verdict."""
+    def scored(score: dict | None) -> str:
+        if not score:
+            return ""
+        value = score["value"]
+        shown = f"{value:.4f}" if score["metric"] == "mse" else f"{100 * value:.1f} %"
+        return f"; {score['metric']} {shown} on {counted(score['samples'], score['split'] + ' example')}"
+
+    def agreement(parity: dict | None) -> str:
+        if not parity:
+            return ""
+        extra = f", top-1 agreement {100 * parity['top1_agreement']:.1f} %" if "top1_agreement" in parity else \
+            f", relative error {parity.get('relative_error', 0):.1e}"
+        return f"; vs PyTorch max |Δ| {parity['max_abs_diff']:.1e}{extra}"
+
+    if entry["precision"] == "fp32":
+        return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
+                + (", flip average in the graph" if entry.get("tta") else ""))
+    tried = "; ".join(f"{v['variant']}: " + (v["error"] if "error" in v else
+                      f"{v['score']:.4f} ({'within' if v['within_max_drop'] else 'over'} --max-drop)")
+                      for v in entry["variants"])
+    if entry["status"] != "ok":
+        return f"int8 refused (tried {tried})"
+    return (f"int8 {entry['path']}: {entry['size_mb']:.1f} MB ({entry['variant']}){agreement(entry['parity'])}"
+            f"{scored(entry['score'])}; loses {100 * entry['loss']:+.1f} "
+            f"{'% MSE' if entry['loss_unit'].endswith('MSE increase') else 'accuracy points'}, within --max-drop "
+            f"{entry['max_drop']:g}: kept")
 
 
 @app.command()

@@ -39,11 +39,17 @@ MEMORY_FEATURES = "memory.safetensors"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 LOCK_FILE = ".transferkit.lock"
+#: What `transferkit export` writes into a run by default: the fp32 and int8 models and the record of
+#: every export with its parity check (`transferkit.export`)
+ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
+EXPORTS_FILE = "exports.json"
 
-#: Everything a fit may write into its run directory: what `--overwrite` clears first, and what
-#: tells a run of ours from a folder of the user's.
+#: Everything a fit (or an export of it) may write into its run directory: what `--overwrite` clears
+#: first (a refit must not leave the old model's exports behind), and what tells a run of ours from a
+#: folder of the user's.
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, SPLIT_FILE, REPORT_FILE, EXAMPLES_FILE,
-             TOKENIZER_DIR, CHECKPOINT_DIR, MEMORY_FILE, MEMORY_FEATURES)
+             TOKENIZER_DIR, CHECKPOINT_DIR, MEMORY_FILE, MEMORY_FEATURES, ONNX_FILE, ONNX_INT8_FILE, EXPORTS_FILE)
 
 #: Keys every config.json has, with their types; a nested dict is the schema of a nested object.
 #: Each task adds its own keys (`TransferEstimator.config_keys`).

@@ -1,0 +1,525 @@
+"""`export_run`: a run directory to a self-contained ONNX file (fp32, and int8 when asked), checked first.
+
+Every export is checked before it is called done: the written file is run by onnxruntime through
+`transferkit.runtime` (the same decoding, resizing and tokenising a device does) on held-out
+examples of the run and compared with the PyTorch estimator's own predictions (max |Δprob| and
+top-1 agreement; forecasts: max |Δ| and relative error). An fp32 file off by more than the
+tolerance is deleted and the export fails. An int8 file is kept only when its accuracy on the
+run's test split is within `max_drop` of the fp32 file's; otherwise the fp32 file is the result
+and the reason is recorded. Each export is listed in the run's exports.json.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import __version__
+from ..errors import TransferkitError
+from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_json, write_text
+#: Held-out examples the parity check compares (evenly spaced over the split).
+PARITY_SAMPLES = 64
+#: Largest |Δprob| (classifiers) or relative error (forecasts) an fp32 export may show against PyTorch.
+PARITY_TOLERANCE = 1e-4
+#: Held-out examples accuracy is measured on, at most.
+SCORE_SAMPLES = 2000
+#: Training examples the static int8 ranges are calibrated on.
+CALIBRATION_SAMPLES = 64
+
+
+class ExportError(TransferkitError):
+    """An export that cannot be made or fails its check."""
+
+
+@dataclass
+class ExportResult:
+    """What `export_run` wrote: `path` is the file to ship (the int8 file when it was kept, else the
+    fp32 one), `exports` the exports.json entries of this call, `warnings` lines for the user."""
+
+    path: Path
+    exports: list[dict]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _evenly(n: int, limit: int) -> list[int]:
+    """At most `limit` indices spread evenly over range(n)."""
+    return sorted(set(np.linspace(0, n - 1, min(n, limit)).astype(int).tolist())) if n else []
+
+
+# ----------------------------------------------------------------------------- per task
+class _TaskExport:
+    """What differs between tasks: the graph, its metadata, held-out examples, the reference
+    predictions, the score and the int8 method. One subclass per task, looked up in `SPECS`."""
+
+    #: "static" (calibrated QDQ, for CNNs) or "dynamic" (transformers)
+    quantization: ClassVar[str] = "dynamic"
+    #: what `score` measures: "accuracy" (higher is better) or "mse" (lower is better)
+    metric: ClassVar[str] = "accuracy"
+    #: whether the graph can hold test-time augmentation (images: the flip average)
+    takes_tta: ClassVar[bool] = False
+
+    def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
+        self.est, self.run_dir = est, run_dir
+        if tta and not self.takes_tta:
+            raise ExportError("--tta is for image runs (the flip average); leave it out.")
+        self.tta = False
+
+    def graph(self) -> tuple[Any, tuple, list[str], list[str], dict]:
+        """(module to trace, example inputs, input names, output names, dynamic axes)."""
+        raise NotImplementedError
+
+    def metadata(self) -> dict:
+        """The task's part of the model file's metadata: what the runtime needs besides the graph."""
+        raise NotImplementedError
+
+    def split(self, name: str) -> tuple[Any, Any]:
+        """The run's recorded split `name` as (inputs, targets); empty when its data cannot be read."""
+        raise NotImplementedError
+
+    def reference(self, items: Any) -> list[np.ndarray]:
+        """PyTorch's predictions of `items` (one array per graph output), as the estimator makes them."""
+        raise NotImplementedError
+
+    def onnx_outputs(self, predictor: Any, items: Any) -> list[np.ndarray]:
+        """The exported model's predictions of `items` through `transferkit.runtime`."""
+        raise NotImplementedError
+
+    def score(self, outputs: list[np.ndarray], targets: Any) -> float:
+        """The task's metric of `outputs` against `targets`."""
+        raise NotImplementedError
+
+    def subset(self, items: Any, targets: Any, indices: list[int]) -> tuple[Any, Any]:
+        return [items[i] for i in indices], [targets[i] for i in indices]
+
+    def calibration(self, limit: int) -> list[dict[str, np.ndarray]]:
+        """Input feeds of at most `limit` training examples for static int8 (none for dynamic)."""
+        return []
+
+    def parity(self, ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
+        """Max |Δprob| and top-1 agreement over every output (head)."""
+        diffs = [float(np.abs(r - g).max()) if r.size else 0.0 for r, g in zip(ref, got)]
+        agree = [float((r.argmax(1) == g.argmax(1)).mean()) if len(r) else 1.0 for r, g in zip(ref, got)]
+        return {"max_abs_diff": max(diffs), "top1_agreement": min(agree)}
+
+    def parity_ok(self, result: dict) -> bool:
+        return result["max_abs_diff"] <= PARITY_TOLERANCE
+
+
+class _ClassifierExport(_TaskExport):
+    """Classification: the recorded splits (split.json) hold the inputs and class names."""
+
+    def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
+        super().__init__(est, run_dir, tta)
+        from ..tasks.growth import recorded_splits
+
+        self.splits = recorded_splits(est)
+        self.heads = list(est.heads_) if est._multi_head() else []
+
+    def split(self, name: str) -> tuple[list, list[int]]:
+        refs, names = self.splits.get(name) or ([], [])
+        index = {c: i for i, c in enumerate(self.est.classes_)}
+        first = self.heads[0] if self.heads else None
+        # a multi-task run records each example's classes per head: the first head's are scored
+        names = [n.get(first) if isinstance(n, dict) else n for n in names]
+        refs, labels = self.est._existing(refs, [index.get(c, -1) for c in names])
+        return refs, labels
+
+    def outputs(self) -> list[str]:
+        return [f"probabilities.{h}" for h in self.heads] if self.heads else ["probabilities"]
+
+    def _as_list(self, proba: Any) -> list[np.ndarray]:
+        return [np.asarray(proba[h]) for h in self.heads] if isinstance(proba, dict) else [np.asarray(proba)]
+
+    def reference(self, items: list) -> list[np.ndarray]:
+        return self._as_list(self.est.predict_proba(self.est._inputs(items)))
+
+    def onnx_outputs(self, predictor: Any, items: list) -> list[np.ndarray]:
+        return self._as_list(predictor.predict_proba(items))
+
+    def score(self, outputs: list[np.ndarray], targets: list[int]) -> float:
+        return float((outputs[0].argmax(1) == np.asarray(targets)).mean()) if len(targets) else float("nan")
+
+    def common(self) -> dict:
+        return {"classes": list(self.est.classes_), "heads": dict(self.est.heads_) if self.heads else {}}
+
+
+class _ImageExport(_ClassifierExport):
+    quantization = "static"
+    takes_tta = True
+
+    def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
+        super().__init__(est, run_dir, tta)
+        self.tta = bool(est.tta if tta is None else tta)
+
+    def graph(self):
+        import torch
+
+        from .graphs import ImageGraph, merged_copy, static_same_padding
+
+        pre, size = self.est.preprocessing_, int(self.est.image_size_)
+        model = static_same_padding(merged_copy(self.est.model_), torch.zeros(1, 3, size, size))
+        module = ImageGraph(model, pre.mean, pre.std, self.tta, self.heads)
+        outputs = self.outputs()
+        return (module, (torch.rand(2, 3, size, size),), ["pixels"], outputs,
+                {"pixels": {0: "batch"}, **{o: {0: "batch"} for o in outputs}})
+
+    def metadata(self) -> dict:
+        pre = self.est.preprocessing_
+        return {**self.common(), "image": {
+            "size": int(self.est.image_size_), "interpolation": pre.interpolation, "mean": list(pre.mean),
+            "std": list(pre.std), "input": "float32 pixels in [0, 1], N×3×size×size (RGB), normalised in the graph",
+            "resize": "shorter side to size (Pillow, the interpolation above; JPEGs drafted near size first)",
+            "crop": "centre size×size"}}
+
+    def reference(self, items: list) -> list[np.ndarray]:
+        tta = self.est.tta
+        self.est.tta = self.tta  # the estimator's prediction with the export's test-time augmentation
+        try:
+            return super().reference(items)
+        finally:
+            self.est.tta = tta
+
+    def calibration(self, limit: int) -> list[dict[str, np.ndarray]]:
+        from ..runtime.images import image_batch
+
+        refs, _ = self.split("train")
+        chosen = [refs[i] for i in _evenly(len(refs), limit)]
+        size, interpolation = int(self.est.image_size_), self.est.preprocessing_.interpolation
+        return [{"pixels": image_batch(chosen[i:i + 8], size, interpolation)} for i in range(0, len(chosen), 8)]
+
+
+class _TextExport(_ClassifierExport):
+    def graph(self):
+        import torch
+
+        from .graphs import TextGraph, merged_copy
+
+        module = TextGraph(merged_copy(self.est.model_), self.heads)
+        encoded = self.est.tokenizer_(["an example text for tracing", "a second one"], padding=True,
+                                      return_tensors="pt")
+        outputs = self.outputs()
+        example = (encoded["input_ids"].to(torch.int64), encoded["attention_mask"].to(torch.int64))
+        axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
+        return module, example, ["input_ids", "attention_mask"], outputs, {**axes, **{o: {0: "batch"} for o in outputs}}
+
+    def metadata(self) -> dict:
+        tokenizer = self.est.tokenizer_
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ExportError(f"{self.run_dir}: the run's tokenizer has no tokenizer.json (a slow tokenizer); "
+                              "export needs a fast tokenizer (transformers' AutoTokenizer with use_fast=True).")
+        if tokenizer.pad_token_id is None:
+            raise ExportError(f"{self.run_dir}: the run's tokenizer has no padding token; batches cannot be padded.")
+        params = getattr(self.est, "text_column", None)
+        return {**self.common(), "text": {
+            "tokenizer": backend.to_str(), "max_length": int(self.est.preprocessing_.max_length),
+            "pad_id": int(tokenizer.pad_token_id), "pad_token": str(tokenizer.pad_token), "text_column": params,
+            "input": "input_ids and attention_mask, int64 N×T (T ≤ max_length), padded to the batch's longest text"}}
+
+
+class _ForecastExport(_TaskExport):
+    metric = "mse"
+
+    def __init__(self, est: Any, run_dir: Path, tta: bool | None) -> None:
+        super().__init__(est, run_dir, tta)
+        config = read_json(run_dir / CONFIG_FILE, {"run": dict})
+        self.config = config
+        self.data = (config["run"].get("data") or {}).get("root")
+
+    def graph(self):
+        import torch
+
+        from .graphs import ForecastGraph, merged_copy
+
+        scaler = self.est.scaler_
+        module = ForecastGraph(merged_copy(self.est.model_), scaler.mean.tolist(), scaler.std.tolist())
+        example = torch.randn(2, int(self.est.lookback_), len(self.est.channels_))
+        return (module, (example,), ["history"], ["forecast"], {"history": {0: "batch"}, "forecast": {0: "batch"}})
+
+    def metadata(self) -> dict:
+        source = self.config.get("source_series") or {}
+        scaler = self.est.scaler_
+        return {"classes": None, "heads": {}, "forecast": {
+            "lookback": int(self.est.lookback_), "horizon": int(self.est.horizon), "series": list(self.est.channels_),
+            "frequency": source.get("frequency"), "time_column": self.est.time_column or source.get("time_column"),
+            "target": self.est.target, "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+            "input": "float32 history N×lookback×series in the series' units; standardised and restored in the graph"}}
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        from ..data.timeseries import WindowDataset, load_series_csv
+
+        if not self.data or not Path(self.data).is_file():
+            return np.zeros((0,)), np.zeros((0,))
+        record = read_json(self.run_dir / SPLIT_FILE, {name: list})
+        table = load_series_csv(self.data, self.est.time_column, self.est.target)
+        raw = table.values[:, [table.columns.index(c) for c in self.est.channels_]]
+        x, y = WindowDataset(raw, self.est.lookback_, self.est.horizon, *record[name]).arrays()
+        return x.numpy(), y.numpy()
+
+    def subset(self, items, targets, indices):
+        return items[indices], targets[indices]
+
+    def reference(self, items: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        scaler, model = self.est.scaler_, self.est.model_.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(items), 256):
+                z = torch.from_numpy(scaler.transform(items[start:start + 256]))
+                out.append(scaler.inverse_transform(model(z).numpy()))
+        return [np.concatenate(out)]
+
+    def onnx_outputs(self, predictor: Any, items: np.ndarray) -> list[np.ndarray]:
+        name = predictor.session.get_inputs()[0].name
+        return [np.concatenate([predictor.session.run(None, {name: np.ascontiguousarray(items[i:i + 256])})[0]
+                                for i in range(0, len(items), 256)])]
+
+    def parity(self, ref, got) -> dict:
+        r, g = ref[0], got[0]
+        diff = float(np.abs(r - g).max()) if r.size else 0.0
+        return {"max_abs_diff": diff, "relative_error": diff / max(float(np.abs(r).max()) if r.size else 1.0, 1e-12)}
+
+    def parity_ok(self, result: dict) -> bool:
+        return result["relative_error"] <= PARITY_TOLERANCE
+
+    def score(self, outputs: list[np.ndarray], targets: np.ndarray) -> float:
+        """MSE on the run's standardised scale (as the run's metrics)."""
+        std = self.est.scaler_.std
+        return float((((outputs[0] - targets) / std) ** 2).mean()) if len(targets) else float("nan")
+
+
+SPECS: dict[str, type[_TaskExport]] = {"image-classification": _ImageExport, "text-classification": _TextExport,
+                                       "forecast": _ForecastExport}
+
+
+# ----------------------------------------------------------------------------- the file
+def _write_metadata(path: Path, meta: dict) -> None:
+    """Put `meta` (JSON) into the model file's metadata_props under the runtime's key, replacing an older one."""
+    import onnx
+
+    from ..runtime.predictor import METADATA_KEY
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta, default=float))
+    model.producer_name, model.doc_string = "transferkit", f"{meta['task']} model exported from run {meta['run']}"
+    onnx.save(model, str(path))
+
+
+def _size_mb(path: Path) -> float:
+    return round(path.stat().st_size / 1e6, 3)
+
+
+@dataclass
+class _Check:
+    """Held-out examples and their PyTorch predictions, computed once for every file checked."""
+
+    split: str
+    items: Any
+    targets: Any
+    parity_items: Any
+    reference: list[np.ndarray]
+    scored: int
+
+
+def _held_out(spec: _TaskExport, samples: int) -> _Check:
+    """The first non-empty of the test, validation and training splits; `samples` evenly spaced
+    examples for parity (with PyTorch's predictions), at most SCORE_SAMPLES for the score."""
+    for name in ("test", "val", "train"):
+        items, targets = spec.split(name)
+        if len(items):
+            break
+    else:
+        raise ExportError(f"{spec.run_dir}: none of the run's recorded examples can be read (moved or deleted data: "
+                          f"{getattr(spec.est, 'data_root_', None) or getattr(spec, 'data', None)}); the export is "
+                          "checked on them, so restore the data first.")
+    scored = _evenly(len(items), SCORE_SAMPLES)
+    items, targets = spec.subset(items, targets, scored)
+    parity_items, _ = spec.subset(items, targets, _evenly(len(items), samples))
+    return _Check(name, items, targets, parity_items, spec.reference(parity_items), len(scored))
+
+
+def _measure(spec: _TaskExport, path: Path, check: _Check, threads: int | None) -> tuple[dict, float]:
+    """(parity against PyTorch, score on the held-out split) of the model file at `path`."""
+    from ..runtime import OnnxPredictor
+
+    predictor = OnnxPredictor.load(path, threads=threads)
+    parity = spec.parity(check.reference, spec.onnx_outputs(predictor, check.parity_items))
+    parity.update(samples=len(check.reference[0]), split=check.split)
+    return parity, spec.score(spec.onnx_outputs(predictor, check.items), check.targets)
+
+
+def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None = None, out: str | Path | None = None,
+               max_drop: float = 0.01, tta: bool | None = None, samples: int = PARITY_SAMPLES,
+               calibration: int = CALIBRATION_SAMPLES, threads: int | None = None) -> ExportResult:
+    """Export the run at `run_dir` to ONNX at `out` (default RUN/model.onnx), checked against PyTorch;
+    with `quantize="int8"` also to `<out stem>.int8.onnx`, kept only if its accuracy (forecasts:
+    MSE, relative) is within `max_drop` of the fp32 file's. `tta` (images) puts the flip average in
+    the graph (default: as the run predicts). Appends each export to RUN/exports.json."""
+    from ..tasks import load_run
+
+    if format != "onnx":
+        raise ExportError(f"--format {format}: only onnx is supported.")
+    if quantize not in (None, "int8"):
+        raise ExportError(f"--quantize {quantize}: only int8 is supported (or leave it out for fp32).")
+    run_dir = Path(run_dir).expanduser()
+    est = load_run(run_dir)
+    spec_class = SPECS.get(est.task)
+    if spec_class is None:
+        raise ExportError(f"{run_dir}: a {est.task} run; export supports {', '.join(SPECS)} runs.")
+    spec = spec_class(est, run_dir, tta)
+    out = Path(out).expanduser() if out else run_dir / ONNX_FILE
+    if out.suffix != ".onnx":
+        raise ExportError(f"--out {out}: name the file *.onnx.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    check = _held_out(spec, samples)
+    result = ExportResult(path=out, exports=[])
+
+    start = time.perf_counter()
+    partial = out.with_name(out.name + ".partial")
+    module, example, inputs, outputs, dynamic = spec.graph()
+    try:
+        from .graphs import OPSET, write_onnx
+
+        exporter = write_onnx(module, example, partial, inputs, outputs, dynamic)
+    except ExportError:
+        raise
+    except Exception as exc:  # the tracer's own errors: one line saying what could not be traced
+        partial.unlink(missing_ok=True)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ExportError(f"{run_dir}: the {est.strategy_} model could not be traced to ONNX ({reason}).") from None
+    meta = _metadata(est, spec, run_dir, exporter)
+    _write_metadata(partial, {**meta, "precision": "fp32"})
+    parity, fp32_score = _measure(spec, partial, check, threads)
+    parity.update(tolerance=PARITY_TOLERANCE, passed=spec.parity_ok(parity))
+    if not parity["passed"]:
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"{run_dir}: the ONNX model disagrees with PyTorch on {parity['samples']} {check.split} "
+                          f"examples (max |Δ| {parity['max_abs_diff']:.2e} > {PARITY_TOLERANCE:g}); nothing written.")
+    score = {"metric": spec.metric, "value": fp32_score, "split": check.split, "samples": check.scored}
+    _write_metadata(partial, {**meta, "precision": "fp32", "parity": parity, "score": score})
+    partial.replace(out)
+    entry = {"path": str(out), "format": "onnx", "precision": "fp32", "opset": OPSET, "exporter": exporter,
+             "tta": spec.tta, "size_mb": _size_mb(out), "parity": parity, "score": score,
+             "seconds": round(time.perf_counter() - start, 2), "created": _now(), "status": "ok"}
+    result.exports.append(entry)
+
+    if quantize == "int8":
+        int8 = _int8(spec, est, out, meta, check, fp32_score, max_drop, calibration, threads, result)
+        if int8 is not None:
+            result.path = int8
+    _record(run_dir, result.exports)
+    return result
+
+
+def _metadata(est: Any, spec: _TaskExport, run_dir: Path, exporter: str) -> dict:
+    from .graphs import OPSET
+    from ..runtime.predictor import METADATA_FORMAT
+
+    return {"format": METADATA_FORMAT, "task": est.task, **spec.metadata(), "run": run_dir.resolve().name,
+            "backbone": est.backbone_info_.get("name"), "strategy": est.strategy_, "metrics": est.metrics_ or {},
+            "tta": "flip average in the graph" if spec.tta else "none", "opset": OPSET, "exporter": exporter,
+            "transferkit_version": __version__, "created": _now()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _loss(spec: _TaskExport, fp32: float, int8: float) -> float:
+    """What int8 loses: accuracy points (absolute), or for forecasts the relative increase of the MSE."""
+    if spec.metric == "mse":
+        return (int8 - fp32) / max(fp32, 1e-12)
+    return fp32 - int8
+
+
+def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Check, fp32_score: float,
+          max_drop: float, calibration: int, threads: int | None, result: ExportResult) -> Path | None:
+    """Quantise the fp32 file, trying the exclusion variants in order; the first within `max_drop`
+    is written beside it as <stem>.int8.onnx and returned; None (and a warning) when none is."""
+    import tempfile
+
+    from .quantize import exclusion_variants, prepare, quantize_dynamic_int8, quantize_static_qdq
+
+    start = time.perf_counter()
+    target = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
+    target.unlink(missing_ok=True)  # an older int8 file must not pass for this export's
+    static = spec.quantization == "static"
+    feeds = spec.calibration(calibration) if static else []
+    method = (f"static QDQ: int8 weights per channel, uint8 activations calibrated (min/max) on "
+              f"{sum(len(next(iter(f.values()))) for f in feeds)} training examples" if static
+              else "dynamic: int8 weights per channel, activations quantised per batch at run time")
+    unit = "relative MSE increase" if spec.metric == "mse" else "accuracy points"
+    tried, kept = [], None
+    with tempfile.TemporaryDirectory(prefix="transferkit-int8-") as scratch:
+        prepared = prepare(fp32_path, Path(scratch) / "prepared.onnx")
+        for variant in exclusion_variants(prepared, depthwise=static):
+            candidate = Path(scratch) / f"int8-{len(tried)}.onnx"
+            if static:
+                quantize_static_qdq(prepared, candidate, feeds, variant)
+            else:
+                quantize_dynamic_int8(prepared, candidate, variant)
+            _write_metadata(candidate, {**meta, "precision": "int8"})
+            try:
+                parity, score = _measure(spec, candidate, check, threads)
+            except Exception as exc:  # onnxruntime cannot run this int8 graph (a kernel's shape limits)
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+                tried.append({"variant": variant.name, "excluded_nodes": len(variant.exclude),
+                              "error": f"onnxruntime could not run it: {reason}", "within_max_drop": False})
+                continue
+            loss = _loss(spec, fp32_score, score)
+            tried.append({"variant": variant.name, "excluded_nodes": len(variant.exclude), "score": score,
+                          "loss": loss, "size_mb": _size_mb(candidate), "parity": parity,
+                          "within_max_drop": bool(loss <= max_drop)})
+            if loss <= max_drop:
+                kept = (variant, candidate, parity, score)
+                break
+        entry = {"path": str(target), "format": "onnx", "precision": "int8", "quantization": method,
+                 "max_drop": max_drop, "loss_unit": unit, "variants": tried, "created": _now()}
+        if kept is None:
+            ran = [t for t in tried if "loss" in t]
+            best = min(ran, key=lambda t: t["loss"]) if ran else None
+            reason = (f"int8 loses {_shown(best['loss'], spec)} {unit} at best ({best['variant']}) on "
+                      f"{check.scored} {check.split} examples, more than --max-drop {max_drop:g}" if best else
+                      f"no int8 variant runs in onnxruntime ({tried[0]['error']})") + \
+                f"; keeping the fp32 model {fp32_path}"
+            entry.update(status="refused", reason=reason, seconds=round(time.perf_counter() - start, 2))
+            result.exports.append(entry)
+            result.warnings.append(reason)
+            return None
+        variant, candidate, parity, score = kept
+        score_entry = {"metric": spec.metric, "value": score, "split": check.split, "samples": check.scored}
+        _write_metadata(candidate, {**meta, "precision": "int8", "parity": parity, "score": score_entry,
+                                    "quantization": method, "variant": variant.name})
+        shutil.move(str(candidate), str(target))  # across file systems: the scratch folder may be elsewhere
+    entry.update(status="ok", variant=variant.name, size_mb=_size_mb(target), parity=parity, score=score_entry,
+                 loss=_loss(spec, fp32_score, score), seconds=round(time.perf_counter() - start, 2))
+    result.exports.append(entry)
+    return target
+
+
+def _shown(loss: float, spec: _TaskExport) -> str:
+    return f"{100 * loss:.1f} %" if spec.metric == "mse" else f"{100 * loss:.1f}"
+
+
+def _record(run_dir: Path, entries: list[dict]) -> None:
+    """Add `entries` to RUN/exports.json (an entry for the same file replaces the older one)."""
+    path = run_dir / EXPORTS_FILE
+    old = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text()).get("exports", [])
+        except (json.JSONDecodeError, AttributeError, OSError):
+            old = []  # a damaged record is rewritten rather than blocking the export
+    paths = {e["path"] for e in entries}
+    write_text(path, json.dumps({"exports": [e for e in old if e.get("path") not in paths] + entries},
+                                indent=2, default=float))
