@@ -223,12 +223,13 @@ async def _form(request: Request):
                              "in the field 'file'") from None
 
 
-def _uploads(form, max_batch: int, what: str) -> list[UploadFile]:
+def _uploads(form, max_batch: int, what: str, example: str) -> list[UploadFile]:
+    """The files of the multipart field 'file': 400 when there are none, 413 for more than `max_batch`."""
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
     if not files:
         others = sorted({k for k, v in form.multi_items() if isinstance(v, UploadFile)})
         hint = f" (got files in {', '.join(repr(o) for o in others)})" if others else ""
-        raise UserError(400, f"no {what} in the multipart field 'file'{hint}; send e.g. curl -F file=@photo.jpg")
+        raise UserError(400, f"no {what} in the multipart field 'file'{hint}; send e.g. curl -F file=@{example}")
     if len(files) > max_batch:
         raise UserError(413, f"{len(files)} files in one request, over the limit of {max_batch}; split them into "
                              "several requests (the server's --max-batch sets the limit)")
@@ -242,7 +243,7 @@ async def _read_images(request: Request, max_batch: int, decode_side: int | None
     if _media_type(request) != "multipart/form-data":
         raise UserError(415, f"this model reads images: send them as multipart/form-data in the field 'file' "
                              f"(curl -F file=@photo.jpg), not {_media_type(request) or 'a body without a content type'}")
-    files = _uploads(await _form(request), max_batch, "image")
+    files = _uploads(await _form(request), max_batch, "image", "photo.jpg")
     names, blobs = [], []
     for n, upload in enumerate(files):
         name = upload.filename or f"file #{n + 1}"
@@ -312,7 +313,10 @@ async def _forecast(request: Request, backend: Backend, batcher: MicroBatcher, t
     a temporary CSV, which both backends read as `predict` reads a file."""
     kind = _media_type(request)
     if kind == "multipart/form-data":
-        (upload,) = _uploads(await _form(request), 1, "history CSV")
+        files = _uploads(await _form(request), 10_000, "history CSV", "history.csv")
+        if len(files) > 1:
+            raise UserError(422, f"{len(files)} files: a forecast takes one history CSV per request")
+        upload = files[0]
         name, content = Path(upload.filename or "history.csv").name, await upload.read()
     elif kind in ("text/csv", "text/plain"):
         name, content = "history.csv", await request.body()
