@@ -83,7 +83,7 @@ function showSummary() {
     classes.append(`${info.classes.length} classes: `);
     for (const name of info.classes) classes.append(el("span", {class: "chip", text: name}));
   } else if (info.series) {
-    classes.append(`forecasts the next ${info.horizon} steps of ${info.series.join(", ")} from the last ${info.lookback}: `);
+    classes.append(`Forecasts the next ${info.horizon} steps of ${info.series.join(", ")} from the last ${info.lookback}.`);
   }
   $("summary").hidden = false;
   const limits = info.limits;
@@ -145,8 +145,6 @@ function lineChart(steps, series) {
   const y = (v) => height - pad - (v - low) * (height - 2 * pad) / span;
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", "forecast");
   const add = (tag, attrs, text) => {
