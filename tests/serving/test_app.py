@@ -57,7 +57,7 @@ def test_health_ready_info_and_docs(image_client, image_run):
     info = image_client.get("/info").json()
     config = json.loads((image_run / "config.json").read_text())
     metrics = json.loads((image_run / "metrics.json").read_text())["test"]
-    assert info["task"] == "image-classification" and info["backend"] == "torch"
+    assert info["task"] == "image-classification" and info["modality"] == "image" and info["backend"] == "torch"
     assert info["classes"] == ["blue", "green", "red"] == config["classes"]
     assert info["backbone"] == config["backbone"]["name"] and info["strategy"] == config["strategy"]["used"]
     assert info["run"] == image_run.name and info["report"] is True

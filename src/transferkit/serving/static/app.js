@@ -215,7 +215,7 @@ function dropTarget(zone, onFiles) {
 }
 
 function showPanel() {
-  const modality = info.task === "forecast" ? "timeseries" : info.task.startsWith("text") ? "text" : "image";
+  const modality = info.modality;  // image | text | timeseries: the input the task reads
   if (modality === "image") {
     $("image-panel").hidden = false;
     $("image-topk").max = info.classes.length;
