@@ -212,15 +212,20 @@ async def _submit(batcher: MicroBatcher, items: list, top_k: int, timeout_s: flo
 
 
 # ---------------------------------------------------------------- reading requests
+@asynccontextmanager
 async def _form(request: Request):
-    """The multipart form (415 for another content type; 400 when it cannot be parsed)."""
+    """The multipart form (400 when it cannot be parsed), its spooled files closed on exit."""
     from starlette.formparsers import MultiPartException
 
     try:
-        return await request.form(max_files=10_000, max_fields=10_000)
+        form = await request.form(max_files=10_000, max_fields=10_000)  # the body limit bounds them
     except MultiPartException as exc:
         raise UserError(400, f"unreadable multipart body ({exc}); send files with multipart/form-data "
                              "in the field 'file'") from None
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 def _uploads(form, max_batch: int, what: str, example: str) -> list[UploadFile]:
@@ -243,15 +248,16 @@ async def _read_images(request: Request, max_batch: int, decode_side: int | None
     if _media_type(request) != "multipart/form-data":
         raise UserError(415, f"this model reads images: send them as multipart/form-data in the field 'file' "
                              f"(curl -F file=@photo.jpg), not {_media_type(request) or 'a body without a content type'}")
-    files = _uploads(await _form(request), max_batch, "image", "photo.jpg")
     names, blobs = [], []
-    for n, upload in enumerate(files):
-        name = upload.filename or f"file #{n + 1}"
-        kind = (upload.content_type or "").lower()
-        if kind.startswith(NOT_IMAGES):
-            raise UserError(415, f"{name}: sent as {kind}, not an image; send JPEG, PNG, WebP, BMP, GIF or TIFF files")
-        names.append(name)
-        blobs.append(await upload.read())
+    async with _form(request) as form:
+        for n, upload in enumerate(_uploads(form, max_batch, "image", "photo.jpg")):
+            name = upload.filename or f"file #{n + 1}"
+            kind = (upload.content_type or "").lower()
+            if kind.startswith(NOT_IMAGES):
+                raise UserError(415, f"{name}: sent as {kind}, not an image; send JPEG, PNG, WebP, BMP, GIF or TIFF "
+                                     "files")
+            names.append(name)
+            blobs.append(await upload.read())
 
     def decode() -> list:
         images = []
@@ -313,11 +319,11 @@ async def _forecast(request: Request, backend: Backend, batcher: MicroBatcher, t
     a temporary CSV, which both backends read as `predict` reads a file."""
     kind = _media_type(request)
     if kind == "multipart/form-data":
-        files = _uploads(await _form(request), 10_000, "history CSV", "history.csv")
-        if len(files) > 1:
-            raise UserError(422, f"{len(files)} files: a forecast takes one history CSV per request")
-        upload = files[0]
-        name, content = Path(upload.filename or "history.csv").name, await upload.read()
+        async with _form(request) as form:
+            files = _uploads(form, 10_000, "history CSV", "history.csv")
+            if len(files) > 1:
+                raise UserError(422, f"{len(files)} files: a forecast takes one history CSV per request")
+            name, content = Path(files[0].filename or "history.csv").name, await files[0].read()
     elif kind in ("text/csv", "text/plain"):
         name, content = "history.csv", await request.body()
     elif kind == "application/json":
