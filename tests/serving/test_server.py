@@ -34,7 +34,7 @@ class Server:
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         assert "http://127.0.0.1:" in line, (line, self.process.stderr.read() if self.process.poll() is not None else "")
-        self.url = line.split("http://", 1)[1].split("/", 1)[0].join(("http://", "/")).rstrip("/")
+        self.url = "http://" + line.split("http://", 1)[1].split("/", 1)[0]  # http://127.0.0.1:PORT
 
     def wait_ready(self, seconds: float = 120) -> None:
         deadline = time.monotonic() + seconds
