@@ -739,9 +739,11 @@ def serve(
         app_ = create_app(backend, max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
                           batch_max_size=batch_size, batch_max_wait_ms=batch_wait_ms)
         bound_host, bound_port = sock.getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        everywhere = bound_host in ("0.0.0.0", "::")  # every interface: this machine reaches it on loopback
+        shown = "127.0.0.1" if everywhere else f"[{bound_host}]" if ":" in bound_host else bound_host
         console.print(f"serving {source} ({backend.task}, {backend.kind}) at [bold]http://{shown}:{bound_port}/[/]"
-                      f" — API docs /docs; Ctrl-C stops", highlight=False, soft_wrap=True)
+                      f"{' (and on every interface)' if everywhere else ''} — API docs /docs; Ctrl-C stops",
+                      highlight=False, soft_wrap=True)
         server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", timeout_graceful_shutdown=5))
         server.run(sockets=[sock])
     finally:
