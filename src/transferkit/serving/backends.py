@@ -125,7 +125,7 @@ class OnnxBackend(Backend):
         self.modality = _modality(self.task)
         self.classes = list(self.model.classes or []) or None
         self.info = dict(self.model.info or {})
-        self.decode_side = self.info.get("image_size")
+        self.decode_side = getattr(self.model, "image_size", None) or self.info.get("image_size")
 
     def predict(self, items: list, top_k: int) -> list:
         if self.modality == "timeseries":
@@ -141,9 +141,13 @@ class OnnxBackend(Backend):
             "estimate": (info.get("metrics") or {}).get("estimate"), "report": False,
             "precision": info.get("precision"), "file": self.path.name,
         }
-        for key in ("image_size", "series", "lookback", "horizon", "time_column", "parity"):
-            if key in info:
-                facts[key] = info[key]
+        if self.modality == "image":
+            facts["image_size"] = self.decode_side
+        if self.modality == "timeseries":  # the export's forecast spec (series, lookback, horizon, time column)
+            spec = {**((getattr(self.model, "meta", None) or {}).get("forecast") or {}), **info}
+            facts.update({key: spec.get(key) for key in ("series", "lookback", "horizon", "time_column")})
+        if info.get("parity") is not None:
+            facts["parity"] = info["parity"]
         return facts
 
 
