@@ -1,7 +1,8 @@
 """Load on `transferkit serve` (loopback only, bounded in time and count): throughput, p50/p99
 latency and errors for 1, 8 and 32 concurrent clients posting one flowers5 photo each.
 
-Configurations, each a fresh server process on 127.0.0.1:
+Configurations, each its own server process on 127.0.0.1 (all started first, then each level
+measured on each configuration in turn, so load from elsewhere falls on all alike):
   torch            a run directory, micro-batching on (the defaults: up to 32 images a call, 5 ms wait)
   torch-unbatched  the same run with --batch-size 1 (one model call per image): what batching buys
   onnx             an exported model (--onnx PATH, or --export: `transferkit export RUN` when the
@@ -150,24 +151,32 @@ async def load_level(url: str, images: list[tuple[str, bytes]], clients: int, se
     }
 
 
-def bench(name: str, source: Path, args: list[str], images, levels: list[int], seconds: float,
-          max_requests: int) -> dict:
-    server = Server(source, *args)
+def bench(configs: list[tuple[str, Path, list[str]]], images, levels: list[int], seconds: float,
+          max_requests: int) -> list[dict]:
+    """Every configuration's server started (and warmed) first, then the levels measured in turn,
+    each level on every configuration one after the other: load from other processes on the
+    machine then falls on all of them alike instead of on whichever ran last."""
+    servers = {}
     try:
-        started = time.perf_counter()
-        server.wait_ready()
-        ready_s = time.perf_counter() - started
-        asyncio.run(load_level(server.url, images, 1, 2.0, 20))  # warm the connection path; not counted
-        rows = []
+        results = {}
+        for name, source, args in configs:
+            started = time.perf_counter()
+            servers[name] = Server(source, *args)
+            servers[name].wait_ready()
+            results[name] = {"name": name, "source": str(source), "server_args": args,
+                             "ready_s": round(time.perf_counter() - started, 1), "levels": []}
+            asyncio.run(load_level(servers[name].url, images, 1, 2.0, 20))  # warm the connection path; not counted
         for clients in levels:
-            row = asyncio.run(load_level(server.url, images, clients, seconds, max_requests))
-            rows.append(row)
-            print(f"{name:16s} {clients:3d} clients: {row['throughput_rps']:7.1f} req/s, p50 "
-                  f"{row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms, errors {row['errors']}, "
-                  f"{row['images_per_call']} images per model call", flush=True)
-        return {"name": name, "source": str(source), "server_args": args, "ready_s": round(ready_s, 1), "levels": rows}
+            for name, server in servers.items():
+                row = asyncio.run(load_level(server.url, images, clients, seconds, max_requests))
+                results[name]["levels"].append(row)
+                print(f"{name:16s} {clients:3d} clients: {row['throughput_rps']:7.1f} req/s, p50 "
+                      f"{row['latency_ms']['p50']} ms, p99 {row['latency_ms']['p99']} ms, errors {row['errors']}, "
+                      f"{row['images_per_call']} images per model call", flush=True)
+        return list(results.values())
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def export_onnx(run: Path, folder: Path) -> Path | None:
@@ -206,8 +215,7 @@ def main() -> None:
             configs.append(("torch-unbatched", run, ["--batch-size", "1"]))
         if onnx:
             configs.append(("onnx", onnx, []))
-        results = [bench(name, source, extra, images, levels, args.seconds, args.max_requests)
-                   for name, source, extra in configs]
+        results = bench(configs, images, levels, args.seconds, args.max_requests)
         config = json.loads((run / "config.json").read_text())
     by_name = {r["name"]: {row["clients"]: row for row in r["levels"]} for r in results}
     ratios = {}
