@@ -690,6 +690,73 @@ def predict(
     console.print(_rich_table(est.prediction_table(items, records)))
 
 
+def _listening_socket(host: str, port: int):
+    """A socket bound to host:port (port 0: a free one), or one line saying why it cannot be."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise TransferkitError(f"--host {host}: not an address of this machine ({exc.strerror}); "
+                               "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait for TIME_WAIT
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = "pick another with --port (0: any free port)" if exc.errno in (98, 48, 10048) else "check --host and --port"
+        raise TransferkitError(f"cannot listen on {host}:{port} ({exc.strerror}); {hint}") from None
+    return sock
+
+
+@app.command()
+def serve(
+    source: Path = typer.Argument(..., metavar="RUN_OR_ONNX", help="Run directory of `transferkit fit`, or an .onnx "
+                                  "file of `transferkit export`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 127.0.0.1 keeps it to this machine "
+                             "(0.0.0.0: every interface, without authentication)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free port)."),
+    max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB (413 above)."),
+    max_batch: int = typer.Option(32, min=1, help="Most images or texts in one request (413 above)."),
+    timeout: float = typer.Option(30.0, min=0.001, help="Seconds a request may take, queue and model together (503 after)."),
+    batch_size: int = typer.Option(32, min=1, help="Micro-batching: most items in one model call, gathered from "
+                                   "concurrent requests."),
+    batch_wait_ms: float = typer.Option(5.0, min=0, help="Micro-batching: how long a model call waits for more "
+                                        "requests after the first."),
+) -> None:
+    """Serve a model over HTTP: POST /predict, a page at / to try it, OpenAPI docs at /docs."""
+    import ipaddress
+
+    from .serving import create_app, load_backend
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        err_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can send "
+                          "requests (the server has no authentication); use 127.0.0.1 to keep it local",
+                          soft_wrap=True, highlight=False)
+    sock = _listening_socket(host, port)
+    try:
+        backend = load_backend(source)
+        import uvicorn
+
+        app_ = create_app(backend, max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
+                          batch_max_size=batch_size, batch_max_wait_ms=batch_wait_ms)
+        bound_host, bound_port = sock.getsockname()[:2]
+        everywhere = bound_host in ("0.0.0.0", "::")  # every interface: this machine reaches it on loopback
+        shown = "127.0.0.1" if everywhere else f"[{bound_host}]" if ":" in bound_host else bound_host
+        console.print(f"serving {source} ({backend.task}, {backend.kind}) at [bold]http://{shown}:{bound_port}/[/]"
+                      f"{' (and on every interface)' if everywhere else ''} — API docs /docs; Ctrl-C stops",
+                      highlight=False, soft_wrap=True)
+        server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", timeout_graceful_shutdown=5))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `transferkit fit` or `adapt`."),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -26,18 +27,20 @@ def is_junk(path: Path) -> bool:
     return name.startswith((".", "__")) or name.lower() in JUNK_NAMES
 
 
-def open_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
-    """The image at `path` decoded as RGB, upright, optionally shrunk so its shorter side is near `max_side`.
+def open_rgb(path: str | Path | BinaryIO, max_side: int | None = None) -> Image.Image:
+    """The image at `path` (or in an open binary file, e.g. an upload; its `name` names it in
+    errors) decoded as RGB, upright, optionally shrunk so its shorter side is near `max_side`.
 
     The EXIF orientation is applied: phones store photos as the sensor saw them and tag how to
     turn them. Any mode (CMYK, L, P, RGBA, I;16) is converted; transparency is composited on white
     so transparent pixels do not turn black. Shrinking early keeps decoding of large photos cheap.
     """
-    path = Path(path)
+    source = path if hasattr(path, "read") else Path(path)
+    path = Path(getattr(path, "name", None) or "upload") if hasattr(path, "read") else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
             if max_side and image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))
             image.load()
@@ -53,6 +56,12 @@ def open_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
         ) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: corrupt or truncated image ({exc}); re-export or remove it.") from None
+    return to_rgb(image, max_side)
+
+
+def to_rgb(image: Image.Image, max_side: int | None = None) -> Image.Image:
+    """A decoded image as `open_rgb` returns it: upright (EXIF orientation applied), RGB, shrunk so
+    its shorter side is near `max_side` when it is over twice that."""
     try:
         ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a malformed EXIF block must not lose a decodable image: keep it as stored

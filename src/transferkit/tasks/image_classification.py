@@ -8,6 +8,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .._format import counted
 from ..backbones import DEFAULT_BACKBONE
@@ -264,8 +265,9 @@ class ImageClassifier(ClassifierBase):
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
         return torch.softmax(torch.cat(out), dim=1).numpy()
 
-    def predict_proba(self, paths: Iterable[str | Path]) -> np.ndarray:
-        """Class probabilities, one row per image (folders are expanded to the images inside)."""
+    def predict_proba(self, paths: Iterable[str | Path | Image.Image]) -> np.ndarray:
+        """Class probabilities, one row per image (folders are expanded to the images inside;
+        decoded `PIL.Image.Image`s are taken as they are)."""
         return super().predict_proba(paths)
 
     def _labelled(self, data):
@@ -418,10 +420,14 @@ def pool_for_cross_validation(data: ImageFolderData, folds: int) -> ImageFolderD
                    split={**data.split, "description": description, "cross_validation_folds": folds})
 
 
-def expand_image_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to the image files inside (sorted); missing paths raise."""
-    out: list[Path] = []
-    for item in [paths] if isinstance(paths, (str, Path)) else paths:
+def expand_image_paths(paths: Iterable[str | Path | Image.Image]) -> list[Path | Image.Image]:
+    """Files as given, folders expanded to the image files inside (sorted); missing paths raise.
+    Decoded images (`PIL.Image.Image`) pass through as they are."""
+    out: list[Path | Image.Image] = []
+    for item in [paths] if isinstance(paths, (str, Path, Image.Image)) else paths:
+        if isinstance(item, Image.Image):
+            out.append(item)
+            continue
         p = Path(item).expanduser()
         if p.is_dir():
             found = [f for f in list_files(p) if is_image_file(f)]  # no junk (._x.jpg), no symlink loops
