@@ -3,6 +3,7 @@ every user error answered with a 4xx and one line naming the problem (never a 5x
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 
@@ -66,7 +67,12 @@ def test_health_ready_info_and_docs(image_client, image_run):
     schema = image_client.get("/openapi.json").json()
     assert {"/predict", "/health", "/ready", "/info"} <= set(schema["paths"])
     assert "multipart/form-data" in schema["paths"]["/predict"]["post"]["requestBody"]["content"]
-    assert image_client.get("/docs").status_code == 200
+    docs = image_client.get("/docs")
+    assert docs.status_code == 200
+    # the docs page works offline: its scripts come from this server, not a CDN
+    scripts = re.findall(r'src="([^"]+)"', docs.text)
+    assert scripts and all(src.startswith("/") for src in scripts)
+    assert all(image_client.get(src).status_code == 200 for src in scripts)
 
 
 def test_predict_images_matches_the_run_on_the_same_files(image_client, image_run, image_data):

@@ -104,7 +104,11 @@ def create_app(source: str | Path | Backend, max_body_bytes: int = 8 * MB, max_b
         yield
         await state.batcher.stop()
 
-    app = FastAPI(title="transferkit prediction server", lifespan=lifespan,
+    # FastAPI's own /docs page loads Swagger UI from a CDN, blank on an offline device or network;
+    # fastapi-offline serves the same page from files in its package
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(title="transferkit prediction server", lifespan=lifespan,
                   description="Predictions of a transferkit model: POST /predict. The page at / does it in a browser.")
     app.state.model = state
     app.state.limits = limits
