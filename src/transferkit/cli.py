@@ -23,6 +23,7 @@ from typer.core import TyperCommand
 
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
+from .serving.settings import ServeSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Transfer learning from pretrained models, with every decision explained.")
@@ -710,6 +711,9 @@ def _listening_socket(host: str, port: int):
     return sock
 
 
+_SERVE = ServeSettings()
+
+
 @app.command()
 def serve(
     source: Path = typer.Argument(..., metavar="RUN_OR_ONNX", help="Run directory of `transferkit fit`, or an .onnx "
@@ -717,13 +721,15 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 127.0.0.1 keeps it to this machine "
                              "(0.0.0.0: every interface, without authentication)."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free port)."),
-    max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB (413 above)."),
-    max_batch: int = typer.Option(32, min=1, help="Most images or texts in one request (413 above)."),
-    timeout: float = typer.Option(30.0, min=0.001, help="Seconds a request may take, queue and model together (503 after)."),
-    batch_size: int = typer.Option(32, min=1, help="Micro-batching: most items in one model call, gathered from "
-                                   "concurrent requests."),
-    batch_wait_ms: float = typer.Option(5.0, min=0, help="Micro-batching: how long a model call waits for more "
-                                        "requests after the first."),
+    max_body_mb: float = typer.Option(_SERVE.max_body_bytes / 2**20, min=0.001, help="Largest request body in MB "
+                                      "(413 above)."),
+    max_batch: int = typer.Option(_SERVE.max_batch, min=1, help="Most images or texts in one request (413 above)."),
+    timeout: float = typer.Option(_SERVE.timeout_s, min=0.001, help="Seconds a request may take, queue and model "
+                                  "together (503 after)."),
+    batch_size: int = typer.Option(_SERVE.batch_max_size, min=1, help="Micro-batching: most items in one model call, "
+                                   "gathered from concurrent requests."),
+    batch_wait_ms: float = typer.Option(_SERVE.batch_max_wait_ms, min=0, help="Micro-batching: how long a model call "
+                                        "waits for more requests after the first."),
 ) -> None:
     """Serve a model over HTTP: POST /predict, a page at / to try it, OpenAPI docs at /docs."""
     import ipaddress
@@ -772,44 +778,14 @@ def export(
                                        "(default: as the run predicts; --no-tta halves the cost per image)."),
 ) -> None:
     """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch."""
-    from .export import export_run
+    from .export import describe_export, export_run
 
     result = export_run(run_dir, format=format, quantize=quantize, out=out, max_drop=max_drop, tta=tta)
     for entry in result.exports:
-        console.print(escape(export_line(entry)), highlight=False, soft_wrap=True)
+        console.print(escape(describe_export(entry)), highlight=False, soft_wrap=True)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
     console.print(f"ship: {escape(str(result.path))}", highlight=False, soft_wrap=True)
-
-
-def export_line(entry: dict) -> str:
-    """One exports.json entry as a line: precision, file, size, parity, score, int8 verdict."""
-    def scored(score: dict | None) -> str:
-        if not score:
-            return ""
-        value = score["value"]
-        shown = f"{value:.4f}" if score["metric"] == "mse" else f"{100 * value:.1f} %"
-        return f"; {score['metric']} {shown} on {counted(score['samples'], score['split'] + ' example')}"
-
-    def agreement(parity: dict | None) -> str:
-        if not parity:
-            return ""
-        extra = f", top-1 agreement {100 * parity['top1_agreement']:.1f} %" if "top1_agreement" in parity else \
-            f", relative error {parity.get('relative_error', 0):.1e}"
-        return f"; vs PyTorch max |Δ| {parity['max_abs_diff']:.1e}{extra}"
-
-    if entry["precision"] == "fp32":
-        return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
-                + (", flip average in the graph" if entry.get("tta") else ""))
-    tried = "; ".join(f"{v['variant']}: " + (v["error"] if "error" in v else
-                      f"{v['score']:.4f} ({'within' if v['within_max_drop'] else 'over'} --max-drop)")
-                      for v in entry["variants"])
-    if entry["status"] != "ok":
-        return f"int8 refused (tried {tried})"
-    return (f"int8 {entry['path']}: {entry['size_mb']:.1f} MB ({entry['variant']}){agreement(entry['parity'])}"
-            f"{scored(entry['score'])}; loses {100 * entry['loss']:+.1f} "
-            f"{'% MSE' if entry['loss_unit'].endswith('MSE increase') else 'accuracy points'}, within --max-drop "
-            f"{entry['max_drop']:g}: kept")
 
 
 @app.command()

@@ -32,10 +32,9 @@ from ..errors import TransferkitError
 from .backends import Backend, load_backend
 from .batching import MicroBatcher, ServerBusy
 from .limits import BodyLimit
+from .settings import DEFAULTS
 
 log = logging.getLogger(__name__)
-
-MB = 2**20
 STATIC = Path(__file__).parent / "static"
 #: Report files a browser may fetch from the run directory (never its weights or data).
 REPORT_ASSETS = frozenset({".html", ".png", ".svg", ".jpg", ".jpeg", ".css", ".js"})
@@ -61,9 +60,10 @@ class _State:
         self.batcher: MicroBatcher | None = None
 
 
-def create_app(source: str | Path | Backend, max_body_bytes: int = 8 * MB, max_batch: int = 32,
-               timeout_s: float = 30.0, batch_max_size: int = 32, batch_max_wait_ms: float = 5.0,
-               max_queue: int = 256) -> FastAPI:
+def create_app(source: str | Path | Backend, max_body_bytes: int = DEFAULTS.max_body_bytes,
+               max_batch: int = DEFAULTS.max_batch, timeout_s: float = DEFAULTS.timeout_s,
+               batch_max_size: int = DEFAULTS.batch_max_size, batch_max_wait_ms: float = DEFAULTS.batch_max_wait_ms,
+               max_queue: int = DEFAULTS.max_queue) -> FastAPI:
     """The server for `source`: a run directory (PyTorch), an `.onnx` file (onnxruntime) or a
     loaded `Backend`. A path is checked here (one `TransferkitError` line) and loaded in the
     background once the app starts, so /health answers at once and /ready once it is warm.

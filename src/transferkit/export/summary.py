@@ -1,0 +1,35 @@
+"""Exports as the command line reports them: one line per exports.json entry (no rich, no torch)."""
+from __future__ import annotations
+
+from .._format import counted
+
+
+def describe_export(entry: dict) -> str:
+    """One exports.json entry as the line `transferkit export` prints: precision, file, size,
+    parity with PyTorch, score, and for int8 the variants tried and the verdict."""
+    def scored(score: dict | None) -> str:
+        if not score:
+            return ""
+        value = score["value"]
+        shown = f"{value:.4f}" if score["metric"] == "mse" else f"{100 * value:.1f} %"
+        return f"; {score['metric']} {shown} on {counted(score['samples'], score['split'] + ' example')}"
+
+    def agreement(parity: dict | None) -> str:
+        if not parity:
+            return ""
+        extra = f", top-1 agreement {100 * parity['top1_agreement']:.1f} %" if "top1_agreement" in parity else \
+            f", relative error {parity.get('relative_error', 0):.1e}"
+        return f"; vs PyTorch max |Δ| {parity['max_abs_diff']:.1e}{extra}"
+
+    if entry["precision"] == "fp32":
+        return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
+                + (", flip average in the graph" if entry.get("tta") else ""))
+    tried = "; ".join(f"{v['variant']}: " + (v["error"] if "error" in v else
+                      f"{v['score']:.4f} ({'within' if v['within_max_drop'] else 'over'} --max-drop)")
+                      for v in entry["variants"])
+    if entry["status"] != "ok":
+        return f"int8 refused (tried {tried})"
+    return (f"int8 {entry['path']}: {entry['size_mb']:.1f} MB ({entry['variant']}){agreement(entry['parity'])}"
+            f"{scored(entry['score'])}; loses {100 * entry['loss']:+.1f} "
+            f"{'% MSE' if entry['score']['metric'] == 'mse' else 'accuracy points'}, within --max-drop "
+            f"{entry['max_drop']:g}: kept")
