@@ -110,7 +110,7 @@ class OnnxBackend(Backend):
     def __init__(self, path: str | Path) -> None:
         try:
             from ..runtime import OnnxPredictor
-        except ImportError as exc:  # the runtime (onnxruntime, or the export branch's predictor) is missing
+        except ImportError as exc:  # onnxruntime (or tokenizers) is not installed
             raise TransferkitError(f"{path}: serving an .onnx file needs transferkit's ONNX runtime "
                                    f"(pip install 'transferkit[runtime]'): {exc}") from None
         self.path = Path(path).expanduser()
