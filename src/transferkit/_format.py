@@ -1,8 +1,68 @@
-"""Small wording helpers for what transferkit prints and writes in reports."""
+"""Small wording helpers for what transferkit prints and writes in reports, and the shapes of
+predictions (JSON records and the printed table) shared by runs and exported models."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 
 def counted(n: int | float, noun: str, plural: str | None = None) -> str:
     """`1 epoch`, `2 epochs`, `0 examples`: the count with the noun in the right number."""
     word = noun if n == 1 else plural or f"{noun}s"
     return f"{n:g} {word}" if isinstance(n, float) else f"{n} {word}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of text under named columns; `right` names the columns aligned right (numbers) and
+    `totals` are summary rows drawn in bold below a rule (accuracy and macro-F1 under the classes).
+    Tasks, the ONNX runtime and reports fill it; the CLI draws it."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    title: str | None = None
+    right: tuple[str, ...] = ()
+    totals: list[tuple[str, ...]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ predictions, as printed and as JSON
+# One shape for `predict --json` and the server, whichever model answers (a run, or an exported file).
+
+
+def top_classes(row: Any, classes: Sequence[str], top_k: int) -> dict:
+    """{"label": best class, "top_k": [{"label", "probability"}, ...]} of one row of probabilities."""
+    order = row.argsort()[::-1][:min(top_k, len(classes))]
+    return {"label": classes[order[0]],
+            "top_k": [{"label": classes[i], "probability": round(float(row[i]), 4)} for i in order]}
+
+
+def classification_records(keys: Sequence[str], proba: Any, classes: Sequence[str] | None,
+                           heads: Mapping[str, Sequence[str]], top_k: int, key: str) -> list[dict]:
+    """{key: input, "label", "top_k"} per input; with a dict of probabilities per head (multi-task),
+    "heads": {head: {"label", "top_k"}} too, "label" and "top_k" being the first head's."""
+    if not isinstance(proba, Mapping):
+        return [{key: name, **top_classes(row, classes or [], top_k)} for name, row in zip(keys, proba)]
+    records = []
+    for n, name in enumerate(keys):
+        per_head = {head: top_classes(p[n], heads[head], top_k) for head, p in proba.items()}
+        records.append({key: name, **next(iter(per_head.values())), "heads": per_head})
+    return records
+
+
+def classification_table(key: str, records: list[dict]) -> Table:
+    """Predictions as `transferkit predict` prints them: top-k with probabilities, a column per head."""
+    def shown(top: list[dict]) -> str:
+        return ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in top)
+
+    if records and "heads" in records[0]:
+        heads = list(records[0]["heads"])
+        return Table(columns=(key, *heads), rows=[(r[key], *(shown(r["heads"][h]["top_k"]) for h in heads))
+                                                  for r in records])
+    return Table(columns=(key, "prediction"), rows=[(r[key], shown(r["top_k"])) for r in records])
+
+
+def forecast_table(series: Sequence[str], records: list[dict], source: str) -> Table:
+    """A forecast's step records ({"time", series: value}) as `transferkit predict` prints them."""
+    return Table(columns=("time", *series), right=tuple(series),
+                 rows=[(r["time"], *(f"{r[c]:.4f}" for c in series)) for r in records],
+                 title=f"forecast of the next {counted(len(records), 'step')} after {source}")

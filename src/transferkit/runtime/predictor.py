@@ -8,12 +8,12 @@ come in the same shapes as the estimator's (`predict --json`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from .._format import Table, classification_records, classification_table, forecast_table
 from ..errors import DataError, MissingDependencyError, TransferkitError
 
 #: The metadata_props key of an exported model's JSON description, and the format it is written in.
@@ -23,17 +23,6 @@ METADATA_FORMAT = 1
 
 class ModelFileError(TransferkitError):
     """A file given as an exported model is missing, is no ONNX model, or was not written by `transferkit export`."""
-
-
-@dataclass(frozen=True)
-class PredictionTable:
-    """Rows of text under named columns (the fields the CLI's table drawer reads, as `tasks.presentation.Table`)."""
-
-    columns: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-    title: str | None = None
-    right: tuple[str, ...] = ()
-    totals: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def read_metadata(session: Any, path: Path) -> dict:
@@ -60,7 +49,7 @@ def open_session(path: str | Path, threads: int | None = None) -> Any:
         import onnxruntime as ort
     except ImportError:
         raise MissingDependencyError("running an exported model needs onnxruntime: pip install "
-                                     "'transferkit[runtime]' (or onnxruntime)") from None
+                                     "onnxruntime (transferkit's [runtime] extra)") from None
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file; pass a model written by `transferkit export`.")
@@ -115,7 +104,7 @@ class OnnxPredictor:
         """JSON-ready predictions of `items`, in the shape of the estimator's `predict --json`."""
         raise NotImplementedError
 
-    def prediction_table(self, items: Any, records: list[dict]) -> PredictionTable:
+    def prediction_table(self, items: Any, records: list[dict]) -> Table:
         """`records` as the table `transferkit predict` prints."""
         raise NotImplementedError
 
@@ -157,34 +146,11 @@ class _Classifier(OnnxPredictor):
         adds "heads": {head: {"label", "top_k"}} ("label" and "top_k" are the first head's)."""
         items = self._items(items)
         proba = self.predict_proba(items)
-        key = self.prediction_key
-        if not isinstance(proba, dict):
-            return [{key: self._name(item, n), **_top(row, self.classes, top_k)}
-                    for n, (item, row) in enumerate(zip(items, proba))]
-        records = []
-        for n, item in enumerate(items):
-            heads = {head: _top(p[n], self.heads[head], top_k) for head, p in proba.items()}
-            records.append({key: self._name(item, n), **next(iter(heads.values())), "heads": heads})
-        return records
+        names = [self._name(item, n) for n, item in enumerate(items)]
+        return classification_records(names, proba, self.classes, self.heads, top_k, self.prediction_key)
 
-    def prediction_table(self, items: Any, records: list[dict]) -> PredictionTable:
-        key = self.prediction_key
-
-        def shown(top: list[dict]) -> str:
-            return ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in top)
-
-        if records and "heads" in records[0]:
-            heads = list(records[0]["heads"])
-            return PredictionTable(columns=(key, *heads),
-                                   rows=[(r[key], *(shown(r["heads"][h]["top_k"]) for h in heads)) for r in records])
-        return PredictionTable(columns=(key, "prediction"), rows=[(r[key], shown(r["top_k"])) for r in records])
-
-
-def _top(row: np.ndarray, classes: list[str], top_k: int) -> dict:
-    """{"label": best class, "top_k": [{"label", "probability"}, ...]} of one row of probabilities."""
-    order = row.argsort()[::-1][:min(top_k, len(classes))]
-    return {"label": classes[order[0]],
-            "top_k": [{"label": classes[i], "probability": round(float(row[i]), 4)} for i in order]}
+    def prediction_table(self, items: Any, records: list[dict]) -> Table:
+        return classification_table(self.prediction_key, records)
 
 
 class ImagePredictor(_Classifier):
@@ -315,11 +281,8 @@ class ForecastPredictor(OnnxPredictor):
         return [{"time": t, **{c: round(float(v), 6) for c, v in zip(self.series, row)}}
                 for t, row in zip(steps, forecast)]
 
-    def prediction_table(self, items: Path, records: list[dict]) -> PredictionTable:
-        steps = len(records)
-        return PredictionTable(columns=("time", *self.series), right=tuple(self.series),
-                               rows=[(r["time"], *(f"{r[c]:.4f}" for c in self.series)) for r in records],
-                               title=f"forecast of the next {steps} step{'s' * (steps != 1)} after {Path(items).name}")
+    def prediction_table(self, items: Path, records: list[dict]) -> Table:
+        return forecast_table(self.series, records, Path(items).name)
 
 
 #: task name (as `transferkit.tasks.TASKS` names it) → predictor class

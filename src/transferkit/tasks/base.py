@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from .. import __version__
+from .._format import classification_records, classification_table
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
@@ -857,26 +858,11 @@ class ClassifierBase(TransferEstimator):
     def prediction_records(self, items: Any, top_k: int) -> list[dict]:
         """{key: input, "label": best class, "top_k": [{"label", "probability"}, ...]} per input; a
         multi-task model adds "heads": {head: {"label", "top_k"}} ("label" and "top_k" are the first head's)."""
-        proba = self.predict_proba(items)
-        if not isinstance(proba, dict):
-            return [{self.prediction_key: str(item), **_top(row, self.classes_, top_k)} for item, row in zip(items, proba)]
-        records = []
-        for n, item in enumerate(items):
-            heads = {head: _top(p[n], self.heads_[head], top_k) for head, p in proba.items()}
-            records.append({self.prediction_key: str(item), **next(iter(heads.values())), "heads": heads})
-        return records
+        return classification_records([str(item) for item in items], self.predict_proba(items), self.classes_,
+                                      getattr(self, "heads_", {}), top_k, self.prediction_key)
 
     def prediction_table(self, items: Any, records: list[dict]) -> Table:
-        key = self.prediction_key
-
-        def shown(top: list[dict]) -> str:
-            return ", ".join(f"{t['label']} ({t['probability']:.2f})" for t in top)
-
-        if records and "heads" in records[0]:  # a column per head
-            heads = list(records[0]["heads"])
-            return Table(columns=(key, *heads), rows=[(r[key], *(shown(r["heads"][h]["top_k"]) for h in heads))
-                                                      for r in records])
-        return Table(columns=(key, "prediction"), rows=[(r[key], shown(r["top_k"])) for r in records])
+        return classification_table(self.prediction_key, records)
 
     def metrics_tables(self, metrics: dict, data: str | None = None) -> tuple[list[Table], SummaryLine | None]:
         """A multi-task model's metrics: one table per head, and each head's accuracy in the summary."""
@@ -901,13 +887,6 @@ class ClassifierBase(TransferEstimator):
         summary = SummaryLine(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
                               f", macro-F1 {metrics['macro_f1']:.3f}")
         return table, summary
-
-
-def _top(row: np.ndarray, classes: list[str], top_k: int) -> dict:
-    """{"label": best class, "top_k": [{"label", "probability"}, ...]} of one row of probabilities."""
-    order = row.argsort()[::-1][:min(top_k, len(classes))]
-    return {"label": classes[order[0]],
-            "top_k": [{"label": classes[i], "probability": round(float(row[i]), 4)} for i in order]}
 
 
 def stack_outputs(outputs: list) -> torch.Tensor | dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_backbone
 from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns,
                                load_series_csv)
-from .._format import counted
+from .._format import counted, forecast_table
 from ..errors import DataError, UnknownNameError
 from ..rundir import EXAMPLES_FILE, read_head_weights
 from ..strategies import FitData, TrainSettings, create_strategy
@@ -499,9 +499,7 @@ class Forecaster(TransferEstimator):
                 for t, row in zip(steps, forecast)]
 
     def prediction_table(self, items: Path, records: list[dict]) -> Table:
-        return Table(columns=("time", *self.channels_), right=tuple(self.channels_),
-                     rows=[(r["time"], *(f"{r[c]:.4f}" for c in self.channels_)) for r in records],
-                     title=f"forecast of the next {counted(len(records), 'step')} after {Path(items).name}")
+        return forecast_table(self.channels_, records, Path(items).name)
 
     def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
         """MSE, MAE and MASE of the model and of each baseline; no summary line."""

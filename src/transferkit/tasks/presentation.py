@@ -6,20 +6,10 @@ knowing which task it holds. Pure Python: no rich, no torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
-
-@dataclass(frozen=True)
-class Table:
-    """Rows of text under named columns; `right` names the columns aligned right (numbers) and
-    `totals` are summary rows drawn in bold below a rule (accuracy and macro-F1 under the classes)."""
-
-    columns: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-    title: str | None = None
-    right: tuple[str, ...] = ()
-    totals: list[tuple[str, ...]] = field(default_factory=list)
+from .._format import Table  # noqa: F401  (re-exported: tasks fill it, the CLI draws it)
 
 
 @dataclass(frozen=True)
