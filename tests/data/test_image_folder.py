@@ -131,12 +131,10 @@ def test_scan_with_known_classes_rejects_new_class(colour_folder):
 
 def test_unreadable_file_names_the_fix(tmp_path, monkeypatch):
     """Root (as in CI) can read any file, so the permission failure is simulated."""
-    import transferkit.data.images as images
-
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images.Image, "open", denied)
+    monkeypatch.setattr(Image, "open", denied)
     with pytest.raises(DataError, match=r"locked\.jpg: permission denied; make the file readable"):
         open_rgb(tmp_path / "locked.jpg")
 

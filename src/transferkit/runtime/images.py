@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, BinaryIO, Iterable, Sequence
 
 import numpy as np
 
@@ -41,16 +41,20 @@ def expand_image_paths(items: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def open_image(path: str | Path, max_side: int | None = None):
-    """The image file decoded (JPEG drafted near `max_side`, as the estimator decodes it); a file
-    that is no readable image raises one line naming it."""
+def open_rgb(path: str | Path | BinaryIO, max_side: int | None = None):
+    """The image at `path` (or in an open binary file, e.g. an upload; its `name` names it in
+    errors) decoded as RGB, upright, optionally shrunk so its shorter side is near `max_side`
+    (`to_rgb`); JPEGs are drafted near `max_side`, which keeps decoding of large photos cheap. A
+    file that is no readable image raises one line naming it. Training, `predict` and exported
+    models all decode images here, so the same file gives the same pixels everywhere."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
+    source = path if hasattr(path, "read") else Path(path)
+    path = Path(getattr(path, "name", None) or "upload") if hasattr(path, "read") else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
             if max_side and image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))
             image.load()
@@ -64,12 +68,15 @@ def open_image(path: str | Path, max_side: int | None = None):
         raise DataError(f"{path}: not a readable image; convert it to JPEG/PNG or remove it.") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: corrupt or truncated image ({exc}); re-export or remove it.") from None
-    return image
+    return to_rgb(image, max_side)
 
 
 def to_rgb(image, max_side: int | None = None):
     """A decoded image upright (EXIF orientation), as RGB (transparency on white, 16-bit scaled
-    to 8), shrunk with bicubic filtering when its shorter side exceeds twice `max_side`."""
+    to 8), shrunk with bicubic filtering when its shorter side exceeds twice `max_side`.
+
+    Phones store photos as the sensor saw them and tag how to turn them; any mode (CMYK, L, P,
+    RGBA, I;16) is converted, and transparent pixels are composited on white, not turned black."""
     from PIL import Image, ImageOps
 
     try:
@@ -111,6 +118,6 @@ def image_batch(items: Sequence[Any], size: int, interpolation: str = "bicubic")
 
     arrays = []
     for item in items:
-        image = item if isinstance(item, Image.Image) else open_image(item, max_side=size)
-        arrays.append(image_pixels(to_rgb(image, max_side=size), size, interpolation))
+        image = to_rgb(item, max_side=size) if isinstance(item, Image.Image) else open_rgb(item, max_side=size)
+        arrays.append(image_pixels(image, size, interpolation))
     return np.stack(arrays) if arrays else np.zeros((0, 3, size, size), np.float32)
