@@ -12,6 +12,7 @@ import pytest
 
 from transferkit import ImageClassifier
 from transferkit.errors import DataError, RunDirectoryError
+from transferkit.export import export_run
 from transferkit.reporting import write_run_report
 from transferkit.reporting.runs import compare_runs, comparison_tables, find_runs, runs_table
 from transferkit.rundir import LOCK_FILE, run_parents
@@ -23,8 +24,8 @@ FAST = dict(epochs=1, image_size=32, baseline=False, progress=False, tta=False)
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """runs/probe and runs/protos (two strategies on one folder), runs/child/tuned (fine-tuned with
-    runs/probe as its backbone), and runs/broken (an interrupted fit: a lock, no model)."""
+    """runs/probe and runs/protos (two strategies on one folder; probe exported to ONNX),
+    runs/child/tuned (a probe on runs/probe's backbone), and runs/broken (a fit's lock, no model)."""
     root = tmp_path_factory.mktemp("runs")
     data = make_image_folder(root / "data", per_class=8)
     out = root / "runs"
@@ -36,6 +37,7 @@ def runs(tmp_path_factory) -> Path:
         est.save(out / name)
     for name in ("probe", "protos", "child/tuned"):
         write_run_report(out / name)
+    export_run(out / "probe")  # runs/probe/model.onnx, recorded in its exports.json
     (out / "broken").mkdir()
     (out / "broken" / LOCK_FILE).write_text("999999999 nowhere\n")
     return out
@@ -49,6 +51,7 @@ def test_find_runs_lists_every_run_with_task_metrics_status_and_parent(runs):
     saved = json.loads((runs / "probe" / "metrics.json").read_text())["test"]
     assert found["probe"].metrics["accuracy"] == saved["accuracy"]
     assert found["probe"].status == "complete" and found["broken"].status in {"running", "interrupted"}
+    assert found["probe"].exports == ["onnx fp32"] and found["protos"].exports == []
     assert [p["path"] for p in found["child/tuned"].parents] == [str((runs / "probe").resolve())]
     assert found["child/tuned"].backbone == "run probe (efficientnet_lite0)"
     created = [r.created for r in find_runs(runs) if r.created]
@@ -56,9 +59,10 @@ def test_find_runs_lists_every_run_with_task_metrics_status_and_parent(runs):
 
     table = runs_table(find_runs(runs), runs)
     assert table.columns[:6] == ("run", "task", "backbone", "strategy", "accuracy", "macro F1")
-    assert table.columns[-1] == "parent"
+    assert table.columns[-2:] == ("exports", "parent")
     row = next(r for r in table.rows if r[0] == os.path.join("child", "tuned"))
-    assert row[-1] == "probe"
+    assert row[-2:] == ("—", "probe")
+    assert next(r for r in table.rows if r[0] == "probe")[-2] == "onnx fp32"
 
 
 def test_find_runs_refuses_a_missing_folder_in_one_line(tmp_path):

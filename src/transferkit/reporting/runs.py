@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..errors import DataError, RunDirectoryError, UnknownNameError
-from ..rundir import CONFIG_FILE, LOCK_FILE, METRICS_FILE, REPORT_FILE, is_complete_run, read_config, run_parents
+from ..rundir import (CONFIG_FILE, EXPORTS_FILE, LOCK_FILE, METRICS_FILE, REPORT_FILE, is_complete_run, read_config,
+                      run_parents)
 from ..tasks.presentation import Table
 from ..tasks.registry import TASKS, KeyMetric
 
@@ -39,6 +40,7 @@ class RunSummary:
     created: str = ""  # ISO time the run was saved
     metrics: dict[str, Any] = field(default_factory=dict)  # the test metrics (metrics.json "test")
     parents: list[dict[str, str]] = field(default_factory=list)
+    exports: list[str] = field(default_factory=list)  # the exported models kept ("onnx fp32", "onnx int8")
     problem: str = ""  # why the run could not be read, when it could not
 
     def key_metrics(self) -> tuple[KeyMetric, ...]:
@@ -47,7 +49,7 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "task": self.task, "status": self.status, "backbone": self.backbone,
-                "strategy": self.strategy, "created": self.created, "parents": self.parents,
+                "strategy": self.strategy, "created": self.created, "parents": self.parents, "exports": self.exports,
                 "metrics": {m.key: self.metrics.get(m.key) for m in self.key_metrics() if m.key in self.metrics},
                 **({"problem": self.problem} if self.problem else {})}
 
@@ -109,6 +111,7 @@ def summarise_run(path: str | Path) -> RunSummary:
     try:
         config = read_config(path, {}) if (path / CONFIG_FILE).is_file() else {}
         metrics = _read_metrics(path)
+        exports = _read_exports(path)
     except RunDirectoryError as exc:
         return RunSummary(path=path, task="?", status=status, problem=str(exc))
     backbone = config.get("backbone") if isinstance(config.get("backbone"), Mapping) else {}
@@ -120,19 +123,32 @@ def summarise_run(path: str | Path) -> RunSummary:
         name = f"run {Path(name).name} ({(backbone.get('meta') or {}).get('parent', '?')})"
     return RunSummary(path=path, task=str(config.get("task") or "?"), status=status, backbone=name,
                       strategy=str(strategy.get("used") or params.get("strategy") or ""),
-                      created=str(config.get("created") or _mtime(path)), metrics=metrics, parents=parents)
+                      created=str(config.get("created") or _mtime(path)), metrics=metrics, parents=parents,
+                      exports=exports)
 
 
-def _read_metrics(path: Path) -> dict[str, Any]:
-    file = path / METRICS_FILE
+def _read_object(file: Path) -> dict[str, Any]:
+    """A run's JSON object file ({} when absent or not an object); an unreadable one raises one line."""
     if not file.is_file():
         return {}
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunDirectoryError(f"{file}: unreadable ({type(exc).__name__}).") from None
-    test = data.get("test") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    test = _read_object(path / METRICS_FILE).get("test")
     return test if isinstance(test, dict) else {}
+
+
+def _read_exports(path: Path) -> list[str]:
+    """The exports `transferkit export` kept (exports.json), as "onnx fp32", "onnx int8"; refused
+    int8 attempts are not exports."""
+    entries = _read_object(path / EXPORTS_FILE).get("exports")
+    kept = [e for e in entries or [] if isinstance(e, dict) and e.get("status") == "ok"]
+    return list(dict.fromkeys(f"{e.get('format', '?')} {e.get('precision', '?')}" for e in kept))
 
 
 def _mtime(path: Path) -> str:
@@ -178,21 +194,23 @@ def _relative(path: Path, root: Path) -> str:
 
 def runs_table(runs: list[RunSummary], root: str | Path) -> Table:
     """The `transferkit runs` table: run, task, backbone, strategy, a column per key test metric of
-    the tasks listed, date, status, and the parent run where any run has one."""
+    the tasks listed, date, status, and the exported models and the parent run where any run has them."""
     root = Path(root)
     metrics = list({m.key: m for run in runs for m in run.key_metrics()}.values())
     with_parents = any(run.parents for run in runs)
+    with_exports = any(run.exports for run in runs)
     rows = []
     for run in runs:
         values = [format_value(run.metrics[m.key]) if _number(run.metrics.get(m.key)) is not None else "—"
                   for m in metrics]
         parent = [_relative(Path(run.parents[-1]["path"]), root) if run.parents else "—"] if with_parents else []
+        exported = [", ".join(run.exports) or "—"] if with_exports else []
         status = run.status if not run.problem else f"{run.status}: {run.problem}"
         rows.append((_relative(run.path, root), run.task, run.backbone or "—", run.strategy or "—", *values,
-                     _date(run.created), status, *parent))
+                     _date(run.created), status, *exported, *parent))
     labels = tuple(m.label for m in metrics)
     return Table(columns=("run", "task", "backbone", "strategy", *labels, "date", "status",
-                          *(("parent",) if with_parents else ())),
+                          *(("exports",) if with_exports else ()), *(("parent",) if with_parents else ())),
                  rows=rows, title=f"{len(runs)} run{'s' if len(runs) != 1 else ''} under {root}", right=labels)
 
 
