@@ -5,8 +5,8 @@ Configurations, each its own server process on 127.0.0.1 (all started first, the
 measured on each configuration in turn, so load from elsewhere falls on all alike):
   torch            a run directory, micro-batching on (the defaults: up to 32 images a call, 5 ms wait)
   torch-unbatched  the same run with --batch-size 1 (one model call per image): what batching buys
-  onnx             an exported model (--onnx PATH, or --export: `transferkit export RUN` when the
-                   command exists); skipped without one
+  onnx             an exported model (--onnx PATH, or --export: `transferkit export RUN` first);
+                   skipped without one
 
 The run is --run, or a linear probe fitted here on 40 flowers5 images per class (the estimator's
 defaults otherwise). Clients are asyncio tasks over httpx, each sending its next request when its
