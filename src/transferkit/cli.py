@@ -762,7 +762,9 @@ def export(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `transferkit fit` or `adapt`."),
     format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Also write an int8 model (int8): kept only if "
-                                           "it loses at most --max-drop accuracy against the fp32 model."),
+                                           "it loses at most --max-drop accuracy against the fp32 model (the "
+                                           "layers left in float chosen on the validation split, then checked "
+                                           "on the test split)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The fp32 model file (default RUN/model.onnx); the "
                                        "int8 model goes beside it as <name>.int8.onnx."),
     max_drop: float = typer.Option(0.01, "--max-drop", help="Largest accuracy loss of int8 against fp32 (absolute, "
@@ -802,7 +804,8 @@ def export_line(entry: dict) -> str:
         return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
                 + (", flip average in the graph" if entry.get("tta") else ""))
     tried = "; ".join(f"{v['variant']}: " + (v["error"] if "error" in v else
-                      f"{v['score']:.4f} ({'within' if v['within_max_drop'] else 'over'} --max-drop)")
+                      f"{v['score']:.4f} on {v.get('split', 'held-out')} "
+                      f"({'within' if v['within_max_drop'] else 'over'} --max-drop)")
                       for v in entry["variants"])
     if entry["status"] != "ok":
         return f"int8 refused (tried {tried})"
