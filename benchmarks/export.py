@@ -5,7 +5,10 @@ default backbone (EfficientNet-Lite0) fine-tuned at 128 px, as benchmarks/flower
 strategy `auto` picks for 4,317 images, at 128 px instead of the native 224 to keep the fit on a
 CPU short: 4 epochs, about 11 minutes on 2 busy cores, once; later runs reuse the cache and take
 about 3 minutes), stratified split with seed 0 (863 test images), no from-scratch control. `transferkit export RUN --quantize int8` then writes the fp32 and int8 files (its verdict
-is reported as is), and every int8 exclusion variant is measured too, kept or not.
+is reported as is; it chooses its int8 variant on the validation split), and every int8 variant
+it measured is measured again here on the test split, with for reference what it did not need:
+8-bit weights (the int16 saturation of x86 CPUs without VNNI) and the layers measured most
+sensitive kept in float.
 
 For each model: file size (MB), latency p50/p95 at batch 1 and throughput at batch 32 on 2
 threads (the same preprocessed test images for all), and flowers5 test accuracy (PyTorch: the
@@ -92,7 +95,8 @@ def main() -> None:
     from transferkit.export import export_run
     from transferkit.export.graphs import ImageGraph, merged_copy, static_same_padding
     from transferkit.export.onnx_export import CALIBRATION_SAMPLES, EXPORTS_FILE, _ImageExport, _write_metadata
-    from transferkit.export.quantize import exclusion_variants, prepare, quantize_static_qdq
+    from transferkit.export.quantize import (Variant, first_variant, layer_sensitivity, prepare, quantize_static_qdq,
+                                             sensitivity_variants)
     from transferkit.runtime import OnnxPredictor
     from transferkit.runtime.images import image_batch
     from transferkit.tasks import load_run
@@ -131,20 +135,41 @@ def main() -> None:
     models["onnx fp32"] = {"size_mb": fp32_path.stat().st_size / 1e6, "accuracy": records["fp32"]["score"]["value"],
                            **speed(session(fp32_path), images)}
 
-    # every exclusion variant, kept by the export or not: size, accuracy and speed
-    variants = []
+    # every int8 variant the export measured (chosen on the validation split; figures here on test),
+    # then for reference what it did not need: full 8-bit weights (saturating int16 sums on x86 CPUs
+    # without VNNI) and the layers measured most sensitive kept in float
+    kept = records["int8"]
     feeds = _ImageExport(est, run, None).calibration(CALIBRATION_SAMPLES)  # what the export calibrated on
     meta = OnnxPredictor.load(fp32_path).meta
+    test_images = image_batch(test_paths, size, pre.interpolation)
+    variants = []
+
+    def measure(name: str, path: Path, **extra) -> dict:
+        s = session(path)
+        proba = np.concatenate([s(test_images[i:i + 64])[0] for i in range(0, len(test_images), 64)])
+        return {"variant": name, **extra, "size_mb": path.stat().st_size / 1e6,
+                "accuracy": float((proba.argmax(1) == test_labels).mean()), **speed(s, images)}
+
     with tempfile.TemporaryDirectory() as scratch:
         prepared = prepare(fp32_path, Path(scratch) / "prepared.onnx")
-        for n, variant in enumerate(exclusion_variants(prepared)):
+        for n, tried in enumerate(kept["variants"]):
+            variant = Variant(tried["variant"], tried.get("excluded", []))
             path = quantize_static_qdq(prepared, Path(scratch) / f"int8-{n}.onnx", feeds, variant)
-            _write_metadata(path, {**meta, "precision": "int8"})
-            variants.append({"variant": variant.name, "excluded_nodes": len(variant.exclude),
-                             "size_mb": path.stat().st_size / 1e6,
-                             "accuracy": onnx_accuracy(path, test_paths, test_labels, args.threads),
-                             **speed(session(path), images)})
-    kept = records["int8"]
+            variants.append(measure(variant.name, path, source="export", excluded_nodes=len(variant.exclude),
+                                    val_accuracy=tried.get("score"), kept=variant.name == kept.get("variant")
+                                    and kept["status"] == "ok"))
+        path = quantize_static_qdq(prepared, Path(scratch) / "int8-8bit.onnx", feeds, first_variant(),
+                                   reduce_range=False)
+        variants.append(measure("all layers int8, 8-bit weights (reduce_range off)", path, source="reference",
+                                excluded_nodes=0, kept=False))
+        base = quantize_static_qdq(prepared, Path(scratch) / "int8-base.onnx", feeds, first_variant())
+        ranking = layer_sensitivity(prepared, base, feeds[:4], threads=args.threads)
+        for n, variant in enumerate(sensitivity_variants(ranking)):
+            if any(v["variant"] == variant.name for v in variants):
+                continue
+            path = quantize_static_qdq(prepared, Path(scratch) / f"int8-s{n}.onnx", feeds, variant)
+            variants.append(measure(variant.name, path, source="reference", excluded_nodes=len(variant.exclude),
+                                    kept=False))
     int8_path = run / "model.int8.onnx"
     if kept["status"] == "ok":
         models["onnx int8"] = {"size_mb": int8_path.stat().st_size / 1e6, "accuracy": kept["score"]["value"],
@@ -170,10 +195,10 @@ def main() -> None:
     for name, m in models.items():
         print(f"{name:<16}{m['size_mb']:>8.2f}{m['latency_ms_p50']:>9.2f}{m['latency_ms_p95']:>9.2f}"
               f"{m['throughput_batch32_per_s']:>10.1f}{100 * m['accuracy']:>9.1f}%")
-    print("int8 variants (each measured):")
+    print("int8 variants (test accuracy; the export chose on validation):")
     for v in variants:
-        print(f"  {v['variant']:<70}{v['size_mb']:>7.2f} MB {v['latency_ms_p50']:>7.2f} ms "
-              f"{100 * v['accuracy']:>6.1f}%")
+        print(f"  {v['variant']:<52}{v['source']:>10}{' kept' if v['kept'] else '':>6}{v['size_mb']:>7.2f} MB "
+              f"{v['latency_ms_p50']:>7.2f} ms {100 * v['accuracy']:>6.1f}%")
     print(f"export verdict: int8 {kept['status']}" + (f" ({kept['variant']})" if kept["status"] == "ok" else
                                                      f": {kept.get('reason')}"))
     for name, value in ratios.items():
@@ -188,6 +213,7 @@ def main() -> None:
                                         "test_accuracy": est.metrics_["accuracy"]},
         "threads": args.threads, "load_average": os.getloadavg(), "onnxruntime": ort.__version__,
         "torch": torch.__version__, "export_seconds": export_seconds, "models": models, "int8_variants": variants,
+        "layer_sensitivity": [r.record() for r in ranking[:12]],
         "export_verdict": {k: kept.get(k) for k in ("status", "variant", "reason", "loss", "max_drop")},
         "exports_json": json.loads((run / EXPORTS_FILE).read_text()), "ratios": ratios, "goals": GOALS,
         "goals_met": met}, indent=2, default=float))

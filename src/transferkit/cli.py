@@ -768,7 +768,9 @@ def export(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `transferkit fit` or `adapt`."),
     format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Also write an int8 model (int8): kept only if "
-                                           "it loses at most --max-drop accuracy against the fp32 model."),
+                                           "it loses at most --max-drop accuracy against the fp32 model (the "
+                                           "layers left in float chosen on the validation split, then checked "
+                                           "on the test split)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The fp32 model file (default RUN/model.onnx); the "
                                        "int8 model goes beside it as <name>.int8.onnx."),
     max_drop: float = typer.Option(0.01, "--max-drop", help="Largest accuracy loss of int8 against fp32 (absolute, "

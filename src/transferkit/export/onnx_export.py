@@ -4,9 +4,10 @@ Every export is checked before it is called done: the written file is run by onn
 `transferkit.runtime` (the same decoding, resizing and tokenising a device does) on held-out
 examples of the run and compared with the PyTorch estimator's own predictions (max |Δprob| and
 top-1 agreement; forecasts: max |Δ| and relative error). An fp32 file off by more than the
-tolerance is deleted and the export fails. An int8 file is kept only when its accuracy on the
-run's test split is within `max_drop` of the fp32 file's; otherwise the fp32 file is the result
-and the reason is recorded. Each export is listed in the run's exports.json.
+tolerance is deleted and the export fails. The int8 variant (which layers stay float) is chosen
+on the run's validation split, and kept only when its accuracy there and then on the run's test
+split is within `max_drop` of the fp32 file's; otherwise the fp32 file is the result and the
+reason is recorded. Each export is listed in the run's exports.json.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ PARITY_TOLERANCE = 1e-4
 SCORE_SAMPLES = 2000
 #: Training examples the static int8 ranges are calibrated on.
 CALIBRATION_SAMPLES = 64
+#: Training examples the per-layer int8 sensitivity is measured on.
+SENSITIVITY_SAMPLES = 32
 
 
 class ExportError(TransferkitError):
@@ -100,6 +103,16 @@ class _TaskExport:
     def calibration(self, limit: int) -> list[dict[str, np.ndarray]]:
         """Input feeds of at most `limit` training examples for static int8 (none for dynamic)."""
         return []
+
+    def feeds(self, predictor: Any, items: Any) -> dict[str, np.ndarray]:
+        """The exported graph's input feed for `items`, as `transferkit.runtime` builds it."""
+        return predictor._feeds(list(items))
+
+    def sample_feeds(self, predictor: Any, limit: int) -> list[dict[str, np.ndarray]]:
+        """Feeds (batches of 8) of at most `limit` training examples, for the per-layer sensitivity."""
+        items, targets = self.split("train")
+        items, _ = self.subset(items, targets, _evenly(len(items), limit))
+        return [self.feeds(predictor, items[i:i + 8]) for i in range(0, len(items), 8)]
 
     def parity(self, ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
         """Max |Δprob| and top-1 agreement over every output (head)."""
@@ -276,6 +289,9 @@ class _ForecastExport(_TaskExport):
                 out.append(scaler.inverse_transform(model(z).numpy()))
         return [np.concatenate(out)]
 
+    def feeds(self, predictor: Any, items: np.ndarray) -> dict[str, np.ndarray]:
+        return {predictor.session.get_inputs()[0].name: np.ascontiguousarray(items, dtype=np.float32)}
+
     def onnx_outputs(self, predictor: Any, items: np.ndarray) -> list[np.ndarray]:
         name = predictor.session.get_inputs()[0].name
         return [np.concatenate([predictor.session.run(None, {name: np.ascontiguousarray(items[i:i + 256])})[0]
@@ -442,27 +458,51 @@ def _loss(spec: _TaskExport, fp32: float, int8: float) -> float:
     return fp32 - int8
 
 
+def _choice(spec: _TaskExport, check: _Check) -> tuple[str, Any, Any]:
+    """(split, items, targets) the int8 variant is chosen on: the run's validation split when the
+    check's split is the test split (so the test score reported stays unbiased by the choice), else
+    the check's own examples."""
+    if check.split == "test":
+        items, targets = spec.split("val")
+        if len(items):
+            items, targets = spec.subset(items, targets, _evenly(len(items), SCORE_SAMPLES))
+            return "val", items, targets
+    return check.split, check.items, check.targets
+
+
 def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Check, fp32_score: float,
           max_drop: float, calibration: int, threads: int | None, result: ExportResult) -> Path | None:
-    """Quantise the fp32 file, trying the exclusion variants in order; the first within `max_drop`
-    is written beside it as <stem>.int8.onnx and returned; None (and a warning) when none is."""
+    """Quantise the fp32 file, trying variants in turn and choosing on the validation split
+    (`_choice`): all layers int8 first, then the layers measured most sensitive kept in float (at
+    most `MAX_VARIANTS` in all). The first within `max_drop` there is checked once on the held-out
+    split (parity, score); within `max_drop` there too, it is written beside the fp32 file as
+    <stem>.int8.onnx and returned; otherwise None (and a warning): the fp32 file is the result."""
     import tempfile
 
-    from .quantize import exclusion_variants, prepare, quantize_dynamic_int8, quantize_static_qdq
+    from ..runtime import OnnxPredictor
+    from .quantize import (MAX_VARIANTS, first_variant, layer_sensitivity, prepare, quantize_dynamic_int8,
+                           quantize_static_qdq, sensitivity_variants)
 
     start = time.perf_counter()
     target = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
     target.unlink(missing_ok=True)  # an older int8 file must not pass for this export's
     static = spec.quantization == "static"
     feeds = spec.calibration(calibration) if static else []
-    method = (f"static QDQ: int8 weights per channel, uint8 activations calibrated (min/max) on "
+    method = (f"static QDQ: int8 weights per channel (7-bit range, safe from the int16 saturation of x86 "
+              f"CPUs without VNNI), uint8 activations calibrated (min/max) on "
               f"{sum(len(next(iter(f.values()))) for f in feeds)} training examples" if static
               else "dynamic: int8 weights per channel, activations quantised per batch at run time")
     unit = "relative MSE increase" if spec.metric == "mse" else "accuracy points"
-    tried, kept = [], None
+    split, items, targets = _choice(spec, check)
+    fp32 = OnnxPredictor.load(fp32_path, threads=threads)
+    base = fp32_score if split == check.split else spec.score(spec.onnx_outputs(fp32, items), targets)
+    tried: list[dict] = []
+    chosen, sensitivity = None, None
     with tempfile.TemporaryDirectory(prefix="transferkit-int8-") as scratch:
         prepared = prepare(fp32_path, Path(scratch) / "prepared.onnx")
-        for variant in exclusion_variants(prepared, depthwise=static):
+        variants = [first_variant()]
+        while variants and len(tried) < MAX_VARIANTS:
+            variant = variants.pop(0)
             candidate = Path(scratch) / f"int8-{len(tried)}.onnx"
             if static:
                 quantize_static_qdq(prepared, candidate, feeds, variant)
@@ -470,39 +510,59 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
                 quantize_dynamic_int8(prepared, candidate, variant)
             _write_metadata(candidate, {**meta, "precision": "int8"})
             try:
-                parity, score = _measure(spec, candidate, check, threads)
+                score = spec.score(spec.onnx_outputs(OnnxPredictor.load(candidate, threads=threads), items), targets)
             except Exception as exc:  # onnxruntime cannot run this int8 graph (a kernel's shape limits)
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
                 tried.append({"variant": variant.name, "excluded_nodes": len(variant.exclude),
                               "error": f"onnxruntime could not run it: {reason}", "within_max_drop": False})
-                continue
-            loss = _loss(spec, fp32_score, score)
-            tried.append({"variant": variant.name, "excluded_nodes": len(variant.exclude), "score": score,
-                          "loss": loss, "size_mb": _size_mb(candidate), "parity": parity,
-                          "within_max_drop": bool(loss <= max_drop)})
-            if loss <= max_drop:
-                kept = (variant, candidate, parity, score)
-                break
+                score = None
+            if score is not None:
+                loss = _loss(spec, base, score)
+                tried.append({"variant": variant.name, "excluded_nodes": len(variant.exclude),
+                              "excluded": list(variant.exclude), "split": split, "score": score, "loss": loss,
+                              "size_mb": _size_mb(candidate), "within_max_drop": bool(loss <= max_drop)})
+                if loss <= max_drop:
+                    chosen = (variant, candidate)
+                    break
+            if sensitivity is None and score is not None:
+                # measured once, on the all-int8 model: which layers lose the most signal to int8
+                sensitivity = layer_sensitivity(prepared, candidate, spec.sample_feeds(fp32, SENSITIVITY_SAMPLES),
+                                                threads=threads)
+                variants += sensitivity_variants(sensitivity)
         entry = {"path": str(target), "format": "onnx", "precision": "int8", "quantization": method,
-                 "max_drop": max_drop, "loss_unit": unit, "variants": tried, "created": _now()}
-        if kept is None:
+                 "max_drop": max_drop, "loss_unit": unit, "chosen_on": {"split": split, "fp32_score": base},
+                 "variants": tried, "created": _now()}
+        if sensitivity is not None:
+            entry["layer_sensitivity"] = [r.record() for r in sensitivity[:12]]
+        kept, reason = None, None
+        if chosen is None:
             ran = [t for t in tried if "loss" in t]
             best = min(ran, key=lambda t: t["loss"]) if ran else None
             reason = (f"int8 loses {_shown(best['loss'], spec)} {unit} at best ({best['variant']}) on "
-                      f"{check.scored} {check.split} examples, more than --max-drop {max_drop:g}" if best else
-                      f"no int8 variant runs in onnxruntime ({tried[0]['error']})") + \
-                f"; keeping the fp32 model {fp32_path}"
+                      f"{len(targets)} {split} examples, more than --max-drop {max_drop:g}" if best else
+                      f"no int8 variant runs in onnxruntime ({tried[0]['error']})")
+        else:
+            variant, candidate = chosen
+            parity, score = _measure(spec, candidate, check, threads)
+            loss = _loss(spec, fp32_score, score)
+            entry.update(variant=variant.name, parity=parity, loss=loss,
+                         score={"metric": spec.metric, "value": score, "split": check.split, "samples": check.scored})
+            if split != check.split and loss > max_drop:  # the choice does not hold on the held-out split
+                reason = (f"int8 ({variant.name}) is within --max-drop {max_drop:g} on {split} but loses "
+                          f"{_shown(loss, spec)} {unit} on {check.scored} {check.split} examples")
+            else:
+                kept = (variant, candidate, parity, entry["score"])
+        if kept is None:
+            reason += f"; keeping the fp32 model {fp32_path}"
             entry.update(status="refused", reason=reason, seconds=round(time.perf_counter() - start, 2))
             result.exports.append(entry)
             result.warnings.append(reason)
             return None
-        variant, candidate, parity, score = kept
-        score_entry = {"metric": spec.metric, "value": score, "split": check.split, "samples": check.scored}
+        variant, candidate, parity, score_entry = kept
         _write_metadata(candidate, {**meta, "precision": "int8", "parity": parity, "score": score_entry,
                                     "quantization": method, "variant": variant.name})
         shutil.move(str(candidate), str(target))  # across file systems: the scratch folder may be elsewhere
-    entry.update(status="ok", variant=variant.name, size_mb=_size_mb(target), parity=parity, score=score_entry,
-                 loss=_loss(spec, fp32_score, score), seconds=round(time.perf_counter() - start, 2))
+    entry.update(status="ok", size_mb=_size_mb(target), seconds=round(time.perf_counter() - start, 2))
     result.exports.append(entry)
     return target
 

@@ -25,7 +25,8 @@ def describe_export(entry: dict) -> str:
         return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
                 + (", flip average in the graph" if entry.get("tta") else ""))
     tried = "; ".join(f"{v['variant']}: " + (v["error"] if "error" in v else
-                      f"{v['score']:.4f} ({'within' if v['within_max_drop'] else 'over'} --max-drop)")
+                      f"{v['score']:.4f} on {v.get('split', 'held-out')} "
+                      f"({'within' if v['within_max_drop'] else 'over'} --max-drop)")
                       for v in entry["variants"])
     if entry["status"] != "ok":
         return f"int8 refused (tried {tried})"
