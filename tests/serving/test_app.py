@@ -308,3 +308,22 @@ def test_onnx_backend_answers_like_the_run(image_run, tmp_path):
         assert a["label"] == b["label"] and a["file"] == b["file"]
         np.testing.assert_allclose([t["probability"] for t in a["top_k"]], [t["probability"] for t in b["top_k"]],
                                    atol=1e-3)
+    # a device serves the exported file without torch: the same request in a process where torch and
+    # the other training libraries cannot be imported
+    photo = tmp_path / "red.jpg"
+    photo.write_bytes(image_bytes("red"))
+    code = f"""
+import sys, time
+for name in ("torch", "torchvision", "timm", "lightning", "transformers", "pandas", "sklearn"):
+    sys.modules[name] = None
+from fastapi.testclient import TestClient
+from transferkit.serving import create_app
+with TestClient(create_app({str(model)!r})) as client:
+    while client.get("/ready").status_code != 200:
+        time.sleep(0.1)
+    with open({str(photo)!r}, "rb") as f:
+        print(client.post("/predict?top_k=3", files={{"file": ("red.jpg", f, "image/jpeg")}}).json()["predictions"][0]["label"])
+"""
+    alone = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.strip() == onnx["predictions"][0]["label"]

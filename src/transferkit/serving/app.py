@@ -247,7 +247,7 @@ def _uploads(form, max_batch: int, what: str, example: str) -> list[UploadFile]:
 
 async def _read_images(request: Request, max_batch: int, decode_side: int | None) -> tuple[list[str], list]:
     """The uploaded images, decoded (in a thread: decoding a photo takes milliseconds)."""
-    from ..data.images import open_rgb
+    from ..runtime.images import open_rgb
 
     if _media_type(request) != "multipart/form-data":
         raise UserError(415, f"this model reads images: send them as multipart/form-data in the field 'file' "
