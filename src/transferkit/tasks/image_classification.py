@@ -234,7 +234,10 @@ class ImageClassifier(ClassifierBase):
 
     # -------------------------------------------------------------- predict
     def _dataset(self, paths: Sequence[Path], labels: Sequence[int] | None = None) -> ImageDataset:
-        return ImageDataset(paths, labels, eval_transform(self.preprocessing_, self.image_size_), self.image_size_)
+        """One-pass reading (prediction, evaluation): no decoded-image cache, so memory stays bounded
+        however many images there are."""
+        return ImageDataset(paths, labels, eval_transform(self.preprocessing_, self.image_size_), self.image_size_,
+                            cache_bytes=0)
 
     def _proba(self, inputs) -> np.ndarray:
         from torch.utils.data import DataLoader
