@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
+from ._format import Table as PlainTable
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
 from .serving.settings import ServeSettings
@@ -981,6 +982,37 @@ def compare(
         return
     for table in comparison_tables(comparison):
         console.print(_rich_table(table))
+
+
+class CacheAction(str, Enum):
+    info = "info"
+    clear = "clear"
+
+
+@app.command("cache")
+def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (what is cached) or clear (delete it)"),
+           as_json: bool = typer.Option(False, "--json", help="Print the information as JSON.")) -> None:
+    """The on-disk feature cache (TRANSFERKIT_CACHE, default ~/.cache/transferkit/features): image
+    features of frozen backbones, reused by later linear probes and rankings of the same files."""
+    from .models.feature_cache import cache_info, cache_root, clear_cache
+
+    root = cache_root()
+    if root is None:
+        console.print("the feature cache is off (TRANSFERKIT_CACHE=off)", highlight=False)
+        return
+    if action == CacheAction.clear:
+        freed = clear_cache(root)
+        console.print(f"cleared {escape(str(root))}: {freed / 1e6:.1f} MB freed", highlight=False, soft_wrap=True)
+        return
+    info = cache_info(root)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    rows = [(m["key"][:12], m["module"] or "?", str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
+             "yes" if m["hflip"] else "no") for m in info["models"]]
+    console.print(_rich_table(PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
+                                         title=f"feature cache {info['root']} ({info['bytes'] / 1e6:.1f} MB)",
+                                         right=("images", "size"))))
 
 
 class ListWhat(str, Enum):

@@ -327,14 +327,15 @@ class FeatureStore:
 
 
 # ---------------------------------------------------------------------------------- info, clear, prune
-def _shard_files(root: Path) -> list[os.DirEntry]:
-    out = []
+def _model_dirs(root: Path) -> list[Path]:
+    """The cache's model-key folders (those holding a meta.json): never a folder the cache did not write."""
     if not root.is_dir():
-        return out
-    for sub in os.scandir(root):
-        if sub.is_dir():
-            out.extend(e for e in os.scandir(sub.path) if e.is_file())
-    return out
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "meta.json").is_file())
+
+
+def _shard_files(root: Path) -> list[os.DirEntry]:
+    return [e for sub in _model_dirs(root) for e in os.scandir(sub) if e.is_file()]
 
 
 def prune(root: Path, max_bytes: float | None = None) -> int:
@@ -361,7 +362,7 @@ def cache_info(root: Path) -> dict:
     """What the cache holds: per model key, rows, bytes and what the key stands for."""
     models = []
     if root.is_dir():
-        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        for sub in _model_dirs(root):
             shards = [s for s in sub.glob("*.keys.npy") if not s.name.startswith(".tmp-")]
             rows = 0
             for keys_path in shards:
@@ -387,7 +388,7 @@ def clear_cache(root: Path) -> int:
     freed = 0
     if not root.is_dir():
         return 0
-    for sub in [p for p in root.iterdir() if p.is_dir()]:
+    for sub in _model_dirs(root):
         for f in sub.iterdir():
             if f.is_file() and (f.name.endswith(".npy") or f.name in ("meta.json", "seconds_per_item")
                                   or f.name.startswith(".tmp-")):
