@@ -56,6 +56,8 @@ def generate(source: Path, out: Path, n: int, side: int = SIDE) -> list[Path]:
     if marker.exists():
         return [out / line for line in files_list.read_text().splitlines()]
     sources = sorted((p.parent.name, p) for p in source.rglob("*.jpg"))
+    if not sources:
+        raise SystemExit(f"{source}: no .jpg photos; pass the flowers5 folder with --data")
     print(f"decoding {len(sources)} photos of {source}", flush=True)
     base = []
     for label, path in sources:

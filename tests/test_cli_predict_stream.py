@@ -86,3 +86,15 @@ def test_text_tables_are_read_in_chunks(tmp_path):
     table.write_text("text\nfine\n\"\"\nfine\n")
     with pytest.raises(DataError, match="line 3 has an empty text"):
         list(iter_text_chunks(table, rows=10))
+
+
+def test_exported_models_read_text_files_in_chunks_too(tmp_path):
+    from transferkit.runtime.text import iter_texts, read_texts
+
+    table = tmp_path / "t.csv"
+    table.write_text("id,comment\n" + "".join(f"{i},comment {i}\n" for i in range(7)))
+    assert [len(p) for p in iter_texts(table, rows=3)] == [3, 3, 1]
+    assert read_texts(table) == [f"comment {i}" for i in range(7)]
+    tabbed = tmp_path / "t.txt"
+    tabbed.write_text("good\t1\nbad\t0\n")
+    assert list(iter_texts(tabbed, rows=1)) == [["good"], ["bad"]]
