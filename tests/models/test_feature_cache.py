@@ -16,7 +16,7 @@ from torch import nn
 
 from tests.conftest import make_image_folder
 from transferkit.data import ImageDataset
-from transferkit.models.feature_cache import FileDigests, cache_info, clear_cache
+from transferkit.models.feature_cache import FileDigests, cache_info, clear_cache, prune
 from transferkit.models.features import extract_features
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +93,11 @@ def test_other_weights_flip_or_preprocessing_miss(images, tmp_path):
     extract_features(net, larger, progress=False, cache=tmp_path)
     assert net._images == 4 * 2 + 4 + 4 * 2 + 4 * 2
     assert len(cache_info(tmp_path)["models"]) == 4
+    # pruning to a budget deletes shards, least recently used first: here all of them
+    assert prune(tmp_path, max_bytes=0) > 0 and sum(m["rows"] for m in cache_info(tmp_path)["models"]) == 0
+    stats = {}
+    extract_features(net, larger, progress=False, cache=tmp_path, stats=stats)
+    assert stats["computed"] == 4
 
 
 def test_changed_file_changes_its_key_and_unchanged_files_are_not_reread(images, tmp_path):

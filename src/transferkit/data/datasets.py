@@ -44,6 +44,13 @@ class ImageCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __getstate__(self) -> dict:  # data-loader workers started by spawn get a copy, without the lock
+        return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._lock = threading.Lock()
+
     def get(self, path: Path) -> Image.Image | None:
         return self._items.get(path)
 

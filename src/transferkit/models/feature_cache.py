@@ -24,7 +24,7 @@ renamed, the keys file last; a shard exists only once its keys file does, and a 
 files do not match in shape or size is skipped. A killed run thus leaves complete shards (its
 work so far, reused next time) and at worst temporary or orphan files that are never read and
 that `transferkit cache clear` removes. The cache is pruned to TRANSFERKIT_CACHE_MAX_GB
-(default 20), oldest shards first.
+(default 20): the model keys used least recently first, and their oldest shards first.
 """
 from __future__ import annotations
 
@@ -334,20 +334,17 @@ def _model_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / "meta.json").is_file())
 
 
-def _shard_files(root: Path) -> list[os.DirEntry]:
-    return [e for sub in _model_dirs(root) for e in os.scandir(sub) if e.is_file()]
-
-
 def prune(root: Path, max_bytes: float | None = None) -> int:
-    """Delete the oldest shards until the cache holds at most `max_bytes` (default
-    TRANSFERKIT_CACHE_MAX_GB, 20 GB); returns the bytes freed."""
+    """Delete shards, least recently used model keys first, until the cache holds at most
+    `max_bytes` (default TRANSFERKIT_CACHE_MAX_GB, 20 GB); returns the bytes freed."""
     if max_bytes is None:
         try:
             max_bytes = float(os.environ.get(ENV_MAX_GB) or DEFAULT_MAX_GB) * 1e9
         except ValueError:
             max_bytes = DEFAULT_MAX_GB * 1e9
-    files = [(e.stat().st_mtime, e.stat().st_size, Path(e.path)) for e in _shard_files(root)
-             if e.name.endswith(".npy")]
+    # least recently used model keys first (a cache hit touches its folder), oldest shards within one
+    files = [((sub.stat().st_mtime, e.stat().st_mtime), e.stat().st_size, Path(e.path))
+             for sub in _model_dirs(root) for e in os.scandir(sub) if e.is_file() and e.name.endswith(".npy")]
     total = sum(size for _, size, _ in files)
     freed = 0
     for _, size, path in sorted(files):
