@@ -16,6 +16,8 @@ for `predict`; the 5k-to-50k difference then removes start-up). Phases:
 - extract cold / warm / warm-verify: `iter_features` (the MNIST CNN, 64 px, no flip) over the
   folder as `predict` scans it, with an empty cache, then the filled one (stat index: unchanged
   files are not reread), then TRANSFERKIT_CACHE_VERIFY=1 (every file's bytes hashed again).
+- rank twice: `transferkit rank flowers5` (two candidates at 64 px, 1,000 images) with an empty
+  cache, then again: the second ranking reads the features from the cache.
 - predict: `transferkit predict RUN FOLDER --output preds.csv` (rows counted).
 
 Peak RSS at 5k and at 50k images in one run: a ratio near 1 shows the memory is bounded (not
@@ -166,6 +168,23 @@ def measured(argv: list[str], env: dict) -> tuple[dict | None, float, float, int
     return (json.loads(lines[-1]) if lines else None), wall, usage.ru_maxrss / 1024, proc.returncode
 
 
+def rank_twice(data: Path, work: Path, env: dict, result: dict) -> None:
+    """`transferkit rank` on flowers5 twice with an empty feature cache: the second ranking reads
+    the candidates' features from the cache."""
+    cache = work / "cache-rank"
+    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    entry = {"command": f"transferkit rank {data.name} --candidates mnist_cnn,efficientnet_lite0 --image-sizes 64 "
+                        "--sample 1000"}
+    for attempt in ("first", "second"):
+        _, wall, rss, code = measured([sys.executable, "-m", "transferkit.cli", "rank", str(data), "--candidates",
+                                       "mnist_cnn,efficientnet_lite0", "--image-sizes", "64", "--sample", "1000",
+                                       "--quiet"], {**env, "TRANSFERKIT_CACHE": str(cache)})
+        entry[attempt] = {"wall_seconds": round(wall, 1), "peak_rss_mb": round(rss, 1), "exit": code}
+    entry["speedup"] = round(entry["first"]["wall_seconds"] / entry["second"]["wall_seconds"], 2)
+    result["phases"]["rank_twice"] = entry
+    print("rank:", entry, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -175,6 +194,7 @@ def main() -> None:
     parser.add_argument("--probe-data", type=Path, help="Data of the linear probe fitted twice (default: --data).")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--backbone", default=BACKBONE)
+    parser.add_argument("--rank-only", action="store_true", help="Only add the rank-twice phase to --out.")
     parser.add_argument("--child", choices=("extract", "probe"))
     parser.add_argument("--folder", type=Path)
     parser.add_argument("--cache", type=Path)
@@ -185,6 +205,13 @@ def main() -> None:
         return
     if args.child == "probe":
         print(json.dumps(child_probe(args.data, args.cache, args.run, args.backbone)))
+        return
+    if args.rank_only:  # add the ranking measurement to an existing result file
+        result = json.loads(args.out.read_text())
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(SRC)}
+        rank_twice(args.data, args.work, env, result)
+        result["machine"]["load_average_rank"] = [round(x, 2) for x in os.getloadavg()]
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
         return
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(SRC),
@@ -219,6 +246,9 @@ def main() -> None:
                                         "--run", str(run)], {**env, "TRANSFERKIT_CACHE": str(probe_cache)})
     result["phases"]["probe_fit_twice"] = {**(report or {}), "wall_seconds": round(wall, 1), "exit": code}
     print("probe:", result["phases"]["probe_fit_twice"], flush=True)
+    save()
+
+    rank_twice(args.data, work, env, result)
     save()
 
     for size in ("small", "large"):
