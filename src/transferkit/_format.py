@@ -3,7 +3,8 @@ predictions (JSON records and the printed table) shared by runs and exported mod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from itertools import islice
+from typing import Any, Iterator, Mapping, Sequence
 
 
 def counted(n: int | float, noun: str, plural: str | None = None) -> str:
@@ -66,3 +67,49 @@ def forecast_table(series: Sequence[str], records: list[dict], source: str) -> T
     return Table(columns=("time", *series), right=tuple(series),
                  rows=[(r["time"], *(f"{r[c]:.4f}" for c in series)) for r in records],
                  title=f"forecast of the next {counted(len(records), 'step')} after {source}")
+
+
+# ------------------------------------------------------------------ streamed predictions
+class Streamed:
+    """Inputs read lazily, piece by piece (a text file far larger than memory): `head`, then every
+    list `rest` yields. Iterable once; `chunked` cuts it without holding more than one piece."""
+
+    def __init__(self, head: list, rest: Iterator[list]) -> None:
+        self.head, self.rest = head, rest
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self.head
+        for piece in self.rest:
+            yield from piece
+
+
+def chunked(items: Any, size: int) -> Iterator[list]:
+    """`items` (a list, or any iterable such as `Streamed`) as lists of at most `size` items."""
+    if isinstance(items, Sequence) and not isinstance(items, str):
+        for start in range(0, len(items), size):
+            yield list(items[start:start + size])
+        return
+    iterator = iter([items] if isinstance(items, str) else items)
+    while piece := list(islice(iterator, size)):
+        yield piece
+
+
+def flat_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One prediction record as one row of a CSV/TSV file: nested heads become `head.label`
+    columns, top-k lists `label (probability); ...` text, and the best class's probability gets
+    a `probability` column of its own."""
+    out: dict[str, Any] = {}
+
+    def put(name: str, value: Any) -> None:
+        if isinstance(value, Mapping):  # "heads" adds no prefix: its heads' names are the prefixes
+            for k, v in value.items():
+                put("" if k == "heads" else f"{name}{k}." if isinstance(v, Mapping) else f"{name}{k}", v)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) and {"label", "probability"} <= set(v)
+                                                       for v in value):
+            out[name.rsplit("top_k", 1)[0] + "probability"] = value[0]["probability"]
+            out[name] = "; ".join(f"{v['label']} ({v['probability']:.4f})" for v in value)
+        else:
+            out[name] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+    put("", record)
+    return out

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
+from ._format import Table as PlainTable
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
 from .serving.settings import ServeSettings
@@ -662,6 +663,13 @@ def evaluate(
         _print_metrics(est, metrics, data=data)
 
 
+#: `predict` prints at most this many predictions as a table; --output FILE or --json give them all.
+PREDICT_TABLE_ROWS = 200
+#: Inputs predicted at a time when every prediction is written (--output, --json): memory stays bounded.
+PREDICT_CHUNK = 512
+PREDICTION_FORMATS = (".csv", ".tsv", ".jsonl", ".json")
+
+
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="Run directory written by `transferkit fit` or `adapt`, or a model.onnx "
@@ -669,12 +677,18 @@ def predict(
     inputs: list[str] = typer.Argument(None, help="Image files/folders, texts for a text model, or a history CSV "
                                        "for a forecast model."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Text model: a file of texts (one per line, "
-                                        "or a CSV/TSV/JSONL table with a text column)."),
+                                        "or a CSV/TSV/JSONL table with a text column), read in pieces."),
     top_k: int = typer.Option(1, min=1, help="How many classes to show per input."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of predictions."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write every prediction to this file "
+                                          "(.csv, .tsv, .jsonl or .json), streamed as they are made: inputs far "
+                                          "larger than memory are predicted in bounded memory."),
 ) -> None:
     """Predict with a saved model (a run, or a model.onnx from `transferkit export`): images, texts,
-    or the next steps of a series."""
+    or the next steps of a series. The terminal shows at most 200 predictions; --output writes all."""
+    if output is not None and output.suffix.lower() not in PREDICTION_FORMATS:
+        raise TransferkitError(f"--output {output}: unsupported file type {output.suffix or '(none)'}; use "
+                               f"{', '.join(PREDICTION_FORMATS)}.")
     if run_dir.suffix.lower() == ".onnx" or run_dir.is_file():  # an exported model: onnxruntime only, no torch
         from .runtime import OnnxPredictor
 
@@ -684,11 +698,88 @@ def predict(
 
         est = load_run(run_dir)
     items = est.read_prediction_inputs(list(inputs or []), file)
-    records = est.prediction_records(items, top_k)
-    if as_json:
-        print(json.dumps(records, indent=2, ensure_ascii=False))
+    if output is not None or as_json:
+        records = (r for piece in est.prediction_chunks(items, PREDICT_CHUNK) for r in est.prediction_records(piece, top_k))
+        if output is None:
+            _stream_json_list(records, sys.stdout)
+            return
+        shown, count = _write_predictions(records, output, keep=0 if as_json else PREDICT_TABLE_ROWS)
+        if shown:
+            console.print(_rich_table(est.prediction_table(items, shown)))
+        console.print(f"{counted(count, 'prediction')} written to {escape(str(output))}", highlight=False,
+                      soft_wrap=True)
         return
+    pieces = est.prediction_chunks(items, PREDICT_TABLE_ROWS)
+    first = next(pieces, [])
+    records = est.prediction_records(first, top_k)
     console.print(_rich_table(est.prediction_table(items, records)))
+    if next(pieces, None) is not None:  # more inputs: read, not predicted
+        err_console.print(f"[yellow]note:[/] showing the first {counted(len(records), 'prediction')}; "
+                          "--output FILE (.csv, .jsonl...) or --json writes every one", highlight=False,
+                          soft_wrap=True)
+
+
+def _stream_json_list(records: Iterator[dict], out: typing.TextIO) -> int:
+    """`records` as one JSON list, written record by record (as `json.dumps(list, indent=2)` writes it)."""
+    import textwrap
+
+    count = 0
+    for record in records:
+        out.write(("[\n" if count == 0 else ",\n") + textwrap.indent(json.dumps(record, indent=2, ensure_ascii=False),
+                                                                     "  "))
+        count += 1
+    out.write("\n]\n" if count else "[]\n")
+    out.flush()
+    return count
+
+
+def _write_predictions(records: Iterator[dict], path: Path, keep: int) -> tuple[list[dict], int]:
+    """Write `records` to `path` (.csv/.tsv: one row each, `flat_record`; .jsonl: one object per line;
+    .json: one list) as they come, under a temporary name renamed at the end, so a stopped run
+    leaves no half-written file under `path`; returns the first `keep` records and the count."""
+    import csv
+
+    from ._format import flat_record
+
+    suffix = path.suffix.lower()
+    path = path.expanduser()
+    part = path.with_name(path.name + ".part")
+    kept: list[dict] = []
+    count = 0
+    try:
+        with open(part, "w", encoding="utf-8", newline="") as f:
+            if suffix == ".json":
+                def counting():
+                    nonlocal count
+                    for record in records:
+                        count += 1
+                        if len(kept) < keep:
+                            kept.append(record)
+                        yield record
+                _stream_json_list(counting(), f)
+            else:
+                writer = None
+                for record in records:
+                    if suffix == ".jsonl":
+                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    else:
+                        row = flat_record(record)
+                        if writer is None:
+                            writer = csv.DictWriter(f, fieldnames=list(row), delimiter="\t" if suffix == ".tsv" else ",",
+                                                    extrasaction="ignore")
+                            writer.writeheader()
+                        writer.writerow(row)
+                    count += 1
+                    if len(kept) < keep:
+                        kept.append(record)
+        os.replace(part, path)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise TransferkitError(f"--output {path}: cannot write ({exc.strerror or exc}); pick a writable path.") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return kept, count
 
 
 def _listening_socket(host: str, port: int):
@@ -891,6 +982,37 @@ def compare(
         return
     for table in comparison_tables(comparison):
         console.print(_rich_table(table))
+
+
+class CacheAction(str, Enum):
+    info = "info"
+    clear = "clear"
+
+
+@app.command("cache")
+def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (what is cached) or clear (delete it)"),
+           as_json: bool = typer.Option(False, "--json", help="Print the information as JSON.")) -> None:
+    """The on-disk feature cache (TRANSFERKIT_CACHE, default ~/.cache/transferkit/features): image
+    features of frozen backbones, reused by later linear probes and rankings of the same files."""
+    from .models.feature_cache import cache_info, cache_root, clear_cache
+
+    root = cache_root()
+    if root is None:
+        console.print("the feature cache is off (TRANSFERKIT_CACHE=off)", highlight=False)
+        return
+    if action == CacheAction.clear:
+        freed = clear_cache(root)
+        console.print(f"cleared {escape(str(root))}: {freed / 1e6:.1f} MB freed", highlight=False, soft_wrap=True)
+        return
+    info = cache_info(root)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    rows = [(m["key"][:12], m["module"] or "?", str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
+             "yes" if m["hflip"] else "no") for m in info["models"]]
+    console.print(_rich_table(PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
+                                         title=f"feature cache {info['root']} ({info['bytes'] / 1e6:.1f} MB)",
+                                         right=("images", "size"))))
 
 
 class ListWhat(str, Enum):

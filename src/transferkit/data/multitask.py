@@ -99,6 +99,18 @@ class MultiTargetDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def source_files(self) -> list:
+        """The wrapped dataset's files (for the on-disk feature cache), or None per item if it has none."""
+        files = getattr(self.dataset, "source_files", None)
+        return files() if files else [None] * len(self)
+
+    def preprocessing_key(self) -> str | None:
+        key = getattr(self.dataset, "preprocessing_key", None)
+        return key() if key else None
+
+    def target(self, index: int) -> dict[str, int]:
+        return {head: values[index] for head, values in self.targets.items()}
+
     def __getitem__(self, index: int) -> tuple[Any, dict[str, int]]:
         x, _ = self.dataset[index]
         return x, {head: values[index] for head, values in self.targets.items()}

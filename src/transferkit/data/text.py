@@ -6,7 +6,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -481,3 +481,102 @@ def looks_like_hub_name(text: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text)) and not Path(text).suffix
+
+
+#: Rows read at a time when a table of texts is streamed (`iter_text_chunks`).
+STREAM_ROWS = 10_000
+
+
+def iter_text_chunks(path: str | Path, text_column: str | None = None,
+                     rows: int = STREAM_ROWS) -> Iterator[list[str]]:
+    """The texts of a CSV/TSV/JSONL table (its text column, chosen as `read_text_table` chooses it
+    from the first rows) or of a plain file (one per non-empty line), `rows` at a time: a file far
+    larger than memory is read in pieces (pandas' `chunksize`). Empty texts raise one line naming
+    the line; a JSON array (one document) is read whole."""
+    import pandas as pd
+
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass a file of texts, one per line.")
+    if suffix == ".json":
+        yield read_text_table(path, text_column, need_label=False)[0]
+        return
+    if suffix == ".txt" and not _tab_table(path):
+        yield from _plain_lines(path, rows)
+        return
+    if suffix not in TEXT_EXTENSIONS:
+        yield from _plain_lines(path, rows)
+        return
+    first, has_header = _read_frame_head(path, rows)
+    column, _ = _pick_columns(first, path, text_column, None, need_label=False)
+    position = list(first.columns).index(column)
+    try:
+        if suffix == ".jsonl":
+            reader = pd.read_json(path, lines=True, dtype=False, chunksize=rows)
+        else:
+            sep = TEXT_EXTENSIONS[suffix]
+            reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8", chunksize=rows,
+                                 quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
+                                 header=0 if has_header else None)
+        done = 0
+        with reader:
+            for frame in reader:
+                texts = _cells(frame.iloc[:, position] if suffix != ".jsonl" else frame[column])
+                empty = next((i for i, t in enumerate(texts) if not t), None)
+                if empty is not None:
+                    where = f"line {done + empty + (2 if has_header else 1)}"
+                    raise DataError(f"{path}: {where} has an empty text in column {column!r}; remove those rows "
+                                    "or fill them in.")
+                done += len(texts)
+                yield texts
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
+
+
+def _read_frame_head(path: Path, rows: int):
+    """The first `rows` rows (as `_read_frame` reads the whole file) and whether there is a header."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty; it needs one text per row.")
+    try:
+        if suffix == ".jsonl":
+            with pd.read_json(path, lines=True, dtype=False, chunksize=rows) as reader:
+                return next(iter(reader)).astype(object), True
+        sep = TEXT_EXTENSIONS[suffix]
+        quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=quoting, encoding="utf-8",
+                            nrows=rows)
+        if any(_looks_numeric(c) for c in frame.columns):  # first row is data, not a header
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=quoting, header=None,
+                                encoding="utf-8", nrows=rows)
+            frame.columns = [f"column_{i + 1}" for i in range(frame.shape[1])]
+            return frame, False
+        return frame, True
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
+
+
+def _tab_table(path: Path, probe: int = 200) -> bool:
+    """A .txt file whose first lines all hold a tab is a table without a header (as `fit` reads it)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in (f.readline() for _ in range(probe)) if line.strip()]
+    return bool(lines) and all("\t" in line for line in lines)
+
+
+def _plain_lines(path: Path, rows: int) -> Iterator[list[str]]:
+    piece: list[str] = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    piece.append(line.strip())
+                if len(piece) >= rows:
+                    yield piece
+                    piece = []
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
+    if piece:
+        yield piece

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from .._format import Table, classification_records, classification_table, forecast_table
+from .._format import Streamed, Table, chunked, classification_records, classification_table, forecast_table
 from ..errors import DataError, MissingDependencyError, TransferkitError
 
 #: The metadata_props key of an exported model's JSON description, and the format it is written in.
@@ -108,6 +108,10 @@ class OnnxPredictor:
         """`records` as the table `transferkit predict` prints."""
         raise NotImplementedError
 
+    def prediction_chunks(self, items: Any, size: int) -> Iterator[Any]:
+        """`items` in pieces for `prediction_records`, one at a time (as the estimator's); one piece by default."""
+        yield items
+
 
 class _Classifier(OnnxPredictor):
     """Classifiers: one probability output per head (softmax inside the graph)."""
@@ -151,6 +155,9 @@ class _Classifier(OnnxPredictor):
 
     def prediction_table(self, items: Any, records: list[dict]) -> Table:
         return classification_table(self.prediction_key, records)
+
+    def prediction_chunks(self, items: Any, size: int) -> Iterator[list]:
+        return chunked(items, size)
 
 
 class ImagePredictor(_Classifier):
@@ -220,14 +227,19 @@ class TextPredictor(_Classifier):
     def _feeds(self, items: Sequence[str]) -> dict[str, np.ndarray]:
         return self.encoder(items)
 
-    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[str]:
-        """The texts given as arguments, then those of `file`."""
-        from .text import read_texts
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[str] | Streamed:
+        """The texts given as arguments, then those of `file`, read lazily in pieces."""
+        from .text import iter_texts
 
-        texts = list(inputs) + (read_texts(file, self.meta["text"].get("text_column")) if file is not None else [])
-        if not texts:
-            raise DataError("nothing to predict: pass inputs as arguments or --file")
-        return texts
+        if file is None:
+            if not inputs:
+                raise DataError("nothing to predict: pass inputs as arguments or --file")
+            return list(inputs)
+        pieces = iter_texts(file, self.meta["text"].get("text_column"))
+        first = next(pieces, [])
+        if not inputs and not first:
+            raise DataError(f"{file}: no texts to predict; the file is empty.")
+        return Streamed(list(inputs) + first, pieces)
 
 
 class ForecastPredictor(OnnxPredictor):

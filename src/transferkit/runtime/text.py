@@ -3,7 +3,7 @@ tokenizer (its tokenizer.json, embedded in the model file), read by the `tokeniz
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -48,34 +48,49 @@ def read_texts(path: Path, text_column: str | None = None) -> list[str]:
     """Texts of a plain file, one per non-empty line, or of a table's text column: a .csv/.tsv
     (`text_column`, else the first column named like `TEXT_NAMES`, else the one with the longest
     texts) or a .txt whose every line holds a tab ("sentence<TAB>label", as `fit` reads it)."""
+    return [text for piece in iter_texts(path, text_column) for text in piece]
+
+
+def iter_texts(path: Path, text_column: str | None = None, rows: int = 10_000) -> Iterator[list[str]]:
+    """`read_texts` `rows` at a time, reading the file as it goes (a file far larger than memory
+    streams through `predict`); a table's text column is chosen from its first `rows` rows."""
     import csv
+    from itertools import islice
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file; pass a file of texts, one per line.")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None
-    lines = [line.strip() for line in content.splitlines() if line.strip()]
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        rows = [r for r in csv.reader(content.splitlines(), delimiter="\t" if suffix == ".tsv" else ",") if r]
-        if len(rows) < 2:
-            raise DataError(f"{path}: a table needs a header row and at least one text row.")
-        header = [h.strip() for h in rows[0]]
-        lowered = {h.lower(): i for i, h in enumerate(header)}
-        if text_column is not None and text_column in header:
-            column = header.index(text_column)
-        else:
-            column = next((lowered[n] for n in TEXT_NAMES if n in lowered), None)
-        if column is None:  # the column with the longest texts, as the estimator picks it
-            lengths = [sum(len(r[i]) for r in rows[1:] if len(r) > i) for i in range(len(header))]
-            column = max(range(len(header)), key=lengths.__getitem__)
-        return [r[column].strip() for r in rows[1:] if len(r) > column and r[column].strip()]
     if suffix in (".jsonl", ".json"):
         raise DataError(f"{path}: JSON tables are read by the full install (`transferkit predict RUN`); pass an "
                         "exported model the texts one per line, or as a CSV.")
-    if suffix == ".txt" and lines and all("\t" in line for line in lines):  # "sentence<TAB>label", no header
-        return [line.split("\t", 1)[0].strip() for line in lines]
-    return lines
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            if suffix in (".csv", ".tsv"):
+                reader = (r for r in csv.reader(f, delimiter="\t" if suffix == ".tsv" else ",") if r)
+                header = [h.strip() for h in next(reader, [])]
+                first = list(islice(reader, rows))
+                if not header or not first:
+                    raise DataError(f"{path}: a table needs a header row and at least one text row.")
+                lowered = {h.lower(): i for i, h in enumerate(header)}
+                if text_column is not None and text_column in header:
+                    column = header.index(text_column)
+                else:
+                    column = next((lowered[n] for n in TEXT_NAMES if n in lowered), None)
+                if column is None:  # the column with the longest texts, as the estimator picks it
+                    lengths = [sum(len(r[i]) for r in first if len(r) > i) for i in range(len(header))]
+                    column = max(range(len(header)), key=lengths.__getitem__)
+                piece = first
+                while piece:
+                    yield [r[column].strip() for r in piece if len(r) > column and r[column].strip()]
+                    piece = list(islice(reader, rows))
+                return
+            lines = (line.strip() for line in f if line.strip())
+            first = list(islice(lines, rows))
+            tabbed = suffix == ".txt" and first and all("\t" in line for line in first)  # "sentence<TAB>label"
+            piece = first
+            while piece:
+                yield [line.split("\t", 1)[0].strip() for line in piece] if tabbed else piece
+                piece = list(islice(lines, rows))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8.") from None

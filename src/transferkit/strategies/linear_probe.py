@@ -342,13 +342,14 @@ def fit_probe(model: TransferModel, data: FitData, settings: TrainSettings) -> P
     start = time.perf_counter()
     common = dict(batch_size=max(settings.batch_size, 64), hflip=settings.tta,
                   num_workers=settings.num_workers, progress=settings.progress, collate_fn=data.collate_fn)
-    train_x, train_y = extract_features(model.backbone, data.train_plain, description="train features", **common)
-    middle = time.perf_counter()
-    val_x, val_y = extract_features(model.backbone, data.val, description="val features", **common)
+    passes = ({}, {})  # per pass: items cached on disk and the forward time per item (measured or recorded)
+    train_x, train_y = extract_features(model.backbone, data.train_plain, description="train features",
+                                        stats=passes[0], **common)
+    val_x, val_y = extract_features(model.backbone, data.val, description="val features", stats=passes[1], **common)
     extracted = time.perf_counter()
     # the faster of the two passes: the first one also pays warm-up and first decoding of each file
     flips = 2 if settings.tta and data.modality == "image" else 1
-    per_image = [t / (flips * n) for t, n in ((middle - start, len(train_y)), (extracted - middle, len(val_y))) if n]
+    per_image = [p["seconds_per_item"] / flips for p in passes if p["items"] and p["seconds_per_item"]]
     result = ProbeResult([], 0.0, {}, len(train_y) + len(val_y), forward_seconds=min(per_image, default=0.0),
                          features=(train_x, train_y, val_x, val_y))
     if data.folds:

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from .. import __version__
-from .._format import classification_records, classification_table
+from .._format import chunked, classification_records, classification_table
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
@@ -569,6 +569,11 @@ class TransferEstimator(BaseEstimator):
         """`records` as the table `transferkit predict` prints."""
         raise NotImplementedError(f"{type(self).__name__} does not define prediction_table")
 
+    def prediction_chunks(self, items: Any, size: int) -> Iterator[Any]:
+        """`items` in pieces that `prediction_records` takes one at a time, so `predict` streams
+        inputs far larger than memory; one piece by default (a forecast is one series)."""
+        yield items
+
     def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
         """The table (and summary line, if any) `fit` and `evaluate` print for `metrics` of
         `evaluate()`: on the run's test split (data=None) or on `data`."""
@@ -863,6 +868,10 @@ class ClassifierBase(TransferEstimator):
 
     def prediction_table(self, items: Any, records: list[dict]) -> Table:
         return classification_table(self.prediction_key, records)
+
+    def prediction_chunks(self, items: Any, size: int) -> Iterator[list]:
+        """Inputs `size` at a time (each input is predicted on its own)."""
+        return chunked(items, size)
 
     def metrics_tables(self, metrics: dict, data: str | None = None) -> tuple[list[Table], SummaryLine | None]:
         """A multi-task model's metrics: one table per head, and each head's accuracy in the summary."""

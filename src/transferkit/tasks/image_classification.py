@@ -234,7 +234,10 @@ class ImageClassifier(ClassifierBase):
 
     # -------------------------------------------------------------- predict
     def _dataset(self, paths: Sequence[Path], labels: Sequence[int] | None = None) -> ImageDataset:
-        return ImageDataset(paths, labels, eval_transform(self.preprocessing_, self.image_size_), self.image_size_)
+        """One-pass reading (prediction, evaluation): no decoded-image cache, so memory stays bounded
+        however many images there are."""
+        return ImageDataset(paths, labels, eval_transform(self.preprocessing_, self.image_size_), self.image_size_,
+                            cache_bytes=0)
 
     def _proba(self, inputs) -> np.ndarray:
         from torch.utils.data import DataLoader
@@ -305,7 +308,9 @@ class ImageClassifier(ClassifierBase):
                                  for name in ("train", "val", "test") for s in [getattr(d, name)]}
 
     def _examples(self, refs, labels, augment: bool) -> ImageDataset:
-        dataset = self._dataset([Path(r) for r in refs], labels)
+        # read over several epochs when extending a model: decoded images are cached (up to the budget)
+        dataset = ImageDataset([Path(r) for r in refs], labels, eval_transform(self.preprocessing_, self.image_size_),
+                               self.image_size_)
         return dataset.with_transform(train_transform(self.preprocessing_, self.image_size_, self.augment)) \
             if augment else dataset
 

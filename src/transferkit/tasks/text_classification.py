@@ -10,7 +10,8 @@ import torch
 from ..backbones import DEFAULT_TEXT_BACKBONE
 from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
 from ..data.multitask import MultiTargetDataset, load_multitask_text, looks_like_image_manifest, parse_label_columns
-from ..data.text import TextSamples
+from .._format import Streamed
+from ..data.text import TextSamples, iter_text_chunks
 from ..errors import DataError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
@@ -336,12 +337,18 @@ class TextClassifier(ClassifierBase):
     option_panel = "Text"
     prediction_key = "text"
 
-    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[str]:
-        """The texts given as arguments, then those of `file`."""
-        texts = list(inputs) + (read_texts(file) if file is not None else [])
-        if not texts:
-            raise DataError("nothing to predict: pass inputs as arguments or --file")
-        return texts
+    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> list[str] | Streamed:
+        """The texts given as arguments, then those of `file`, read lazily in pieces (a file far
+        larger than memory streams through `predict`)."""
+        if file is None:
+            if not inputs:
+                raise DataError("nothing to predict: pass inputs as arguments or --file")
+            return list(inputs)
+        pieces = iter_text_chunks(file)
+        first = next(pieces, [])
+        if not inputs and not first:
+            raise DataError(f"{file}: no texts to predict; the file is empty.")
+        return Streamed(list(inputs) + first, pieces)
 
 
 def read_texts(path: Path) -> list[str]:
