@@ -24,6 +24,7 @@ from .._format import counted
 from ..errors import TrainingInterrupted
 from ..rundir import LAST_CHECKPOINT, read_checkpoint
 from .base import TrainSettings
+from .distributed import Compute, settings_compute
 from .progress import EpochProgressBar, quiet_training
 
 
@@ -154,6 +155,32 @@ class LastEpochCheckpoint(L.pytorch.callbacks.Checkpoint):
             os.replace(partial, self.path)
 
 
+class _SpeedUp:
+    """GPU speed-ups applied to a module for one run, undone afterwards: channels_last memory order
+    for convolutional networks, `torch.compile` of the trained model (Module.compile: in place, so
+    state-dict keys and checkpoints stay those of the plain model)."""
+
+    def __init__(self, model: torch.nn.Module | None, compiled: bool) -> None:
+        self.model, self.compiled = model, compiled
+
+    def undo(self) -> None:
+        if self.compiled and self.model is not None:
+            # the trained model predicts and exports as a plain module (a saved run never compiles)
+            self.model._compiled_call_impl = None
+
+
+def _speed_up(module: L.LightningModule, compute: Compute) -> _SpeedUp:
+    model = getattr(module, "model", None) or getattr(module, "backbone", None)
+    if not isinstance(model, torch.nn.Module):
+        return _SpeedUp(None, False)
+    if compute.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+        module.channels_last = True  # `TransferModule` converts image batches too
+    if compute.compile:
+        model.compile()
+    return _SpeedUp(model, compute.compile)
+
+
 @dataclass
 class RunResult:
     """What a Lightning run did: history rows, epochs run, wall time and notes for the report."""
@@ -162,6 +189,7 @@ class RunResult:
     epochs_run: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    compute: dict = field(default_factory=dict)  # the resolved devices, strategy, precision (`Compute.to_dict`)
 
 
 @quiet_training()  # no Lightning banners or library warnings, from the CLI or the Python API
@@ -197,8 +225,10 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         )
         callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience,
                                                                     mode="min")]
+    compute = settings_compute(settings)
+    speed = _speed_up(module, compute)
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
+        max_epochs=epochs, logger=False, callbacks=callbacks, **compute.trainer_kwargs(),
         # only our checkpoints: Lightning's default one would write into the working directory
         enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.Checkpoint) for c in callbacks),
         default_root_dir=checkpoint_dir,
@@ -215,6 +245,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         if not trainer.interrupted:
             raise
     finally:
+        speed.undo()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored after an interrupt
     seconds = time.perf_counter() - start
@@ -223,7 +254,11 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         raise TrainingInterrupted(f"training interrupted during epoch {trainer.current_epoch + 1}{hint}")
     notes = []
     if checkpoint is not None and checkpoint.best_model_path:
-        state = read_checkpoint(checkpoint.best_model_path)["state_dict"]
+        # rank 0 wrote the best checkpoint (in its folder, maybe on its node only): it reads it and
+        # Lightning's strategy hands the weights to the other ranks, so every rank goes on with them
+        state = read_checkpoint(checkpoint.best_model_path)["state_dict"] if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            state = trainer.strategy.broadcast(state, src=0)
         module.load_state_dict(state)
         notes.append(f"weights restored from the epoch with the lowest {monitor.replace('_', ' ')} "
                      f"({float(checkpoint.best_model_score):.4f})")
@@ -234,6 +269,8 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
     if remaining is not None and remaining <= 0 and trainer.current_epoch < epochs:
         notes.append(f"training stopped at its time cap ({settings.max_seconds:g} s) after "
                      f"{counted(trainer.current_epoch, 'epoch')} of {epochs}")
+    if trainer.world_size > 1:
+        trainer.strategy.barrier("transferkit.run_lightning")  # no rank leaves while rank 0 may still read its files
     if scratch is not None:
         scratch.cleanup()
-    return RunResult(history.rows, trainer.current_epoch, seconds, notes)
+    return RunResult(history.rows, trainer.current_epoch, seconds, notes, compute.to_dict())
