@@ -189,7 +189,7 @@ class RunResult:
     epochs_run: int
     seconds: float
     notes: list[str] = field(default_factory=list)
-    compute: dict = field(default_factory=dict)  # the resolved devices, strategy, precision (`Compute.to_dict`)
+    trainer: dict = field(default_factory=dict)  # what the Trainer ran with: accelerator, devices, strategy, precision
 
 
 @quiet_training()  # no Lightning banners or library warnings, from the CLI or the Python API
@@ -273,4 +273,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         trainer.strategy.barrier("transferkit.run_lightning")  # no rank leaves while rank 0 may still read its files
     if scratch is not None:
         scratch.cleanup()
-    return RunResult(history.rows, trainer.current_epoch, seconds, notes, compute.to_dict())
+    setup = {"accelerator": type(trainer.accelerator).__name__, "devices": trainer.num_devices,
+             "world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__,
+             "precision": str(trainer.precision)}
+    return RunResult(history.rows, trainer.current_epoch, seconds, notes, setup)
