@@ -268,6 +268,14 @@ class TransferEstimator(BaseEstimator):
         from ..strategies.distributed import Compute
 
         compute = Compute(**self.compute_)
+        trained_together = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if compute.processes > 1 and hasattr(self, "model_") and not trained_together:
+            # a frozen-feature strategy (linear probe, prototypes) runs no Lightning training to share
+            return (f"compute: 1 {compute.accelerator} process, precision {compute.precision}",
+                    f"strategy {getattr(self, 'strategy_', self.strategy)} trained no network with Lightning, so "
+                    f"the {compute.processes} processes asked for (--devices {compute.devices} --num-nodes "
+                    f"{compute.num_nodes}) shared no training (Lightning's launcher started none; processes "
+                    "started by torchrun or srun each did the same work)")
         if compute.processes > 1:
             why = (f"--devices {compute.devices} --num-nodes {compute.num_nodes}: Lightning's {compute.strategy} "
                    f"strategy; batch size {self.batch_size} per process, {compute.processes * (self.batch_size or 0)} "
