@@ -20,7 +20,7 @@ channels_last with compile off and on, and 32 without. Writes benchmarks/results
 (device, threads, load average before and after).
 
     python benchmarks/throughput.py [--data ../shared/datasets/flowers5] [--per-class 60] [--size 64]
-        [--epochs 3] [--batch 32] [--threads 1] [--workers 0] [--compile]
+        [--epochs 3] [--batch 32] [--threads 1] [--workers 0] [--compile] [--repeats 2]
 """
 from __future__ import annotations
 
@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: 0 on CPU, 4 on GPU)")
     parser.add_argument("--compile", action="store_true", help="on a CPU, add a compile-on row (slow to compile)")
+    parser.add_argument("--repeats", type=int, default=2, help="pairs of runs per row, alternating which goes first")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "throughput.json")
     args = parser.parse_args()
 
@@ -200,31 +201,52 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         data = data_slice(args.data, args.per_class, Path(tmp) / "flowers")
         for precision, compiled in rows:
-            ours = transferkit_run(data, args, precision, compiled)
-            channels_last = bool(ours["compute"]["channels_last"])
-            plain = plain_run(ours.pop("split"), ours.pop("preprocessing"), args, precision, compiled, channels_last)
-            n = ours["images_trained_per_epoch"]
-            train_ours, train_plain = n / steady(ours["epoch_seconds"]), n / steady(plain["epoch_seconds"])
-            infer_ours = ours["test_images"] / min(ours["predict_seconds"])
-            infer_plain = ours["test_images"] / min(plain["predict_seconds"])
+            pairs, first = [], None
+            for repeat in range(args.repeats):
+                # the two loops alternate which goes first, so a load that rises or falls during a
+                # pair does not always favour the same one (the plain loop reuses the estimator's split)
+                if repeat % 2 == 0:
+                    ours = transferkit_run(data, args, precision, compiled)
+                    first = first or ours
+                    plain = plain_run(first["split"], first["preprocessing"], args, precision, compiled,
+                                      first["compute"]["channels_last"])
+                else:
+                    plain = plain_run(first["split"], first["preprocessing"], args, precision, compiled,
+                                      first["compute"]["channels_last"])
+                    ours = transferkit_run(data, args, precision, compiled)
+                pairs.append((ours, plain))
+            channels_last = bool(first["compute"]["channels_last"])
+            for ours, _ in pairs:  # not JSON
+                ours.pop("split", None), ours.pop("preprocessing", None)
+            n = pairs[0][0]["images_trained_per_epoch"]
+            tests = pairs[0][0]["test_images"]
+            train = [(n / steady(o["epoch_seconds"]), n / steady(p["epoch_seconds"])) for o, p in pairs]
+            infer = [(tests / min(o["predict_seconds"]), tests / min(p["predict_seconds"])) for o, p in pairs]
+
+            def summary(values):
+                ours_, plain_ = statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+                return {"transferkit": round(ours_, 2), "plain_pytorch": round(plain_, 2),
+                        "ratio": round(statistics.median(o / p for o, p in values), 3),
+                        "ratio_per_repeat": [round(o / p, 3) for o, p in values]}
+
             row = {"precision": precision, "compile": compiled, "channels_last": channels_last,
-                   "train_images_per_s": {"transferkit": round(train_ours, 2), "plain_pytorch": round(train_plain, 2),
-                                          "ratio": round(train_ours / train_plain, 3)},
-                   "inference_images_per_s": {"transferkit": round(infer_ours, 2),
-                                              "plain_pytorch": round(infer_plain, 2),
-                                              "ratio": round(infer_ours / infer_plain, 3)},
-                   "transferkit": ours, "plain_pytorch": plain}
+                   "train_images_per_s": summary(train), "inference_images_per_s": summary(infer),
+                   "repeats": [{"transferkit": o, "plain_pytorch": p} for o, p in pairs]}
             results.append(row)
+            train_ours, train_plain = row["train_images_per_s"]["transferkit"], row["train_images_per_s"]["plain_pytorch"]
+            infer_ours, infer_plain = (row["inference_images_per_s"]["transferkit"],
+                                       row["inference_images_per_s"]["plain_pytorch"])
             print(f"{precision:>10} compile={'on ' if compiled else 'off'} channels_last={channels_last!s:5} | "
-                  f"train {train_ours:7.1f} vs {train_plain:7.1f} img/s (x{train_ours / train_plain:.2f}) | "
-                  f"inference {infer_ours:7.1f} vs {infer_plain:7.1f} img/s (x{infer_ours / infer_plain:.2f})",
+                  f"train {train_ours:7.1f} vs {train_plain:7.1f} img/s (x{row['train_images_per_s']['ratio']:.2f}) | "
+                  f"inference {infer_ours:7.1f} vs {infer_plain:7.1f} img/s "
+                  f"(x{row['inference_images_per_s']['ratio']:.2f}); medians of {args.repeats} alternating pairs",
                   flush=True)
     report = {
         "benchmark": "throughput: transferkit fine-tune (strategy full) and predict vs a plain PyTorch loop",
         "device": device, "torch": torch.__version__, "threads": args.threads,
         "load_average_before": load_before, "load_average_after": os.getloadavg(), "cpu_count": os.cpu_count(),
         "config": {"backbone": BACKBONE, "data": str(args.data), "per_class": args.per_class, "image_size": args.size,
-                   "epochs": args.epochs, "batch_size": args.batch, "workers": args.workers},
+                   "epochs": args.epochs, "batch_size": args.batch, "workers": args.workers, "repeats": args.repeats},
         "rows": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

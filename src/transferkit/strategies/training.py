@@ -156,9 +156,10 @@ class LastEpochCheckpoint(L.pytorch.callbacks.Checkpoint):
 
 
 class _SpeedUp:
-    """GPU speed-ups applied to a module for one run, undone afterwards: channels_last memory order
-    for convolutional networks, `torch.compile` of the trained model (Module.compile: in place, so
-    state-dict keys and checkpoints stay those of the plain model)."""
+    """Speed-ups applied to the trained model for one run: channels_last memory order for
+    convolutional networks on a GPU (kept: the weights are the same numbers), and `torch.compile`
+    (`Module.compile`: in place, so state-dict keys and checkpoints stay those of the plain model;
+    undone after the run)."""
 
     def __init__(self, model: torch.nn.Module | None, compiled: bool) -> None:
         self.model, self.compiled = model, compiled
@@ -170,8 +171,9 @@ class _SpeedUp:
 
 
 def _speed_up(module: L.LightningModule, compute: Compute) -> _SpeedUp:
-    model = getattr(module, "model", None) or getattr(module, "backbone", None)
-    if not isinstance(model, torch.nn.Module):
+    model = next((m for m in (getattr(module, "model", None), getattr(module, "backbone", None))
+                  if isinstance(m, torch.nn.Module)), None)
+    if model is None:
         return _SpeedUp(None, False)
     if compute.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
@@ -269,8 +271,6 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
     if remaining is not None and remaining <= 0 and trainer.current_epoch < epochs:
         notes.append(f"training stopped at its time cap ({settings.max_seconds:g} s) after "
                      f"{counted(trainer.current_epoch, 'epoch')} of {epochs}")
-    if trainer.world_size > 1:
-        trainer.strategy.barrier("transferkit.run_lightning")  # no rank leaves while rank 0 may still read its files
     if scratch is not None:
         scratch.cleanup()
     setup = {"accelerator": type(trainer.accelerator).__name__, "devices": trainer.num_devices,

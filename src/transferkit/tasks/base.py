@@ -538,7 +538,10 @@ class TransferEstimator(BaseEstimator):
         config = read_config(path, {**CONFIG_SCHEMA, **cls.config_keys})
         if config["task"] != cls.task:
             raise RunDirectoryError(f"{path / CONFIG_FILE}: holds a {config['task']!r} model, not {cls.task}.")
-        est = cls(**{k: v for k, v in config["params"].items() if k in cls._get_param_names()})
+        # where it trained (devices, precision...) describes that machine, not the model: a loaded run
+        # extends or re-trains with this machine's defaults
+        est = cls(**{k: v for k, v in config["params"].items()
+                     if k in cls._get_param_names() and k not in COMPUTE_PARAMS})
         state = upgrade_weights(read_weights(path), config, path, DEFAULT_HEAD)
         est.progress = False
         est._restore_task(config)
