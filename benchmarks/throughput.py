@@ -14,9 +14,15 @@ precision, channels_last and compilation. Each row runs both in one process, one
   against a DataLoader + forward + softmax loop over the same images, batch 64, float32 (the
   estimator predicts in float32), each from a fresh dataset (JPEG decoding included), best of 2.
 
+Each row repeats the pair (`--repeats`, default 2), alternating which loop goes first, and reports
+medians and the ratio of each pair: the cores may be shared, and only ratios measured side by
+side are compared. On a CPU (one thread) images per CPU-second are reported too: the process's
+CPU time counts its own work only, while wall time also counts the neighbours' load (the
+estimator's epochs are timed by instrumenting its history callback with `time.process_time`).
+
 On a CPU (the default: 64 px, 60 images per class, 1 thread) one row: precision 32, compile off.
 On a CUDA GPU (unchanged command; 224 px, all of flowers5 by default) rows bf16-mixed +
-channels_last with compile off and on, and 32 without. Writes benchmarks/results/throughput.json
+channels_last with compile off and on, and 32 (all channels_last). Writes benchmarks/results/throughput.json
 (device, threads, load average before and after).
 
     python benchmarks/throughput.py [--data ../shared/datasets/flowers5] [--per-class 60] [--size 64]
@@ -62,12 +68,30 @@ def sync(device) -> None:
 def transferkit_run(data: Path, args, precision: str, compiled: bool) -> dict:
     """Fine-tune with the estimator (strategy full, fixed epochs, no early stop) and predict."""
     from transferkit import ImageClassifier
+    from transferkit.strategies import training
 
+    cpu_seconds: list[float] = []
+
+    class CpuTimed(training.HistoryRecorder):
+        """The estimator's history, plus the process CPU time of each epoch (same span as its seconds)."""
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            super().on_train_epoch_start(trainer, pl_module)
+            self._cpu_start = time.process_time()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            cpu_seconds.append(time.process_time() - self._cpu_start)
+
+    recorder, training.HistoryRecorder = training.HistoryRecorder, CpuTimed  # instrumentation only
     est = ImageClassifier(backbone=BACKBONE, strategy="full", epochs=args.epochs, batch_size=args.batch,
                           image_size=args.size, augment="none", tta=False, baseline=False, memory=0, progress=False,
                           num_workers=args.workers, seed=0, precision=precision, compile=compiled,
                           val_fraction=0.1, test_fraction=0.2)
-    est.fit(data)
+    try:
+        est.fit(data)
+    finally:
+        training.HistoryRecorder = recorder
     history = est.history_
     assert len(history) == args.epochs, "the benchmark needs every epoch run (no early stop)"
     n_train = len(est.data_.train.paths)
@@ -75,12 +99,14 @@ def transferkit_run(data: Path, args, precision: str, compiled: bool) -> dict:
     trained = steps * args.batch if n_train > args.batch else n_train
     epoch_seconds = [row["seconds"] for row in history]
     test = list(est.data_.test.paths)
-    predict = []
+    predict, predict_cpu = [], []
     for _ in range(2):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         est.predict_proba(test)
         predict.append(time.perf_counter() - start)
-    return {"images_trained_per_epoch": trained, "epoch_seconds": epoch_seconds,
+        predict_cpu.append(time.process_time() - cpu)
+    return {"images_trained_per_epoch": trained, "epoch_seconds": epoch_seconds, "epoch_cpu_seconds": cpu_seconds,
+            "predict_cpu_seconds": predict_cpu,
             "run_seconds": est.timings_["fine-tuning"], "predict_seconds": predict, "test_images": len(test),
             "compute": est.compute_, "split": est.data_, "preprocessing": est.preprocessing_}
 
@@ -124,10 +150,10 @@ def plain_run(split, preprocessing, args, precision: str, compiled: bool, channe
         x = x.to(device, non_blocking=True)
         return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y.to(device, non_blocking=True)
 
-    epoch_seconds = []
+    epoch_seconds, epoch_cpu = [], []
     for _ in range(args.epochs):
         sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.train()
         for m in norms:  # pretrained running statistics stay, as transferkit's freeze_bn_stats keeps them
             m.eval()
@@ -148,16 +174,19 @@ def plain_run(split, preprocessing, args, precision: str, compiled: bool, channe
         assert total == total  # a NaN would mean the loop did not train
         sync(device)
         epoch_seconds.append(time.perf_counter() - start)
-    predict = []
+        epoch_cpu.append(time.process_time() - cpu)
+    predict, predict_cpu = [], []
     for _ in range(2):  # as `predict_proba`: float32, eager, a fresh dataset (decoding included), batch 64
         sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             out = [torch.softmax(model(batch_to(x, y)[0]).float(), 1).cpu() for x, y in loader(split.test, False, 64)]
         sync(device)
         predict.append(time.perf_counter() - start)
+        predict_cpu.append(time.process_time() - cpu)
         assert sum(len(o) for o in out) == len(split.test.paths)
-    return {"epoch_seconds": epoch_seconds, "predict_seconds": predict}
+    return {"epoch_seconds": epoch_seconds, "predict_seconds": predict, "epoch_cpu_seconds": epoch_cpu,
+            "predict_cpu_seconds": predict_cpu}
 
 
 def steady(seconds: list[float]) -> float:
@@ -232,6 +261,11 @@ def main() -> None:
             row = {"precision": precision, "compile": compiled, "channels_last": channels_last,
                    "train_images_per_s": summary(train), "inference_images_per_s": summary(infer),
                    "repeats": [{"transferkit": o, "plain_pytorch": p} for o, p in pairs]}
+            if not cuda:  # one thread on shared cores: CPU time measures the work, wall time the neighbours too
+                row["train_images_per_cpu_s"] = summary(
+                    [(n / steady(o["epoch_cpu_seconds"]), n / steady(p["epoch_cpu_seconds"])) for o, p in pairs])
+                row["inference_images_per_cpu_s"] = summary(
+                    [(tests / min(o["predict_cpu_seconds"]), tests / min(p["predict_cpu_seconds"])) for o, p in pairs])
             results.append(row)
             train_ours, train_plain = row["train_images_per_s"]["transferkit"], row["train_images_per_s"]["plain_pytorch"]
             infer_ours, infer_plain = (row["inference_images_per_s"]["transferkit"],
@@ -241,6 +275,11 @@ def main() -> None:
                   f"inference {infer_ours:7.1f} vs {infer_plain:7.1f} img/s "
                   f"(x{row['inference_images_per_s']['ratio']:.2f}); medians of {args.repeats} alternating pairs",
                   flush=True)
+            if not cuda:
+                t, i = row["train_images_per_cpu_s"], row["inference_images_per_cpu_s"]
+                print(f"{'per CPU-second':>40} | train {t['transferkit']:7.1f} vs {t['plain_pytorch']:7.1f} img/s "
+                      f"(x{t['ratio']:.2f}) | inference {i['transferkit']:7.1f} vs {i['plain_pytorch']:7.1f} img/s "
+                      f"(x{i['ratio']:.2f})", flush=True)
     report = {
         "benchmark": "throughput: transferkit fine-tune (strategy full) and predict vs a plain PyTorch loop",
         "device": device, "torch": torch.__version__, "threads": args.threads,
