@@ -237,7 +237,8 @@ class PairModule(L.LightningModule):
         (a, b), target = batch
         similarity = F.cosine_similarity(self.backbone(a), self.backbone(b))
         loss = F.mse_loss(similarity, target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target), sync_dist=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target),
+                 sync_dist=True)
         return loss
 
     def configure_optimizers(self):

@@ -84,7 +84,8 @@ class TransferEstimator(BaseEstimator):
     progress : bool
         Show progress bars (the CLI's --quiet turns them off).
     devices : int
-        Devices (GPUs, or CPU processes) per node that train one model together through Lightning's DDP; batch_size is per device.
+        Devices (GPUs, or CPU processes) per node that train one model together through Lightning's DDP;
+        batch_size is per device.
     num_nodes : int
         Machines taking part (launch one command per node: torchrun, or srun under SLURM).
     accelerator : {"auto", "cpu", "gpu", "cuda", "mps"}
