@@ -213,6 +213,10 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
     with _printing_plan(not quiet):
         est.fit(data, unlabeled=unlabeled, target_labels=target_labels)
+    from .strategies.distributed import is_global_zero
+
+    if not is_global_zero():  # another process of a distributed run: rank 0 evaluates, saves and reports
+        return {}
     metrics = est.evaluate()
     est.save(out)
     report = write_run_report(out)
@@ -500,6 +504,13 @@ def _existing(path: Path | None, flag: str, what: str) -> None:
         raise TransferkitError(f"{flag} {path}: no such file or folder; give {what}.")
 
 
+def _given(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """Only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
+    detected task's own defaults, and an option that task does not take is refused only when given."""
+    return {name: value for name, value in params.items()
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+
+
 def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, option: list[str], overwrite: bool,
                  quiet: bool, params: dict[str, Any], target: tuple[str, Path | None] = ("--adapt-to", None),
                  target_labels: Path | None = None, strategy_flags: dict[str, Any] | None = None) -> None:
@@ -507,6 +518,7 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
     the options given on the command line (`target` = (its flag, the path) adapts to that domain;
     `strategy_flags` are strategy options given as flags of their own), save, report."""
     from .rundir import prepare_out
+    from .strategies.distributed import launch_rank
 
     flag, unlabeled = target
     if target_labels is not None and unlabeled is None:
@@ -527,18 +539,20 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
                                    f"give the {name} once.")
         strategy_options[name] = value
     resume = bool(params.get("resume"))
+    if launch_rank() != 0:
+        # another process of a distributed run (started by Lightning's launcher, torchrun or srun): it
+        # trains with rank 0, which alone checks, locks and writes `out` and prints
+        run_fit(data, out, task=task, quiet=True, strategy_options=strategy_options, unlabeled=unlabeled,
+                target_labels=target_labels, **_given(ctx, params))
+        return
     prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
     if prepared.complete:
         prepared.release()
         console.print(prepared.message, soft_wrap=True)
         return
-    # only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
-    # detected task's own defaults, and an option that task does not take is refused only when given
-    given = {name: value for name, value in params.items()
-             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
     try:
         run_fit(data, out, task=task, quiet=quiet, strategy_options=strategy_options, unlabeled=unlabeled,
-                target_labels=target_labels, **given)
+                target_labels=target_labels, **_given(ctx, params))
     except TrainingInterrupted as exc:
         err_console.print(f"interrupted: {exc}")
         raise typer.Exit(130) from None

@@ -118,7 +118,10 @@ def test_a_task_of_hooks_only_fits_with_the_shared_steps(caplog):
                          "_after_adapt", "_decisions"]
     [plan] = [r for r in caplog.records if r.name == "transferkit.plan"]
     assert [d for d, _ in plan.plan][0] == "task: brightness" and plan.plan[-1][0] == "from-scratch control: yes"
-    assert [d for d, _ in est.decisions_] == ["backbone: mnist_cnn", "strategy: fine-tune"]
+    from transferkit.strategies.distributed import resolve_compute
+
+    assert [d for d, _ in est.decisions_] == ["backbone: mnist_cnn", "strategy: fine-tune",
+                                              f"compute: {resolve_compute().describe()}"]
     assert est.strategy_ == "fine-tune" and len(est.history_) == 1
     # the control ran after adaptation, given the fit's time, and is timed like every stage
     assert est.control_["model"] == "the majority class" and est.control_budget == est.timings_["total fit"]

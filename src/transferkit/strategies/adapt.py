@@ -112,8 +112,9 @@ class AdaptationModule(TransferModule):
             features.append(z.float().cpu())
             probs.append(F.softmax(self.model.heads[self.model.default_head](z), dim=1).float().cpu())
         source, losses = (torch.cat(t) for t in zip(*self._val))
-        self.log("val_target_entropy", prediction_entropy(torch.cat(probs)))
-        self.log("val_dev_risk", deep_embedded_validation(source, torch.cat(features), losses, self.seed))
+        self.log("val_target_entropy", prediction_entropy(torch.cat(probs)), sync_dist=True)
+        self.log("val_dev_risk", deep_embedded_validation(source, torch.cat(features), losses, self.seed),
+                 sync_dist=True)
 
 
 class DomainAdapt(Strategy):
@@ -280,7 +281,8 @@ class DomainAdapt(Strategy):
             group_lrs[-1] = head_lr  # the bottleneck is new: it learns at the head's rate
             freezing = LayerGroupUnfreezing(GradualUnfreeze(len(groups), 3, 2), True)
         schedule = Schedule(group_lrs=group_lrs, head_lr=head_lr, weight_decay=settings.weight_decay,
-                            total_steps=epochs * steps_per_epoch(len(fit_data.train), settings.batch_size),
+                            total_steps=epochs * steps_per_epoch(len(fit_data.train),
+                                                                 settings.batch_size * settings.processes),
                             warmup_fraction=0.1)
         losses, weights = build_losses(fit_data, settings)
         module = AdaptationModule(trainer_model, groups, schedule, losses, freezing, weights,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from ..errors import TransferkitError, UnknownNameError
 from ..models import DEFAULT_HEAD, TransferModel
@@ -38,20 +38,55 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     max_seconds: float | None = None  # wall-time budget of the training loop (from-scratch baselines)
+    # distributed training and speed (issue 14): handed to Lightning's Trainer (`distributed.resolve_compute`)
+    devices: int = 1  # processes (GPUs, or CPU processes) per node; batch_size is per process
+    num_nodes: int = 1
+    accelerator: str = "auto"
+    precision: str = "auto"  # "auto": bf16-mixed on GPUs that support it, 16-mixed on older ones, 32 on CPU
+    compile: bool = False  # torch.compile the model being trained
+    dist_strategy: str = "auto"  # "auto": DDP for several processes; "ddp" or "fsdp"
+
+    @property
+    def processes(self) -> int:
+        """Processes training one model together: an optimiser step sees `processes * batch_size` examples."""
+        return self.devices * self.num_nodes
 
 
-class EpochShuffle(Sampler[int]):
+class EpochShuffle(DistributedSampler):
     """A random order of `size` indices that is a function of (seed, epoch) alone.
 
     Lightning calls `set_epoch` before each epoch; without a trainer the epoch advances by one per
     pass. The order depends on no global random state, so a run resumed at epoch k sees the same
     batches as the run that was not interrupted.
+
+    Under several processes (a process group is initialised, by Lightning's DDP or FSDP strategy)
+    rank r of W takes items r, r + W, r + 2W... of the epoch's order, padded by its first items to a
+    multiple of W as `DistributedSampler` pads: the ranks see disjoint data (but for the padding)
+    and the same number of batches, and step k's W batches are together the k-th batch of one
+    process with W times the batch size. Being a `DistributedSampler`, Lightning leaves it in place
+    (instead of wrapping it in a sampler that would shuffle its order again) and calls its
+    `set_epoch`. Rank and world size are read at each pass, since the loader is built before
+    Lightning's launcher starts the processes.
     """
 
     def __init__(self, size: int, seed: int = 0) -> None:
+        # not DistributedSampler.__init__: it asks an initialised process group for rank and world size
         self.size = size
         self.seed = seed
         self.epoch = 0
+        self.shuffle, self.drop_last = True, False
+
+    @property
+    def num_replicas(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    @property
+    def rank(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -59,10 +94,37 @@ class EpochShuffle(Sampler[int]):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator).tolist()
+        world = self.num_replicas
+        if world == 1:
+            return iter(order)
+        order += order[:len(self) * world - self.size]  # every rank gets len(self) items
+        return iter(order[self.rank::world])
 
     def __len__(self) -> int:
-        return self.size
+        return -(-self.size // self.num_replicas)
+
+
+class EvaluationShard(EpochShuffle):
+    """Indices 0..size-1 in order; under several processes rank r takes r, r + W, r + 2W... without
+    padding, so each example is scored once: Lightning sums the logged values and batch sizes over
+    the ranks (`sync_dist`) and torchmetrics its counts, which makes validation metrics those of one
+    process (a padded `DistributedSampler` would count some examples twice). With fewer examples
+    than processes every process scores them all (the sums over ranks are then W times one
+    process's, their ratio the same), since a process without batches would skip the metrics' sync.
+
+    The ranks may differ by one batch: fine for DDP, whose validation step has no collective; FSDP
+    gathers weights in each forward pass, so its runs keep Lightning's padded sampler."""
+
+    def _indices(self) -> range:
+        world = self.num_replicas
+        return range(self.size) if self.size < world else range(self.rank, self.size, world)
+
+    def __iter__(self):
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        return len(self._indices())
 
 
 #: The loss of the default head for each `FitData.objective`, when `objectives` is not given.
@@ -120,20 +182,32 @@ class FitData:
         return list(getattr(self.train_plain, "labels", None) or [])
 
     def loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
-               drop_last: bool = False, seed: int = 0):
+               drop_last: bool = False, seed: int = 0, pin_memory: bool = False, sampler: Sampler | None = None):
         """A DataLoader over `dataset` with this data's collation; `shuffle` draws each epoch's
-        order from (seed, epoch) (`EpochShuffle`), so resumed runs see the same batches."""
+        order from (seed, epoch) (`EpochShuffle`), so resumed runs see the same batches, and several
+        processes share each epoch's order; otherwise `sampler` (default: in order)."""
         from torch.utils.data import DataLoader
 
-        return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if shuffle else None,
+        if shuffle:
+            sampler = EpochShuffle(len(dataset), seed)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
                           num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=drop_last,
-                          collate_fn=self.collate_fn)
+                          collate_fn=self.collate_fn, pin_memory=pin_memory)
 
     def training_loaders(self, settings: "TrainSettings"):
         """(shuffled train loader, validation loader or None when nothing was held out)."""
+        from .distributed import settings_compute
+
+        compute = settings_compute(settings)
+        pin = compute.pin_memory  # page-locked batches copy to a CUDA GPU asynchronously
+        # each of W processes takes about 1/W of the items: a last partial batch is dropped as in one process
+        share = -(-len(self.train) // settings.processes)
         train = self.loader(self.train, settings.batch_size, shuffle=True, num_workers=settings.num_workers,
-                            drop_last=len(self.train) > settings.batch_size, seed=settings.seed)
-        val = self.loader(self.val, settings.batch_size, num_workers=settings.num_workers) if len(self.val) else None
+                            drop_last=share > settings.batch_size, seed=settings.seed, pin_memory=pin)
+        # validation in order; under several processes each scores its share once (`EvaluationShard`)
+        val = self.loader(self.val, settings.batch_size, num_workers=settings.num_workers, pin_memory=pin,
+                          sampler=None if compute.strategy == "fsdp" else EvaluationShard(len(self.val))) \
+            if len(self.val) else None
         return train, val
 
     def unlabelled_loader(self, settings: "TrainSettings"):

@@ -85,7 +85,7 @@ class FineTuneBase(Strategy):
             outcome.notes.append(f"head initialised by a linear probe (C={c:g}) before fine-tuning (LP-FT)")
 
         unfreeze = GradualUnfreeze(len(groups), recipe.start_groups, recipe.unfreeze_epochs)
-        total_steps = epochs * steps_per_epoch(len(data.train), settings.batch_size)
+        total_steps = epochs * steps_per_epoch(len(data.train), settings.batch_size * settings.processes)
         schedule = Schedule(
             group_lrs=discriminative_lrs(len(groups), lr, recipe.layer_decay),
             head_lr=head_lr, weight_decay=settings.weight_decay, total_steps=total_steps,

@@ -30,6 +30,18 @@ class LayerGroupUnfreezing(BaseFinetuning):
         self.schedule = schedule
         self.freeze_bn_stats = freeze_bn_stats
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:
+            # DDP and FSDP register only the parameters that require gradients when they wrap the model,
+            # after this hook: every group stays trainable until then (or a layer unfrozen later would
+            # never be synchronised), and the first epoch's `finetune_function`, before any batch,
+            # freezes what the schedule says
+            for params in pl_module.layer_groups:
+                for param in params:
+                    param.requires_grad_(True)
+            return
+        super().setup(trainer, pl_module, stage)
+
     def freeze_before_training(self, pl_module) -> None:
         pl_module.trainable_groups = self.schedule.apply(pl_module.layer_groups, 0)
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
+from torchmetrics import MeanMetric
 
 from ..models import TransferModel, to_device
 from .losses import Loss
@@ -80,6 +81,16 @@ class TransferModule(L.LightningModule):
         metrics = {head: loss.new_metric() for head, loss in losses.items()}
         self.val_metrics = nn.ModuleDict({head: m for head, m in metrics.items() if m is not None})
         self._split = len(losses) > 1  # per-head names are logged besides the sums
+        self.channels_last = False  # set by `run_lightning` on a GPU: image batches in NHWC order
+        # epoch means of the validation losses (`_log_mean`)
+        means = ["val_loss", *([f"val_loss_{head}" for head in losses] if self._split else [])]
+        self.val_means = nn.ModuleDict({name: MeanMetric() for name in means})
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -134,10 +145,12 @@ class TransferModule(L.LightningModule):
             terms[head] = loss(outputs[head], target, unlabelled.get(head) if loss.unlabelled else None)
         total = self._weighted(terms)
         size = _batch_size(targets, x)
-        self.log("train_loss", total, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        # sync_dist: under several processes the logged epoch values (early stopping, the best checkpoint,
+        # the history) are the mean over ranks, the same on every rank; a torchmetrics metric syncs itself
+        self.log("train_loss", total, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         if self._split:
             for head, value in terms.items():
-                self.log(f"train_loss_{head}", value, on_step=False, on_epoch=True, batch_size=size)
+                self.log(f"train_loss_{head}", value, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
         return total
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -154,12 +167,19 @@ class TransferModule(L.LightningModule):
             terms[head] = loss.validation_loss(outputs[head], targets[head])
         if not terms:
             return
-        self.log("val_loss", self._weighted(terms), on_epoch=True, prog_bar=True, batch_size=size)
+        self._log_mean("val_loss", self._weighted(terms), size, prog_bar=True)
         for head in terms:
             if self._split:
-                self.log(f"val_loss_{head}", terms[head], on_epoch=True, batch_size=size)
+                self._log_mean(f"val_loss_{head}", terms[head], size)
             if head in self.val_metrics:
                 self.log(self._metric_name(head), self.val_metrics[head], on_epoch=True, prog_bar=True, batch_size=size)
+
+    def _log_mean(self, name: str, value: torch.Tensor, size: int, prog_bar: bool = False) -> None:
+        """Logs the epoch's mean of `value` over examples through a torchmetrics `MeanMetric`: under
+        several processes it sums values and weights over the ranks, exact for any shard sizes
+        (Lightning's `sync_dist` mean divides the summed batch sizes by the world size in integers)."""
+        self.val_means[name].update(value.detach(), weight=size)
+        self.log(name, self.val_means[name], on_epoch=True, prog_bar=prog_bar, batch_size=size)
 
     def _weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         # a weight of 1 multiplies nothing, so one head's loss is logged and minimised bit for bit
@@ -217,7 +237,8 @@ class PairModule(L.LightningModule):
         (a, b), target = batch
         similarity = F.cosine_similarity(self.backbone(a), self.backbone(b))
         loss = F.mse_loss(similarity, target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target),
+                 sync_dist=True)
         return loss
 
     def configure_optimizers(self):

@@ -182,7 +182,7 @@ class Lora(Strategy):
         lr = settings.lr or o.lr
         schedule = Schedule(
             group_lrs=[lr], head_lr=o.head_lr, weight_decay=settings.weight_decay,
-            total_steps=epochs * steps_per_epoch(len(data.train), settings.batch_size),
+            total_steps=epochs * steps_per_epoch(len(data.train), settings.batch_size * settings.processes),
             warmup_fraction=o.warmup_fraction,
         )
         losses, weights = build_losses(data, settings)

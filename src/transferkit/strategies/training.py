@@ -24,6 +24,7 @@ from .._format import counted
 from ..errors import TrainingInterrupted
 from ..rundir import LAST_CHECKPOINT, read_checkpoint
 from .base import TrainSettings
+from .distributed import Compute, settings_compute
 from .progress import EpochProgressBar, quiet_training
 
 
@@ -154,6 +155,34 @@ class LastEpochCheckpoint(L.pytorch.callbacks.Checkpoint):
             os.replace(partial, self.path)
 
 
+class _SpeedUp:
+    """Speed-ups applied to the trained model for one run: channels_last memory order for
+    convolutional networks on a GPU (kept: the weights are the same numbers), and `torch.compile`
+    (`Module.compile`: in place, so state-dict keys and checkpoints stay those of the plain model;
+    undone after the run)."""
+
+    def __init__(self, model: torch.nn.Module | None, compiled: bool) -> None:
+        self.model, self.compiled = model, compiled
+
+    def undo(self) -> None:
+        if self.compiled and self.model is not None:
+            # the trained model predicts and exports as a plain module (a saved run never compiles)
+            self.model._compiled_call_impl = None
+
+
+def _speed_up(module: L.LightningModule, compute: Compute) -> _SpeedUp:
+    model = next((m for m in (getattr(module, "model", None), getattr(module, "backbone", None))
+                  if isinstance(m, torch.nn.Module)), None)
+    if model is None:
+        return _SpeedUp(None, False)
+    if compute.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+        module.channels_last = True  # `TransferModule` converts image batches too
+    if compute.compile:
+        model.compile()
+    return _SpeedUp(model, compute.compile)
+
+
 @dataclass
 class RunResult:
     """What a Lightning run did: history rows, epochs run, wall time and notes for the report."""
@@ -162,6 +191,7 @@ class RunResult:
     epochs_run: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    trainer: dict = field(default_factory=dict)  # what the Trainer ran with: accelerator, devices, strategy, precision
 
 
 @quiet_training()  # no Lightning banners or library warnings, from the CLI or the Python API
@@ -197,8 +227,10 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         )
         callbacks += [checkpoint, L.pytorch.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience,
                                                                     mode="min")]
+    compute = settings_compute(settings)
+    speed = _speed_up(module, compute)
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
+        max_epochs=epochs, logger=False, callbacks=callbacks, **compute.trainer_kwargs(),
         # only our checkpoints: Lightning's default one would write into the working directory
         enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.Checkpoint) for c in callbacks),
         default_root_dir=checkpoint_dir,
@@ -215,6 +247,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         if not trainer.interrupted:
             raise
     finally:
+        speed.undo()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, sigint)  # Lightning leaves Ctrl-C ignored after an interrupt
     seconds = time.perf_counter() - start
@@ -223,7 +256,11 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
         raise TrainingInterrupted(f"training interrupted during epoch {trainer.current_epoch + 1}{hint}")
     notes = []
     if checkpoint is not None and checkpoint.best_model_path:
-        state = read_checkpoint(checkpoint.best_model_path)["state_dict"]
+        # rank 0 wrote the best checkpoint (in its folder, maybe on its node only): it reads it and
+        # Lightning's strategy hands the weights to the other ranks, so every rank goes on with them
+        state = read_checkpoint(checkpoint.best_model_path)["state_dict"] if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            state = trainer.strategy.broadcast(state, src=0)
         module.load_state_dict(state)
         notes.append(f"weights restored from the epoch with the lowest {monitor.replace('_', ' ')} "
                      f"({float(checkpoint.best_model_score):.4f})")
@@ -236,4 +273,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
                      f"{counted(trainer.current_epoch, 'epoch')} of {epochs}")
     if scratch is not None:
         scratch.cleanup()
-    return RunResult(history.rows, trainer.current_epoch, seconds, notes)
+    setup = {"accelerator": type(trainer.accelerator).__name__, "devices": trainer.num_devices,
+             "world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__,
+             "precision": str(trainer.precision)}
+    return RunResult(history.rows, trainer.current_epoch, seconds, notes, setup)

@@ -32,6 +32,7 @@ from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
 from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, create_strategy
+from ..strategies.distributed import ACCELERATORS, DIST_STRATEGIES, PRECISIONS
 from ..strategies.incremental import SELECTIONS
 from .growth import build_memory, load_memory, save_memory
 from .params import Constraint, Interval, OneOf, check_params
@@ -39,6 +40,8 @@ from .presentation import Headline, SummaryLine, Table
 
 #: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`).
 ADAPT = "adapt"
+#: The params handed to Lightning's Trainer (`strategies.distributed`), in `TrainSettings` too.
+COMPUTE_PARAMS = ("devices", "num_nodes", "accelerator", "precision", "compile", "dist_strategy")
 #: Where the plan of a fit goes before training starts (see `TransferEstimator._announce_plan`).
 PLAN_LOG = logging.getLogger("transferkit.plan")
 
@@ -80,6 +83,19 @@ class TransferEstimator(BaseEstimator):
         Continue an interrupted run from its last checkpoint.
     progress : bool
         Show progress bars (the CLI's --quiet turns them off).
+    devices : int
+        Devices (GPUs, or CPU processes) per node that train one model together through Lightning's DDP;
+        batch_size is per device.
+    num_nodes : int
+        Machines taking part (launch one command per node: torchrun, or srun under SLURM).
+    accelerator : {"auto", "cpu", "gpu", "cuda", "mps"}
+        Where training runs (auto: a CUDA GPU when one is visible, else the CPU).
+    precision : {"auto", "32", "bf16-mixed", "16-mixed"}
+        Training precision (auto: bf16-mixed on a GPU that supports it, 16-mixed on older GPUs, 32 on CPU).
+    compile : bool
+        torch.compile the model for training (pays a compilation at the start; pays off on long GPU runs).
+    dist_strategy : {"auto", "ddp", "fsdp"}
+        Lightning strategy for several devices (auto: DDP; fsdp shards large text encoders over GPUs).
     """
 
     task: ClassVar[str] = ""
@@ -103,6 +119,12 @@ class TransferEstimator(BaseEstimator):
     run_dir: str | Path | None
     resume: bool
     progress: bool
+    devices: int
+    num_nodes: int
+    accelerator: str
+    precision: str
+    compile: bool
+    dist_strategy: str
 
     # ------------------------------------------------------ task detection
     @classmethod
@@ -161,6 +183,10 @@ class TransferEstimator(BaseEstimator):
         checks in overrides); returns the strategy (`adapt` when `adapting` on unlabelled target
         data with strategy "auto")."""
         check_params(self.get_params(), self.param_constraints)
+        from ..strategies.distributed import resolve_compute
+
+        # an impossible set-up (a GPU that is not there, 16-bit on CPU) fails now, not after loading
+        self.compute_ = resolve_compute(**self._compute_params()).to_dict()
         name = self.strategy
         if adapting or name == ADAPT:
             info = STRATEGIES.entry(ADAPT).info
@@ -216,8 +242,13 @@ class TransferEstimator(BaseEstimator):
         return TrainSettings(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, tta=False,
             resume=self.resume, progress=self.progress, max_seconds=self.max_seconds,
-            checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None,
+            checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None, **self._compute_params(),
         )
+
+    def _compute_params(self) -> dict[str, Any]:
+        """The params that say where and how training runs (`TrainSettings` fields of the same names),
+        for settings a task builds itself (its from-scratch control trains on the same devices)."""
+        return {name: getattr(self, name) for name in COMPUTE_PARAMS if hasattr(self, name)}
 
     def _before_adapt(self, strategy: Strategy, model: TransferModel, fit_data: FitData) -> Strategy:
         """Last step before training: may start `model` from other weights and return the strategy
@@ -231,7 +262,29 @@ class TransferEstimator(BaseEstimator):
     def _decisions(self, backbone: Backbone, outcome: FitOutcome) -> list[tuple[str, str]]:
         """What the fit decided and why, as (decision, why) lines for the CLI and the report; tasks
         extend the backbone and strategy lines with their own."""
-        return [self._backbone_decision(backbone), self._strategy_decision(outcome)]
+        return [self._backbone_decision(backbone), self._strategy_decision(outcome), self._compute_decision()]
+
+    def _compute_decision(self) -> tuple[str, str]:
+        """Where and how training ran: devices, distributed strategy, precision, compilation."""
+        from ..strategies.distributed import Compute
+
+        compute = Compute(**self.compute_)
+        trained_together = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if compute.processes > 1 and hasattr(self, "model_") and not trained_together:
+            # a frozen-feature strategy (linear probe, prototypes) runs no Lightning training to share
+            return (f"compute: 1 {compute.accelerator} process, precision {compute.precision}",
+                    f"strategy {getattr(self, 'strategy_', self.strategy)} trained no network with Lightning, so "
+                    f"the {compute.processes} processes asked for (--devices {compute.devices} --num-nodes "
+                    f"{compute.num_nodes}) shared no training (Lightning's launcher started none; processes "
+                    "started by torchrun or srun each did the same work)")
+        if compute.processes > 1:
+            why = (f"--devices {compute.devices} --num-nodes {compute.num_nodes}: Lightning's {compute.strategy} "
+                   f"strategy; batch size {self.batch_size} per process, {compute.processes * (self.batch_size or 0)} "
+                   "per optimiser step; only rank 0 writes the run")
+        else:
+            why = "--devices, --accelerator, --precision and --compile (precision auto: bf16-mixed on a GPU that " \
+                  "supports it, 32 on CPU)"
+        return (f"compute: {compute.describe()}", why)
 
     def _task_config(self) -> dict:
         """Task-specific entries of config.json (classes, input size...)."""
@@ -376,6 +429,7 @@ class TransferEstimator(BaseEstimator):
             *([(f"time cap: {self.max_seconds:g} s", "max_seconds (--max-seconds): training stops when it "
                 "is reached")] if self.max_seconds else []),
             *self._plan_details(),
+            *([self._compute_decision()] if getattr(self, "compute_", None) else []),
             ("from-scratch control: " + ("yes" if self.baseline else "no"),
              f"after this fit: {self.control_description}, to measure the transfer gain"
              if self.baseline else "disabled (--no-baseline)"),
@@ -428,6 +482,7 @@ class TransferEstimator(BaseEstimator):
                 "ranking": getattr(self, "ranking_", None),
                 "domain": getattr(self, "domain_", None),
                 "control": getattr(self, "control_", None),
+                "compute": getattr(self, "compute_", None),
                 "target": (getattr(self, "target_", None) or {}).get("summary"),
                 "decisions": self.decisions_,
                 "data": self.data_.summary() if hasattr(self, "data_") else None,
@@ -484,7 +539,10 @@ class TransferEstimator(BaseEstimator):
         config = read_config(path, {**CONFIG_SCHEMA, **cls.config_keys})
         if config["task"] != cls.task:
             raise RunDirectoryError(f"{path / CONFIG_FILE}: holds a {config['task']!r} model, not {cls.task}.")
-        est = cls(**{k: v for k, v in config["params"].items() if k in cls._get_param_names()})
+        # where it trained (devices, precision...) describes that machine, not the model: a loaded run
+        # extends or re-trains with this machine's defaults
+        est = cls(**{k: v for k, v in config["params"].items()
+                     if k in cls._get_param_names() and k not in COMPUTE_PARAMS})
         state = upgrade_weights(read_weights(path), config, path, DEFAULT_HEAD)
         est.progress = False
         est._restore_task(config)
@@ -545,7 +603,11 @@ class TransferEstimator(BaseEstimator):
     #: `fit` checks them and the CLI gives them to its `fit` options. Tasks extend the dict; each
     #: parameter's documentation is the "Parameters" section of the class docstring.
     param_constraints: ClassVar[dict[str, Constraint]] = {"epochs": Interval(1), "batch_size": Interval(1),
-                                                          "max_seconds": Interval(0, above_low=True)}
+                                                          "max_seconds": Interval(0, above_low=True),
+                                                          "devices": Interval(1), "num_nodes": Interval(1),
+                                                          "accelerator": OneOf(ACCELERATORS),
+                                                          "precision": OneOf(PRECISIONS),
+                                                          "dist_strategy": OneOf(DIST_STRATEGIES)}
     #: More command-line names of a parameter (flags that predate the parameter's name).
     option_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
 

@@ -88,6 +88,13 @@ class Forecaster(TransferEstimator):
         resume: bool = False,
         progress: bool = True,
         max_seconds: float | None = None,
+        # distributed training and speed (issue 14)
+        devices: int = 1,
+        num_nodes: int = 1,
+        accelerator: str = "auto",
+        precision: str = "auto",
+        compile: bool = False,
+        dist_strategy: str = "auto",
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -106,6 +113,13 @@ class Forecaster(TransferEstimator):
         self.resume = resume
         self.progress = progress
         self.max_seconds = max_seconds
+        # distributed training and speed (issue 14)
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.accelerator = accelerator
+        self.precision = precision
+        self.compile = compile
+        self.dist_strategy = dist_strategy
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | SeriesTable) -> None:
@@ -252,7 +266,8 @@ class Forecaster(TransferEstimator):
         seconds = max(30.0, budget)
         # no checkpoint folder: the control must not overwrite or resume the transferred run's checkpoints
         settings = TrainSettings(epochs=used.epochs, batch_size=used.batch_size, lr=self.lr or 1e-3, seed=self.seed,
-                                 label_smoothing=0.0, tta=False, progress=self.progress, max_seconds=seconds)
+                                 label_smoothing=0.0, tta=False, progress=self.progress, max_seconds=seconds,
+                                 **self._compute_params())
         outcome = create_strategy("auto").fit(model, data, settings)
         model.eval()
         x, y = self.windows_["test"].arrays()

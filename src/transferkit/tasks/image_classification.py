@@ -94,6 +94,13 @@ class ImageClassifier(ClassifierBase):
         progress: bool = True,
         baseline: bool = True,
         max_seconds: float | None = None,
+        # distributed training and speed (issue 14)
+        devices: int = 1,
+        num_nodes: int = 1,
+        accelerator: str = "auto",
+        precision: str = "auto",
+        compile: bool = False,
+        dist_strategy: str = "auto",
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -117,6 +124,13 @@ class ImageClassifier(ClassifierBase):
         self.progress = progress
         self.baseline = baseline
         self.max_seconds = max_seconds
+        # distributed training and speed (issue 14)
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.accelerator = accelerator
+        self.precision = precision
+        self.compile = compile
+        self.dist_strategy = dist_strategy
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | ImageFolderData) -> None:
@@ -474,7 +488,7 @@ def _image_scratch_control(est: "ImageClassifier", budget: float) -> dict[str, A
     control = _ScratchControl(
         backbone=f"scratch:{architecture}", strategy="auto", epochs=max(1, epochs), image_size=est.image_size_,
         batch_size=est.batch_size, lr=1e-3, augment=est.augment, tta=est.tta, seed=est.seed, progress=est.progress,
-        baseline=False, max_seconds=cap, memory=0,
+        baseline=False, max_seconds=cap, memory=0, **est._compute_params(),  # on the run's devices
     )
     control.fit(est.data_)
     accuracy = control.evaluate()["accuracy"]

@@ -78,6 +78,13 @@ class TextClassifier(ClassifierBase):
         progress: bool = True,
         baseline: bool = True,
         max_seconds: float | None = None,
+        # distributed training and speed (issue 14)
+        devices: int = 1,
+        num_nodes: int = 1,
+        accelerator: str = "auto",
+        precision: str = "auto",
+        compile: bool = False,
+        dist_strategy: str = "auto",
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -102,6 +109,13 @@ class TextClassifier(ClassifierBase):
         self.progress = progress
         self.baseline = baseline
         self.max_seconds = max_seconds
+        # distributed training and speed (issue 14)
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.accelerator = accelerator
+        self.precision = precision
+        self.compile = compile
+        self.dist_strategy = dist_strategy
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | TextTableData) -> None:
