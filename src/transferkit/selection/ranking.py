@@ -97,11 +97,18 @@ def bootstrap_weighted_tau(
         prepared.append((s, arrays))
     estimates = [weighted_kendall_tau(s, [a.mean() for a in arrays]) for s, arrays in prepared]
     replicates = np.full((resamples, len(prepared)), np.nan)
-    for r in range(resamples):
-        for t, (s, arrays) in enumerate(prepared):
-            examples = rng.integers(0, arrays[0].shape[1], arrays[0].shape[1])
-            accuracy = [a[rng.integers(0, len(a), len(a))][:, examples].mean() for a in arrays]
-            replicates[r, t] = weighted_kendall_tau(s, accuracy)
+    for t, (s, arrays) in enumerate(prepared):
+        n = arrays[0].shape[1]
+        # resampled test examples as counts (one row per replicate): each seed's accuracy on a
+        # replicate is then one matrix product, for all seeds of all models at once
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)
+        per_seed = np.vstack(arrays) @ counts.T / n  # (all seeds, resamples)
+        offsets = np.cumsum([0] + [len(a) for a in arrays])
+        columns = np.arange(resamples)[:, None]
+        accuracy = np.stack([per_seed[offsets[m] + rng.integers(0, len(a), (resamples, len(a))), columns].mean(axis=1)
+                             for m, a in enumerate(arrays)], axis=1)  # (resamples, models)
+        for r in range(resamples):
+            replicates[r, t] = weighted_kendall_tau(s, accuracy[r])
     tail = 100 * (1 - level) / 2
 
     def interval(estimate: float, values: np.ndarray) -> TauInterval:
