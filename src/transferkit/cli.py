@@ -817,9 +817,11 @@ def rank(
     task = task or detect_task(data)[0]
     chosen_by_default = metric is None
     metric = metric or DEFAULT_METRIC
-    metrics = SCORES.names() if metric == "all" else [m.strip() for m in metric.split(",")]
-    if metric == "all":  # the default score first, so it orders the table
+    if metric == "all":  # every score (and the ensemble when it is the default), the default first
+        metrics = SCORES.names() + ([ENSEMBLE] if DEFAULT_METRIC == ENSEMBLE else [])
         metrics.sort(key=lambda m: m != DEFAULT_METRIC)
+    else:
+        metrics = [m.strip() for m in metric.split(",")]
     for name in metrics:
         if name != ENSEMBLE:
             SCORES.entry(name)  # unknown names fail before the data are read
