@@ -241,6 +241,8 @@ def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int
                          "_correct": np.array([[c == "1" for c in r["correct"]] for r in done], dtype=float)})
         if len(rows) < 2:
             continue
+        # only tasks whose every candidate has all its seeds enter the means (and the choice for auto)
+        complete = len(rows) == len(tasks[task]) and all(r["seeds"] == seeds for r in rows)
         for r, e in zip(rows, mean_rank([[r["scores"][m] for r in rows] for m in ENSEMBLE_MEMBERS])):
             r["scores"][ENSEMBLE] = e
         summary = {}
@@ -253,17 +255,19 @@ def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int
             summary[m] = {"weighted_tau": weighted_kendall_tau(s, acc), "ci95": None,  # filled below
                           "top1_hit": bool(top1_hit(s, acc)), "picked": chosen[int(np.argmax(s))]["candidate"],
                           "candidates": len(chosen)}
-            per_metric[m].append((task, s, [r["_correct"] for r in chosen], summary[m]["top1_hit"]))
+            if complete:
+                per_metric[m].append((task, s, [r["_correct"] for r in chosen], summary[m]["top1_hit"]))
         best = max(rows, key=lambda r: r["accuracy_mean"])
         means = sorted(r["accuracy_mean"] for r in rows)
         out_tasks[task] = {
             "rows": [{k: v for k, v in r.items() if k != "_correct"} for r in rows], "scores": summary,
             "best": best["candidate"], "accuracy_range": [means[0], means[-1]],
+            "complete": complete, "in_means": complete, "seeds_done": min(r["seeds"] for r in rows),
             "test_examples": int(rows[0]["_correct"].shape[1]),
             "mean_seed_std": statistics.mean(r["accuracy_std"] for r in rows if r["accuracy_std"] is not None)
             if any(r["accuracy_std"] is not None for r in rows) else None,
         }
-    summary = {}
+    summary, replicates = {}, {}
     for m, items in per_metric.items():
         if not items:
             continue
@@ -271,10 +275,21 @@ def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int
         per_task, mean = bootstrap_weighted_tau([(s, c) for _, s, c, _ in items], resamples=resamples)
         for (task, *_), interval in zip(items, per_task):
             out_tasks[task]["scores"][m]["ci95"] = [interval.low, interval.high]
+        replicates[m] = mean.values
         summary[m] = {"mean_weighted_tau": mean.estimate, "ci95": [mean.low, mean.high],
                       "top1_hits": f"{sum(h for *_, h in items)}/{len(items)}", "tasks": [t for t, *_ in items],
                       "kind": "baseline" if m in base or m == "linear" else
                       ("ensemble" if m == ENSEMBLE else "score")}
+    # Paired comparison with the best score: the scores bootstrapped on the same tasks and candidates
+    # share their resamples (same seed, same shapes), so replicate r of each is the same ground truth.
+    in_means = [t for t, v in out_tasks.items() if v["complete"]]
+    comparable = [m for m, s in summary.items() if len(s["tasks"]) == len(in_means)]
+    if comparable:
+        best = max(comparable, key=lambda m: summary[m]["mean_weighted_tau"])
+        for m in comparable:
+            a, b = replicates[best], replicates[m]
+            ok = np.isfinite(a) & np.isfinite(b)
+            summary[m]["share_of_resamples_below_best"] = float((b[ok] < a[ok]).mean()) if m != best else None
     return {"tasks": out_tasks, "summary": summary}
 
 
@@ -413,8 +428,11 @@ def main() -> None:
         **result,
         "reference": "LogME, mean weighted τ on TLlib's 10 ImageNet models × 8 data sets: 0.665 (You et al. 2021)",
     }
-    results["auto_metric"] = choose_auto_metric(result["summary"], list(result["tasks"]))
+    results["auto_metric"] = choose_auto_metric(result["summary"],
+                                                [t for t, v in result["tasks"].items() if v["complete"]])
     shortfalls = [] if q else list(DESIGN_SHORTFALLS)
+    shortfalls += [f"{t}: only {v['seeds_done']} seed(s) for some candidates: reported, left out of the means"
+                   for t, v in result["tasks"].items() if not v["complete"]]
     if fits < wanted:
         shortfalls.append(f"{fits} of {wanted} planned fine-tunes done ({cache.get('log', [{}])[-1].get('stopped')})")
     results["falls_short"] = shortfalls
@@ -434,7 +452,8 @@ def main() -> None:
         cells = []
         for t in result["tasks"]:
             c = result["tasks"][t]["scores"].get(m)
-            cells.append(f"{c['weighted_tau']:6.2f} [{c['ci95'][0]:5.2f},{c['ci95'][1]:5.2f}]" if c else f"{'n/a':>22s}")
+            cells.append("n/a" if not c else f"{c['weighted_tau']:6.2f} (incomplete)" if not c["ci95"] else
+                         f"{c['weighted_tau']:6.2f} [{c['ci95'][0]:5.2f},{c['ci95'][1]:5.2f}]")
         print(f"{m:14s} " + " ".join(f"{c:>22s}" for c in cells)
               + f" {s['mean_weighted_tau']:6.2f} [{s['ci95'][0]:5.2f},{s['ci95'][1]:5.2f}]   {s['top1_hits']:>6s}")
     print(f"auto: {results['auto_metric']}")

@@ -43,6 +43,11 @@ def test_bootstrap_estimate_is_the_tau_of_mean_accuracies_and_deterministic():
     assert again[0][0] == task and again[1] == mean
     other = bootstrap_weighted_tau([(scores, correct)], resamples=100, seed=4)[0][0]
     assert (other.low, other.high) != (task.low, task.high)  # the seed drives the resampling
+    # another score on the same models and seed sees the same resamples, so replicates pair up: an
+    # order-preserving transform of the scores gives exactly the same replicates
+    (paired,), _ = bootstrap_weighted_tau([([2 * v + 1 for v in scores], correct)], resamples=100, seed=3)
+    assert len(task.values) == 100 and np.array_equal(paired.values, task.values)
+    assert "values" not in task.to_dict()
 
 
 def test_noisy_ground_truth_gives_a_wide_interval_and_clean_ground_truth_a_narrow_one():

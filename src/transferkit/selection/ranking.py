@@ -1,7 +1,7 @@
 """How well transferability scores rank models, measured against the accuracies reached after transfer."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -53,9 +53,13 @@ class TauInterval:
     high: float
     level: float
     resamples: int
+    #: the replicates' values (NaN where undefined): two scores bootstrapped with the same `seed` on
+    #: the same tasks and models share their resamples, so their replicates compare pairwise
+    values: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {"estimate": self.estimate, "low": self.low, "high": self.high, "level": self.level,
+                "resamples": self.resamples}
 
 
 def _correct_arrays(correct: Sequence[Any], models: int) -> list[np.ndarray]:
@@ -111,12 +115,12 @@ def bootstrap_weighted_tau(
             replicates[r, t] = weighted_kendall_tau(s, accuracy[r])
     tail = 100 * (1 - level) / 2
 
-    def interval(estimate: float, values: np.ndarray) -> TauInterval:
-        values = values[np.isfinite(values)]
+    def interval(estimate: float, all_values: np.ndarray) -> TauInterval:
+        values = all_values[np.isfinite(all_values)]
         if values.size == 0:
-            return TauInterval(estimate, float("nan"), float("nan"), level, 0)
+            return TauInterval(estimate, float("nan"), float("nan"), level, 0, all_values)
         low, high = np.percentile(values, [tail, 100 - tail])
-        return TauInterval(float(estimate), float(low), float(high), level, int(values.size))
+        return TauInterval(float(estimate), float(low), float(high), level, int(values.size), all_values)
 
     per_task = [interval(e, replicates[:, t]) for t, e in enumerate(estimates)]
     # a replicate's mean over the tasks whose tau is defined in it (as the estimate skips NaN tasks)
