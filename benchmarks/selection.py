@@ -17,8 +17,8 @@ and `linear`, the cross-validated linear-probe accuracy itself. Also reported: `
 rank of knn, linear and logme, fixed before the run (not picked afterwards).
 
 Tasks: flowers5 (5 classes, 30 training photos per class, 100 test photos per class), scikit-learn
-8×8 digits upscaled to 32 px (10 classes, 15 training images per class, 100 test images per class),
-SST-2 (300 training phrases, the 872-phrase dev set as test). Candidates: every installed image
+8×8 digits upscaled to 32 px (10 classes, 15 training images per class, 50 test images per class),
+SST-2 (200 training phrases, the first 400 phrases of the dev set as test). Candidates: every installed image
 backbone (EfficientNet-Lite0/1/2, MobileNetV2 at 32 and 48 px input; the MNIST CNN at its 28 px: 9
 per image task), all-MiniLM-L6-v2 cut after layers 1 and 3, and whole (3). Fine-tuning: `fine-tune`
 strategy, 5 epochs (images) / 3 epochs (text), no flip TTA, no from-scratch control, seeds 0, 1, 2.
@@ -64,7 +64,7 @@ DESIGN_SHORTFALLS = (
     "image layer cuts are not candidates: `fit` cannot fine-tune a timm backbone cut at a stage (ranking can, "
     "with --layers); the layer cuts are the MiniLM ones",
     "fine-tuning 5 epochs (images) / 3 (text): barely longer than issue 5's 4 / 3",
-    "training sets of 150 images (both image tasks) and 300 phrases; test sets of 500, 1,000 and 872",
+    "training sets of 150 images (both image tasks) and 200 phrases; test sets of 500, 500 and 400",
     "3 tasks, 9 + 9 + 3 candidates",
 )
 RESAMPLES = 1000
@@ -346,8 +346,8 @@ def main() -> None:
         "flowers5": ("image", lambda: image_task("flowers5", root, 8 if q else 30, 10 if q else 100)),
         "roses-tulips": ("image", lambda: image_task("roses-tulips", root, 8 if q else 40, 10 if q else 300,
                                                      ["rose", "tulip"])),
-        "digits": ("image", lambda: digits_task(root, 6 if q else 15, 6 if q else 100)),
-        "sst2": ("text", lambda: sst2_task(root, 60 if q else 300, 40 if q else None)),
+        "digits": ("image", lambda: digits_task(root, 6 if q else 15, 6 if q else 50)),
+        "sst2": ("text", lambda: sst2_task(root, 60 if q else 200, 40 if q else 400)),
     }
     tasks = args.tasks.split(",")
     shutil.rmtree(root, ignore_errors=True)  # built afresh: a folder left by another design would add its files
