@@ -216,8 +216,11 @@ def add_missing_baselines(cache: dict, tasks: list[str]) -> None:
                     s["scores"][m] = compute_score(m, backbone=backbone, image_size=s["input_size"])
 
 
-def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int) -> dict:
-    """Per task (name → candidate labels) and score: weighted τ, its interval, top-1 hit; means over tasks."""
+def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int, min_seeds: int = 3) -> dict:
+    """Per task (name → candidate labels) and score: weighted τ, its interval, top-1 hit; means over tasks.
+
+    Each task uses the seeds every one of its candidates has (the first k of 0..`seeds`-1, so the
+    candidates are compared on equal footing); a task enters the means with k >= `min_seeds`."""
     from transferkit.selection import SCORES, bootstrap_weighted_tau, top1_hit, weighted_kendall_tau
     from transferkit.selection.rank_backbones import ENSEMBLE, ENSEMBLE_MEMBERS, mean_rank
 
@@ -227,9 +230,12 @@ def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int
     for task in tasks:
         entry = cache["tasks"][task]
         rows = []
+        runs_of = {label: entry["runs"].get(label, {}) for label in tasks[task] if label in entry["scores"]}
+        balanced = min((next((s for s in range(seeds) if str(s) not in r), seeds) for r in runs_of.values()),
+                       default=0)
         for label in tasks[task]:
             runs = entry["runs"].get(label, {})
-            done = [runs[str(s)] for s in range(seeds) if str(s) in runs]
+            done = [runs[str(s)] for s in range(balanced or seeds) if str(s) in runs]
             if not done or label not in entry["scores"]:
                 continue
             accs = [r["accuracy"] for r in done]
@@ -242,7 +248,7 @@ def analyse(cache: dict, tasks: dict[str, list[str]], seeds: int, resamples: int
         if len(rows) < 2:
             continue
         # only tasks whose every candidate has all its seeds enter the means (and the choice for auto)
-        complete = len(rows) == len(tasks[task]) and all(r["seeds"] == seeds for r in rows)
+        complete = len(rows) == len(tasks[task]) and balanced >= min_seeds
         for r, e in zip(rows, mean_rank([[r["scores"][m] for r in rows] for m in ENSEMBLE_MEMBERS])):
             r["scores"][ENSEMBLE] = e
         summary = {}
@@ -311,14 +317,19 @@ def choose_auto_metric(summary: dict, tasks: list[str]) -> dict:
     others = [m for m in eligible if m != best and eligible[m]["ci95"][1] >= s["mean_weighted_tau"]]
     return {"metric": best, "mean_weighted_tau": s["mean_weighted_tau"], "ci95": s["ci95"], "tasks": s["tasks"],
             "top1_hits": s["top1_hits"], "source": "benchmarks/results/selection.json",
-            "not_separated_from": others}
+            "not_separated_from": others,
+            # paired: in what share of the bootstrap resamples each other score ranked worse than the winner
+            "share_of_resamples_below_winner": {m: eligible[m].get("share_of_resamples_below_best")
+                                               for m in eligible if m != best}}
 
 
 # ------------------------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="flowers5,digits,sst2")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds to fit per candidate (0..N-1)")
+    parser.add_argument("--min-seeds", type=int, default=3,
+                        help="a task enters the means when every candidate has this many seeds")
     parser.add_argument("--quick", action="store_true", help="tiny tasks, 2 candidates, 1 epoch: a smoke test")
     parser.add_argument("--evaluate-only", action="store_true", help="no fitting: analyse the cached ground truth")
     parser.add_argument("--deadline", type=float, default=None, help="stop starting fits after this many seconds")
@@ -406,7 +417,7 @@ def main() -> None:
     if not args.evaluate_only:  # evaluate-only never writes the cache: a fitting run may own it
         save_cache(cache_path, cache)
     result = analyse(cache, {t: [candidate_label(n, s) for n, s in p[3]] for t, p in prepared.items()},
-                     args.seeds, args.resamples)
+                     args.seeds, args.resamples, args.min_seeds)
     fits = sum(len(e["runs"].get(candidate_label(n, s), {})) for _, _, _, c, e in prepared.values() for n, s in c)
     wanted = sum(len(c) for _, _, _, c, _ in prepared.values()) * args.seeds
     results = {
