@@ -42,6 +42,7 @@ import os
 import random
 import shutil
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -409,7 +410,8 @@ def main() -> None:
                 r = runs[str(seed)]
                 print(f"  seed {seed} {task:8s} {label:28s} acc {r['accuracy']:.3f} ({r['seconds']:.0f} s, "
                       f"load {loads[-1]:.1f})", flush=True)
-        cache.setdefault("log", []).append({"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        cache.setdefault("log", []).append({"argv": " ".join(sys.argv[1:]),
+                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                             "seconds": time.perf_counter() - start, "stopped": stopped,
                                             "loadavg_1min": [min(loads), max(loads)] if loads else None})
         save_cache(cache_path, cache)
@@ -421,7 +423,7 @@ def main() -> None:
     fits = sum(len(e["runs"].get(candidate_label(n, s), {})) for _, _, _, c, e in prepared.values() for n, s in c)
     wanted = sum(len(c) for _, _, _, c, _ in prepared.values()) * args.seeds
     results = {
-        "command": "python benchmarks/selection.py" + (" --quick" if q else "") + f" --tasks {args.tasks} --seeds {args.seeds}",
+        "command": "python benchmarks/selection.py " + " ".join(sys.argv[1:]),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "loadavg_at_analysis": os.getloadavg(),
         "ground_truth_cache": str(cache_path.relative_to(HERE.parent)) if cache_path.is_relative_to(HERE.parent)
         else str(cache_path),
@@ -444,7 +446,7 @@ def main() -> None:
     shortfalls = [] if q else list(DESIGN_SHORTFALLS)
     shortfalls += [f"{t}: only {v['seeds_done']} seed(s) for some candidates: reported, left out of the means"
                    for t, v in result["tasks"].items() if not v["complete"]]
-    if fits < wanted:
+    if fits < wanted and not args.evaluate_only:
         shortfalls.append(f"{fits} of {wanted} planned fine-tunes done ({cache.get('log', [{}])[-1].get('stopped')})")
     results["falls_short"] = shortfalls
     args.out.parent.mkdir(parents=True, exist_ok=True)
