@@ -441,6 +441,7 @@ def main() -> None:
         **result,
         "reference": "LogME, mean weighted τ on TLlib's 10 ImageNet models × 8 data sets: 0.665 (You et al. 2021)",
     }
+    results["design"]["seeds_used"] = {t: v["seeds_done"] for t, v in result["tasks"].items()}
     results["auto_metric"] = choose_auto_metric(result["summary"],
                                                 [t for t, v in result["tasks"].items() if v["complete"]])
     shortfalls = [] if q else list(DESIGN_SHORTFALLS)
