@@ -60,13 +60,13 @@ TEXT_CANDIDATES = [("all-minilm-l6-v2@layer1", None), ("all-minilm-l6-v2@layer3"
 EPOCHS = {"image": 5, "text": 3}
 #: Where this design falls short of issue 14's brief (2 cores shared by 5 jobs, one hour of them).
 DESIGN_SHORTFALLS = (
-    "image inputs of 32 and 48 px only (the brief suggested 64-128 px): a fine-tune at 48 px took 2-3 min "
-    "under the shared load",
+    "image inputs of 32 and 48 px only (the brief suggested 64-128 px): with the 2 cores at load 4-9, one "
+    "fine-tune took 20-140 s at 32-48 px, and the first design (48/64 px, 6 epochs) needed ~3 h for 3 seeds",
     "image layer cuts are not candidates: `fit` cannot fine-tune a timm backbone cut at a stage (ranking can, "
     "with --layers); the layer cuts are the MiniLM ones",
     "fine-tuning 5 epochs (images) / 3 (text): barely longer than issue 5's 4 / 3",
     "training sets of 150 images (both image tasks) and 200 phrases; test sets of 500, 500 and 400",
-    "3 tasks, 9 + 9 + 3 candidates",
+    "3 tasks, 9 + 9 + 3 candidates; seeds: 5 per image candidate (a second run added seeds 3-4), 3 per text one",
 )
 RESAMPLES = 1000
 
