@@ -250,6 +250,8 @@ LISTED = {
     "scores": [
         ("hscore", "between-class share of feature covariance (Ledoit-Wolf shrunk)", "features",
          "Bao et al., ICIP 2019; shrinkage: Ibrahim et al., ECML-PKDD 2022"),
+        ("imagenet_top1", "baseline: published ImageNet top-1 of the weights (ties: larger input)", "backbone",
+         "baseline: Kornblith et al., \"Do Better ImageNet Models Transfer Better?\", CVPR 2019"),
         ("knn", "cross-validated k-NN accuracy (cosine, standardised features)", "features",
          "k-NN evaluation, e.g. Kornblith et al., CVPR 2019"),
         ("leep", "log-likelihood of labels under the source head's expected empirical predictor", "source_probs",
@@ -260,6 +262,8 @@ LISTED = {
          "You et al., LogME, ICML 2021"),
         ("nce", "negative conditional entropy of labels given the source head's argmax", "source_probs",
          "Tran et al., ICCV 2019"),
+        ("params", "baseline: parameter count, the larger model wins (ties: larger input)", "backbone",
+         "baseline: \"bigger is better\" (Kornblith et al., CVPR 2019 test it for ImageNet models)"),
     ],
 }
 

@@ -900,8 +900,10 @@ def rank(
     data: str = typer.Argument(..., help="Image folder or text table, as for `fit`."),
     candidates: Optional[str] = typer.Option(None, help="Comma-separated backbone names or run directories "
                                              "(default: every installed backbone for the data)."),
-    metric: str = typer.Option("logme", help="Score(s), comma-separated, or 'all' (see `transferkit list scores`); "
-                               "the first orders the ranking."),
+    metric: Optional[str] = typer.Option(None, help="Score(s), comma-separated, 'ensemble' (mean rank of knn, "
+                                         "linear, logme) or 'all' (see `transferkit list scores`); the first "
+                                         "orders the ranking (default: the score `fit --backbone auto` uses, "
+                                         "the best on the selection benchmark)."),
     layers: Optional[str] = typer.Option(None, help="Score these intermediate layers instead of the final features, "
                                          "e.g. stage2,stage3,stage4 (images) or layer2,layer4,layer6 (text)."),
     image_sizes: Optional[str] = typer.Option(None, help="Images: score each candidate at these input sizes, e.g. 96,128."),
@@ -914,15 +916,20 @@ def rank(
 ) -> None:
     """Rank pretrained backbones on your data by transferability, before any training."""
     from .selection import SCORES
-    from .selection.rank_backbones import default_candidates, rank_backbones
+    from .selection.rank_backbones import DEFAULT_METRIC, ENSEMBLE, auto_metric, default_candidates, rank_backbones
     from .tasks.registry import TASKS, detect_task
 
     task = task or detect_task(data)[0]
-    metrics = SCORES.names() if metric == "all" else [m.strip() for m in metric.split(",")]
-    if metric == "all":  # the default score first, so it orders the table
-        metrics.sort(key=lambda m: m != "logme")
+    chosen_by_default = metric is None
+    metric = metric or DEFAULT_METRIC
+    if metric == "all":  # every score (and the ensemble when it is the default), the default first
+        metrics = SCORES.names() + ([ENSEMBLE] if DEFAULT_METRIC == ENSEMBLE else [])
+        metrics.sort(key=lambda m: m != DEFAULT_METRIC)
+    else:
+        metrics = [m.strip() for m in metric.split(",")]
     for name in metrics:
-        SCORES.entry(name)  # unknown names fail before the data are read
+        if name != ENSEMBLE:
+            SCORES.entry(name)  # unknown names fail before the data are read
     source = TASKS.get(task).ranking_source_of(data, seed=seed)
     names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else default_candidates(source.modality)
     ranking = rank_backbones(
@@ -941,6 +948,7 @@ def rank(
                         f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
     table.add_column("rank", justify="right")
     table.add_column("candidate", no_wrap=True)
+    metrics = list(ranking.rows[0].scores) if ranking.rows else metrics  # an ensemble adds its members
     for m in metrics:
         table.add_column(m, justify="right")
     table.add_column("time", justify="right")
@@ -950,7 +958,10 @@ def rank(
     console.print(table)
     if any(row.scores.get(m) is None for row in ranking.rows for m in metrics):
         console.print("n/a: LEEP and NCE need the source classifier's predictions (packaged ImageNet backbones and "
-                      "classification runs have one; text encoders and cut layers do not).")
+                      "classification runs have one; text encoders and cut layers do not); imagenet_top1 needs a "
+                      "registered image backbone.")
+    if chosen_by_default:
+        console.print(f"ordered by {escape(auto_metric().evidence())}", highlight=False, soft_wrap=True)
     console.print(f"best: [bold]{ranking.best.candidate}[/] — fit it with --backbone {ranking.best.backbone}, "
                   "or let `fit --backbone auto` rank and choose.")
 

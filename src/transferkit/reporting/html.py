@@ -451,10 +451,11 @@ def _ranking(ranking: dict) -> str:
     table_rows = [[_e(r["candidate"]), _int(r.get("num_features"))] + [_fmt((r.get("scores") or {}).get(m), 3)
                   for m in metrics] + [_duration(r.get("seconds"))] for r in rows]
     sample = ranking.get("sample") or {}
+    why = f" Ranked by {metric} because it measures best: {ranking['evidence']}." if ranking.get("evidence") else ""
     return (_table(["Candidate", "Features"] + [_e(m) for m in metrics] + ["Time"], table_rows)
             + _plot(lambda: plots.ranking_png(rows, metric), "backbone ranking", "")
             + _muted(f"Scored without training on {sample.get('examples', '?')} of {sample.get('of', '?')} training "
-                     f"examples in {_duration(ranking.get('seconds'))}; the highest {metric} was fine-tuned."))
+                     f"examples in {_duration(ranking.get('seconds'))}; the highest {metric} was fine-tuned.{why}"))
 
 
 #: The reference candidates of a domain adaptation, as the strategy records them (method name →

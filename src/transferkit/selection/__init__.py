@@ -2,7 +2,7 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(("top1_hit", "weighted_kendall_tau"), ".ranking"),
+    **dict.fromkeys(("TauInterval", "bootstrap_weighted_tau", "top1_hit", "weighted_kendall_tau"), ".ranking"),
     **dict.fromkeys(("SCORES", "ScoreInfo", "TransferabilityScorer", "compute_score", "register_score"), ".registry"),
     **dict.fromkeys(("hscore", "knn_accuracy", "leep", "linear_probe_accuracy", "logme", "nce"), ".scores"),
 }

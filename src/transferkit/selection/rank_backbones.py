@@ -5,8 +5,10 @@ scores then need only those features (and, for LEEP/NCE, the source classifier's
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -15,8 +17,50 @@ from torch import nn
 
 from ..errors import TransferkitError
 
-#: the default score: best mean weighted τ in You et al. 2021 and linear-time in the sample size
-DEFAULT_METRIC = "logme"
+#: The pseudo-score "ensemble": each candidate's mean rank (1 = lowest) under these scores, which
+#: every candidate of either modality has; higher is better, as for the scores.
+ENSEMBLE = "ensemble"
+ENSEMBLE_MEMBERS = ("knn", "linear", "logme")
+
+
+@dataclass(frozen=True)
+class AutoMetric:
+    """The score `backbone="auto"` (and `transferkit rank`) ranks by, with the benchmark figure that
+    chose it: `benchmarks/selection.py --update-auto` writes `auto_metric.json` from its results."""
+
+    metric: str
+    mean_weighted_tau: float
+    ci95: tuple[float, float] | None  # None: measured without an interval
+    tasks: list[str]
+    top1_hits: str
+    source: str
+
+    def evidence(self) -> str:
+        """One line for the decision and the report: which score, and the measurement behind it."""
+        name = _DESCRIBED.get(self.metric, self.metric)
+        ci = f" [95 % CI {self.ci95[0]:.2f}, {self.ci95[1]:.2f}]" if self.ci95 else ""
+        return (f"{name}: mean weighted τ {self.mean_weighted_tau:.2f}{ci} on {len(self.tasks)} tasks "
+                f"({', '.join(self.tasks)}), top-1 hits {self.top1_hits}, the best-measured score in {self.source}")
+
+
+_DESCRIBED = {"knn": "k-NN accuracy", "linear": "linear-probe accuracy", "logme": "LogME", "hscore": "H-score",
+              ENSEMBLE: "mean rank of " + ", ".join(ENSEMBLE_MEMBERS)}
+
+
+@lru_cache(maxsize=1)
+def auto_metric() -> AutoMetric:
+    """The packaged choice (selection/auto_metric.json), read once."""
+    from importlib.resources import files
+
+    data = json.loads(files(__package__).joinpath("auto_metric.json").read_text(encoding="utf-8"))
+    return AutoMetric(data["metric"], float(data["mean_weighted_tau"]),
+                      tuple(data["ci95"]) if data.get("ci95") else None, list(data["tasks"]),
+                      str(data["top1_hits"]), str(data["source"]))
+
+
+#: The default score of `rank_backbones`, `transferkit rank` and `backbone="auto"`: the one that
+#: ranked fine-tuned accuracy best on the selection benchmark (see `auto_metric()`), not assumed.
+DEFAULT_METRIC = auto_metric().metric
 
 
 @dataclass
@@ -196,7 +240,7 @@ def rank_backbones(
 
     `source` is the task's training data (`ImageClassifier.ranking_source_of(path)`, or a fitted
     estimator's `ranking_source()`); `metrics` are registered score names (`transferkit list
-    scores`), the first one orders the ranking. `image_sizes` apply where the inputs have a size.
+    scores`) or "ensemble" (mean rank of `ENSEMBLE_MEMBERS`), the first one orders the ranking. `image_sizes` apply where the inputs have a size.
     """
     from ..backbones import create_backbone
     from . import SCORES, compute_score
@@ -204,7 +248,12 @@ def rank_backbones(
     start = time.perf_counter()
     metrics = list(metrics)
     for name in metrics:
-        SCORES.entry(name)  # unknown names fail before any slow work
+        if name != ENSEMBLE:
+            SCORES.entry(name)  # unknown names fail before any slow work
+    # the ensemble's members are scored too (and shown), after the scores asked for
+    scored = [m for m in metrics if m != ENSEMBLE]
+    if ENSEMBLE in metrics:
+        scored += [m for m in ENSEMBLE_MEMBERS if m not in scored]
     labels_all = list(source.labels)
     chosen = _sample(labels_all, sample_size, seed)
     rows = []
@@ -220,19 +269,37 @@ def rank_backbones(
                 features, probs, labels = _encode(module, head if layer is None else None, dataset, collate,
                                                   progress, label)
                 scores = {}
-                for metric in metrics:
+                for metric in scored:
                     needs = SCORES.entry(metric).info.needs
                     if needs == "source_probs" and probs is None:
                         scores[metric] = None
+                        continue
+                    if needs == "backbone":  # a data-free baseline (None where it does not apply)
+                        scores[metric] = compute_score(metric, backbone=backbone, image_size=used_size)
                         continue
                     scores[metric] = float(compute_score(metric, features=features, labels=labels, source_probs=probs))
                 note = "" if probs is not None else "no source classifier: LEEP/NCE do not apply"
                 rows.append(CandidateScore(label, name, layer, used_size, int(features.shape[1]), scores,
                                            time.perf_counter() - t0, note))
+    if ENSEMBLE in metrics:
+        for row, rank in zip(rows, mean_rank([[r.scores[m] for r in rows] for m in ENSEMBLE_MEMBERS])):
+            row.scores = {ENSEMBLE: rank, **row.scores}
     key = metrics[0]
     rows.sort(key=lambda r: (r.scores[key] is None, -(r.scores[key] or 0.0)))
     if rows and rows[0].scores[key] is None:
-        raise TransferkitError(f"no candidate could be scored with {key} (it needs a source classifier); use logme.")
+        raise TransferkitError(f"no candidate could be scored with {key} (it needs a source classifier or an "
+                               f"ImageNet model); use {DEFAULT_METRIC}.")
     sample = {"task": source.task, "examples": len(chosen), "of": len(labels_all), "classes": list(source.classes),
               "seed": seed}
     return Ranking(key, rows, sample, time.perf_counter() - start)
+
+
+def mean_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+    """Each candidate's mean rank over several scores (one column per score, one value per candidate;
+    1 = lowest, ties share their average rank), so a higher mean rank is better, as for the scores."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    if not columns:
+        return []
+    return [float(v) for v in np.mean([rankdata(np.asarray(c, dtype=np.float64)) for c in columns], axis=0)]

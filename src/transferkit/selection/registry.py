@@ -8,8 +8,9 @@ from .._registry import Info, Registry
 from ..errors import DataError
 
 #: What a score can read: the backbone's features, or the pretrained source classifier's
-#: class probabilities on the target data (`compute_score` passes one of them).
-SCORE_INPUTS = ("features", "source_probs")
+#: class probabilities on the target data (`compute_score` passes one of them), or only the
+#: backbone itself (the data-free baselines: "the larger model wins").
+SCORE_INPUTS = ("features", "source_probs", "backbone")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -26,7 +27,9 @@ class ScoreInfo(Info):
             raise ValueError(f"ScoreInfo.needs = {self.needs!r}: use one of {', '.join(SCORE_INPUTS)}")
 
 
-ScoreFunction = Callable[..., float]  # score(features or source_probs, labels, **options) -> float
+#: score(features or source_probs, labels, **options) -> float; a "backbone" score:
+#: score(backbone, image_size=None, **options) -> float, or None where it does not apply
+ScoreFunction = Callable[..., Any]
 
 SCORES: Registry[ScoreFunction, ScoreInfo] = Registry("score", info=ScoreInfo)
 
@@ -57,12 +60,27 @@ SCORES.declare("leep", f"{__package__}.scores:leep", ScoreInfo(
 SCORES.declare("nce", f"{__package__}.scores:nce", ScoreInfo(
     description="negative conditional entropy of labels given the source head's argmax", needs="source_probs",
     paper="Tran et al., ICCV 2019"))
+# Baselines (no data read): a score that cannot beat them is not worth its compute.
+SCORES.declare("params", f"{__package__}.baselines:parameter_count", ScoreInfo(
+    description="baseline: parameter count, the larger model wins (ties: larger input)", needs="backbone",
+    paper="baseline: \"bigger is better\" (Kornblith et al., CVPR 2019 test it for ImageNet models)"))
+SCORES.declare("imagenet_top1", f"{__package__}.baselines:imagenet_top1", ScoreInfo(
+    description="baseline: published ImageNet top-1 of the weights (ties: larger input)", needs="backbone",
+    paper="baseline: Kornblith et al., \"Do Better ImageNet Models Transfer Better?\", CVPR 2019"))
 
 
 def compute_score(name: str, features: Any = None, labels: Any = None, source_probs: Any = None,
-                  **options: Any) -> float:
-    """Score `name` on the input it needs (its `ScoreInfo.needs`); `options` go to the score function."""
+                  backbone: Any = None, image_size: int | None = None, **options: Any) -> float | None:
+    """Score `name` on the input it needs (its `ScoreInfo.needs`); `options` go to the score function.
+
+    A "backbone" score (a baseline) reads only `backbone` (and the `image_size` it is scored at) and
+    returns None where it does not apply (e.g. ImageNet top-1 of a text encoder)."""
     entry = SCORES.entry(name)
+    if entry.info.needs == "backbone":
+        if backbone is None:
+            raise DataError(f"score {name!r} is a baseline that reads the backbone itself; pass backbone=.")
+        value = entry.obj(backbone, image_size=image_size, **options)
+        return None if value is None else float(value)
     if labels is None:
         raise DataError(f"score {name!r} needs the target labels.")
     needs = entry.info.needs

