@@ -38,6 +38,8 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     max_seconds: float | None = None  # wall-time budget of the training loop (from-scratch baselines)
+    # search (issue 14)
+    callbacks: list = field(default_factory=list)  # extra Lightning callbacks (a search trial's pruning reporter)
 
 
 class EpochShuffle(Sampler[int]):

@@ -77,6 +77,11 @@ class TextClassifier(ClassifierBase):
         progress: bool = True,
         baseline: bool = True,
         max_seconds: float | None = None,
+        # search (issue 14)
+        search: int = 0,
+        search_backend: str = "optuna",
+        search_seconds: float | None = None,
+        weight_decay: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -101,6 +106,11 @@ class TextClassifier(ClassifierBase):
         self.progress = progress
         self.baseline = baseline
         self.max_seconds = max_seconds
+        # search (issue 14)
+        self.search = search
+        self.search_backend = search_backend
+        self.search_seconds = search_seconds
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | TextTableData) -> None:
