@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields, is_dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sklearn.base import clone
 
@@ -19,8 +19,8 @@ from ..errors import TransferkitError
 from ..strategies import STRATEGIES
 from ..strategies.fine_tune import DEFAULT_LR
 
-if TYPE_CHECKING:
-    from .base import TransferEstimator
+#: A task estimator (`base.TransferEstimator`; not imported here: base imports this module's callers)
+TransferEstimator = Any
 
 #: The strategies a search may choose between (when the estimator's strategy is "auto"), in this
 #: order, where the task's modality supports them.

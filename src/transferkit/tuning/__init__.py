@@ -7,6 +7,7 @@ Optuna, Lightning and Ray are imported only when a search runs.
 """
 from __future__ import annotations
 
-from .study import BACKENDS, Objective, Reporter, Space, run_search
+from .search import run_search
+from .study import BACKENDS, Objective, Reporter, Space
 
 __all__ = ["BACKENDS", "Objective", "Reporter", "Space", "run_search"]

@@ -37,6 +37,20 @@ def _trainable(config: dict, objective: Objective = None, deadline: float | None
     tune.report({SCORE: value, "final": True, "used": json.dumps(used, default=str)})
 
 
+def _searcher(base: type) -> type:
+    """`OptunaSearch` whose saved state (Tune checkpoints its searcher) is written with cloudpickle:
+    the define-by-run space is a closure, which plain pickle refuses."""
+
+    class Searcher(base):
+        def save(self, checkpoint_path: str) -> None:
+            from ray import cloudpickle
+
+            with open(checkpoint_path, "wb") as file:
+                cloudpickle.dump(self.__dict__.copy(), file)
+
+    return Searcher
+
+
 def run_ray_search(objective: Objective, space: Space, *, n_trials: int, direction: str, seed: int,
                    timeout: float | None, progress: bool, metric: str) -> dict:
     """`run_search` on Ray Tune; returns the same summary (`study.summarise`), rebuilt as an Optuna
@@ -71,8 +85,8 @@ def run_ray_search(objective: Objective, space: Space, *, n_trials: int, directi
             grids = [(tuner({"fit_params": {}}, 1), True)]
             left = None if deadline is None else deadline - time.time()
             if n_trials > 1 and (left is None or left > 0):
-                searcher = OptunaSearch(space=lambda trial: {"fit_params": space(trial)}, metric=SCORE, mode=mode,
-                                        sampler=optuna.samplers.TPESampler(seed=seed))
+                searcher = _searcher(OptunaSearch)(space=lambda trial: {"fit_params": space(trial)}, metric=SCORE,
+                                                   mode=mode, sampler=optuna.samplers.TPESampler(seed=seed))
                 scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2)
                 grids.append((tuner(None, n_trials - 1, search_alg=searcher, scheduler=scheduler,
                                     time_budget_s=left), False))

@@ -33,27 +33,6 @@ Space = Callable[[Any], dict]
 Objective = Callable[[dict, Reporter, "float | None"], "tuple[float, dict]"]
 
 
-def run_search(objective: Objective, space: Space, *, n_trials: int, direction: str = "maximize",
-               seed: int = 0, backend: str = "optuna", timeout: float | None = None, progress: bool = True,
-               metric: str = "score", catch: tuple[type[BaseException], ...] = (TransferkitError,)) -> dict:
-    """Run `n_trials` trials (trial 0: the defaults, params {}) and summarise the study (`summarise`).
-
-    `timeout` (seconds) stops starting trials once spent, and each trial is told what is left of it
-    (its `budget`), so the study ends near the budget instead of after a long last trial. Trials
-    that raise one of `catch` are recorded as failed; when no trial completes, raises.
-    """
-    if backend not in BACKENDS:
-        raise TransferkitError(f"--search-backend {backend!r}: use {' or '.join(BACKENDS)}.")
-    if n_trials < 1:
-        raise ValueError("n_trials must be at least 1")
-    if backend == "ray":
-        from .ray_backend import run_ray_search
-
-        return run_ray_search(objective, space, n_trials=n_trials, direction=direction, seed=seed, timeout=timeout,
-                              progress=progress, metric=metric)
-    return _run_optuna(objective, space, n_trials, direction, seed, timeout, progress, metric, catch)
-
-
 class _OptunaReporter:
     def __init__(self, trial: Any) -> None:
         self.trial = trial
@@ -76,7 +55,7 @@ def create_study(direction: str, seed: int):
                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
 
 
-def _run_optuna(objective: Objective, space: Space, n_trials: int, direction: str, seed: int,
+def run_optuna(objective: Objective, space: Space, n_trials: int, direction: str, seed: int,
                 timeout: float | None, progress: bool, metric: str, catch: tuple) -> dict:
     from tqdm.auto import tqdm
 
@@ -103,7 +82,7 @@ def _run_optuna(objective: Objective, space: Space, n_trials: int, direction: st
             pass
 
     try:
-        study.optimize(run, n_trials=n_trials, timeout=timeout, catch=catch, callbacks=[tick], gc_after_trial=True)
+        study.optimize(run, n_trials=n_trials, timeout=timeout, catch=catch, callbacks=[tick])
     finally:
         bar.close()
     return summarise(study, backend="optuna", metric=metric, seconds=time.perf_counter() - start, seed=seed,
@@ -160,7 +139,7 @@ def summarise(study: Any, backend: str, metric: str, seconds: float, seed: int, 
 def importances(study: Any, seed: int = 0) -> dict[str, float] | None:
     """fANOVA importance of each sampled parameter over the completed sampled trials (the defaults
     trial samples nothing, so it is left out), or None with fewer than 2 such trials or no
-    parameter that varied."""
+    parameter that varied. 16 trees, not Optuna's 64: those took seconds for a report's bar chart."""
     import optuna
 
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.params
@@ -175,7 +154,7 @@ def importances(study: Any, seed: int = 0) -> dict[str, float] | None:
     sampled.add_trials(trials)
     try:
         found = optuna.importance.get_param_importances(
-            sampled, params=varied, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
+            sampled, params=varied, evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=16, seed=seed))
     except (ValueError, RuntimeError) as exc:  # e.g. a constant objective
         logging.getLogger(__name__).info("no parameter importances: %s", exc)
         return None
