@@ -35,16 +35,27 @@ class Recording(ImageClassifier):
 
 @pytest.fixture(scope="module")
 def searched(colour_folder_session, tmp_path_factory):
+    """A searched fit, with every image file the fit opened (the real loader, watched)."""
+    from transferkit.data import ImageDataset
+
     run_dir = tmp_path_factory.mktemp("searched")
-    Recording.fits = []
-    est = Recording(search=3, run_dir=run_dir, **FAST).fit(colour_folder_session)
+    Recording.fits, opened = [], set()
+    image = ImageDataset.image
+
+    def watched(self, index):
+        opened.add(str(self.paths[index]))
+        return image(self, index)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ImageDataset, "image", watched)
+        est = Recording(search=3, run_dir=run_dir, **FAST).fit(colour_folder_session)
     est.evaluate()
     est.save(run_dir)
-    return est, run_dir, list(Recording.fits)
+    return est, run_dir, list(Recording.fits), opened
 
 
-def test_study_runs_defaults_first_on_the_same_split_without_the_test_split(searched):
-    est, _, fits = searched
+def test_study_runs_defaults_first_on_the_same_split_and_never_opens_the_test_split(searched):
+    est, _, fits, opened = searched
     study = est.search_
     assert len(study["trials"]) == 3 and study["completed"] + study["pruned"] + study["failed"] == 3
     assert len(fits) == 5  # the search reads the data once, three trials fit, then the final fit
@@ -54,9 +65,11 @@ def test_study_runs_defaults_first_on_the_same_split_without_the_test_split(sear
     assert study["trials"][0]["defaults"] and study["trials"][0]["params"] == {}
     assert trials[0]["params"] == asked
     assert trials[1]["params"] != asked  # the others drew from the space
-    # the trials never saw the test split, trained and were scored on the final fit's train and validation
-    assert fits[0]["test"] > 0 and all(t["test"] == 0 for t in trials) and final["test"] == fits[0]["test"]
+    # the trials trained and were scored on the final fit's train and validation splits; no test image was
+    # opened by the whole fit (trials and final fit: the test split is scored once, by evaluate())
     assert all(t["train"] == final["train"] and t["val"] == final["val"] == t["scored"] for t in trials)
+    test = set(map(str, est.data_.test.paths))
+    assert test and opened and not opened & test and opened <= set(final["train"]) | set(final["val"])
     assert "scored" not in final  # the final fit is not a trial: the test split is scored once, by evaluate()
     # the final fit used the best trial's params; the estimator keeps the params it was given
     best = study["best"]
@@ -70,7 +83,7 @@ def test_study_runs_defaults_first_on_the_same_split_without_the_test_split(sear
 
 
 def test_config_and_report_hold_the_study(searched):
-    est, run_dir, _ = searched
+    est, run_dir, _, _ = searched
     study = json.loads((run_dir / "config.json").read_text())["run"]["search"]
     assert study["backend"] == "optuna" and study["metric"] == "validation accuracy"
     assert {"params", "value", "state", "seconds"} <= set(study["trials"][1])

@@ -271,9 +271,9 @@ class TransferEstimator(BaseEstimator):
         """The fitted model's `search_metric` on `fit_data.val` (never the test split). Required for search."""
         raise TransferkitError(f"{self.task} cannot score a search trial; fit without --search.")
 
-    def _search_data(self, without_test: bool = False) -> Any:
-        """The data `_load_data` read, as it accepts them again (trials and the final fit reuse them);
-        `without_test`: with the test split removed, for the trials. Default: `data_` as it is."""
+    def _search_data(self) -> Any:
+        """The data `_load_data` read, as it accepts them again: the trials and the final fit reuse
+        them (same split, no second scan). Default: `data_` as it is."""
         return self.data_
 
     def _task_config(self) -> dict:
@@ -886,10 +886,17 @@ class ClassifierBase(TransferEstimator):
 
     def _validation_score(self, fit_data: FitData) -> float:
         """Accuracy (of the first head) on the validation split; a cross-validated run's out-of-fold
-        accuracy (its training data are every labelled example but the test split)."""
+        accuracy; for a head refit on train + validation after choosing its C there (the linear probe),
+        the validation accuracy the strategy measured before that refit."""
         estimate = getattr(self, "estimate_", None)
         if estimate:
             return float((np.asarray(estimate["proba"]).argmax(1) == np.asarray(estimate["labels"])).mean())
+        settings = getattr(self, "strategy_settings_", None) or {}
+        if settings.get("examples_fitted", 0) > len(fit_data.train):  # the validation examples were trained on
+            if settings.get("val_accuracy") is None:
+                raise TransferkitError(f"strategy {self.strategy_} trained on the validation split and recorded no "
+                                       "validation accuracy before that, so --search cannot score it.")
+            return float(settings["val_accuracy"])
         if not len(fit_data.val):
             raise TransferkitError("--search scores trials on the validation split, which is empty here; "
                                    "raise --val-fraction.")
@@ -902,11 +909,6 @@ class ClassifierBase(TransferEstimator):
                 correct += int((model(to_device(x, device)).argmax(1).cpu() == y).sum())
                 total += len(y)
         return correct / total
-
-    def _search_data(self, without_test: bool = False) -> Any:
-        from .search import without_split
-
-        return without_split(self.data_) if without_test else self.data_
 
     # ---- report and ranking hooks (report-rank)
     report_sections = ("metrics-table", "confusion", "head-metrics")

@@ -253,9 +253,8 @@ class Forecaster(TransferEstimator):
         """MSE of the standardised forecasts on the validation windows (what `val_loss` logs each epoch)."""
         return _mse(self.model_, fit_data.val)
 
-    def _search_data(self, without_test: bool = False) -> SeriesTable:
-        """The series read once; the split is chronological and made after the backbone is known, so
-        trials get the whole series and never score its test segment (no control, no evaluate)."""
+    def _search_data(self) -> SeriesTable:
+        """The series read once (the chronological split is made after the backbone is known)."""
         return self.data_.table
 
     def _scratch_control(self, budget: float) -> dict:

@@ -1,8 +1,9 @@
 """`fit(search=N)`: a hyper-parameter study on the validation split before the one final fit.
 
 The study (`transferkit.tuning`) calls an objective that fits a clone of the estimator with the
-trial's parameters on the same training and validation split (the data are read and split once;
-the clones see them with the test split removed) and returns the clone's validation score. Trial
+trial's parameters on the same training and validation split (the data are read and split once)
+and returns the clone's validation score. A trial never touches the test split: it trains no
+from-scratch control (the one step of `fit` that scores on it) and is not evaluated. Trial
 0 fits the estimator's own parameters (the defaults), so the gain over them is measured the same
 way. The final model is then fitted once with the best trial's parameters, by the ordinary path
 (checkpoints, from-scratch control, report); the test split is scored once, after it, as always.
@@ -10,7 +11,6 @@ way. The final model is then fitted once with the best trial's parameters, by th
 from __future__ import annotations
 
 import time
-from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 from sklearn.base import clone
@@ -58,15 +58,6 @@ def base_space(est: "TransferEstimator", trial: Any) -> dict:
     return params
 
 
-def without_split(data: Any, name: str = "test") -> Any:
-    """`data` (a dataclass with split fields, e.g. `ImageFolderData`) with split `name` emptied: what
-    a trial may see."""
-    split = getattr(data, name)
-    empty = type(split)(**{f.name: type(getattr(split, f.name))() for f in fields(split)}) \
-        if is_dataclass(split) else type(split)()
-    return replace(data, **{name: empty})
-
-
 def used_settings(est: "TransferEstimator") -> dict:
     """What a fitted trial trained with, for the trials table (its strategy, LR, epochs run)."""
     s = getattr(est, "strategy_settings_", None) or {}
@@ -97,7 +88,6 @@ def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, 
     est.notes_, est.warnings_ = [], []
     est._load_data(data)  # once: every trial and the final fit reuse these splits
     loaded = est._search_data()
-    sealed = est._search_data(without_test=True)
     fixed: dict[str, Any] = {}
     ranking = None
     if est.backbone == "auto":  # rank once, not in every trial
@@ -107,16 +97,22 @@ def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, 
 
     def objective(params: dict, reporter: Any, budget: float | None) -> tuple[float, dict]:
         trial = clone(est).set_params(**{**TRIAL_PARAMS, **fixed, **params})
-        if budget is not None:
-            trial.max_seconds = min(trial.max_seconds or budget, budget)
+        if budget is not None and budget < (trial.max_seconds or float("inf")):
+            trial.max_seconds = budget  # what is left of search_seconds caps this trial's training
         trial._search_callbacks = [pruning_callback(monitor, reporter)]
-        trial.fit(sealed)
-        return float(trial.search_score_), used_settings(trial)
+        trial.fit(loaded)
+        used = used_settings(trial)
+        if trial.max_seconds != est.max_seconds:
+            used["max_seconds"] = trial.max_seconds
+        return float(trial.search_score_), used
 
     study = run_search(objective, est._search_space, n_trials=int(est.search), direction=direction, seed=est.seed,
                        backend=est.search_backend, timeout=est.search_seconds, progress=est.progress, metric=label)
     searched = time.perf_counter() - start
     chosen = {**fixed, **study["best_params"]}
+    best_used = next(t["used"] for t in study["trials"] if t["number"] == study["best"]["number"])
+    if "max_seconds" in best_used:  # the best trial trained within what was left of the budget: so does the final fit
+        chosen["max_seconds"] = best_used["max_seconds"]
     asked = est.get_params()
     est.set_params(**{**chosen, "search": 0})
     try:
