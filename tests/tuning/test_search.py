@@ -196,3 +196,27 @@ def test_ray_backend_runs_the_same_study():
     study = run_search(objective, space, n_trials=3, direction="maximize", seed=0, backend="ray", progress=False)
     assert study["backend"] == "ray" and len(study["trials"]) == 3 and study["trials"][0]["defaults"]
     assert study["default_value"] == pytest.approx(1 - 0.09) and study["completed"] + study["pruned"] == 3
+
+
+@pytest.mark.parametrize("task", ["image-classification", "text-classification", "forecast"])
+def test_every_task_space_draws_params_the_task_accepts(task):
+    """Each task's search space (a task hook) yields params its estimator accepts, over many draws;
+    fine-tune's unfreezing knobs go only to fine-tune, and a given lr or epochs is not searched."""
+    import optuna
+
+    from transferkit.tasks import TASKS
+
+    cls = TASKS.get(task)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    strategies = set()
+    for _ in range(12):
+        trial = study.ask()
+        params = cls()._search_space(trial)
+        cls(**params)._check_params()
+        strategies.add(params["strategy"])
+        options = params.get("strategy_options") or {}
+        assert ("start_groups" in options) == (params["strategy"] == "fine-tune")
+        study.tell(trial, 0.5)
+    assert len(strategies) >= 2
+    fixed = cls(lr=1e-3, epochs=2, strategy="fine-tune")._search_space(study.ask())
+    assert "lr" not in fixed and "epochs" not in fixed and fixed["strategy"] == "fine-tune"
