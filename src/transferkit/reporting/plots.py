@@ -366,6 +366,7 @@ def search_png(trials: Sequence[dict], importances: dict | None, default_value: 
     if default is not None:
         ax.axhline(default, color="grey", linestyle="--", label="defaults (trial 0)")
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
