@@ -404,8 +404,8 @@ class TransferEstimator(BaseEstimator):
     def _announce_plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> None:
         """Log what is about to be trained, and why, before training starts (logger `transferkit.plan`:
         the CLI prints it unless --quiet; from Python it is silent unless that logger is enabled)."""
-        if not PLAN_LOG.isEnabledFor(logging.INFO):
-            return
+        if not PLAN_LOG.isEnabledFor(logging.INFO) or getattr(self, "_search_callbacks", None) is not None:
+            return  # (a search trial's plan is a row of the study, not a plan to announce)
         lines = self._plan(strategy, fit_data, settings)
         PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
 
