@@ -57,6 +57,7 @@ def sst2_subset(root: Path, size: int, seed: int, folder: Path) -> Path:
     lines = (root / "train.tsv").read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], lines[1:]
     random.Random(seed).shuffle(rows)
+    folder.mkdir(parents=True)
     (folder / "train.tsv").write_text("\n".join([header, *rows[:size]]) + "\n", encoding="utf-8")
     (folder / "dev.tsv").write_text((root / "dev.tsv").read_text(encoding="utf-8"), encoding="utf-8")
     return folder
@@ -124,6 +125,10 @@ def main() -> None:
                "load_average_start": os.getloadavg(), "cpus": os.cpu_count(), "datasets": {},
                "note": "CPU only, 1 thread, cores shared with other jobs: compare ratios within this file. "
                        "search_seconds bounds the study; the final refit with the best params comes on top."}
+
+    if args.out.is_file():  # data sets not rerun keep their results
+        previous = json.loads(args.out.read_text()).get("datasets", {})
+        results["datasets"].update({k: v for k, v in previous.items() if k not in args.datasets.split(",")})
 
     def log(line: str) -> None:
         print(line, flush=True)

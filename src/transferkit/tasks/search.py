@@ -111,6 +111,12 @@ def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, 
     searched = time.perf_counter() - start
     chosen = {**fixed, **study["best_params"]}
     best_used = next(t["used"] for t in study["trials"] if t["number"] == study["best"]["number"])
+    if chosen.get("strategy", est.strategy) == "auto":
+        # "auto" decides from measured speed (how many fine-tuning epochs fit its budget), so a refit could
+        # train another model than the one scored: the final fit trains what the best trial's auto chose
+        chosen["strategy"] = best_used["strategy"]
+        if "epochs" in best_used and est.epochs is None:
+            chosen["epochs"] = best_used["epochs"]
     if "max_seconds" in best_used:  # the best trial trained within what was left of the budget: so does the final fit
         chosen["max_seconds"] = best_used["max_seconds"]
     asked = est.get_params()
