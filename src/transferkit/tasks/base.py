@@ -86,7 +86,7 @@ class TransferEstimator(BaseEstimator):
     search_backend : {"optuna", "ray"}
         Where the trials run: Optuna in this process, or Ray Tune (pip install 'transferkit[ray]'; a cluster when RAY_ADDRESS is set).
     search_seconds : float or None
-        Time budget of the search: no trial starts after it, and each trial is capped at what is left (default: none).
+        Time budget of the search in seconds: no trial starts after it, each trial trains within what is left, and the final fit within the best trial's cap (default: none).
     weight_decay : float or None
         AdamW weight decay of trained layers (default: 0.05).
     """
