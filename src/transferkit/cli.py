@@ -230,12 +230,26 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {warning}")
     _print_metrics(est, metrics)
+    _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     if adaptation:
         _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
     console.print(f"run saved to {out}\nreport: {report}")
     return metrics
+
+
+def _print_search(study: dict | None) -> None:
+    """One line on a `fit --search` study: trials, pruned, best and its gain over the defaults (on validation)."""
+    if not study:
+        return
+    from .tasks.search import summary_counts
+
+    best, gain = study["best"], study.get("gain")
+    chosen = "the defaults" if best["defaults"] else f"trial {best['number']}"
+    versus = "" if gain is None else f", {gain:+.4g} over the defaults"
+    console.print(f"[bold]search:[/] {summary_counts(study)} in {study['seconds']:.0f} s; best {chosen}: "
+                  f"{study['metric']} {best['value']:.4g}{versus}", soft_wrap=True)
 
 
 #: Estimator parameters the CLI sets from its own options instead of offering them as options.

@@ -39,6 +39,7 @@ class RunReport:
     lineage: list[dict] = field(default_factory=list)  # extended runs: each `extend` step (config.json run.lineage)
     #: the runs this one was built from: {"path", "relation", "link"} (link: to the parent's report, or None)
     parents: list[dict] = field(default_factory=list)
+    search: dict = field(default_factory=dict)  # fit --search: the study (config.json run.search)
 
 
 def write_report(path: str | Path, report: RunReport) -> Path:
@@ -66,6 +67,7 @@ def render_html(report: RunReport) -> str:
         _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
+        _section("Hyper-parameter search", _search(report.search)) if report.search else "",
         _section("Backbone ranking", _ranking(report.ranking)) if report.ranking else "",
         _section("Domain adaptation", adapted) if (adapted := _adaptation(report)) else "",
         _section("Lineage", grown) if (grown := _lineage(report)) else "",
@@ -442,6 +444,36 @@ def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
                      f'{_pct(sep.get("train_accuracy"))}, chance {_pct(sep.get("chance"))} — '
                      f'{_e(sep.get("interpretation", ""))}.</p>')
     return "\n".join(parts)
+
+
+def _search(study: dict) -> str:
+    """The study of `fit --search`: counts and gain, the trials and importances plot, the trials table."""
+    metric, trials = study.get("metric", "validation score"), study.get("trials") or []
+    best, gain = study.get("best") or {}, _num(study.get("gain"))
+    counts = f"{len(trials)} trials ({_int(study.get('completed'))} completed, {_int(study.get('pruned'))} pruned" \
+             + (f", {_int(study.get('failed'))} failed" if study.get("failed") else "") + ")"
+    chosen = "the defaults (trial 0)" if best.get("defaults") else f"trial {best.get('number')}"
+    gain_text = "" if gain is None else (
+        f"; gain over the defaults on validation: <strong>{gain:+.4g}</strong> "
+        f"({_fmt(study.get('default_value'), 4)} → {_fmt(best.get('value'), 4)})")
+    intro = (f"<p>{counts} in {_duration(study.get('seconds'))} on {_e(study.get('backend', 'optuna'))} "
+             f"({_e(study.get('sampler', ''))}, {_e(study.get('pruner', ''))} pruning). Best: {_e(chosen)}, "
+             f"{_e(metric)} {_fmt(best.get('value'), 4)}{gain_text}.</p>")
+    plot = _plot(lambda: plots.search_png(trials, study.get("importances"), study.get("default_value"),
+                                          study.get("direction", "maximize"), metric),
+                 "search trials and parameter importances", "No trial reported a value.")
+    names = list(dict.fromkeys(k for t in trials for k in (t.get("params") or {})))
+    rows = [[_int(t.get("number")) + (" (defaults)" if t.get("defaults") else "")]
+            + [_e(_cell((t.get("params") or {}).get(k))) if k in (t.get("params") or {}) else "—" for k in names]
+            + [_e(", ".join(f"{k} {_cell(v)}" for k, v in (t.get("used") or {}).items())),
+               _fmt(t.get("value"), 4), _e(t.get("state", "")), _duration(t.get("seconds"))] for t in trials]
+    best_row = [("kept" if t.get("number") == best.get("number") else "") for t in trials]  # highlighted
+    table = _table(["Trial"] + [_e(n) for n in names] + ["Trained with", _e(metric), "State", "Time"], rows,
+                   numeric_from=len(names) + 2, row_classes=best_row)
+    note = _muted("Every trial trained on the training split and was scored on the validation split; the test "
+                  "split was used once, by the final model, which was fitted with the best trial's parameters. "
+                  "Pruned trials show their last epoch's value.")
+    return intro + plot + f"<details><summary>Trials table ({len(trials)} rows)</summary>{table}</details>" + note
 
 
 def _ranking(ranking: dict) -> str:

@@ -336,3 +336,46 @@ def criterion_curves_png(curves: dict[str, Sequence[dict]], key: str, label: str
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _to_png(fig)
+
+
+def search_png(trials: Sequence[dict], importances: dict | None, default_value: Any, direction: str,
+               metric: str) -> bytes | None:
+    """A hyper-parameter study: each trial's validation score (pruned trials at their last
+    reported value, hollow), the best so far and the defaults' score; beside it, the parameter
+    importances as bars, when there are any. None when no trial has a value."""
+    points = [(t["number"], finite_number(t.get("value")), t.get("state")) for t in trials]
+    points = [(n, v, s) for n, v, s in points if v is not None]
+    if not points:
+        return None
+    ranked = sorted((importances or {}).items(), key=lambda kv: kv[1])
+    fig, axes = plt.subplots(1, 2 if ranked else 1, figsize=(11.0 if ranked else 6.5, 3.6), squeeze=False)
+    ax = axes[0][0]
+    done = [(n, v) for n, v, s in points if s == "complete"]
+    pruned = [(n, v) for n, v, s in points if s != "complete"]
+    if done:
+        ax.scatter(*zip(*done), color="tab:blue", label="completed", zorder=3)
+        best, steps = None, []
+        for n, v in done:
+            better = best is None or (v > best if direction == "maximize" else v < best)
+            best = v if better else best
+            steps.append((n, best))
+        ax.step(*zip(*steps), where="post", color="tab:green", label="best so far")
+    if pruned:
+        ax.scatter(*zip(*pruned), facecolors="none", edgecolors="tab:red", label="pruned (last epoch)", zorder=3)
+    default = finite_number(default_value)
+    if default is not None:
+        ax.axhline(default, color="grey", linestyle="--", label="defaults (trial 0)")
+    ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if ranked:
+        bar = axes[0][1]
+        names, values = zip(*ranked)
+        bar.barh(range(len(names)), values, color="tab:purple")
+        bar.set_yticks(range(len(names)), names)
+        bar.set_xlabel("importance (fANOVA, sums to 1)")
+        bar.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _to_png(fig)

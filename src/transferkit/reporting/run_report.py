@@ -44,5 +44,6 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
             target=run.get("target") or {},
             lineage=run.get("lineage") or [],
             parents=[{**p, "link": relative_report_link(run_dir, p["path"])} for p in run_parents(config)],
+            search=run.get("search") or {},
         ),
     )

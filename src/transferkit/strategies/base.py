@@ -50,6 +50,8 @@ class TrainSettings:
     def processes(self) -> int:
         """Processes training one model together: an optimiser step sees `processes * batch_size` examples."""
         return self.devices * self.num_nodes
+    # search (issue 14)
+    callbacks: list = field(default_factory=list)  # extra Lightning callbacks (a search trial's pruning reporter)
 
 
 class EpochShuffle(DistributedSampler):

@@ -219,6 +219,7 @@ def run_lightning(module: L.LightningModule, train_loader, val_loader, epochs: i
     callbacks = [history] if scratch else [history, RandomState(getattr(train_loader, "sampler", None)),
                                                      LastEpochCheckpoint(last)]
     callbacks += [EpochProgressBar()] if settings.progress else []
+    callbacks += list(settings.callbacks)  # e.g. a search trial's pruning reporter
     checkpoint = None
     if monitor:
         checkpoint = L.pytorch.callbacks.ModelCheckpoint(

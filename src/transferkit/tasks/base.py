@@ -34,6 +34,7 @@ from ..selection.rank_backbones import RankingSource
 from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, create_strategy
 from ..strategies.distributed import ACCELERATORS, DIST_STRATEGIES, PRECISIONS
 from ..strategies.incremental import SELECTIONS
+from ..tuning import BACKENDS
 from .growth import build_memory, load_memory, save_memory
 from .params import Constraint, Interval, OneOf, check_params
 from .presentation import Headline, SummaryLine, Table
@@ -96,6 +97,14 @@ class TransferEstimator(BaseEstimator):
         torch.compile the model for training (pays a compilation at the start; pays off on long GPU runs).
     dist_strategy : {"auto", "ddp", "fsdp"}
         Lightning strategy for several devices (auto: DDP; fsdp shards large text encoders over GPUs).
+    search : int
+        Hyper-parameter trials before the final fit (0: none): an Optuna study (TPE, median pruning) over the task's search space, scored on the validation split only; trial 0 is the defaults.
+    search_backend : {"optuna", "ray"}
+        Where the trials run: Optuna in this process, or Ray Tune (pip install 'transferkit[ray]'; a cluster when RAY_ADDRESS is set).
+    search_seconds : float or None
+        Time budget of the search in seconds: no trial starts after it, each trial trains within what is left, and the final fit within the best trial's cap (default: none).
+    weight_decay : float or None
+        AdamW weight decay of trained layers (default: 0.05).
     """
 
     task: ClassVar[str] = ""
@@ -125,6 +134,11 @@ class TransferEstimator(BaseEstimator):
     precision: str
     compile: bool
     dist_strategy: str
+    # search (issue 14)
+    search: int
+    search_backend: str
+    search_seconds: float | None
+    weight_decay: float | None
 
     # ------------------------------------------------------ task detection
     @classmethod
@@ -150,6 +164,10 @@ class TransferEstimator(BaseEstimator):
         `_decisions`.
         """
         strategy = self._check_params(adapting=unlabeled is not None)
+        if getattr(self, "search", 0):  # a study on the validation split, then this fit with the best params
+            from .search import fit_with_search
+
+            return fit_with_search(self, data, unlabeled, target_labels)
         if target_labels is not None and unlabeled is None:
             raise TransferkitError("target_labels evaluate a domain adaptation: pass the unlabelled target data too "
                                    "(unlabeled=..., --adapt-to).")
@@ -173,6 +191,8 @@ class TransferEstimator(BaseEstimator):
         strategy = self._before_adapt(strategy, model, fit_data)
         outcome = self._adapt(strategy, model, fit_data, settings, start, loaded)
         self._after_adapt(model, outcome)
+        if getattr(self, "_search_callbacks", None) is not None:  # a search trial: its score, on validation only
+            self.search_score_ = self._validation_score(fit_data)
         self._control(self.timings_.get("total fit", 0.0))
         self.decisions_ = self._decisions(backbone, outcome)
         return self
@@ -243,6 +263,8 @@ class TransferEstimator(BaseEstimator):
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, tta=False,
             resume=self.resume, progress=self.progress, max_seconds=self.max_seconds,
             checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None, **self._compute_params(),
+            **({"weight_decay": self.weight_decay} if getattr(self, "weight_decay", None) is not None else {}),
+            callbacks=list(getattr(self, "_search_callbacks", None) or []),
         )
 
     def _compute_params(self) -> dict[str, Any]:
@@ -285,6 +307,27 @@ class TransferEstimator(BaseEstimator):
             why = "--devices, --accelerator, --precision and --compile (precision auto: bf16-mixed on a GPU that " \
                   "supports it, 32 on CPU)"
         return (f"compute: {compute.describe()}", why)
+
+    # ---- search hooks (issue 14)
+    #: What a search trial is scored by: (the metric Lightning logs each epoch, which pruning
+    #: watches; "maximize" or "minimize"; its name in the report). `_validation_score` computes it.
+    search_metric: ClassVar[tuple[str, str, str]] = ("val_loss", "minimize", "validation loss")
+
+    def _search_space(self, trial: Any) -> dict:
+        """The params of one search trial, drawn from `trial` (an `optuna.Trial`); may only suggest.
+        Default: `search.base_space` (strategy, learning rate, epochs, weight decay, unfreezing depth)."""
+        from .search import base_space
+
+        return base_space(self, trial)
+
+    def _validation_score(self, fit_data: FitData) -> float:
+        """The fitted model's `search_metric` on `fit_data.val` (never the test split). Required for search."""
+        raise TransferkitError(f"{self.task} cannot score a search trial; fit without --search.")
+
+    def _search_data(self) -> Any:
+        """The data `_load_data` read, as it accepts them again: the trials and the final fit reuse
+        them (same split, no second scan). Default: `data_` as it is."""
+        return self.data_
 
     def _task_config(self) -> dict:
         """Task-specific entries of config.json (classes, input size...)."""
@@ -345,7 +388,8 @@ class TransferEstimator(BaseEstimator):
         from ..models.features import extract_features
 
         self.domain_ = None
-        if not backbone.meta.get("pretrained", True):
+        # a search trial skips it: the final fit reports it, and the trials share data and backbone
+        if not backbone.meta.get("pretrained", True) or getattr(self, "_search_callbacks", None) is not None:
             return
         start = time.perf_counter()
         labels = fit_data.labels
@@ -416,8 +460,8 @@ class TransferEstimator(BaseEstimator):
     def _announce_plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> None:
         """Log what is about to be trained, and why, before training starts (logger `transferkit.plan`:
         the CLI prints it unless --quiet; from Python it is silent unless that logger is enabled)."""
-        if not PLAN_LOG.isEnabledFor(logging.INFO):
-            return
+        if not PLAN_LOG.isEnabledFor(logging.INFO) or getattr(self, "_search_callbacks", None) is not None:
+            return  # (a search trial's plan is a row of the study, not a plan to announce)
         lines = self._plan(strategy, fit_data, settings)
         PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
 
@@ -493,6 +537,7 @@ class TransferEstimator(BaseEstimator):
                 "notes": self.notes_,
                 "warnings": getattr(self, "warnings_", []),
                 "lineage": getattr(self, "lineage_", []),
+                "search": getattr(self, "search_", None),
             },
             "versions": _versions(lightning.__version__),
         }
@@ -610,7 +655,11 @@ class TransferEstimator(BaseEstimator):
                                                           "devices": Interval(1), "num_nodes": Interval(1),
                                                           "accelerator": OneOf(ACCELERATORS),
                                                           "precision": OneOf(PRECISIONS),
-                                                          "dist_strategy": OneOf(DIST_STRATEGIES)}
+                                                          "dist_strategy": OneOf(DIST_STRATEGIES),
+                                                          # search (issue 14)
+                                                          "search": Interval(0), "search_backend": OneOf(BACKENDS),
+                                                          "search_seconds": Interval(0, above_low=True),
+                                                          "weight_decay": Interval(0)}
     #: More command-line names of a parameter (flags that predate the parameter's name).
     option_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
 
@@ -901,6 +950,35 @@ class ClassifierBase(TransferEstimator):
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
             self.metrics_ = metrics
         return metrics
+
+    # ---- search hooks (issue 14)
+    search_metric = ("val_accuracy", "maximize", "validation accuracy")
+
+    def _validation_score(self, fit_data: FitData) -> float:
+        """Accuracy (of the first head) on the validation split; a cross-validated run's out-of-fold
+        accuracy; for a head refit on train + validation after choosing its C there (the linear probe),
+        the validation accuracy the strategy measured before that refit."""
+        estimate = getattr(self, "estimate_", None)
+        if estimate:
+            return float((np.asarray(estimate["proba"]).argmax(1) == np.asarray(estimate["labels"])).mean())
+        settings = getattr(self, "strategy_settings_", None) or {}
+        if settings.get("examples_fitted", 0) > len(fit_data.train):  # the validation examples were trained on
+            if settings.get("val_accuracy") is None:
+                raise TransferkitError(f"strategy {self.strategy_} trained on the validation split and recorded no "
+                                       "validation accuracy before that, so --search cannot score it.")
+            return float(settings["val_accuracy"])
+        if not len(fit_data.val):
+            raise TransferkitError("--search scores trials on the validation split, which is empty here; "
+                                   "raise --val-fraction.")
+        model = self.model_.eval()
+        device = next(model.parameters()).device
+        correct = total = 0
+        with torch.inference_mode():
+            for x, y in fit_data.loader(fit_data.val, 64):
+                y = y[model.default_head] if isinstance(y, dict) else y
+                correct += int((model(to_device(x, device)).argmax(1).cpu() == y).sum())
+                total += len(y)
+        return correct / total
 
     # ---- report and ranking hooks (report-rank)
     report_sections = ("metrics-table", "confusion", "head-metrics")

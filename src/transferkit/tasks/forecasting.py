@@ -95,6 +95,11 @@ class Forecaster(TransferEstimator):
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
+        # search (issue 14)
+        search: int = 0,
+        search_backend: str = "optuna",
+        search_seconds: float | None = None,
+        weight_decay: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -120,6 +125,11 @@ class Forecaster(TransferEstimator):
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
+        # search (issue 14)
+        self.search = search
+        self.search_backend = search_backend
+        self.search_seconds = search_seconds
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | SeriesTable) -> None:
@@ -249,6 +259,17 @@ class Forecaster(TransferEstimator):
             return ("transfer check: skipped", "baseline=False (--no-baseline): no from-scratch control was trained")
         return (f"control: {self.control_['model']}", "the transfer verdict compares the transferred model with "
                 "the same architecture trained from scratch on the same training windows")
+
+    # ---- search hooks (issue 14)
+    search_metric = ("val_loss", "minimize", "validation MSE")
+
+    def _validation_score(self, fit_data: FitData) -> float:
+        """MSE of the standardised forecasts on the validation windows (what `val_loss` logs each epoch)."""
+        return _mse(self.model_, fit_data.val)
+
+    def _search_data(self) -> SeriesTable:
+        """The series read once (the chronological split is made after the backbone is known)."""
+        return self.data_.table
 
     def _scratch_control(self, budget: float) -> dict:
         """The transferred model's architecture with random weights, trained as a from-scratch `fit`

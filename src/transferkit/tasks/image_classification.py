@@ -27,6 +27,8 @@ from .params import Interval, OneOf
 log = logging.getLogger(__name__)
 
 TASK = "image-classification"
+#: The training augmentations (`augment`), weakest first.
+AUGMENTS = ("none", "light", "strong")
 
 
 def resolve_image_size(requested: int | None, native: int, median_side: int) -> tuple[int, str]:
@@ -101,6 +103,11 @@ class ImageClassifier(ClassifierBase):
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
+        # search (issue 14)
+        search: int = 0,
+        search_backend: str = "optuna",
+        search_seconds: float | None = None,
+        weight_decay: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -131,6 +138,11 @@ class ImageClassifier(ClassifierBase):
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
+        # search (issue 14)
+        self.search = search
+        self.search_backend = search_backend
+        self.search_seconds = search_seconds
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | ImageFolderData) -> None:
@@ -198,6 +210,10 @@ class ImageClassifier(ClassifierBase):
         return {"unlabelled": target, "unlabelled_views": views,
                 "target_eval": ImageDataset(labelled.paths, labelled.labels, plain, cache_side=self.image_size_)
                 if labelled else None}
+
+    def _search_space(self, trial) -> dict:
+        """The shared space (`search.base_space`) and the augmentation strength."""
+        return {**super()._search_space(trial), "augment": trial.suggest_categorical("augment", AUGMENTS)}
 
     def _train_settings(self, fit_data: FitData):
         return replace(super()._train_settings(fit_data), tta=self.tta, num_workers=self.num_workers)

@@ -85,6 +85,11 @@ class TextClassifier(ClassifierBase):
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
+        # search (issue 14)
+        search: int = 0,
+        search_backend: str = "optuna",
+        search_seconds: float | None = None,
+        weight_decay: float | None = None,
     ) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -116,6 +121,11 @@ class TextClassifier(ClassifierBase):
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
+        # search (issue 14)
+        self.search = search
+        self.search_backend = search_backend
+        self.search_seconds = search_seconds
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------ fit hooks
     def _load_data(self, data: str | Path | TextTableData) -> None:

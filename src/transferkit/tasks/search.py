@@ -1,0 +1,167 @@
+"""`fit(search=N)`: a hyper-parameter study on the validation split before the one final fit.
+
+The study (`transferkit.tuning`) calls an objective that fits a clone of the estimator with the
+trial's parameters on the same training and validation split (the data are read and split once)
+and returns the clone's validation score. A trial never touches the test split: it trains no
+from-scratch control (the one step of `fit` that scores on it) and is not evaluated. Trial
+0 fits the estimator's own parameters (the defaults), so the gain over them is measured the same
+way. The final model is then fitted once with the best trial's parameters, by the ordinary path
+(checkpoints, from-scratch control, report); the test split is scored once, after it, as always.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sklearn.base import clone
+
+from ..errors import TransferkitError
+from ..strategies import STRATEGIES
+from ..strategies.fine_tune import DEFAULT_LR
+
+#: A task estimator (`base.TransferEstimator`; not imported here: base imports this module's callers)
+TransferEstimator = Any
+
+#: The strategies a search may choose between (when the estimator's strategy is "auto"), in this
+#: order, where the task's modality supports them.
+SEARCHED_STRATEGIES = ("fine-tune", "linear-probe", "lora")
+#: What a trial's clone never does: search again, train the from-scratch control (it is scored on
+#: the test split), write a run directory, show progress bars.
+TRIAL_PARAMS = {"search": 0, "baseline": False, "run_dir": None, "resume": False, "progress": False}
+
+
+def base_space(est: "TransferEstimator", trial: Any) -> dict:
+    """The search space every task shares, as estimator params: the strategy (when "auto": the
+    task's modality's among fine-tune, linear-probe and LoRA), the peak learning rate (log scale,
+    a decade either side of the modality's default; unless `lr` was given), the epochs (unless
+    given), the weight decay (log) and, for fine-tune, how deep the backbone starts unfrozen
+    (`start_groups`) and over how many epochs the rest follows (`unfreeze_epochs`).
+
+    Every value is drawn in every trial, also those the drawn strategy ignores (a linear probe has
+    no learning rate), so the space is flat: TPE models each parameter over all trials and the
+    importances compare like with like."""
+    strategies = [s for s in SEARCHED_STRATEGIES if s in STRATEGIES and est.modality in STRATEGIES.entry(s).info.modalities]
+    strategy = trial.suggest_categorical("strategy", strategies) if est.strategy == "auto" else est.strategy
+    default_lr = DEFAULT_LR.get(est.modality, 3e-4)
+    params: dict[str, Any] = {"strategy": strategy}
+    if est.lr is None:
+        params["lr"] = trial.suggest_float("lr", default_lr / 10, default_lr * 10, log=True)
+    if est.epochs is None:
+        params["epochs"] = trial.suggest_int("epochs", 2, 15)
+    params["weight_decay"] = trial.suggest_float("weight_decay", 1e-4, 0.3, log=True)
+    start_groups = trial.suggest_int("start_groups", 1, 6)
+    unfreeze_epochs = trial.suggest_int("unfreeze_epochs", 0, 4)
+    options = dict(est.strategy_options or {})
+    if strategy == "fine-tune":
+        options.update(start_groups=start_groups, unfreeze_epochs=unfreeze_epochs)
+    params["strategy_options"] = options or None
+    return params
+
+
+def used_settings(est: "TransferEstimator") -> dict:
+    """What a fitted trial trained with, for the trials table (its strategy, LR, epochs run)."""
+    s = getattr(est, "strategy_settings_", None) or {}
+    used = {"strategy": est.strategy_}
+    for key in ("lr", "epochs", "epochs_run", "C"):
+        if isinstance(s.get(key), (int, float)):
+            used[key] = s[key]
+    return used
+
+
+def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, target_labels: Any = None
+                    ) -> "TransferEstimator":
+    """`est.fit(data)` with `est.search` > 0 (see the module docstring); sets `est.search_` (the study,
+    as config.json's run["search"] records it) and returns `est`."""
+    from ..tuning import run_search
+    from ..tuning.callbacks import pruning_callback
+
+    if unlabeled is not None or target_labels is not None:
+        raise TransferkitError("--search tunes on labelled data and does not combine with domain adaptation "
+                               "(--adapt-to); run one or the other.")
+    if est.resume:
+        raise TransferkitError("--resume continues an interrupted fit, not a search; run the search again "
+                               "without --resume.")
+    if getattr(est, "devices", 1) * getattr(est, "num_nodes", 1) > 1:
+        # every trial would start and tear down its own process group; spread trials instead
+        raise TransferkitError("--search runs its trials in one process each: drop --devices/--num-nodes, or "
+                               "spread the trials over machines with --search-backend ray.")
+    start = time.perf_counter()
+    import torch
+
+    torch.manual_seed(est.seed)
+    est.notes_, est.warnings_ = [], []
+    est._load_data(data)  # once: every trial and the final fit reuse these splits
+    loaded = est._search_data()
+    fixed: dict[str, Any] = {}
+    ranking = None
+    if est.backbone == "auto":  # rank once, not in every trial
+        fixed["backbone"] = est._rank_candidates()
+        ranking = est.ranking_
+    monitor, direction, label = est.search_metric
+
+    def objective(params: dict, reporter: Any, budget: float | None) -> tuple[float, dict]:
+        trial = clone(est).set_params(**{**TRIAL_PARAMS, **fixed, **params})
+        if budget is not None and budget < (trial.max_seconds or float("inf")):
+            trial.max_seconds = budget  # what is left of search_seconds caps this trial's training
+        trial._search_callbacks = [pruning_callback(monitor, reporter)]
+        trial.fit(loaded)
+        used = used_settings(trial)
+        if trial.max_seconds != est.max_seconds:
+            used["max_seconds"] = trial.max_seconds
+        return float(trial.search_score_), used
+
+    study = run_search(objective, est._search_space, n_trials=int(est.search), direction=direction, seed=est.seed,
+                       backend=est.search_backend, timeout=est.search_seconds, progress=est.progress, metric=label)
+    searched = time.perf_counter() - start
+    chosen = {**fixed, **study["best_params"]}
+    best_used = next(t["used"] for t in study["trials"] if t["number"] == study["best"]["number"])
+    if chosen.get("strategy", est.strategy) == "auto":
+        # "auto" decides from measured speed (how many fine-tuning epochs fit its budget), so a refit could
+        # train another model than the one scored: the final fit trains what the best trial's auto chose
+        chosen["strategy"] = best_used["strategy"]
+        if "epochs" in best_used and est.epochs is None:
+            chosen["epochs"] = best_used["epochs"]
+    if "max_seconds" in best_used:  # the best trial trained within what was left of the budget: so does the final fit
+        chosen["max_seconds"] = best_used["max_seconds"]
+    asked = est.get_params()
+    est.set_params(**{**chosen, "search": 0})
+    try:
+        est.fit(loaded)  # the ordinary path: checkpoints, control, plan; the test split is scored after
+    finally:
+        est.set_params(**{k: asked[k] for k in (*chosen, "search")})
+    if ranking is not None:
+        est.ranking_ = ranking
+    study["final_params"] = {k: v for k, v in chosen.items()}
+    est.search_ = study
+    est.timings_ = {"hyper-parameter search": searched, **est.timings_}
+    est.timings_["total fit"] += searched
+    est.decisions_.insert(2, search_decision(study))
+    return est
+
+
+def search_decision(study: dict) -> tuple[str, str]:
+    """The decisions line of a searched fit: what was chosen and why."""
+    best = study["best"]
+    chosen = "the defaults" if best["defaults"] else f"trial {best['number']}: " + ", ".join(
+        f"{k}={_short(v)}" for k, v in best["params"].items())
+    gain = study.get("gain")
+    versus = "" if gain is None else f", {_signed(gain)} over the defaults' {study['default_value']:.4g}"
+    return (f"hyper-parameters: {chosen}",
+            f"best {study['metric']} ({best['value']:.4g}{versus}) of {summary_counts(study)} "
+            f"({study['backend']}, {study['sampler']}, {study['pruner']} pruning), in {study['seconds']:.0f} s; "
+            "trials were scored on the validation split only")
+
+
+def summary_counts(study: dict) -> str:
+    """"12 trials (3 pruned, 1 failed)"."""
+    extra = [f"{study[k]} {k}" for k in ("pruned", "failed") if study.get(k)]
+    n = len(study["trials"])
+    return f"{n} trial{'s' if n != 1 else ''}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4g}"
