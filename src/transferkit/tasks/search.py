@@ -135,7 +135,15 @@ def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, 
     est.search_ = study
     est.timings_ = {"hyper-parameter search": searched, **est.timings_}
     est.timings_["total fit"] += searched
+    folds = ((getattr(est, "data_", None) and est.data_.split) or {}).get("cross_validation_folds")
+    if folds:
+        study["cross_validated"] = int(folds)
     est.decisions_.insert(2, search_decision(study))
+    if folds:
+        # few examples: no split was held out, so the search chose on the folds the accuracy is estimated on
+        est.warnings_.append(f"the search chose its settings on the same {folds}-fold cross-validation that "
+                             "estimates the accuracy, so the estimate is optimistic; judge the settings on "
+                             "new labelled data (`transferkit evaluate RUN DATA`)")
     return est
 
 
@@ -149,7 +157,9 @@ def search_decision(study: dict) -> tuple[str, str]:
     return (f"hyper-parameters: {chosen}",
             f"best {study['metric']} ({best['value']:.4g}{versus}) of {summary_counts(study)} "
             f"({study['backend']}, {study['sampler']}, {study['pruner']} pruning), in {study['seconds']:.0f} s; "
-            "trials were scored on the validation split only")
+            + (f"trials were scored by the {study['cross_validated']}-fold cross-validation that also estimates "
+               "the accuracy (too few examples to hold a split out)" if study.get("cross_validated") else
+               "trials were scored on the validation split only, never on the test split"))
 
 
 def summary_counts(study: dict) -> str:
