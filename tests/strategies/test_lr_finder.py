@@ -13,7 +13,7 @@ from transferkit.errors import TransferkitError
 from transferkit.models import TransferModel
 from transferkit.strategies import FitData, TrainSettings, create_strategy
 from transferkit.strategies.lightning_module import Schedule
-from transferkit.strategies.lr_finder import check_range, lr_range_test
+from transferkit.strategies.lr_finder import check_range, lr_range_test, steepest_descent
 
 
 def test_setting_lr_scales_every_group_and_the_head_together():
@@ -79,3 +79,12 @@ def test_the_sweep_keeps_the_discriminative_ratios_and_leaves_the_model_as_it_wa
     assert [p.requires_grad for p in model.parameters()] == trainable
     assert all(math.isfinite(v) for v in result.lrs)
 
+
+
+def test_the_suggestion_is_the_steepest_descent_per_decade_not_the_noise_of_the_lowest_lrs():
+    """Loss falling fastest around 1e-3, with a wiggle of 1e-4 at the start: per LR (Lightning 2.6's
+    derivative) the wiggle between LRs 4e-8 apart is the steeper; per decade the real descent is."""
+    lrs = [10 ** (-7 + 7 * i / 49) for i in range(50)]
+    losses = [2 - math.tanh(2 * (math.log10(lr) + 3)) + (1e-4 if i % 2 else 0.0) for i, lr in enumerate(lrs)]
+    assert 5e-4 <= steepest_descent(lrs, losses, skip_begin=1) <= 2e-3
+    assert steepest_descent(lrs[:3], losses[:3], skip_begin=1) is None  # one point left in the window

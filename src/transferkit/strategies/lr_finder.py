@@ -35,7 +35,7 @@ class LRRangeTest:
     `lrs` are the top layer group's LR at each step (the other groups and the head keep their ratio to
     it, as in training); `losses` the training loss after each step, smoothed as Lightning smooths it
     (running mean, β = 0.98, bias-corrected: `unbiased`). `suggestion` is the LR of the steepest descent of that
-    loss (Lightning's rule; None when too few finite points remain), `default_lr` the top-group LR
+    loss per decade of LR (`steepest_descent`; None when too few finite points remain), `default_lr` the top-group LR
     the strategy trains with when none is given (or the one given). `num_training` is the number of
     steps asked for; fewer ran (`steps_run`) when the loss diverged (Lightning stops above 4× its best
     smoothed loss, which it underestimates at first: in effect at about twice the starting loss).
@@ -89,6 +89,24 @@ def unbiased(losses: list[float], beta: float = BETA) -> list[float]:
     exactly and divided again, so the first value is the first loss itself.
     """
     return [value * (1 - beta ** (k + 1)) / (1 - beta ** k) for k, value in enumerate(losses, 1)]
+
+
+def steepest_descent(lrs: list[float], losses: list[float], skip_begin: int = 10, skip_end: int = 1) -> float | None:
+    """The LR where the loss falls fastest per decade of LR, between the first `skip_begin` and the last
+    `skip_end` points (None with fewer than two finite ones).
+
+    Lightning's rule (`_LRFinder.suggestion`), with the derivative taken against log10(LR), the axis an
+    exponential sweep samples evenly: Lightning 2.6 takes it against the LR itself, which divides the
+    noise of the first, closely spaced LRs by tiny steps and so suggests the lowest LRs of the sweep
+    (Lightning-AI/pytorch-lightning#21141; the open fix #21171 does this).
+    """
+    import numpy as np
+
+    window = [i for i in range(skip_begin, len(lrs) - skip_end) if math.isfinite(losses[i]) and lrs[i] > 0]
+    if len(window) < 2:
+        return None
+    slopes = np.gradient(np.array([losses[i] for i in window]), np.log10([lrs[i] for i in window]))
+    return float(lrs[window[int(np.argmin(slopes))]])
 
 
 @contextlib.contextmanager
@@ -149,9 +167,9 @@ def lr_range_test(strategy: Strategy, model: TransferModel, data: FitData, setti
         model.eval()
     seconds = time.perf_counter() - start
     lrs = [float(v) for v in finder.results["lr"]]
-    finder.results["loss"] = losses = unbiased(finder.results["loss"])
+    losses = unbiased(finder.results["loss"])
     # Lightning skips the first 10 of its 100 steps (the smoothed loss is still settling): the same share
-    suggestion = finder.suggestion(skip_begin=max(1, min(10, steps // 10))) if len(lrs) > 3 else None
+    suggestion = steepest_descent(lrs, losses, skip_begin=max(1, min(10, steps // 10)))
     schedule = module.schedule
     return LRRangeTest(lrs=lrs, losses=losses, suggestion=float(suggestion) if suggestion else None,
                        default_lr=schedule.lr, seconds=seconds, num_training=steps, min_lr=min_lr, max_lr=max_lr,
