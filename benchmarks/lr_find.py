@@ -65,7 +65,8 @@ def main() -> None:
         clf = ImageClassifier(**params, lr=lr, baseline=False).fit(data)
         metrics = clf.evaluate()
         results["fits"][label] = {
-            "lr": clf.strategy_settings_["lr"], "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
+            "lr": clf.strategy_settings_["lr"], "test_accuracy": metrics["accuracy"],
+            "test_macro_f1": metrics["macro_f1"],
             "fit_seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
             "epochs_run": clf.strategy_settings_.get("epochs_run"), "load_average_after": os.getloadavg(),
             "history": clf.history_,

@@ -874,8 +874,10 @@ def lr_find(
     data: str = typer.Argument(..., help="Training data, as for `fit` (image folder, text table, time-series CSV)."),
     task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
                                        "(default: detected from the data)."),
-    option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
-    min_lr: float = typer.Option(MIN_LR, "--min-lr", help="Learning rate of the first step.", rich_help_panel="Range test"),
+    option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. "
+                                     "layer_decay=0.7)."),
+    min_lr: float = typer.Option(MIN_LR, "--min-lr", help="Learning rate of the first step.",
+                                 rich_help_panel="Range test"),
     max_lr: float = typer.Option(MAX_LR, "--max-lr", help="Learning rate of the last step (the test stops earlier "
                                  "when the loss diverges).", rich_help_panel="Range test"),
     steps: int = typer.Option(STEPS, "--steps", help="Training batches; the LR grows exponentially over them.",

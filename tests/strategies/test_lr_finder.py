@@ -46,6 +46,7 @@ def test_the_sweep_keeps_the_discriminative_ratios_and_leaves_the_model_as_it_wa
     expected = strategy.training_module(model, data, settings).schedule  # the LRs a fit would train with
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainable = [p.requires_grad for p in model.parameters()]
+    model.eval()
     seen = []  # each optimiser step's LR per parameter group, with the group's size
     head_weights = []  # the head's weights before each step
 
@@ -76,7 +77,7 @@ def test_the_sweep_keeps_the_discriminative_ratios_and_leaves_the_model_as_it_wa
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), \
         [k for k in before if not torch.equal(before[k], after[k])][:3]
-    assert [p.requires_grad for p in model.parameters()] == trainable
+    assert [p.requires_grad for p in model.parameters()] == trainable and not model.training
     assert all(math.isfinite(v) for v in result.lrs)
 
 

@@ -34,11 +34,12 @@ class LRRangeTest:
 
     `lrs` are the top layer group's LR at each step (the other groups and the head keep their ratio to
     it, as in training); `losses` the training loss after each step, smoothed as Lightning smooths it
-    (running mean, β = 0.98, bias-corrected: `unbiased`). `suggestion` is the LR of the steepest descent of that
-    loss per decade of LR (`steepest_descent`; None when too few finite points remain), `default_lr` the top-group LR
-    the strategy trains with when none is given (or the one given). `num_training` is the number of
-    steps asked for; fewer ran (`steps_run`) when the loss diverged (Lightning stops above 4× its best
-    smoothed loss, which it underestimates at first: in effect at about twice the starting loss).
+    (running mean, β = 0.98, bias-corrected: `unbiased`). `suggestion` is the LR of the steepest
+    descent of that loss per decade of LR (`steepest_descent`; None when too few finite points remain),
+    `default_lr` the top-group LR the strategy trains with when none is given (or the one given).
+    `num_training` is the number of steps asked for; fewer ran (`steps_run`) when the loss diverged
+    (Lightning stops above 4× its best smoothed loss, which it underestimates at first: in effect at
+    about twice the starting loss).
     """
 
     lrs: list[float]
@@ -128,12 +129,13 @@ def _finder_bar(show: bool) -> Iterator[None]:
 def lr_range_test(strategy: Strategy, model: TransferModel, data: FitData, settings: TrainSettings,
                   min_lr: float = MIN_LR, max_lr: float = MAX_LR, steps: int = STEPS) -> LRRangeTest:
     """Sweep the learning rate of the module `strategy` would train `model` with (`Strategy.range_tested`,
-    `training_module`) over `steps` training batches, exponentially from `min_lr` to `max_lr`, with Lightning's `Tuner.lr_find`.
+    `training_module`) over `steps` training batches, exponentially from `min_lr` to `max_lr`, with
+    Lightning's `Tuner.lr_find`.
 
     The layers trainable in the first epoch train (gradual unfreezing is not advanced), at their
     discriminative ratios to the swept top-group LR; no validation runs. `model`'s weights and buffers,
-    and which parameters are trainable, are as before afterwards (Lightning restores the checkpoint it
-    saves first).
+    which parameters are trainable and its train/eval mode are as before afterwards (Lightning restores
+    the checkpoint it saves first).
     """
     import lightning as L
     from lightning.pytorch.tuner import Tuner
@@ -145,7 +147,7 @@ def lr_range_test(strategy: Strategy, model: TransferModel, data: FitData, setti
     strategy = strategy.range_tested(data)
     module = strategy.training_module(model, data, settings)
     train_loader, _ = data.training_loaders(settings)
-    trainable = [p.requires_grad for p in model.parameters()]
+    trainable, training = [p.requires_grad for p in model.parameters()], model.training
     start = time.perf_counter()
     module.range_test = True
     try:
@@ -164,7 +166,7 @@ def lr_range_test(strategy: Strategy, model: TransferModel, data: FitData, setti
         module.range_test = False
         for param, flag in zip(model.parameters(), trainable):
             param.requires_grad_(flag)
-        model.eval()
+        model.train(training)
     seconds = time.perf_counter() - start
     lrs = [float(v) for v in finder.results["lr"]]
     losses = unbiased(finder.results["loss"])
