@@ -48,6 +48,11 @@ def test_a_missing_data_path_is_one_line_exit_2(monkeypatch, capsys, tmp_path, t
     assert_one_usage_line(code, err, "no-such-folder")
 
 
+def test_a_strategy_without_a_learning_rate_schedule_is_refused_in_one_line(monkeypatch, capsys, colours):
+    code, _, err = run_main(monkeypatch, capsys, "lr-find", colours, "--strategy", "linear-probe", "--image-size", "32")
+    assert_one_usage_line(code, err, "--strategy fine-tune")
+
+
 # after the in-process commands above, which cache the generated options this process reads
 def test_the_command_prints_the_suggestion_and_how_to_use_it_and_writes_the_plot(colours, tmp_path):
     plot = tmp_path / "plots" / "lr.png"
