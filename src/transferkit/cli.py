@@ -1,4 +1,4 @@
-"""The `transferkit` command line: fit, adapt, extend, evaluate, predict, rank, runs, compare, list, demo."""
+"""The `transferkit` command line: fit, adapt, extend, evaluate, predict, rank, lr-find, runs, compare, list, demo."""
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +25,7 @@ from ._format import Table as PlainTable
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
 from .serving.settings import ServeSettings
+from .strategies.lr_finder import MAX_LR, MIN_LR, STEPS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Transfer learning from pretrained models, with every decision explained.")
@@ -978,6 +979,98 @@ def rank(
         console.print(f"ordered by {escape(auto_metric().evidence())}", highlight=False, soft_wrap=True)
     console.print(f"best: [bold]{ranking.best.candidate}[/] — fit it with --backbone {ranking.best.backbone}, "
                   "or let `fit --backbone auto` rank and choose.")
+
+
+# ------------------------------------------------------------------ lr-find (issue 14)
+def _fit_hint(data: str, task: str | None, option: list[str], given: dict[str, Any], lr: float) -> str:
+    """The `fit` command with the same data and options, at learning rate `lr`."""
+    import shlex
+
+    parts = ["transferkit", "fit", shlex.quote(data), *(["--task", task] if task else [])]
+    for item in option:
+        parts += ["--option", shlex.quote(item)]
+    for name, value in given.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "lr" or value is None:
+            continue
+        parts += [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, shlex.quote(str(value))]
+    return " ".join([*parts, "--lr", f"{lr:.2g}", "--out", "RUN"])
+
+
+@app.command("lr-find", cls=_EstimatorOptionsCommand)
+@_declared_without
+def lr_find(
+    ctx: typer.Context,
+    data: str = typer.Argument(..., help="Training data, as for `fit` (image folder, text table, time-series CSV)."),
+    task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
+                                       "(default: detected from the data)."),
+    option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. "
+                                     "layer_decay=0.7)."),
+    min_lr: float = typer.Option(MIN_LR, "--min-lr", help="Learning rate of the first step.",
+                                 rich_help_panel="Range test"),
+    max_lr: float = typer.Option(MAX_LR, "--max-lr", help="Learning rate of the last step (the test stops earlier "
+                                 "when the loss diverges).", rich_help_panel="Range test"),
+    steps: int = typer.Option(STEPS, "--steps", help="Training batches; the LR grows exponentially over them.",
+                              rich_help_panel="Range test"),
+    plot: Optional[Path] = typer.Option(Path("lr_find.png"), "--out", "-o", metavar="PLOT.png",
+                                        help="Where to write the plot of loss against learning rate.",
+                                        rich_help_panel="Range test"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (learning rates, losses, "
+                                 "suggestion)."),
+    quiet: bool = QUIET_OPTION,
+    **params: Any,
+) -> None:
+    """Learning-rate range test: a few training steps at growing learning rates; suggests a --lr for `fit`.
+
+    The model fine-tuning would train (strategy fine-tune, full, or auto's fine-tuning) trains while the top
+    layer group's LR grows from --min-lr to --max-lr (lower groups and the head keep their ratios to it);
+    the suggestion is where the loss falls fastest. Nothing is saved but the plot.
+    """
+    from .reporting.plots import lr_find_png
+    from .strategies.lr_finder import check_range
+    from .tasks import TASKS, detect_task
+
+    check_range(min_lr, max_lr, steps)  # before the data are read
+    detected = task
+    if task is None:
+        task, why = detect_task(data)
+        if not (quiet or as_json):
+            console.print(f"[bold]task: {task}[/] — {why} (override with --task)")
+    cls = TASKS.get(task)
+    given = {name: value for name, value in params.items()  # as `fit`: the rest are the task's defaults
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+    foreign = sorted(k for k, v in given.items() if k not in set(cls._get_param_names()) and v is not None)
+    if foreign:
+        raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
+    est = cls(progress=not (quiet or as_json), strategy_options=parse_options(option), **given)
+    result = est.lr_find(data, min_lr=min_lr, max_lr=max_lr, steps=steps)
+    written = None
+    if plot is not None:
+        png = lr_find_png(result.lrs, result.losses, result.suggestion, result.default_lr,
+                          title=f"Learning-rate range test: {result.strategy}, {counted(result.steps_run, 'step')}")
+        if png is not None:
+            plot.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            plot.expanduser().write_bytes(png)
+            written = plot
+    hint = _fit_hint(data, detected, option, given, result.suggestion) if result.suggestion else None
+    if as_json:
+        print(json.dumps({"task": task, **result.to_dict(), "plot": str(written) if written else None, "fit": hint}))
+        return
+    ran = (f"{counted(result.steps_run, 'step')} from {result.min_lr:.2g} to {result.lrs[-1]:.2g}"
+           + (" (stopped early: the loss diverged)" if result.stopped_early else "") + f", {result.seconds:.0f} s")
+    source = "--lr" if "lr" in given else f"{result.strategy}'s default"
+    current = (f"current learning rate: [bold]{result.default_lr:.2g}[/] ({source}, top layer group; the head at "
+               f"{result.head_lr_ratio:g}×, lower groups at decreasing shares)")
+    if result.suggestion is None:
+        err_console.print(f"[yellow]warning:[/] no suggestion: too few finite losses ({ran}); raise --steps or widen "
+                          "--min-lr/--max-lr.")
+        console.print(current)
+    else:
+        console.print(f"suggested learning rate: [bold]{result.suggestion:.2g}[/] (steepest descent of the loss; {ran})")
+        console.print(current)
+        console.print(f"use it: {escape(hint)}", soft_wrap=True)
+    if written:
+        console.print(f"plot: {written}")
 
 
 @app.command()

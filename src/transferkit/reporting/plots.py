@@ -379,3 +379,30 @@ def search_png(trials: Sequence[dict], importances: dict | None, default_value: 
         bar.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _to_png(fig)
+
+
+def lr_find_png(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None, default_lr: float | None,
+                title: str = "Learning-rate range test") -> bytes | None:
+    """Smoothed training loss against the learning rate (log x-axis) of a range test, the suggested LR
+    circled and a line at the LR training uses without --lr; None when no point is finite."""
+    points = [(x, y) for x, y in zip(lrs, losses)
+              if finite_number(x) is not None and finite_number(y) is not None and x > 0]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    ax.plot(*zip(*points), color="tab:blue", lw=1.5, label="training loss (smoothed)")
+    if suggestion is not None:
+        y = min(points, key=lambda p: abs(math.log(p[0] / suggestion)))[1]
+        ax.scatter([suggestion], [y], s=90, facecolors="none", edgecolors="tab:red", lw=2, zorder=3,
+                   label=f"suggested: {suggestion:.2g} (steepest descent)")
+        ax.axvline(suggestion, color="tab:red", ls=":", lw=1)
+    if default_lr is not None:
+        ax.axvline(default_lr, color="grey", ls="--", lw=1.2, label=f"current: {default_lr:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate of the top layer group (other groups and the head keep their ratio)")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _to_png(fig)

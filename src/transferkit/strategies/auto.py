@@ -135,6 +135,13 @@ class Auto(Strategy):
         outcome.settings = {"chosen": name, "reason": reason, **outcome.settings}
         return outcome
 
+    def range_tested(self, data: FitData) -> Strategy:
+        """Fine-tuning (full without pretrained weights): what `auto` trains by gradient."""
+        options = dict(self.options)
+        if not data.pretrained:
+            options.setdefault("freeze_bn_stats", False)
+        return create_strategy("fine-tune" if data.pretrained else "full", **options)
+
     def _probe_then_fine_tune(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         tuner = create_strategy("fine-tune", **self.options)  # checks the options before any slow work
         new_head = {k: v.detach().clone() for k, v in model.head.state_dict().items()}

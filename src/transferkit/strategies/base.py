@@ -332,6 +332,18 @@ class Strategy(ABC):
         raise TransferkitError(f"a run of strategy {self.name!r} cannot be extended to new classes; fit with "
                                "--strategy fine-tune, linear-probe or prototypes to extend the run later.")
 
+    def range_tested(self, data: FitData) -> "Strategy":
+        """The strategy whose `training_module` a learning-rate range test sweeps on `data`: itself,
+        unless it delegates training to another (`auto`)."""
+        return self
+
+    def training_module(self, model: TransferModel, data: FitData, settings: TrainSettings) -> Any:
+        """The Lightning module `fit` would train `model` with, untrained, whose `lr` attribute (the top
+        layer group's peak LR) scales every LR it uses: what a learning-rate range test sweeps
+        (`lr_finder.lr_range_test`). Strategies that train by gradient on one schedule implement it."""
+        raise TransferkitError(f"the learning-rate range test covers strategies fine-tune, full and auto (its "
+                               f"fine-tuning), not {self.name!r}; pass --strategy fine-tune.")
+
     # ---- what a run saves and how it is rebuilt (training)
     @classmethod
     def saved_weights(cls, settings: dict[str, Any]) -> str:

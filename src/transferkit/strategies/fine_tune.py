@@ -54,22 +54,12 @@ class FineTuneBase(Strategy):
         # Lightning is imported here, not at the top, so that loading a saved run never imports it
         import lightning as L
 
-        from .. import backbones
-        from .finetuning import LayerGroupUnfreezing
-        from .lightning_module import Schedule, TransferModule, discriminative_lrs, steps_per_epoch
         from .linear_probe import probe
-        from .losses import build_losses
         from .training import run_lightning
 
         recipe = self.options
         L.seed_everything(settings.seed, workers=True, verbose=False)
         outcome = FitOutcome()
-        named_groups = backbones.layer_groups(model.backbone)
-        groups = [names for _, names in named_groups]
-        lr = settings.lr or recipe.lr or DEFAULT_LR.get(data.modality, 3e-4)
-        # a new head on a pretrained body learns 10× faster; a warmed-up head, or a model that is all
-        # new (no pretrained weights), learns at the body's rate
-        head_lr = recipe.head_lr or (lr if recipe.head_warmup or not data.pretrained else 10 * lr)
         epochs = settings.epochs or default_epochs(len(data.train))
         last = Path(settings.checkpoint_dir) / "last.ckpt" if settings.checkpoint_dir else None
         resuming = bool(settings.resume and last and last.is_file())
@@ -84,16 +74,8 @@ class FineTuneBase(Strategy):
             outcome.settings["head_warmup_C"] = c
             outcome.notes.append(f"head initialised by a linear probe (C={c:g}) before fine-tuning (LP-FT)")
 
-        unfreeze = GradualUnfreeze(len(groups), recipe.start_groups, recipe.unfreeze_epochs)
-        total_steps = epochs * steps_per_epoch(len(data.train), settings.batch_size * settings.processes)
-        schedule = Schedule(
-            group_lrs=discriminative_lrs(len(groups), lr, recipe.layer_decay),
-            head_lr=head_lr, weight_decay=settings.weight_decay, total_steps=total_steps,
-            warmup_fraction=recipe.warmup_fraction,
-        )
-        losses, weights = build_losses(data, settings)
-        module = TransferModule(model, groups, schedule, losses, LayerGroupUnfreezing(unfreeze, recipe.freeze_bn_stats),
-                                weights, unlabelled=data.unlabelled_loader(settings))
+        module, named_groups = self._module(model, data, settings, epochs)
+        schedule, losses = module.schedule, module.losses
         run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
         outcome.timings["fine-tuning"] = run.seconds
         outcome.notes.extend(run.notes)
@@ -104,12 +86,48 @@ class FineTuneBase(Strategy):
         if learned:  # e.g. uncertainty weighting's log-variance and weight per head
             outcome.settings["learned_loss_weights"] = learned
         outcome.settings.update({
-            **asdict(recipe), "lr": lr, "head_lr": head_lr, "epochs": epochs,
+            **asdict(recipe), "lr": self._top_lr(data, settings), "head_lr": schedule.head_lr, "epochs": epochs,
             "epochs_run": run.epochs_run, "group_lrs": schedule.group_lrs,
             "groups": [name for name, _ in named_groups],
             "stopped_early": bool(run.epochs_run < epochs),
         })
         return outcome
+
+    def _module(self, model: TransferModel, data: FitData, settings: TrainSettings, epochs: int):
+        """(the `TransferModule` that trains `model`, the backbone's named layer groups): discriminative
+        LRs, head LR, one-cycle schedule over `epochs`, losses and the gradual-unfreezing policy."""
+        from .. import backbones
+        from .finetuning import LayerGroupUnfreezing
+        from .lightning_module import Schedule, TransferModule, discriminative_lrs, steps_per_epoch
+        from .losses import build_losses
+
+        recipe = self.options
+        named_groups = backbones.layer_groups(model.backbone)
+        groups = [names for _, names in named_groups]
+        lr = self._top_lr(data, settings)
+        # a new head on a pretrained body learns 10× faster; a warmed-up head, or a model that is all
+        # new (no pretrained weights), learns at the body's rate
+        head_lr = recipe.head_lr or (lr if recipe.head_warmup or not data.pretrained else 10 * lr)
+        unfreeze = GradualUnfreeze(len(groups), recipe.start_groups, recipe.unfreeze_epochs)
+        schedule = Schedule(
+            group_lrs=discriminative_lrs(len(groups), lr, recipe.layer_decay),
+            head_lr=head_lr, weight_decay=settings.weight_decay,
+            total_steps=epochs * steps_per_epoch(len(data.train), settings.batch_size * settings.processes),
+            warmup_fraction=recipe.warmup_fraction,
+        )
+        losses, weights = build_losses(data, settings)
+        module = TransferModule(model, groups, schedule, losses, LayerGroupUnfreezing(unfreeze, recipe.freeze_bn_stats),
+                                weights, unlabelled=data.unlabelled_loader(settings))
+        return module, named_groups
+
+    def _top_lr(self, data, settings: TrainSettings) -> float:
+        """Peak LR of the top layer group: --lr, else the recipe's, else the modality's default."""
+        return settings.lr or self.options.lr or DEFAULT_LR.get(data.modality, 3e-4)
+
+    def training_module(self, model: TransferModel, data: FitData, settings: TrainSettings):
+        """The module `fit` trains (its first epoch's layers trainable; with `head_warmup` the head is not
+        warmed up first)."""
+        return self._module(model, data, settings, settings.epochs or default_epochs(len(data.train)))[0]
 
 
     def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
@@ -123,8 +141,7 @@ class FineTuneBase(Strategy):
 
         if not data.train_backbone:
             return LinearProbe.extend(self, model, data, settings)
-        fit_lr = settings.lr or self.options.lr or DEFAULT_LR.get(data.modality, 3e-4)
-        outcome = extend_by_training(self, model, data, settings, fit_lr)
+        outcome = extend_by_training(self, model, data, settings, self._top_lr(data, settings))
         outcome.settings["backbone_trained"] = True
         return outcome
 

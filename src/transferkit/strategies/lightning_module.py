@@ -27,6 +27,22 @@ class Schedule:
     total_steps: int
     warmup_fraction: float = 0.15
 
+    @property
+    def lr(self) -> float:
+        """The top backbone group's peak LR (the one `--lr` sets); the head's without backbone groups."""
+        return self.group_lrs[-1] if self.group_lrs else self.head_lr
+
+    def ratios(self) -> list[float]:
+        """Each group's LR, then the head's, divided by `lr`."""
+        return [value / self.lr for value in (*self.group_lrs, self.head_lr)]
+
+    def scaled(self, lr: float) -> "Schedule":
+        """The same schedule with top LR `lr`: every group and the head keep their ratio to it."""
+        from dataclasses import replace
+
+        factor = lr / self.lr
+        return replace(self, group_lrs=[value * factor for value in self.group_lrs], head_lr=self.head_lr * factor)
+
 
 class TransferModule(L.LightningModule):
     """Trains `model`'s heads on their losses; backbone groups get their own LRs, a freezing policy
@@ -48,7 +64,15 @@ class TransferModule(L.LightningModule):
     optimiser from the first step, frozen ones with `requires_grad=False` (AdamW skips parameters
     without gradients). Unfreezing flips the flag instead of adding parameter groups mid-run, which
     keeps one-cycle schedules and resumed checkpoints consistent.
+
+    `lr` is the schedule's top group LR, the attribute Lightning's `Tuner.lr_find` reads and sets:
+    setting it scales every group and the head together. During a range test (`range_test` True,
+    see `lr_finder`) the finder's one LR for all parameter groups is taken as the top group's, and
+    each group trains at its ratio to it, as in a real run.
     """
+
+    #: set by `lr_finder.lr_range_test` while Lightning's finder sweeps the learning rate
+    range_test: bool = False
 
     def __init__(
         self,
@@ -92,6 +116,14 @@ class TransferModule(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    @property
+    def lr(self) -> float:
+        return self.schedule.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.schedule = self.schedule.scaled(value)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
@@ -131,6 +163,25 @@ class TransferModule(L.LightningModule):
         if self._two_views:  # items are (strong view, weak view): the heads see weak then strong, stacked
             x = torch.cat([other, x])
         return to_device(x, self.device)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.range_test and self.freezing is not None:
+            # Lightning's finder swaps every callback for its own: the freezing policy's per-batch
+            # step (batch-norm statistics) is applied here, so the test trains as a real run does
+            self.freezing.on_train_batch_start(self.trainer, self, batch, batch_idx)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        if not self.range_test:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # the finder sets one swept LR on every group: it is the top group's, the others keep their ratio
+        swept = [group["lr"] for group in optimizer.param_groups]
+        for group, ratio in zip(optimizer.param_groups, self.lr_ratios):
+            group["lr"] = group["lr"] * ratio
+        try:
+            optimizer.step(closure=optimizer_closure)
+        finally:  # the finder's scheduler computes the next LR from its own base, but leave its value as set
+            for group, lr in zip(optimizer.param_groups, swept):
+                group["lr"] = lr
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -198,6 +249,7 @@ class TransferModule(L.LightningModule):
                 if subset:
                     param_groups.append({"params": subset, "lr": lr, "weight_decay": wd})
                     max_lrs.append(lr)
+        self.lr_ratios = [lr / s.lr for lr in max_lrs]  # per parameter group, for a range test
         optimizer = torch.optim.AdamW(param_groups)
         total = max(1, s.total_steps)
         # OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step (10 steps at 10 %)

@@ -35,6 +35,7 @@ from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSetting
 from ..strategies.distributed import ACCELERATORS, DIST_STRATEGIES, PRECISIONS
 from ..strategies.incremental import SELECTIONS
 from ..tuning import BACKENDS
+from ..strategies.lr_finder import MAX_LR, MIN_LR, STEPS, LRRangeTest, check_range, lr_range_test
 from .growth import build_memory, load_memory, save_memory
 from .params import Constraint, Interval, OneOf, check_params
 from .presentation import Headline, SummaryLine, Table
@@ -196,6 +197,26 @@ class TransferEstimator(BaseEstimator):
         self._control(self.timings_.get("total fit", 0.0))
         self.decisions_ = self._decisions(backbone, outcome)
         return self
+
+    def lr_find(self, data: Any, min_lr: float = MIN_LR, max_lr: float = MAX_LR, steps: int = STEPS) -> LRRangeTest:
+        """A learning-rate range test on `data` (fastai's `lr_find`, run by Lightning's `Tuner.lr_find`):
+        the same steps as `fit` up to the model and training data, then `steps` training batches of the
+        module the strategy would train, the top layer group's LR growing exponentially from `min_lr` to
+        `max_lr` (the other groups and the head keep their ratios to it). Returns the LRs, smoothed
+        losses, the suggested LR (steepest descent) and the strategy's default LR for comparison; the
+        weights are restored afterwards and no model is kept (the estimator stays unfitted).
+        Strategies: fine-tune, full, and auto (the fine-tuning it would run)."""
+        check_range(min_lr, max_lr, steps)
+        strategy = self._check_params()
+        torch.manual_seed(self.seed)  # as `fit`: the same split and new layers
+        self.notes_, self.warnings_ = [], []
+        self._load_data(data)
+        backbone = self._prepare(self._load_backbone())
+        model = self._new_model(backbone.model, backbone.num_features)
+        fit_data = self._fit_data(backbone, strategy)
+        settings = self._train_settings(fit_data)
+        strategy = self._before_adapt(strategy, model, fit_data)
+        return lr_range_test(strategy, model, fit_data, settings, min_lr=min_lr, max_lr=max_lr, steps=steps)
 
     # ----------------------------------------------------------------- hooks
     def _check_params(self, adapting: bool = False) -> Strategy:
