@@ -287,7 +287,8 @@ def estimator_option_specs() -> list[dict[str, Any]]:
     (--snake-case), type and default from the constructor signature (the default shown where every
     task taking the parameter agrees on it), the help from the "Parameters" sections of the class
     docstrings, the value rule from `param_constraints`, extra names from `option_aliases`, and
-    the help panel: the task's `option_panel` when only one task takes it, else the main one; and
+    the help panel: the task's `option_panel` when only one task takes it, else the panel
+    `shared_option_panels` names (or the main one); and
     the names of the tasks that take it.
 
     Reading the declarations imports every task estimator, and with them torch and scikit-learn
@@ -320,7 +321,7 @@ def estimator_option_specs() -> list[dict[str, Any]]:
             "name": name, "type": value_type.__name__, "default": default, "help": helps[0] if helps else None,
             "aliases": list(dict.fromkeys(a for cls in classes for a in cls.option_aliases.get(name, ()))),
             "rule": constraint_to_json(rule) if rule is not None else None,
-            "panel": classes[0].option_panel if len(classes) == 1 else None,
+            "panel": classes[0].option_panel if len(classes) == 1 else classes[0].shared_option_panels.get(name),
             "tasks": task_names[name],
         })
     # shared options first, then the task panels by title (help shows panels in order of first use)

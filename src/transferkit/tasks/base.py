@@ -687,8 +687,14 @@ class TransferEstimator(BaseEstimator):
     # ---- presentation hooks (cli)
     #: What one item `evaluate()` scores is called ("example", "window"): metrics titles count them.
     unit: ClassVar[str] = "example"
-    #: Help panel of the `fit` options only this task takes ("Images"); shared ones stay in the main one.
+    #: Help panel of the `fit` options only this task takes ("Images"); shared ones stay in the main one
+    #: unless `shared_option_panels` groups them.
     option_panel: ClassVar[str | None] = None
+    #: Help panels of shared `fit` options that belong together (param name → panel title).
+    shared_option_panels: ClassVar[dict[str, str]] = {
+        **{name: "Hyper-parameter search" for name in ("search", "search_backend", "search_seconds")},
+        **{name: "Devices and precision" for name in COMPUTE_PARAMS},
+    }
 
     def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Any:
         """What `transferkit predict RUN INPUTS... [--file FILE]` predicts, read from its arguments;
