@@ -470,9 +470,13 @@ def _search(study: dict) -> str:
     best_row = [("kept" if t.get("number") == best.get("number") else "") for t in trials]  # highlighted
     table = _table(["Trial"] + [_e(n) for n in names] + ["Trained with", _e(metric), "State", "Time"], rows,
                    numeric_from=len(names) + 2, row_classes=best_row)
-    note = _muted("Every trial trained on the training split and was scored on the validation split; the test "
-                  "split was used once, by the final model, which was fitted with the best trial's parameters. "
-                  "Pruned trials show their last epoch's value.")
+    folds = study.get("cross_validated")
+    note = _muted(
+        (f"Too few examples to hold a split out: every trial was scored by the {_int(folds)}-fold cross-validation "
+         "that also estimates the final model's accuracy, so that estimate is optimistic. " if folds else
+         "Every trial trained on the training split and was scored on the validation split; the test split was "
+         "used once, by the final model. ")
+        + "The final model was fitted with the best trial's parameters. Pruned trials show their last epoch's value.")
     return intro + plot + f"<details><summary>Trials table ({len(trials)} rows)</summary>{table}</details>" + note
 
 
