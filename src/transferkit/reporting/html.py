@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..tuning.study import MIN_TRIALS_FOR_IMPORTANCES
 from . import plots
 from .plots import finite_number as _num
 
@@ -476,7 +477,9 @@ def _search(study: dict) -> str:
          "that also estimates the final model's accuracy, so that estimate is optimistic. " if folds else
          "Every trial trained on the training split and was scored on the validation split; the test split was "
          "used once, by the final model. ")
-        + "The final model was fitted with the best trial's parameters. Pruned trials show their last epoch's value.")
+        + "The final model was fitted with the best trial's parameters. Pruned trials show their last epoch's value."
+        + ("" if study.get("importances") else " Parameter importances are estimated from "
+           f"{MIN_TRIALS_FOR_IMPORTANCES} completed trials with sampled parameters on."))
     return intro + plot + f"<details><summary>Trials table ({len(trials)} rows)</summary>{table}</details>" + note
 
 

@@ -136,15 +136,21 @@ def summarise(study: Any, backend: str, metric: str, seconds: float, seed: int, 
     }
 
 
+#: Completed sampled trials below which parameter importances are not estimated: a forest fitted on
+#: two or three points ranks parameters by noise, and a bar chart would present that as a finding.
+MIN_TRIALS_FOR_IMPORTANCES = 5
+
+
 def importances(study: Any, seed: int = 0) -> dict[str, float] | None:
     """fANOVA importance of each sampled parameter over the completed sampled trials (the defaults
-    trial samples nothing, so it is left out), or None with fewer than 2 such trials or no
-    parameter that varied. 16 trees, not Optuna's 64: those took seconds for a report's bar chart."""
+    trial samples nothing, so it is left out), or None with fewer than `MIN_TRIALS_FOR_IMPORTANCES`
+    such trials or no parameter that varied. 16 trees, not Optuna's 64: those took seconds for a
+    report's bar chart."""
     import optuna
 
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.params
               and not t.user_attrs.get(DEFAULTS)]
-    if len(trials) < 2:
+    if len(trials) < MIN_TRIALS_FOR_IMPORTANCES:
         return None
     varied = [name for name in trials[0].params
               if all(name in t.params for t in trials) and len({repr(t.params[name]) for t in trials}) > 1]
