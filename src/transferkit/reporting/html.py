@@ -336,8 +336,9 @@ def _metrics_table(metrics: dict) -> str:
         rows.append((_e(c), _fmt(m.get("precision")), _fmt(m.get("recall")),
                      _fmt(m.get("f1")), _int(m.get("support"))))
 
-    def mean(key: str) -> float | None:
-        vals = [v for v in (_num((per_class[c] or {}).get(key)) for c in order) if v is not None]
+    def mean(key: str) -> float | None:  # over the classes with support: an absent class has nothing to average
+        vals = [v for v in (_num((per_class[c] or {}).get(key)) for c in order
+                            if (_num((per_class[c] or {}).get("support")) or 0) > 0) if v is not None]
         return sum(vals) / len(vals) if vals else None
 
     macro_f1 = metrics.get("macro_f1") if _num(metrics.get("macro_f1")) is not None else mean("f1")
