@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 import typing
 from enum import Enum
 from pathlib import Path
@@ -649,14 +650,19 @@ def extend(
     if Path(out).expanduser().resolve() == Path(run_dir).expanduser().resolve():
         raise TransferkitError(f"--out {out}: is the run being extended; write the extended run to a new folder "
                                "(the parent stays as it was, and the new run records it as its parent).")
+    started = time.perf_counter()
     est = load_run(run_dir)
     if not hasattr(est, "extend"):
         raise TransferkitError(f"{run_dir}: a {est.task} run; only classifiers can be extended with new classes.")
+    loaded = time.perf_counter() - started
     prepared = prepare_out(out, data, overwrite=overwrite)
     try:
         est.progress = not quiet
         est.extend(data, compare=compare, train_backbone=train_backbone)
-        metrics = est.evaluate() if len(est.data_.test) else None
+        # scored as a fit is: its cross-validated estimate, else the test split (the parent's and the new data's)
+        metrics = est.evaluate() if len(est.data_.test) or getattr(est, "estimate_", None) else None
+        est.timings_ = {"loading the parent run": loaded, **est.timings_}
+        est.timings_["total extend"] = time.perf_counter() - started  # the whole command, but saving the run
         est.save(out)
         report = write_run_report(out)
     finally:

@@ -295,9 +295,12 @@ class PreparedRun:
     resuming: bool = False
     message: str = ""
     _lock: Path | None = None
+    #: the folders `prepare_out` made (deepest first): removed again by `release` while they hold no file
+    _created: tuple[Path, ...] = ()
 
     def release(self) -> None:
-        """Remove the lock file if it is still ours (idempotent)."""
+        """Remove the lock file if it is still ours, and the folders `prepare_out` made if no file was
+        written into them (a command that failed leaves no empty --out behind); idempotent."""
         if self._lock is not None:
             try:
                 if self._lock.read_text().split()[0] == str(os.getpid()):
@@ -305,6 +308,8 @@ class PreparedRun:
             except (OSError, IndexError):
                 pass
             self._lock = None
+        remove_empty_folders(self._created)
+        self._created = ()
 
     def __enter__(self) -> "PreparedRun":
         return self
@@ -326,6 +331,7 @@ def prepare_out(out: str | Path, data: str | Path | None = None, overwrite: bool
     """
     out = Path(out).expanduser()
     flag = f"--out {out}"
+    created = tuple(p for p in (out, *out.parents) if not p.exists())
     try:
         _check_out_path(out, flag)
         if data is not None and Path(data).expanduser().is_dir():
@@ -336,9 +342,15 @@ def prepare_out(out: str | Path, data: str | Path | None = None, overwrite: bool
                                        "the next fit (an extra class of images). Choose a folder outside it.")
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # permission denied on a parent, a read-only file system, /proc, ...
+        remove_empty_folders(created)
         raise TransferkitError(f"{flag}: cannot create the folder ({exc.strerror or _short(exc)}); "
                                "choose a writable location.") from None
-    prepared = PreparedRun(out, _lock=_acquire_lock(out, flag))
+    try:
+        lock = _acquire_lock(out, flag)
+    except BaseException:
+        remove_empty_folders(created)
+        raise
+    prepared = PreparedRun(out, _lock=lock, _created=created)
     try:
         _classify(prepared, overwrite, resume)
     except OSError as exc:
@@ -349,6 +361,19 @@ def prepare_out(out: str | Path, data: str | Path | None = None, overwrite: bool
         prepared.release()
         raise
     return prepared
+
+
+def remove_empty_folders(folders: tuple[Path, ...] | list[Path]) -> None:
+    """Remove each of `folders` (deepest first) that holds no file, with its empty sub-folders: what a
+    command made for its output and then failed to fill. A folder with any file in it stays."""
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for dirpath, _, _ in sorted(os.walk(folder), key=lambda w: -len(Path(w[0]).parts)):
+            try:
+                os.rmdir(dirpath)  # fails (and so keeps the folder) when anything is left in it
+            except OSError:
+                pass
 
 
 def _check_out_path(out: Path, flag: str) -> None:
@@ -498,3 +523,42 @@ def read_head_weights(run_dir: str | Path, head: str, config: dict | None = None
     prefix = f"heads.{head}."
     state = upgrade_weights(read_weights(run_dir), config, run_dir, head)
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+# ------------------------------------------------------------- data locations
+def record_data_location(summary: dict | None, run_dir: str | Path) -> dict | None:
+    """The data summary a run saves with its data root made absolute (as seen from the working directory
+    of the command that saves it) and also recorded relative to the run directory ("root_from_run"), so
+    the run finds its data from any working directory, and after the run and its data moved together."""
+    if not isinstance(summary, dict) or not summary.get("root"):
+        return summary
+    root = os.path.abspath(Path(str(summary["root"])).expanduser())
+    try:
+        from_run = os.path.relpath(root, os.path.abspath(run_dir))
+    except ValueError:  # another drive (Windows): no relative path exists
+        from_run = None
+    return {**summary, "root": root, "root_from_run": from_run}
+
+
+def resolve_data_root(summary: Mapping[str, Any] | None, run_dir: str | Path, out_as_given: str | None = None) -> str | None:
+    """The data root of a saved run as an absolute path that exists, else the recorded one (None when none
+    is recorded). Tried in turn: the recorded root (absolute since data locations are recorded), the root
+    relative to the run directory ("root_from_run"), and for a run saved with a relative root, the
+    working directory the fit ran in (the run directory less its --out as given, `out_as_given`), then
+    the current one."""
+    if not isinstance(summary, Mapping) or not summary.get("root"):
+        return None
+    recorded = Path(str(summary["root"])).expanduser()
+    run = Path(os.path.abspath(Path(run_dir).expanduser()))
+    candidates = [recorded] if recorded.is_absolute() else []
+    if summary.get("root_from_run"):
+        candidates.append(run / str(summary["root_from_run"]))
+    if not recorded.is_absolute():
+        out = Path(str(out_as_given)) if out_as_given else None
+        if out is not None and not out.is_absolute() and out.parts and run.parts[-len(out.parts):] == out.parts:
+            candidates.append(Path(*run.parts[:-len(out.parts)]) / recorded)
+        candidates.append(Path(os.path.abspath(recorded)))
+    for candidate in candidates:
+        if candidate.exists():
+            return os.path.normpath(str(candidate))
+    return str(candidates[0]) if candidates else str(recorded)

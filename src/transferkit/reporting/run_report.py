@@ -25,6 +25,11 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
     run = config.get("run", {})
     data = run.get("data") or {}
     root = Path(data.get("root", "")).name or run_dir.name
+    lineage = [s for s in run.get("lineage") or [] if isinstance(s, dict)]
+    if lineage:  # an extended run: what it grew from and what was added, not the folder its data share
+        first = lineage[0].get("parent")
+        added = [c for step in lineage for c in step.get("added") or []]
+        root = f"{Path(first).name if first else run_dir.name} + {', '.join(added) or 'no new class'}"
     return write_report(
         run_dir / REPORT_FILE,
         RunReport(

@@ -332,6 +332,14 @@ class Strategy(ABC):
         raise TransferkitError(f"a run of strategy {self.name!r} cannot be extended to new classes; fit with "
                                "--strategy fine-tune, linear-probe or prototypes to extend the run later.")
 
+    def refit_on_features(self, x: np.ndarray, y: np.ndarray, num_classes: int, settings: dict[str, Any],
+                          seed: int = 0) -> "Callable[[np.ndarray], np.ndarray] | None":
+        """The head this strategy's `extend` fits on frozen features `x, y` (at the run's recorded
+        `settings`), as a function from features to class probabilities: what `extend` cross-validates
+        to score a grown run whose data are too few to hold out. None (the default): the extension is
+        not a refit on fixed features, and the grown run is scored on held-out test examples."""
+        return None
+
     def range_tested(self, data: FitData) -> "Strategy":
         """The strategy whose `training_module` a learning-rate range test sweeps on `data`: itself,
         unless it delegates training to another (`auto`)."""

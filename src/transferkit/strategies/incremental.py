@@ -280,3 +280,19 @@ def bias_correction(layer: nn.Linear, logits: torch.Tensor, labels: torch.Tensor
         layer.weight[old_classes:] *= alpha
         layer.bias[old_classes:] = alpha * layer.bias[old_classes:] + b
     return alpha, b
+
+
+def cross_validated_refit(refit: Any, x: np.ndarray, y: np.ndarray, num_classes: int, folds: int,
+                          seed: int = 0) -> np.ndarray:
+    """Out-of-fold class probabilities of a head refit on features: `refit(train_x, train_y)` returns a
+    function from features to probabilities (a strategy's `refit_on_features` at the run's settings),
+    fitted on every stratified fold but one and applied to the one left out, with the folds of a fit's
+    cross-validation (`StratifiedKFold(folds, shuffle=True, random_state=seed)`)."""
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    proba = np.zeros((len(y), num_classes))
+    with threadpool_limits(1):  # small fits: BLAS threads only contend (as in the extension's own refit)
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+            proba[test] = refit(x[train], y[train])(x[test])
+    return proba

@@ -401,6 +401,16 @@ def fit_probe_heads(model: TransferModel, data: FitData, settings: TrainSettings
                              "each with its own C; loss weights do not apply to a probe (each head is fitted alone)"])
 
 
+def balanced_logistic_head(x: np.ndarray, y: np.ndarray, c: float, num_classes: int, seed: int = 0) -> nn.Linear:
+    """A logistic head fitted at C=`c` on standardised `x`, every class weighted equally ("balanced"):
+    the head an extension refits on the exemplar features plus the new examples'."""
+    counts = np.bincount(y, minlength=num_classes)
+    weight = len(y) / (num_classes * counts[y])
+    scaler = _scaler(x, True)
+    clf = _logistic(scaler.transform(x), y, c, seed, sample_weight=weight)
+    return _fold_into_linear(clf, scaler, num_classes)
+
+
 class LinearProbe(Strategy):
     """Frozen backbone; features extracted once; a logistic-regression head with C tuned on
     validation (classification) or a closed-form ridge head (regression, e.g. forecasting). On
@@ -429,6 +439,17 @@ class LinearProbe(Strategy):
         result = fit_probe(model, data, settings)
         return FitOutcome(history=result.history, settings=result.settings(settings.tta), timings=result.timings,
                           estimate=result.estimate, features=result.features[:2])
+
+    def refit_on_features(self, x, y, num_classes, settings, seed=0):
+        """The balanced logistic head at the run's C (None for a run without one)."""
+        if settings.get("C") is None:
+            return None
+        head = balanced_logistic_head(x, y, float(settings["C"]), num_classes, seed)
+
+        def proba(z: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return torch.softmax(head(torch.as_tensor(z, dtype=torch.float32)), 1).numpy()
+        return proba
 
     def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
         """Refit the logistic head on the stored features of the memory's exemplars plus the new
@@ -460,12 +481,8 @@ class LinearProbe(Strategy):
             if c is None:  # a fine-tuned run's head was not a logistic probe: choose C as a probe does
                 c = cross_validated_head(all_x, all_y, data.num_classes, settings.seed)[2]
             c = float(c)
-            counts = np.bincount(all_y, minlength=data.num_classes)
-            weight = len(all_y) / (data.num_classes * counts[all_y])  # "balanced": each class weighs the same
-            scaler = _scaler(all_x, True)
             with threadpool_limits(1):
-                clf = _logistic(scaler.transform(all_x), all_y, c, settings.seed, sample_weight=weight)
-            model.head = _fold_into_linear(clf, scaler, data.num_classes)
+                model.head = balanced_logistic_head(all_x, all_y, c, data.num_classes, settings.seed)
             history = []
             how = (f"logistic head refit (C={c:g}, classes weighted equally) on the stored features of "
                    f"{data.memory_size} old examples and {len(all_y) - data.memory_size} new examples")

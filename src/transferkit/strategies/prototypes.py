@@ -109,6 +109,20 @@ class Prototypes(Strategy):
                                    "centroids": time.perf_counter() - extracted},
                           notes=[how], features=(x.numpy(), y.numpy()))
 
+    def refit_on_features(self, x, y, num_classes, settings, seed=0):
+        """Nearest-centroid head on `x, y` (their mean feature) at the run's temperature."""
+        if settings.get("temperature") is None:
+            return None
+        x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+        mean = x.mean(0)
+        head = PrototypeHead(x.shape[1], num_classes)
+        head.set_prototypes(mean, _centroids(x, y, num_classes, mean), float(settings["temperature"]))
+
+        def proba(z: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return torch.softmax(head(torch.as_tensor(z, dtype=torch.float32)), 1).numpy()
+        return proba
+
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
         return [super().plan(data, settings)[0],
                 ("epochs: none", "features are extracted once; each class is the mean of its normalised features")]

@@ -27,7 +27,7 @@ from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, RUN_FORMAT, SPLIT_FILE,
                       TOKENIZER_DIR, WEIGHTS_FILE, read_config, read_history, read_json, read_weights,
-                      upgrade_weights, write_history, write_text)
+                      record_data_location, resolve_data_root, upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
@@ -592,7 +592,9 @@ class TransferEstimator(BaseEstimator):
             write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
             write_text(path / METRICS_FILE, json.dumps({"test": self.metrics_}, indent=2, default=float))
-        write_text(path / CONFIG_FILE, json.dumps(self.config(), indent=2, default=str))
+        config = self.config()
+        config["run"]["data"] = record_data_location(config["run"].get("data"), path)
+        write_text(path / CONFIG_FILE, json.dumps(config, indent=2, default=str))
         return path
 
     @classmethod
@@ -634,7 +636,7 @@ class TransferEstimator(BaseEstimator):
         est.lineage_ = run.get("lineage") or []
         est.memory_ = load_memory(path)
         est.run_path_ = path
-        est.data_root_ = (run.get("data") or {}).get("root")
+        est.data_root_ = resolve_data_root(run.get("data"), path, (config.get("params") or {}).get("run_dir"))
         metrics_file = path / METRICS_FILE
         est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
         return est
@@ -780,12 +782,10 @@ class ClassifierBase(TransferEstimator):
         measures naive fine-tuning on the new data alone and retraining on all data. The step
         (old-class accuracy before/after, forgetting, new-class accuracy) is appended to `lineage_`;
         returns self."""
-        from .growth import extend
+        from .growth import extend, extension_decisions
 
         step = extend(self, data, compare=compare, train_backbone=train_backbone)
-        added = ", ".join(step["added"]) or "none"
-        self.decisions_ = [*getattr(self, "decisions_", []),
-                           (f"extended: classes added: {added}", step["how"] or f"by strategy {self.strategy_}")]
+        self.decisions_ = extension_decisions(step, self.strategy_)  # the parent's are in the parent's report
         return self
 
     def _adapt(self, strategy, model, fit_data, settings, started, loaded):

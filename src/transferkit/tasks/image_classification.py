@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -344,14 +345,16 @@ class ImageClassifier(ClassifierBase):
         return dataset.with_transform(train_transform(self.preprocessing_, self.image_size_, self.augment)) \
             if augment else dataset
 
+    # absolute paths (symlinks kept as they are): data given as relative and absolute paths mix, and the
+    # memory a run saves is found from any working directory
     def _refs(self, samples) -> list[str]:
-        return [str(p) for p in samples.paths]
+        return [os.path.abspath(p) for p in samples.paths]
 
     def _dataset_refs(self, dataset) -> list[str]:
-        return [str(p) for p in dataset.paths]
+        return [os.path.abspath(p) for p in dataset.paths]
 
     def _resolve_refs(self, refs, root):
-        return [r if Path(r).is_absolute() or root is None else str(Path(root) / r) for r in refs]
+        return [os.path.abspath(r if Path(r).is_absolute() or root is None else Path(root) / r) for r in refs]
 
     def _existing(self, refs, labels):
         kept = [(r, y) for r, y in zip(refs, labels) if Path(r).is_file()]
@@ -361,8 +364,6 @@ class ImageClassifier(ClassifierBase):
         return [Path(r) for r in refs]
 
     def _data_from_splits(self, classes, splits) -> ImageFolderData:
-        import os
-
         index = {c: i for i, c in enumerate(classes)}
         samples = {name: Samples([Path(r) for r in refs], [index[c] for c in names])
                    for name, (refs, names) in splits.items()}
