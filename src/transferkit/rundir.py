@@ -558,7 +558,8 @@ def resolve_data_root(summary: Mapping[str, Any] | None, run_dir: str | Path, ou
         if out is not None and not out.is_absolute() and out.parts and run.parts[-len(out.parts):] == out.parts:
             candidates.append(Path(*run.parts[:-len(out.parts)]) / recorded)
         candidates.append(Path(os.path.abspath(recorded)))
+    candidates = [Path(os.path.normpath(c)) for c in candidates]
     for candidate in candidates:
         if candidate.exists():
-            return os.path.normpath(str(candidate))
+            return str(candidate)
     return str(candidates[0]) if candidates else str(recorded)
