@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import transferkit
-from transferkit.rundir import record_data_location, resolve_data_root
 
 from .conftest import make_image_folder
 from .test_cli_usage import assert_one_usage_line
@@ -104,6 +103,8 @@ def test_a_parent_whose_data_are_gone_says_so_in_one_line(project, tmp_path):
 
 
 def test_data_root_is_recorded_absolute_and_relative_to_the_run(tmp_path):
+    from transferkit.rundir import record_data_location, resolve_data_root
+
     summary = record_data_location({"root": "old"}, tmp_path / "runs" / "r1")
     assert summary["root"] == os.path.abspath("old") and summary["root_from_run"] == os.path.relpath(
         os.path.abspath("old"), tmp_path / "runs" / "r1")
@@ -131,3 +132,16 @@ def test_a_failed_command_leaves_no_empty_out_folder(project, tmp_path, command)
     (tmp_path / "mine").mkdir()
     result = cli(*args, "--out", tmp_path / "mine", cwd=tmp_path)
     assert result.returncode == 2 and (tmp_path / "mine").is_dir()
+
+
+def test_a_failed_export_leaves_no_empty_out_folder(project, tmp_path):
+    """The run's recorded examples are gone, so the export cannot be checked and fails: the folder it
+    made for --out goes with it."""
+    hidden = project / "old.hidden"
+    (project / "old").rename(hidden)
+    try:
+        result = cli("export", project / "runs/parent", "--out", tmp_path / "made" / "model.onnx", cwd=tmp_path)
+    finally:
+        hidden.rename(project / "old")
+    assert_one_usage_line(result.returncode, result.stderr, "restore the data")
+    assert not (tmp_path / "made").exists()

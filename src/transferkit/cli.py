@@ -908,8 +908,10 @@ def export(
 ) -> None:
     """Export a run to ONNX for onnxruntime (fp32, and int8 with --quantize int8), checked against PyTorch."""
     from .export import describe_export, export_run
+    from .rundir import output_folder
 
-    result = export_run(run_dir, format=format, quantize=quantize, out=out, max_drop=max_drop, tta=tta)
+    with output_folder(Path(out).expanduser().parent if out else run_dir):  # a failed export leaves no empty folder
+        result = export_run(run_dir, format=format, quantize=quantize, out=out, max_drop=max_drop, tta=tta)
     for entry in result.exports:
         console.print(escape(describe_export(entry)), highlight=False, soft_wrap=True)
     for warning in result.warnings:

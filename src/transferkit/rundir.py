@@ -11,6 +11,7 @@ imports torch only inside the functions that need it.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -374,6 +375,20 @@ def remove_empty_folders(folders: tuple[Path, ...] | list[Path]) -> None:
                 os.rmdir(dirpath)  # fails (and so keeps the folder) when anything is left in it
             except OSError:
                 pass
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | Path):
+    """Make nothing up front, but remove again the folders (`folder` and parents) that did not exist
+    before the block when the block fails and left no file in them: for commands that write an output
+    file and create its folder on the way (`export --out DIR/model.onnx`)."""
+    folder = Path(folder).expanduser()
+    created = tuple(p for p in (folder, *folder.parents) if not p.exists())
+    try:
+        yield folder
+    except BaseException:
+        remove_empty_folders(created)
+        raise
 
 
 def _check_out_path(out: Path, flag: str) -> None:
