@@ -33,3 +33,14 @@ def test_report_macro_average_row_leaves_out_classes_without_support() -> None:
     html = _metrics_table({"classes": ["a", "b"], "per_class": per_class})
     foot = html[html.index("macro avg"):]
     assert "1.000" in foot and "0.500" in foot and "0.667" in foot
+
+
+def test_forgetting_within_its_noise_band_is_not_flagged() -> None:
+    from transferkit.reporting.html import lineage_attention
+
+    step = {"added": ["tulip"], "metrics": {"forgetting": 0.025, "forgetting_se": 0.015}}
+    assert lineage_attention([step]) == []  # 2.5 ± 3.0 points: not a measured loss
+    step["metrics"]["forgetting_se"] = 0.005
+    (line,) = lineage_attention([step])
+    assert "2.5 ± 1.0 points" in line
+    assert len(lineage_attention([{"added": ["x"], "metrics": {"forgetting": 0.05}}])) == 1  # no band recorded

@@ -546,10 +546,13 @@ def lineage_attention(lineage: list[dict]) -> list[str]:
     """A warning per extension step that lost more than FORGETTING_ALERT of old-class accuracy."""
     out = []
     for step in lineage or []:
-        lost = _num((step.get("metrics") or {}).get("forgetting"))
-        if lost is not None and lost > FORGETTING_ALERT:
-            out.append(f"adding {', '.join(step.get('added') or [])} cost the old classes {100 * lost:.1f} points of "
-                       "accuracy; see Lineage")
+        m = step.get("metrics") or {}
+        lost, se = _num(m.get("forgetting")), _num(m.get("forgetting_se"))
+        # a loss within the noise of the paired difference (2 standard errors) is not flagged
+        if lost is not None and lost > FORGETTING_ALERT and (se is None or lost > 2 * se):
+            band = f" ± {200 * se:.1f}" if se is not None else ""
+            out.append(f"adding {', '.join(step.get('added') or [])} cost the old classes {100 * lost:.1f}{band} points "
+                       "of accuracy; see Lineage")
     return out
 
 
@@ -575,10 +578,14 @@ def _lineage(report: RunReport) -> str:
                      "</p>")
         lost = _num(m.get("forgetting"))
         if lost is not None:
-            tone = "bad" if lost > FORGETTING_ALERT else "good"
+            se = _num(m.get("forgetting_se"))
+            tone = "bad" if lost > FORGETTING_ALERT and (se is None or lost > 2 * se) else "good"
+            band = f" ± {200 * se:.1f}" if se is not None else ""
+            scored = f" Scored by {_e(m.get('evaluation'))} on {_e(m.get('old_examples'))} old-class and " \
+                     f"{_e(m.get('new_examples'))} new-class examples." if m.get("evaluation") else ""
             parts.append(f'<p class="verdict {tone}"><strong>Old classes: {_pct(m.get("old_accuracy_before"))} → '
-                         f'{_pct(m.get("old_accuracy_after"))} ({_points(-lost)}); new classes '
-                         f'{_pct(m.get("new_accuracy"))}.</strong></p>')
+                         f'{_pct(m.get("old_accuracy_after"))} ({_points(-lost)}{band}); new classes '
+                         f'{_pct(m.get("new_accuracy"))}.</strong>{scored}</p>')
         else:
             parts.append(_muted("Old-class accuracy before and after is not measured: the parent run kept no test "
                                 "split (it was cross-validated) and the new data hold no old-class test examples."))
