@@ -16,7 +16,8 @@ def counted(n: int | float, noun: str, plural: str | None = None) -> str:
 @dataclass(frozen=True)
 class Table:
     """Rows of text under named columns; `right` names the columns aligned right (numbers) and
-    `totals` are summary rows drawn in bold below a rule (accuracy and macro-F1 under the classes).
+    `totals` are summary rows drawn in bold below a rule (accuracy and macro-F1 under the classes),
+    `optional` the columns a narrow terminal may leave out.
     Tasks, the ONNX runtime and reports fill it; the CLI draws it."""
 
     columns: tuple[str, ...]
@@ -24,6 +25,8 @@ class Table:
     title: str | None = None
     right: tuple[str, ...] = ()
     totals: list[tuple[str, ...]] = field(default_factory=list)
+    #: columns that may be left out where the terminal is too narrow for every one, first listed first
+    optional: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ predictions, as printed and as JSON

@@ -54,18 +54,73 @@ def parse_options(items: list[str]) -> dict:
     return options
 
 
-def _rich_table(spec) -> Table:
-    """A task's `presentation.Table` drawn with rich."""
-    table = Table(title=spec.title)
-    for column in spec.columns:
-        table.add_column(column, justify="right" if column in spec.right else "left")
+def _rich_table(spec, columns: typing.Sequence[str] | None = None) -> Table:
+    """A task's `presentation.Table` drawn with rich (only `columns`, when given). Cells are text, never
+    markup (a path `photos[raw]` stays whole); a cell too wide wraps instead of being cut short, and a
+    number never breaks."""
+    keep = [i for i, c in enumerate(spec.columns) if columns is None or c in columns]
+    table = Table(title=Text(spec.title) if spec.title else None)
+    for i in keep:
+        column = spec.columns[i]
+        number = column in spec.right
+        table.add_column(Text(column), justify="right" if number else "left", overflow="fold",
+                         no_wrap=number, min_width=min(len(column), 8) if number else None)
     for row in spec.rows:
-        table.add_row(*row)
+        table.add_row(*(Text(str(row[i])) for i in keep))
     if spec.totals:
         table.add_section()
         for row in spec.totals:
-            table.add_row(*row, style="bold")
+            table.add_row(*(Text(str(row[i])) for i in keep), style="bold")
     return table
+
+
+def _fits_terminal() -> int | None:
+    """The width tables must fit: the terminal's (or COLUMNS'), None through a pipe (every cell whole)."""
+    return console.width if console.is_terminal or os.environ.get("COLUMNS") else None
+
+
+def _width(table: Table) -> tuple[int, int]:
+    from rich.measure import Measurement
+
+    m = Measurement.get(console, console.options.update(max_width=100_000), table)
+    return m.minimum, m.maximum
+
+
+def _print_table(spec) -> None:
+    """`spec` printed so every header and value can be read in full: through a pipe at its natural width;
+    in a terminal too narrow for it, its `optional` columns left out (named below it), the rest wrapped;
+    still too narrow, one block of `column: value` lines per row."""
+    width = _fits_terminal()
+    if width is None:
+        table = _rich_table(spec)
+        width, console.width = console.width, max(_width(table)[1], len(spec.title or ""))
+        try:
+            console.print(table)
+        finally:
+            console.width = width
+        return
+    columns = list(spec.columns)
+    dropped: list[str] = []
+    table = _rich_table(spec)
+    for name in getattr(spec, "optional", ()):
+        if _width(table)[1] <= width:
+            break
+        columns.remove(name)
+        dropped.append(name)
+        table = _rich_table(spec, columns)
+    if _width(table)[0] <= width:
+        console.print(table)
+    else:  # even wrapped it does not fit: each row as lines
+        if spec.title:
+            console.print(Text(spec.title, style="italic"))
+        columns, dropped = list(spec.columns), []
+        for row in [*spec.rows, *spec.totals]:
+            for name, value in zip(columns, row):
+                console.print(Text.assemble((f"{name}: ", "bold"), str(value)), soft_wrap=False)
+            console.print()
+    if dropped:
+        console.print(Text(f"(left out to fit {width} columns: {', '.join(dropped)}; --json or a wider terminal "
+                           "shows them)", style="dim"))
 
 
 def _print_metrics(est, metrics: dict, data: str | None = None) -> None:
@@ -1081,8 +1136,8 @@ def runs(
     task: Optional[str] = typer.Option(None, help="Only runs of this task (see `transferkit list tasks`)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of runs."),
 ) -> None:
-    """List the runs under a folder: task, backbone, strategy, test metrics, date, status and parent."""
-    from .reporting.runs import by_task, find_runs, runs_table
+    """List the runs under a folder: task, backbone, strategy, metrics and what they were measured on, date, status."""
+    from .reporting.runs import by_task, find_runs, runs_tables
 
     found = find_runs(folder)
     if task is not None:
@@ -1097,7 +1152,8 @@ def runs(
         console.print(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
                       f"{folder}/NAME` writes one.")
         return
-    console.print(_rich_table(runs_table(found, folder)))
+    for table in runs_tables(found, folder):
+        _print_table(table)
 
 
 @app.command()
@@ -1106,15 +1162,17 @@ def compare(
     run_b: Path = typer.Argument(..., help="Another run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Two runs side by side: test metrics (difference, which is better) and the config differences."""
-    from .reporting.runs import compare_runs, comparison_tables
+    """Two runs side by side: metrics (difference, its 95% noise band, which is better) and the settings that differ."""
+    from .reporting.runs import compare_runs, comparison_notes, comparison_tables
 
     comparison = compare_runs(run_a, run_b)
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False, default=str))
         return
     for table in comparison_tables(comparison):
-        console.print(_rich_table(table))
+        _print_table(table)
+    for line in comparison_notes(comparison):
+        console.print(Text(line), soft_wrap=_fits_terminal() is None)
 
 
 class CacheAction(str, Enum):

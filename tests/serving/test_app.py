@@ -57,7 +57,7 @@ def test_health_ready_info_and_docs(image_client, image_run):
     assert image_client.get("/ready").json() == {"status": "ready", "backend": "torch"}
     info = image_client.get("/info").json()
     config = json.loads((image_run / "config.json").read_text())
-    metrics = json.loads((image_run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(image_run).metrics
     assert info["task"] == "image-classification" and info["modality"] == "image" and info["backend"] == "torch"
     assert info["classes"] == ["blue", "green", "red"] == config["classes"]
     assert info["backbone"] == config["backbone"]["name"] and info["strategy"] == config["strategy"]["used"]
@@ -318,6 +318,7 @@ for name in ("torch", "torchvision", "timm", "lightning", "transformers", "panda
     sys.modules[name] = None
 from fastapi.testclient import TestClient
 from transferkit.serving import create_app
+from transferkit.rundir import read_metrics
 with TestClient(create_app({str(model)!r})) as client:
     while client.get("/ready").status_code != 200:
         time.sleep(0.1)

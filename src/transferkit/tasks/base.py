@@ -26,8 +26,8 @@ from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, RUN_FORMAT, SPLIT_FILE,
-                      TOKENIZER_DIR, WEIGHTS_FILE, read_config, read_history, read_json, read_weights,
-                      upgrade_weights, write_history, write_text)
+                      TOKENIZER_DIR, WEIGHTS_FILE, evaluation_of, metrics_record, read_config, read_history,
+                      read_metrics, read_weights, upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
@@ -591,7 +591,7 @@ class TransferEstimator(BaseEstimator):
         if hasattr(self, "data_"):
             write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
-            write_text(path / METRICS_FILE, json.dumps({"test": self.metrics_}, indent=2, default=float))
+            write_text(path / METRICS_FILE, json.dumps(metrics_record(self.metrics_), indent=2, default=float))
         write_text(path / CONFIG_FILE, json.dumps(self.config(), indent=2, default=str))
         return path
 
@@ -635,8 +635,8 @@ class TransferEstimator(BaseEstimator):
         est.memory_ = load_memory(path)
         est.run_path_ = path
         est.data_root_ = (run.get("data") or {}).get("root")
-        metrics_file = path / METRICS_FILE
-        est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
+        evaluation = read_metrics(path)
+        est.metrics_ = None if evaluation is None else evaluation.metrics
         return est
 
     # ---- report and ranking hooks (report-rank)
@@ -1053,7 +1053,8 @@ class ClassifierBase(TransferEstimator):
                   for head, m in metrics["heads"].items()]
         value = ", ".join(f"{head} {m['accuracy']:.3f}" for head, m in metrics["heads"].items())
         detail = "; macro-F1 " + ", ".join(f"{head} {m['macro_f1']:.3f}" for head, m in metrics["heads"].items())
-        return tables, SummaryLine(f"accuracy per head on {data}" if data else "test accuracy per head", value, detail)
+        return tables, SummaryLine(f"accuracy per head on {data} (n={metrics['n']})" if data else
+                                   evaluation_of(metrics).label("accuracy per head"), value, detail)
 
     def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
         """Precision, recall, F1 and support per class, then accuracy and macro-F1."""
@@ -1063,7 +1064,8 @@ class ClassifierBase(TransferEstimator):
                       title=self._metrics_title(metrics, data), right=("precision", "recall", "F1", "support"),
                       totals=[("accuracy", "", "", f"{metrics['accuracy']:.3f}", str(metrics["n"])),
                               ("macro F1", "", "", f"{metrics['macro_f1']:.3f}", "")])
-        summary = SummaryLine(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
+        summary = SummaryLine(f"accuracy on {data} (n={metrics['n']})" if data else
+                              evaluation_of(metrics).label("accuracy"), f"{metrics['accuracy']:.3f}",
                               f", macro-F1 {metrics['macro_f1']:.3f}")
         return table, summary
 
