@@ -76,3 +76,38 @@ def test_evaluate_on_a_text_folder_reads_its_test_table(tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match="no test.csv"):
         evaluation_table(empty)
+
+
+@pytest.mark.slow
+def test_fit_says_its_plan_once_and_names_a_cross_validated_estimate(tmp_path):
+    from .conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data[raw]", per_class=8)
+    out = tmp_path / "runs[1]"
+    result = _cli("fit", data, "--out", out, "--image-size", "32", "--epochs", "1", "--no-baseline", columns=200)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.lstrip().startswith("backbone: efficientnet_lite0") for line in lines) == 1, result.stdout
+    assert sum(line.lstrip().startswith("input size:") for line in lines) == 1, result.stdout
+    assert "cross-validated accuracy (5-fold, n=24)" in result.stdout and "test accuracy" not in result.stdout
+    assert f"run saved to {out}" in result.stdout  # the brackets of the path kept
+
+
+@pytest.mark.slow
+def test_a_prediction_bar_is_not_left_in_a_pipe(tmp_path):
+    """Through a pipe the self-clearing `predict` bar is not drawn, so no "predict: 57%" stays in the log."""
+    from transferkit import ImageClassifier
+
+    from .conftest import make_image_folder
+
+    run = tmp_path / "run"
+    ImageClassifier(strategy="linear-probe", epochs=1, image_size=32, baseline=False, progress=False, tta=False).fit(
+        make_image_folder(tmp_path / "data", per_class=6)).save(run)
+    images = make_image_folder(tmp_path / "many", per_class=90, size=32)
+    # as `fit` evaluates (progress on) a test split of 270 images, its stderr going to a log file
+    script = ("import sys; from transferkit.tasks import load_run; est = load_run(sys.argv[1]); est.progress = True; "
+              "est.evaluate(sys.argv[2])")
+    result = subprocess.run([sys.executable, "-c", script, str(run), str(images)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "predict" not in result.stderr and "%" not in result.stderr, result.stderr

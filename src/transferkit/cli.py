@@ -222,19 +222,26 @@ def _print_adaptation(settings: dict, target: dict | None = None) -> None:
 
 
 class _PlanPrinter(logging.Handler):
-    """Prints the plan an estimator logs before training starts (logger `transferkit.plan`)."""
+    """Prints the plan an estimator logs before training starts (logger `transferkit.plan`), and
+    keeps what it printed so the decisions after training do not say it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.printed: set[tuple[str, str]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         lines = getattr(record, "plan", None) or [(record.getMessage(), "")]
         if len(lines) > 1:
             console.print("[bold]plan[/]")
+        self.printed.update((str(d), str(w)) for d, w in lines)
         for decision, why in lines:
             console.print(f"  [bold]{escape(decision)}[/]" + (f" — {escape(why)}" if why else ""), highlight=False)
 
 
 @contextlib.contextmanager
-def _printing_plan(enabled: bool) -> Iterator[None]:
-    """While fitting from the CLI (not --quiet), print each plan as it is logged."""
+def _printing_plan(enabled: bool) -> Iterator[set[tuple[str, str]]]:
+    """While fitting from the CLI (not --quiet), print each plan as it is logged; yields the set of
+    (decision, why) lines printed."""
     log = logging.getLogger("transferkit.plan")
     handler, state = _PlanPrinter(), (log.level, log.propagate)
     if enabled:
@@ -242,7 +249,7 @@ def _printing_plan(enabled: bool) -> Iterator[None]:
         log.setLevel(logging.INFO)
         log.propagate = False  # printed here, not again as a `warning:` line
     try:
-        yield
+        yield handler.printed
     finally:
         log.removeHandler(handler)
         log.level, log.propagate = state
@@ -268,7 +275,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     if foreign:
         raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
     est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
-    with _printing_plan(not quiet):
+    with _printing_plan(not quiet) as planned:
         est.fit(data, unlabeled=unlabeled, target_labels=target_labels)
     from .strategies.distributed import is_global_zero
 
@@ -280,7 +287,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     adaptation = est.strategy_settings_ if est.strategy_ == ADAPT else None
     if not quiet:
         for decision, why in est.decisions_:
-            console.print(f"[bold]{decision}[/] — {why}")
+            if (str(decision), str(why)) not in planned:  # the plan said it already
+                console.print(f"[bold]{escape(str(decision))}[/] — {escape(str(why))}", highlight=False)
         for note in est.notes_:
             if not adaptation or note != adaptation.get("reason"):  # the adaptation summary says it
                 console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
@@ -626,6 +634,8 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
         run_fit(data, out, task=task, quiet=quiet, strategy_options=strategy_options, unlabeled=unlabeled,
                 target_labels=target_labels, **_given(ctx, params))
     except TrainingInterrupted as exc:
+        if not quiet:  # the progress bar's line is left open (no newline): the message starts its own
+            err_console.file.write("\n")
         err_console.print(Text(f"interrupted: {exc}"), soft_wrap=True)
         raise typer.Exit(130) from None
     finally:

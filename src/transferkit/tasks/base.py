@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -522,7 +523,9 @@ class TransferEstimator(BaseEstimator):
         model = self.model_.eval()
         device = next(model.parameters()).device
         out = []
-        show = self.progress and len(loader.dataset) >= 256
+        # a bar that clears itself (leave=False) only in a terminal: in a pipe or log its last state
+        # ("predict: 57%") would stay behind
+        show = self.progress and len(loader.dataset) >= 256 and sys.stderr.isatty()
         for x, _ in tqdm(loader, desc="predict", disable=not show, leave=False):
             x = to_device(x, device)
             y = transform(model, x) if transform else model(x)
