@@ -111,3 +111,49 @@ def test_a_prediction_bar_is_not_left_in_a_pipe(tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert "predict" not in result.stderr and "%" not in result.stderr, result.stderr
+
+
+RANK_LIKE = """
+import sys
+from transferkit import cli
+from transferkit._format import Table
+scores = ("knn", "hscore", "imagenet_top1", "leep", "linear", "logme", "nce", "params", "ensemble")
+rows = [(str(i), name, *(f"{v:.3f}" for v in (0.812, 1.994, 71.88, -0.498, 0.9375, -0.179, -0.527, 2.5, 1.5)), "10 s")
+        for i, name in enumerate(("mobilenetv2_100", "efficientnet_lite0", "efficientnet_lite2"), 1)]
+cli._print_table(Table(columns=("rank", "candidate", *scores, "time"), rows=rows, right=("rank", *scores, "time"),
+                       optional=("time",), title="3 candidates"))
+"""
+
+
+@pytest.mark.parametrize("columns", [80, 100, None])
+def test_a_wide_score_table_is_readable_in_full(columns):
+    """`rank --metric all`'s shape: nine score columns. At 80 columns it turns on its side rather than
+    cutting headers to `ra… hs…` and values to `0.…`; through a pipe it is printed whole."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-c", RANK_LIKE], capture_output=True, text=True, timeout=60,
+                            env={**env, **({"COLUMNS": str(columns)} if columns else {})})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "…" not in out
+    if columns:
+        assert max(len(line) for line in out.splitlines()) <= columns
+    for word in ("knn", "hscore", "imagenet_top1", "leep", "linear", "logme", "nce", "params", "ensemble",
+                 "mobilenetv2_100", "efficientnet_lite0", "efficientnet_lite2", "0.812", "71.880", "-0.498"):
+        assert word in out, (word, out)
+
+
+@pytest.mark.slow
+def test_rank_all_scores_at_80_columns_is_readable(tmp_path):
+    from .conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", per_class=8)
+    result = _cli("rank", data, "--candidates", "mobilenetv2_100", "--metric", "all", "--sample", "24", "--quiet",
+                  columns=80)
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 80
+    ranked = json.loads(_cli("rank", data, "--candidates", "mobilenetv2_100", "--metric", "knn,logme", "--sample",
+                             "24", "--quiet", "--json").stdout)
+    for name, value in ranked["rows"][0]["scores"].items():
+        assert name in result.stdout
+        if value is not None:
+            assert format(value, ".3f" if abs(value) < 10 else ".2f" if abs(value) < 100 else ".1f") in result.stdout

@@ -86,6 +86,19 @@ def _width(table: Table) -> tuple[int, int]:
     return m.minimum, m.maximum
 
 
+def _transposed(spec):
+    """`spec` turned on its side: a column per row (headed by its first text column, e.g. the
+    candidate), a row per other column; None without such a column or with totals."""
+    key = next((i for i, c in enumerate(spec.columns) if c not in spec.right), None)
+    if key is None or spec.totals or not spec.rows:
+        return None
+    heads = [str(row[key]) for row in spec.rows]
+    if len(set(heads)) != len(heads):
+        return None
+    rows = [(column, *(str(row[i]) for row in spec.rows)) for i, column in enumerate(spec.columns) if i != key]
+    return PlainTable(columns=(spec.columns[key], *heads), rows=rows, title=spec.title, right=tuple(heads))
+
+
 def _print_table(spec) -> None:
     """`spec` printed so every header and value can be read in full: through a pipe at its natural width;
     in a terminal too narrow for it, its `optional` columns left out (named below it), the rest wrapped;
@@ -108,8 +121,12 @@ def _print_table(spec) -> None:
         columns.remove(name)
         dropped.append(name)
         table = _rich_table(spec, columns)
+    transposed = _transposed(spec)
     if _width(table)[0] <= width:
         console.print(table)
+    elif transposed is not None and _width(_rich_table(transposed))[1] <= width:
+        console.print(_rich_table(transposed))  # many columns, few rows (rank --metric all): a row per column
+        dropped = []
     else:  # even wrapped it does not fit: each row as lines
         if spec.title:
             console.print(Text(spec.title, style="italic"))
@@ -1025,19 +1042,17 @@ def rank(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{counted(len(ranking.rows), 'candidate')} on "
-                        f"{counted(ranking.sample['examples'], 'training example')} "
-                        f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
-    table.add_column("rank", justify="right")
-    table.add_column("candidate", no_wrap=True)
+    from ._format import column_format
+
     metrics = list(ranking.rows[0].scores) if ranking.rows else metrics  # an ensemble adds its members
-    for m in metrics:
-        table.add_column(m, justify="right")
-    table.add_column("time", justify="right")
-    for i, row in enumerate(ranking.rows, 1):
-        table.add_row(str(i), row.candidate, *("n/a" if row.scores[m] is None else f"{row.scores[m]:.3f}" for m in metrics),
-                      f"{row.seconds:.0f} s")
-    console.print(table)
+    formats = {m: column_format([row.scores[m] for row in ranking.rows]) for m in metrics}
+    _print_table(PlainTable(
+        columns=("rank", "candidate", *metrics, "time"), right=("rank", *metrics, "time"), optional=("time",),
+        title=f"{counted(len(ranking.rows), 'candidate')} on {counted(ranking.sample['examples'], 'training example')} "
+              f"({ranking.seconds:.0f} s), ordered by {ranking.metric}",
+        rows=[(str(i), row.candidate, *("n/a" if row.scores[m] is None else format(row.scores[m], formats[m])
+                                        for m in metrics), f"{row.seconds:.0f} s")
+              for i, row in enumerate(ranking.rows, 1)]))
     if any(row.scores.get(m) is None for row in ranking.rows for m in metrics):
         console.print("n/a: LEEP and NCE need the source classifier's predictions (packaged ImageNet backbones and "
                       "classification runs have one; text encoders and cut layers do not); imagenet_top1 needs a "
@@ -1212,7 +1227,7 @@ def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (wh
         return
     rows = [(m["key"][:12], m["module"] or "?", str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
              "yes" if m["hflip"] else "no") for m in info["models"]]
-    console.print(_rich_table(PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
+    _print_table((PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
                                          title=f"feature cache {info['root']} ({info['bytes'] / 1e6:.1f} MB)",
                                          right=("images", "size"))))
 
