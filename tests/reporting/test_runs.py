@@ -255,3 +255,18 @@ def test_runs_table_is_readable_in_full_at_80_and_100_columns_and_through_a_pipe
             if header in ("accuracy", "macro F1", "measured on", "backbone", "status"):
                 assert cell in out, (header, cell, out)
     assert out.count("0.") >= 2  # the scores themselves, not "0.…"
+
+
+def test_report_and_serve_info_say_what_the_figures_were_measured_on(runs):
+    for name, said in (("probe", "measured on the 5-fold cross-validation, n=24"),
+                       ("held", "measured on the test split, n=6")):
+        assert said in write_run_report(runs / name).read_text()
+    from transferkit.serving.backends import load_backend
+
+    info = load_backend(runs / "probe").summary()
+    assert info["evaluation"] == {"kind": "cross_validation", "n": 24, "folds": 5,
+                                  "label": "cross-validated accuracy (5-fold, n=24)"}
+    exported = load_backend(runs / "probe" / "model.onnx")  # exported into its run, beside its report
+    summary = exported.summary()
+    assert summary["report"] is True and exported.run_dir == runs / "probe"
+    assert summary["evaluation"]["label"] == "cross-validated accuracy (5-fold, n=24)"
