@@ -1,6 +1,7 @@
 """`transferkit fit --label-columns`: a head per label column from the command line, on a slice of
 real reviews (sentiment + which site they come from); a mistyped column is one line, exit 2."""
 import json
+
 from transferkit.rundir import read_metrics
 
 from .conftest import shared_dataset

@@ -1,5 +1,6 @@
 """End to end on the real flowers5 photos (skipped where ../shared/datasets is absent)."""
 import json
+
 from transferkit.rundir import read_metrics
 
 from .test_cli import run_cli

@@ -1,5 +1,5 @@
 """End to end on the real ETTh1 series (skipped where ../shared/datasets is absent)."""
-import json
+
 from transferkit.rundir import read_metrics
 
 from .conftest import shared_dataset

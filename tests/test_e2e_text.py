@@ -1,5 +1,6 @@
 """End to end on real review sentences (skipped where ../shared/datasets is absent)."""
 import json
+
 from transferkit.rundir import read_metrics
 
 from .conftest import shared_dataset

@@ -15,8 +15,7 @@ from transferkit.errors import DataError, RunDirectoryError
 from transferkit.export import export_run
 from transferkit.reporting import write_run_report
 from transferkit.reporting.runs import compare_runs, comparison_tables, find_runs, runs_table
-from transferkit.rundir import LOCK_FILE, run_parents
-from transferkit.rundir import read_metrics
+from transferkit.rundir import LOCK_FILE, read_metrics, run_parents
 
 from ..conftest import make_image_folder
 

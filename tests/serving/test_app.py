@@ -14,6 +14,7 @@ pytest.importorskip("fastapi", reason="the server needs the serve extra (pip ins
 
 from transferkit import load_run  # noqa: E402
 from transferkit.errors import TransferkitError  # noqa: E402
+from transferkit.rundir import read_metrics  # noqa: E402
 from transferkit.serving import TorchBackend, create_app  # noqa: E402
 
 from .conftest import image_bytes, ready_client, wait_ready  # noqa: E402
@@ -318,7 +319,6 @@ for name in ("torch", "torchvision", "timm", "lightning", "transformers", "panda
     sys.modules[name] = None
 from fastapi.testclient import TestClient
 from transferkit.serving import create_app
-from transferkit.rundir import read_metrics
 with TestClient(create_app({str(model)!r})) as client:
     while client.get("/ready").status_code != 200:
         time.sleep(0.1)

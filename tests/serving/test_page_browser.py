@@ -7,13 +7,13 @@ installs it); Playwright drives the system Chromium, it downloads no browser."""
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 
 import numpy as np
 import pytest
-from transferkit.rundir import read_metrics
 from PIL import Image
+
+from transferkit.rundir import read_metrics
 
 from .conftest import image_bytes
 from .test_server import Server
