@@ -525,7 +525,7 @@ class Evaluation:
     def cross_validated(self) -> bool:
         return self.kind == CROSS_VALIDATION
 
-    def describe(self, unit: str = "") -> str:
+    def describe(self) -> str:
         """What the figures were measured on: "test split, n=120", "5-fold cross-validation, n=200"."""
         n = "" if self.n is None else f", n={self.n}"
         if self.cross_validated:
@@ -599,7 +599,7 @@ def read_metrics(run_dir: str | Path) -> Evaluation | None:
     kinds = [k for k in METRICS_SCHEMAS if k in data]
     if not kinds:
         raise RunDirectoryError(f"{path}: not a valid transferkit {METRICS_FILE}: missing key 'test' or "
-                                f"'cross_validation'; re-run `transferkit fit` (or `evaluate`).")
+                                f"'cross_validation'; re-run `transferkit fit`.")
     kind = kinds[-1]  # both: the cross-validation one (a file of ours never has both)
     block = data[kind]
     problem = schema_problem(block, METRICS_SCHEMAS[kind], kind)

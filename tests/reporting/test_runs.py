@@ -269,3 +269,20 @@ def test_report_and_serve_info_say_what_the_figures_were_measured_on(runs):
     summary = exported.summary()
     assert summary["report"] is True and exported.run_dir == runs / "probe"
     assert summary["evaluation"]["label"] == "cross-validated accuracy (5-fold, n=24)"
+
+
+def test_compare_calls_a_run_better_only_outside_the_band(runs, tmp_path):
+    """Two test splits of 200: 0.95 against 0.60 is far outside a band of about ±0.08; 0.95 against 0.93 is not."""
+    def run(name: str, accuracy: float) -> Path:
+        path = _copy_run(runs / "held", tmp_path / name)
+        block = {"n": 200, "accuracy": accuracy, "macro_f1": accuracy}
+        (path / "metrics.json").write_text(json.dumps({"format": 2, "test": block}))
+        return path
+
+    strong, weak, close = run("strong", 0.95), run("weak", 0.60), run("close", 0.93)
+    rows = {r["metric"]: r for r in compare_runs(weak, strong).metrics}
+    assert rows["accuracy"]["better"] == "b" and rows["accuracy"]["verdict"] == "better"
+    assert 0.05 < rows["accuracy"]["band"] < 0.12
+    assert rows["macro_f1"]["verdict"] == "no noise band"  # no confusion matrix to resample
+    rows = {r["metric"]: r for r in compare_runs(close, strong).metrics}
+    assert rows["accuracy"]["better"] == "" and rows["accuracy"]["verdict"] == "within noise"

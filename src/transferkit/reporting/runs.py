@@ -442,10 +442,14 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     def verdict(r: dict) -> str:
         return f"{ {'a': name_a, 'b': name_b}[r['better']]} better" if r["better"] else r["verdict"]
 
+    def spec(key: str) -> str:  # the metric's own precision, for its difference and band too
+        return next((m.format for m in known if m.key == key), ".4f")
+
     metric_rows = [(_metric_label(r["metric"], known), _cell(r["metric"], r["a"], known),
                     _cell(r["metric"], r["b"], known),
-                    "—" if r["difference"] is None else f"{r['difference']:+.3f}",
-                    "—" if r["band"] is None else f"±{r['band']:.3f}", verdict(r)) for r in comparison.metrics]
+                    "—" if r["difference"] is None else format(r["difference"], "+" + spec(r["metric"])),
+                    "—" if r["band"] is None else "±" + format(r["band"], spec(r["metric"])), verdict(r))
+                   for r in comparison.metrics]
     measured = (f"{name_a}: {ea.describe() if ea else 'not evaluated'}; "
                 f"{name_b}: {eb.describe() if eb else 'not evaluated'}")
     title = f"metrics ({measured})" if metric_rows else "metrics: neither run was evaluated"
