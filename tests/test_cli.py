@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from transferkit.cli import main
+from transferkit.rundir import read_metrics
 
 from .conftest import make_image_folder
 
@@ -67,7 +68,7 @@ def test_fit_predict_evaluate_round_trip(monkeypatch, capsys, tmp_path):
                              "--epochs", "1", "--image-size", "64", "--quiet")
     assert code == 0, err
     assert "test accuracy" in out and str(run / "report.html") in out.replace("\n", "")
-    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(run).metrics
     assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] == 7  # round(0.2 * 36)
     html = (run / "report.html").read_text()
     assert "data:image/png;base64," in html and "fine-tune" in html
@@ -113,7 +114,9 @@ def test_interrupted_fit_resumes_from_last_checkpoint(monkeypatch, capsys, tmp_p
 def test_demo_runs_on_shipped_data(monkeypatch, capsys, tmp_path):
     code, out, err = run_cli(monkeypatch, capsys, "demo", "--out", tmp_path / "demo", "--quiet")
     assert code == 0, err
-    assert "test accuracy" in out and (tmp_path / "demo" / "report.html").is_file()
+    # 200 images, fewer than cross-validation's threshold: the estimate is named as one
+    assert "cross-validated accuracy (5-fold, n=200)" in out and "test accuracy" not in out
+    assert (tmp_path / "demo" / "report.html").is_file()
 
 
 def test_strategy_options_are_checked(monkeypatch, capsys, tmp_path):

@@ -2,6 +2,8 @@
 real reviews (sentiment + which site they come from); a mistyped column is one line, exit 2."""
 import json
 
+from transferkit.rundir import read_metrics
+
 from .conftest import shared_dataset
 from .test_cli import run_cli
 from .test_cli_usage import assert_one_usage_line, run_subprocess
@@ -29,7 +31,7 @@ def test_fit_predict_evaluate_with_two_label_columns(monkeypatch, capsys, tmp_pa
     assert "heads: sentiment (2 classes), domain (2 classes)" in out
     config = json.loads((run / "config.json").read_text())
     assert config["heads"] == {"sentiment": ["negative", "positive"], "domain": ["amazon", "yelp"]}
-    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(run).metrics
     assert set(metrics["heads"]) == {"sentiment", "domain"} and metrics["primary_head"] == "sentiment"
     report = (run / "report.html").read_text()
     assert 'id="metrics-per-head"' in report and "<h3>domain</h3>" in report

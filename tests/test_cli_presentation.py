@@ -18,10 +18,17 @@ def test_classification_metrics_print_per_class_rows_totals_and_the_accuracy_lin
     cli._print_metrics(ImageClassifier(), CLASSIFICATION)
     out = capsys.readouterr().out
     assert "test split (7 examples)" in out and "macro F1" in out
-    assert out.strip().splitlines()[-1] == "test accuracy 0.571, macro-F1 0.667"
+    assert out.strip().splitlines()[-1] == "test accuracy (n=7) 0.571, macro-F1 0.667"
     cli._print_metrics(TextClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation"}, data="dev.tsv")
     out = capsys.readouterr().out
-    assert "dev.tsv (7 examples)" in out and out.strip().splitlines()[-1].startswith("accuracy on dev.tsv 0.571")
+    assert "dev.tsv (7 examples)" in out and out.strip().splitlines()[-1].startswith("accuracy on dev.tsv (n=7) 0.571")
+
+
+def test_a_cross_validated_estimate_is_named_so_not_test_accuracy(capsys):
+    cli._print_metrics(ImageClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation", "folds": 5})
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "cross-validated accuracy (5-fold, n=7) 0.571, macro-F1 0.667"
+    assert "test" not in out
 
 
 def test_forecast_metrics_print_the_model_and_its_baselines_counted_in_windows(capsys):

@@ -1,5 +1,6 @@
 """End to end on the real ETTh1 series (skipped where ../shared/datasets is absent)."""
-import json
+
+from transferkit.rundir import read_metrics
 
 from .conftest import shared_dataset
 from .test_cli import run_cli
@@ -10,7 +11,7 @@ def test_etth1_ot_forecast_beats_published_linear_figures(monkeypatch, capsys, t
     run = tmp_path / "run"
     code, out, err = run_cli(monkeypatch, capsys, "fit", etth1, "--out", run, "--target", "OT", "--epochs", "2", "--quiet")
     assert code == 0, err
-    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(run).metrics
     assert metrics["n"] == 2785  # the standard ETTh1 test windows (lookback 336, horizon 96)
     # anchors measured on this split: closed-form ridge 0.058 MSE; our DLinear must land near it
     assert 0.05 < metrics["baselines"]["DLinear"]["mse"] < 0.065

@@ -1,6 +1,8 @@
 """End to end on real review sentences (skipped where ../shared/datasets is absent)."""
 import json
 
+from transferkit.rundir import read_metrics
+
 from .conftest import shared_dataset
 from .test_cli import run_cli
 
@@ -10,7 +12,7 @@ def test_linear_probe_on_yelp_reviews(monkeypatch, capsys, tmp_path):
     run = tmp_path / "run"
     code, out, err = run_cli(monkeypatch, capsys, "fit", yelp, "--out", run, "--strategy", "linear-probe", "--quiet")
     assert code == 0, err
-    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(run).metrics
     assert metrics["n"] == 200  # 20 % of 1,000 sentences
     # measured 0.905 with MiniLM mean-pooled embeddings + tuned logistic regression
     assert metrics["accuracy"] >= 0.85, metrics["accuracy"]

@@ -13,10 +13,18 @@ def counted(n: int | float, noun: str, plural: str | None = None) -> str:
     return f"{n:g} {word}" if isinstance(n, float) else f"{n} {word}"
 
 
+def column_format(values: Sequence[float | None]) -> str:
+    """One format spec for a column of numbers (every row of a metric shown alike): three significant
+    digits of its largest magnitude ("0.812", "12.34", "512.3"), whole numbers from 1000 on."""
+    largest = max((abs(v) for v in values if v is not None and v == v and abs(v) != float("inf")), default=0.0)
+    return ".0f" if largest >= 1000 else ".1f" if largest >= 100 else ".2f" if largest >= 10 else ".3f"
+
+
 @dataclass(frozen=True)
 class Table:
     """Rows of text under named columns; `right` names the columns aligned right (numbers) and
-    `totals` are summary rows drawn in bold below a rule (accuracy and macro-F1 under the classes).
+    `totals` are summary rows drawn in bold below a rule (accuracy and macro-F1 under the classes),
+    `optional` the columns a narrow terminal may leave out.
     Tasks, the ONNX runtime and reports fill it; the CLI draws it."""
 
     columns: tuple[str, ...]
@@ -24,6 +32,8 @@ class Table:
     title: str | None = None
     right: tuple[str, ...] = ()
     totals: list[tuple[str, ...]] = field(default_factory=list)
+    #: columns that may be left out where the terminal is too narrow for every one, first listed first
+    optional: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ predictions, as printed and as JSON

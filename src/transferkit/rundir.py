@@ -578,3 +578,119 @@ def resolve_data_root(summary: Mapping[str, Any] | None, run_dir: str | Path, ou
         if candidate.exists():
             return str(candidate)
     return str(candidates[0]) if candidates else str(recorded)
+
+
+# ------------------------------------------------------------------ metrics.json
+#: metrics.json holds one block named after how its figures were measured: "test" (a held-out test
+#: split) or "cross_validation" (out-of-fold predictions of every example); each block states `n`, the
+#: examples (or windows) scored, and a cross-validation block its `folds`.
+TEST, CROSS_VALIDATION = "test", "cross_validation"
+#: metrics.json "format": absent in files written before the kinds were told apart (a cross-validated
+#: estimate was then kept under "test")
+METRICS_FORMAT = 2
+METRICS_SCHEMAS: dict[str, dict[str, Any]] = {TEST: {"n": int}, CROSS_VALIDATION: {"n": int, "folds": int}}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A run's evaluation as metrics.json records it: `kind` ("test" or "cross_validation"), `n`
+    (examples scored), `folds` (cross-validation only) and the `metrics` themselves."""
+
+    kind: str
+    n: int | None
+    metrics: dict
+    folds: int | None = None
+
+    @property
+    def cross_validated(self) -> bool:
+        return self.kind == CROSS_VALIDATION
+
+    def describe(self) -> str:
+        """What the figures were measured on: "test split, n=120", "5-fold cross-validation, n=200"."""
+        n = "" if self.n is None else f", n={self.n}"
+        if self.cross_validated:
+            return f"{self.folds or '?'}-fold cross-validation{n}"
+        return f"test split{n}"
+
+    def label(self, metric: str) -> str:
+        """`metric` named as measured: "test accuracy (n=120)", "cross-validated accuracy (5-fold, n=200)"."""
+        n = "" if self.n is None else f"n={self.n}"
+        if self.cross_validated:
+            return f"cross-validated {metric} ({self.folds or '?'}-fold{', ' + n if n else ''})"
+        return f"test {metric}" + (f" ({n})" if n else "")
+
+    @property
+    def short(self) -> str:
+        """The kind in a table cell: "test n=120", "5-fold CV n=200"."""
+        n = "" if self.n is None else f" n={self.n}"
+        return f"{self.folds or '?'}-fold CV{n}" if self.cross_validated else f"test{n}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n": self.n, **({"folds": self.folds} if self.cross_validated else {})}
+
+
+def metrics_record(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """What `save` writes to metrics.json: `metrics` under "cross_validation" (with their `folds`)
+    when they are a cross-validated estimate (`evaluation_of`), else under "test"."""
+    folds = evaluation_of(metrics).folds
+    if folds:
+        return {"format": METRICS_FORMAT, CROSS_VALIDATION: {**metrics, "folds": int(folds)}}
+    return {"format": METRICS_FORMAT, TEST: dict(metrics)}
+
+
+def evaluation_of(metrics: Mapping[str, Any]) -> Evaluation:
+    """The `Evaluation` of metrics `evaluate()` returned on the run's own data: cross-validated when
+    they state an estimate's method ("5-fold cross-validation"), else on the test split."""
+    folds = metrics.get("folds") or _folds_of(metrics.get("estimate"))
+    n = metrics.get("n") if isinstance(metrics.get("n"), int) else None
+    return Evaluation(kind=CROSS_VALIDATION if folds else TEST, n=n, metrics=dict(metrics), folds=folds or None)
+
+
+def _folds_of(text: Any) -> int | None:
+    """5 from "5-fold cross-validation" (the method an estimate states)."""
+    head = str(text or "").split("-fold", 1)[0].strip().split(" ")[-1]
+    return int(head) if "-fold" in str(text or "") and head.isdigit() else None
+
+
+def _recorded_folds(run_dir: Path) -> int | None:
+    """The folds split.json (or config.json's split) records for a cross-validated run, else None."""
+    for name, key in ((SPLIT_FILE, None), (CONFIG_FILE, "split")):
+        try:
+            data = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        data = data.get(key) if key and isinstance(data, dict) else data
+        folds = data.get("cross_validation_folds") if isinstance(data, dict) else None
+        if isinstance(folds, int) and not isinstance(folds, bool) and folds > 1:
+            return folds
+    return None
+
+
+def read_metrics(run_dir: str | Path) -> Evaluation | None:
+    """The evaluation of a run (None when it has no metrics.json), its file checked against
+    `METRICS_SCHEMAS`: a bad one raises one `RunDirectoryError` line. A run saved before the two kinds
+    were told apart kept a cross-validated estimate under "test": its "estimate" method or its
+    split.json's folds tell, and it is read as the cross-validation it was."""
+    run_dir = Path(run_dir).expanduser()
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return None
+    data = read_json(path, {})
+    kinds = [k for k in METRICS_SCHEMAS if k in data]
+    if not kinds:
+        raise RunDirectoryError(f"{path}: not a valid transferkit {METRICS_FILE}: missing key 'test' or "
+                                f"'cross_validation'; re-run `transferkit fit`.")
+    kind = kinds[-1]  # both: the cross-validation one (a file of ours never has both)
+    block = data[kind]
+    problem = schema_problem(block, METRICS_SCHEMAS[kind], kind)
+    if problem:
+        raise RunDirectoryError(f"{path}: not a valid transferkit {METRICS_FILE}: {problem}; re-run `transferkit fit`.")
+    folds = block.get("folds")
+    if kind == TEST and "format" not in data:  # written before the kinds were told apart
+        folds = _folds_of(block.get("estimate")) or _recorded_folds(run_dir)
+        if folds:
+            kind = CROSS_VALIDATION
+    metrics = dict(block)
+    if folds:  # as `evaluate()` states a cross-validated estimate
+        metrics.update(folds=folds, estimate=metrics.get("estimate") or f"{folds}-fold cross-validation")
+    return Evaluation(kind=kind, n=block["n"], metrics=metrics, folds=folds)

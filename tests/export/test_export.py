@@ -12,6 +12,7 @@ import pytest
 
 from transferkit.export import EXPORTS_FILE, export_run
 from transferkit.runtime import OnnxPredictor
+from transferkit.rundir import read_metrics
 
 #: Runs the CLI with the heavy libraries made unimportable: `import torch` raises ImportError.
 BLOCKED = ("torch", "torchvision", "timm", "lightning", "transformers", "pandas", "sklearn")
@@ -51,7 +52,7 @@ def test_image_export_matches_pytorch_and_keeps_int8_within_max_drop(image_expor
     assert (run / "model.int8.onnx").stat().st_size * 3 < (run / "model.onnx").stat().st_size
     info = OnnxPredictor.load(run / "model.int8.onnx").info
     assert info["precision"] == "int8" and info["classes"] == ["blue", "green", "red"]
-    assert info["strategy"] == "linear-probe" and info["metrics"] == json.loads((run / "metrics.json").read_text())["test"]
+    assert info["strategy"] == "linear-probe" and info["metrics"] == read_metrics(run).metrics
 
 
 def test_image_model_reads_files_as_the_estimator_does(image_export):

@@ -19,6 +19,7 @@ from PIL import Image
 from transferkit import Forecaster, ImageClassifier, TextClassifier
 from transferkit.diagnostics.transfer_gain import verdict_headline
 from transferkit.reporting import REPORT_FILE, write_run_report
+from transferkit.rundir import read_metrics
 
 from ..conftest import make_image_folder
 from ..tasks.test_forecaster import series_csv
@@ -136,7 +137,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
                                         ("forecast", "forecast vs actual")])
 def test_report_shows_summary_verdict_and_plots_in_a_browser(runs, task, plot, tmp_path):
     run = runs[task]
-    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(run).metrics
     body = browser_dom(run / REPORT_FILE, tmp_path)
 
     # the summary: the title and the headline metric cards, with this run's figures

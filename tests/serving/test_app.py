@@ -14,6 +14,7 @@ pytest.importorskip("fastapi", reason="the server needs the serve extra (pip ins
 
 from transferkit import load_run  # noqa: E402
 from transferkit.errors import TransferkitError  # noqa: E402
+from transferkit.rundir import read_metrics  # noqa: E402
 from transferkit.serving import TorchBackend, create_app  # noqa: E402
 
 from .conftest import image_bytes, ready_client, wait_ready  # noqa: E402
@@ -57,7 +58,7 @@ def test_health_ready_info_and_docs(image_client, image_run):
     assert image_client.get("/ready").json() == {"status": "ready", "backend": "torch"}
     info = image_client.get("/info").json()
     config = json.loads((image_run / "config.json").read_text())
-    metrics = json.loads((image_run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(image_run).metrics
     assert info["task"] == "image-classification" and info["modality"] == "image" and info["backend"] == "torch"
     assert info["classes"] == ["blue", "green", "red"] == config["classes"]
     assert info["backbone"] == config["backbone"]["name"] and info["strategy"] == config["strategy"]["used"]

@@ -7,12 +7,13 @@ installs it); Playwright drives the system Chromium, it downloads no browser."""
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from transferkit.rundir import read_metrics
 
 from .conftest import image_bytes
 from .test_server import Server
@@ -62,7 +63,7 @@ def drop(page, selector: str, name: str, data: bytes, kind: str) -> None:
 def test_upload_an_image_and_read_the_predicted_class(server, browser, image_run, tmp_path):
     api = httpx.post(f"{server.url}/predict?top_k=3", files={"file": ("red.jpg", image_bytes("red"))}).json()
     (expected,) = api["predictions"]
-    metrics = json.loads((image_run / "metrics.json").read_text())["test"]
+    metrics = read_metrics(image_run).metrics
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     messages = []
     page.on("console", lambda message: messages.append(message.text) if message.type == "error" else None)

@@ -12,6 +12,7 @@ from transferkit.strategies.auto import (FINE_TUNE_SECONDS, MIN_PER_CLASS_TO_FIN
 from transferkit.strategies.base import TrainSettings
 from transferkit.models.features import extract_features
 from transferkit.strategies.linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, cross_validated_head
+from transferkit.rundir import read_metrics
 
 from ..conftest import make_image_folder
 
@@ -54,7 +55,7 @@ def test_cross_validated_model_is_fitted_on_all_images_and_survives_save_load(sm
     clf.save(tmp_path / "run")
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(split["train"]) == 24 and split["test"] == [] and split["cross_validation_folds"] == 5
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    metrics = read_metrics(tmp_path / "run").metrics
     assert metrics["estimate"] == "5-fold cross-validation" and metrics["n"] == 24
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["strategy"]["settings"]["examples_fitted"] == 24

@@ -20,6 +20,7 @@ from transferkit.models import TransferModel
 from transferkit.strategies import FitData, TrainSettings
 from transferkit.strategies.base import EpochShuffle, EvaluationShard
 from transferkit.strategies.training import run_lightning
+from transferkit.rundir import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 # a deterministic recipe: no augmentation (each process would draw its own crops), a CNN without
@@ -68,7 +69,7 @@ def test_two_cpu_processes_train_what_one_process_trains(colours, tmp_path):
         got = dict(zip(columns, row))
         assert float(got["val_loss"]) == pytest.approx(reference["val_loss"], rel=1e-5)
         assert float(got["train_loss"]) == pytest.approx(reference["train_loss"], rel=1e-5)
-    metrics = json.loads((out / "metrics.json").read_text())["test"]
+    metrics = read_metrics(out).metrics
     assert metrics["accuracy"] == one.metrics_["accuracy"]
     assert metrics["loss"] == pytest.approx(one.metrics_["loss"], rel=1e-4)
 

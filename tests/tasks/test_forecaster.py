@@ -10,6 +10,7 @@ from transferkit import Forecaster, load_run
 from transferkit.reporting import write_run_report
 from transferkit.backbones.run_dir import load_run_backbone
 from transferkit.errors import BackboneUnavailableError, DataError, RunDirectoryError
+from transferkit.rundir import read_metrics
 
 FAST = dict(lookback=48, horizon=12, epochs=2, progress=False)
 
@@ -200,7 +201,7 @@ def test_cli_prints_the_baseline_verdict_without_transfer_and_the_control_with_i
     code, out, err = run_cli(monkeypatch, capsys, "fit", source, "--out", tmp_path / "scratch", *common)
     assert code == 0, err
     said = " ".join(out.split())  # rich wraps long lines
-    metrics = json.loads((tmp_path / "scratch" / "metrics.json").read_text())["test"]
+    metrics = read_metrics(tmp_path / "scratch").metrics
     assert " ".join(metrics["baseline_check"]["headline"].split()) in said
     assert "transfer" not in metrics and "NEGATIVE TRANSFER" not in said and "transfer positive" not in said
     code, out, err = run_cli(monkeypatch, capsys, "fit", target, "--out", tmp_path / "moved", "--backbone",

@@ -227,6 +227,23 @@ def _class_order(labels: Sequence[str]) -> list[str]:
     return sorted(values, key=float) if all(_looks_numeric(v) for v in values) else values
 
 
+def evaluation_table(path: str | Path) -> Path:
+    """The table `evaluate` scores for `path`: the file itself, or a folder's test table (else its
+    dev/validation one, else its one table), as `fit` reads a folder of split files."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return path
+    found = _split_files(path)
+    if "test" in found or "val" in found:
+        return found.get("test") or found["val"]
+    tables = [f for f in sorted(path.iterdir()) if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS]
+    if len(tables) == 1:
+        return tables[0]
+    raise DataError(f"{path}: a folder, but no test.csv (or dev/validation table) to evaluate on"
+                    + (f" among its {len(tables)} tables" if tables else "")
+                    + "; pass the labelled table itself (CSV/TSV/JSONL).")
+
+
 def _split_files(root: Path) -> dict[str, Path]:
     found = {}
     for split, stems in SPLIT_FILES.items():
@@ -240,8 +257,15 @@ def _from_hf_datasets(name: str, text_column: str | None, label_column: str | No
     try:
         import datasets
     except ImportError:
+        import difflib
+
+        here = Path(name).expanduser().parent
+        names = [p.name for p in here.iterdir()] if here.is_dir() else []
+        close = difflib.get_close_matches(Path(name).name, names, n=1, cutoff=0.7)
+        hint = f"did you mean {here / close[0] if str(here) != '.' else close[0]}? " if close else "check the path; "
         raise MissingDependencyError(
-            f"{name}: not a file or folder; to load it as a Hugging Face data set: pip install datasets") from None
+            f"{name}: no such file or folder; {hint}if it is a Hugging Face data set name, loading it needs "
+            "pip install datasets") from None
     try:
         loaded = datasets.load_from_disk(name) if Path(name).is_dir() else datasets.load_dataset(name)
     except Exception as exc:  # hub and format errors come in many types
@@ -480,6 +504,8 @@ def looks_like_hub_name(text: str) -> bool:
     """`glue` or `user/data-set` (a hub name), not `./x`, `/abs/x`, `a/b/c` or `x.csv` (a mistyped path)."""
     import re
 
+    if "/" in text and Path(text.split("/", 1)[0]).is_dir():  # data/gren: a folder here, so a mistyped path
+        return False
     return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text)) and not Path(text).suffix
 
 

@@ -31,6 +31,6 @@ def describe_export(entry: dict) -> str:
     if entry["status"] != "ok":
         return f"int8 refused (tried {tried})"
     return (f"int8 {entry['path']}: {entry['size_mb']:.1f} MB ({entry['variant']}){agreement(entry['parity'])}"
-            f"{scored(entry['score'])}; loses {100 * entry['loss']:+.1f} "
+            f"{scored(entry['score'])}; {'loses' if entry['loss'] >= 0 else 'gains'} {abs(100 * entry['loss']):.1f} "
             f"{'% MSE' if entry['score']['metric'] == 'mse' else 'accuracy points'}, within --max-drop "
             f"{entry['max_drop']:g}: kept")

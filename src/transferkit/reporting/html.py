@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..rundir import evaluation_of
 from ..tuning.study import MIN_TRIALS_FOR_IMPORTANCES
 from . import plots
 from .plots import finite_number as _num
@@ -213,6 +214,8 @@ def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
         f'<p class="meta">{_e(report.task)} · generated {_e(date)}</p>\n'
         + _parents(report.parents) +
         f'<div class="cards">{"".join(cards)}</div>\n'
+        + (f'<p class="meta evaluation">measured on the {_e(evaluation_of(metrics).describe())}</p>\n'
+           if _num(metrics.get("n")) is not None else "") +
         "</header>"
     )
 

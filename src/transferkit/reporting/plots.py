@@ -139,6 +139,7 @@ def learning_curves_png(history: Sequence[dict]) -> bytes | None:
             if min(lr[1]) > 0 and max(lr[1]) / min(lr[1]) > 20:
                 ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     _mark_stage_changes(axes[0], history)
     fig.tight_layout()
@@ -247,6 +248,7 @@ def forecast_png(
         ax.axvline(0, color="grey", ls=":", lw=0.8)
         ax.set_title(f"{channel_name}: test window {k + 1}", fontsize=10)
         ax.set_xlabel("steps from forecast origin")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps are whole: no 1.5
         ax.grid(alpha=0.3)
         if k == 0:
             ax.legend(frameon=False, fontsize=8)
@@ -330,6 +332,7 @@ def criterion_curves_png(curves: dict[str, Sequence[dict]], key: str, label: str
     if reference is not None and finite_number(reference[1]) is not None:
         ax.axhline(reference[1], color="0.35", ls="--", lw=1.0, label=reference[0])
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     # outside the axes: six candidates' labels would cover the curves

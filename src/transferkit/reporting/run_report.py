@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..rundir import (EXAMPLES_FILE, HISTORY_FILE, METRICS_FILE, REPORT_FILE, read_config, read_history, read_json,
-                      run_parents)
+from ..rundir import (EXAMPLES_FILE, HISTORY_FILE, REPORT_FILE, read_config, read_history, read_json,
+                      read_metrics, run_parents)
 from .html import RunReport, write_report
 from .runs import relative_report_link
 
@@ -21,7 +21,8 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
     named in config.json declares (see `transferkit.reporting.html.render_html`)."""
     run_dir = Path(run_dir)
     config = read_config(run_dir, {})  # runs of older versions lack keys: every one is optional here
-    metrics = _json(run_dir / METRICS_FILE).get("test", {})
+    evaluation = read_metrics(run_dir)
+    metrics = evaluation.metrics if evaluation else {}
     run = config.get("run", {})
     data = run.get("data") or {}
     root = Path(data.get("root", "")).name or run_dir.name

@@ -52,6 +52,18 @@ class Backend(ABC):
             self.predict(["warm up"], 1)
 
 
+def _evaluation(metrics: dict | None) -> dict[str, Any] | None:
+    """How the metrics were measured, for /info: {"kind": "test" or "cross_validation", "n", "folds",
+    "label": "cross-validated accuracy (5-fold, n=200)"}; None for a run never evaluated."""
+    from ..rundir import evaluation_of
+
+    if not metrics:
+        return None
+    evaluation = evaluation_of(metrics)
+    main = "accuracy" if "accuracy" in metrics else "mse" if "mse" in metrics else "metrics"
+    return {**evaluation.to_json(), "label": evaluation.label(main)}
+
+
 def _scalars(metrics: dict | None) -> dict[str, float]:
     """The top-level numeric test metrics (accuracy, macro_f1, loss, n; mse, mae, mase...)."""
     return {k: v for k, v in (metrics or {}).items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
@@ -92,6 +104,7 @@ class TorchBackend(Backend):
             "classes": self.classes,
             "backbone": (config.get("backbone") or {}).get("name"), "strategy": config["strategy"]["used"],
             "metrics": _scalars(model.metrics_), "estimate": (model.metrics_ or {}).get("estimate"),
+            "evaluation": _evaluation(model.metrics_),
             "created": config.get("created"), "report": (self.run_dir / REPORT_FILE).is_file(),
         }
         if self.modality == "image":
@@ -126,6 +139,9 @@ class OnnxBackend(Backend):
         self.classes = list(self.model.classes or []) or None
         self.info = dict(self.model.info or {})
         self.decode_side = getattr(self.model, "image_size", None) or self.info.get("image_size")
+        # a file exported into its run (RUN/model.onnx) serves that run's report at /report
+        beside = self.path.parent
+        self.run_dir = beside if (beside / CONFIG_FILE).is_file() and (beside / REPORT_FILE).is_file() else None
 
     def predict(self, items: list, top_k: int) -> list:
         if self.modality == "timeseries":
@@ -138,7 +154,8 @@ class OnnxBackend(Backend):
             "task": self.task, "modality": self.modality, "run": info.get("run") or self.path.stem, "backend": self.kind,
             "classes": self.classes,
             "backbone": info.get("backbone"), "strategy": info.get("strategy"), "metrics": _scalars(info.get("metrics")),
-            "estimate": (info.get("metrics") or {}).get("estimate"), "report": False,
+            "estimate": (info.get("metrics") or {}).get("estimate"), "evaluation": _evaluation(info.get("metrics")),
+            "report": self.run_dir is not None,
             "precision": info.get("precision"), "file": self.path.name,
         }
         if self.modality == "image":

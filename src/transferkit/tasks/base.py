@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,8 +27,9 @@ from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, RUN_FORMAT, SPLIT_FILE,
-                      TOKENIZER_DIR, WEIGHTS_FILE, read_config, read_history, read_json, read_weights,
-                      record_data_location, resolve_data_root, upgrade_weights, write_history, write_text)
+                      TOKENIZER_DIR, WEIGHTS_FILE, evaluation_of, metrics_record, read_config, read_history,
+                      read_metrics, read_weights, record_data_location, resolve_data_root,
+                      upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
@@ -522,7 +524,9 @@ class TransferEstimator(BaseEstimator):
         model = self.model_.eval()
         device = next(model.parameters()).device
         out = []
-        show = self.progress and len(loader.dataset) >= 256
+        # a bar that clears itself (leave=False) only in a terminal: in a pipe or log its last state
+        # ("predict: 57%") would stay behind
+        show = self.progress and len(loader.dataset) >= 256 and sys.stderr.isatty()
         for x, _ in tqdm(loader, desc="predict", disable=not show, leave=False):
             x = to_device(x, device)
             y = transform(model, x) if transform else model(x)
@@ -591,7 +595,7 @@ class TransferEstimator(BaseEstimator):
         if hasattr(self, "data_"):
             write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
-            write_text(path / METRICS_FILE, json.dumps({"test": self.metrics_}, indent=2, default=float))
+            write_text(path / METRICS_FILE, json.dumps(metrics_record(self.metrics_), indent=2, default=float))
         config = self.config()
         config["run"]["data"] = record_data_location(config["run"].get("data"), path)
         write_text(path / CONFIG_FILE, json.dumps(config, indent=2, default=str))
@@ -637,8 +641,8 @@ class TransferEstimator(BaseEstimator):
         est.memory_ = load_memory(path)
         est.run_path_ = path
         est.data_root_ = resolve_data_root(run.get("data"), path, (config.get("params") or {}).get("run_dir"))
-        metrics_file = path / METRICS_FILE
-        est.metrics_ = read_json(metrics_file, {"test": dict}).get("test") if metrics_file.is_file() else None
+        evaluation = read_metrics(path)
+        est.metrics_ = None if evaluation is None else evaluation.metrics
         return est
 
     # ---- report and ranking hooks (report-rank)
@@ -1053,7 +1057,8 @@ class ClassifierBase(TransferEstimator):
                   for head, m in metrics["heads"].items()]
         value = ", ".join(f"{head} {m['accuracy']:.3f}" for head, m in metrics["heads"].items())
         detail = "; macro-F1 " + ", ".join(f"{head} {m['macro_f1']:.3f}" for head, m in metrics["heads"].items())
-        return tables, SummaryLine(f"accuracy per head on {data}" if data else "test accuracy per head", value, detail)
+        return tables, SummaryLine(f"accuracy per head on {data} (n={metrics['n']})" if data else
+                                   evaluation_of(metrics).label("accuracy per head"), value, detail)
 
     def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
         """Precision, recall, F1 and support per class, then accuracy and macro-F1."""
@@ -1063,7 +1068,8 @@ class ClassifierBase(TransferEstimator):
                       title=self._metrics_title(metrics, data), right=("precision", "recall", "F1", "support"),
                       totals=[("accuracy", "", "", f"{metrics['accuracy']:.3f}", str(metrics["n"])),
                               ("macro F1", "", "", f"{metrics['macro_f1']:.3f}", "")])
-        summary = SummaryLine(f"accuracy on {data}" if data else "test accuracy", f"{metrics['accuracy']:.3f}",
+        summary = SummaryLine(f"accuracy on {data} (n={metrics['n']})" if data else
+                              evaluation_of(metrics).label("accuracy"), f"{metrics['accuracy']:.3f}",
                               f", macro-F1 {metrics['macro_f1']:.3f}")
         return table, summary
 

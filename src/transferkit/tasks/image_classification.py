@@ -311,7 +311,8 @@ class ImageClassifier(ClassifierBase):
         estimate = getattr(self, "estimate_", None)
         if data is None and estimate:
             labels = [int(y) for y in estimate["labels"]]
-            return OutOfFold(estimate["proba"]), labels, {"estimate": estimate["method"], "skipped_files": 0}
+            return OutOfFold(estimate["proba"]), labels, {"estimate": estimate["method"], "folds": int(estimate["folds"]),
+                                                        "skipped_files": 0}
         samples, skipped = (self.data_.test, []) if data is None else self._labelled_samples(data)
         labels = samples.targets if self._multi_head() else samples.labels
         return self._dataset(samples.paths, samples.labels), labels, {"skipped_files": len(skipped)}

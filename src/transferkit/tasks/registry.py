@@ -12,11 +12,13 @@ from ..errors import DataError, RunDirectoryError
 @dataclasses.dataclass(frozen=True)
 class KeyMetric:
     """A test metric that sums a run up where runs are listed side by side (`transferkit runs`,
-    `compare`): `metrics.json` "test" key, its label, and which direction is better."""
+    `compare`): its key in metrics.json's evaluation block, its label, which direction is better."""
 
     key: str
     label: str
     higher_is_better: bool = True
+    #: how a value is shown wherever runs are listed (one precision per metric, whichever run)
+    format: str = ".3f"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -47,7 +49,8 @@ TASKS.declare("text-classification", f"{__package__}.text_classification:TextCla
     key_metrics=_CLASSIFICATION_METRICS))
 TASKS.declare("forecast", f"{__package__}.forecasting:Forecaster", TaskInfo(
     description="forecast time series (CSV: a time column and numeric series)", modality="timeseries",
-    key_metrics=(KeyMetric("mse", "MSE", higher_is_better=False), KeyMetric("mae", "MAE", higher_is_better=False),
+    key_metrics=(KeyMetric("mse", "MSE", higher_is_better=False, format=".4f"),
+                 KeyMetric("mae", "MAE", higher_is_better=False, format=".4f"),
                  KeyMetric("mase", "MASE", higher_is_better=False))))
 
 

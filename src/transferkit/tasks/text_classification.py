@@ -11,7 +11,7 @@ from ..backbones import DEFAULT_TEXT_BACKBONE
 from ..data import TextDataset, TextTableData, TokenCollator, load_text_data, read_text_table
 from ..data.multitask import MultiTargetDataset, load_multitask_text, looks_like_image_manifest, parse_label_columns
 from .._format import Streamed
-from ..data.text import TextSamples, iter_text_chunks
+from ..data.text import TextSamples, evaluation_table, iter_text_chunks
 from ..errors import DataError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
@@ -265,7 +265,7 @@ class TextClassifier(ClassifierBase):
             return test.texts, (test.targets if self._multi_head() else test.labels), {}
         if self._multi_head():
             return self._labelled_heads(data)
-        texts, labels, _ = read_text_table(data, self.text_column, self.label_column)
+        texts, labels, _ = read_text_table(evaluation_table(data), self.text_column, self.label_column)
         # labels as written in the training data (0/1) or already as their names
         labels = [self.label_names_.get(v, v) for v in labels]
         index = {c: i for i, c in enumerate(self.classes_)}
