@@ -156,7 +156,7 @@ def test_fit_and_extend_write_their_twins(tmp_path):
     assert extended.returncode == 0, extended.stderr
     line = next(x for x in extended.stdout.splitlines() if x.startswith("ONNX twin"))
     assert f"{tmp_path / 'grown' / 'model.onnx'}" in line and "vs PyTorch max |Δ|" in line
-    assert choose_engine(tmp_path / "grown", "onnx").predictor.classes == ["blue", "green", "red"]
+    assert choose_engine(tmp_path / "grown", "onnx").predictor.classes == ["green", "red", "blue"]
     skipped = cli("extend", str(run), str(new), "--out", str(tmp_path / "plain"), "--quiet")
     assert skipped.returncode == 0 and not (tmp_path / "plain" / "model.onnx").exists()
     assert choose_engine(tmp_path / "plain").engine == "torch"
