@@ -1247,6 +1247,7 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    onnx_twin: bool = ONNX_TWIN_OPTION,
 ) -> None:
     """Fine-tune the default offline backbone on the flowers sample shipped with transferkit."""
     from .rundir import prepare_out
@@ -1254,7 +1255,7 @@ def demo(
     console.print(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}")
     with prepare_out(out, DEMO_DATA, overwrite=True):
         run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
-                val_fraction=0.15)
+                val_fraction=0.15, onnx_twin=onnx_twin)
 
 
 def _click_exceptions():
