@@ -369,9 +369,12 @@ def _measure(spec: _TaskExport, path: Path, check: _Check, threads: int | None) 
     from ..runtime import OnnxPredictor
 
     predictor = OnnxPredictor.load(path, threads=threads)
-    parity = spec.parity(check.reference, spec.onnx_outputs(predictor, check.parity_items))
+    outputs = spec.onnx_outputs(predictor, check.parity_items)
+    parity = spec.parity(check.reference, outputs)
     parity.update(samples=len(check.reference[0]), split=check.split)
-    return parity, spec.score(spec.onnx_outputs(predictor, check.items), check.targets)
+    if len(check.reference[0]) != check.scored:  # the scored examples are more than those compared
+        outputs = spec.onnx_outputs(predictor, check.items)
+    return parity, spec.score(outputs, check.targets)
 
 
 def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None = None, out: str | Path | None = None,
