@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub, online or not
+# every CLI fit would also export and check its ONNX twin (seconds each): tests that need one ask with --onnx-twin
+os.environ.setdefault("TRANSFERKIT_ONNX_TWIN", "0")
 # the CLI caches its generated `fit` options under XDG_CACHE_HOME: tests keep theirs out of ~/.cache
 if "XDG_CACHE_HOME" not in os.environ:
     import tempfile

@@ -274,9 +274,9 @@ def _printing_plan(enabled: bool) -> Iterator[set[tuple[str, str]]]:
 
 
 def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = False, unlabeled: Path | None = None,
-            target_labels: Path | None = None, **params) -> dict:
-    """Fit the task's estimator, evaluate on the held-out test split, save the run and its report;
-    returns the test metrics. `task=None` detects it from the data path; params the task's
+            target_labels: Path | None = None, onnx_twin: bool = True, **params) -> dict:
+    """Fit the task's estimator, evaluate on the held-out test split, save the run (with its ONNX
+    twin unless `onnx_twin=False`) and its report; returns the test metrics. `task=None` detects it from the data path; params the task's
     estimator does not take raise (with the task's valid names). `unlabeled` (and `target_labels`,
     only to report) adapt the model to a target domain (`fit(data, unlabeled=...)`)."""
     from .reporting import write_run_report
@@ -301,6 +301,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
         return {}
     metrics = est.evaluate()
     est.save(out)
+    twin = _write_twin(out, onnx_twin)
     report = write_run_report(out)
     adaptation = est.strategy_settings_ if est.strategy_ == ADAPT else None
     if not quiet:
@@ -318,8 +319,28 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     _print_transfer(metrics.get("transfer"))
     if adaptation:
         _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
+    _print_twin(twin, quiet)
     console.print(Text(f"run saved to {out}\nreport: {report}"), soft_wrap=True)
     return metrics
+
+
+def _write_twin(run_dir: Path, enabled: bool):
+    """The run's ONNX twin written and checked (`transferkit.export.write_twin`), or None when not asked."""
+    if not enabled:
+        return None
+    from .export import write_twin
+
+    return write_twin(run_dir)
+
+
+def _print_twin(twin, quiet: bool) -> None:
+    """One line on the ONNX twin: where and how close to PyTorch, or why there is none (even with --quiet)."""
+    if twin is None:
+        return
+    if twin.path is None:
+        err_console.print(f"[yellow]note:[/] {escape(twin.message)}", highlight=False, soft_wrap=True)
+    elif not quiet:
+        console.print(escape(twin.message), highlight=False, soft_wrap=True)
 
 
 def _print_search(study: dict | None) -> None:
@@ -594,6 +615,22 @@ OVERWRITE_OPTION = typer.Option(False, help="Replace an existing run directory."
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars or decision log.")
 TARGET_LABELS_OPTION = typer.Option(None, "--target-labels", metavar="FEW", help=TARGET_LABELS_HELP,
                                     rich_help_panel="Domain adaptation")
+# what every command that writes a run (fit, adapt, extend) and every one that predicts with a run share
+ONNX_TWIN_OPTION = typer.Option(True, "--onnx-twin/--no-onnx-twin", envvar="TRANSFERKIT_ONNX_TWIN",
+                                help="Also write the run's ONNX twin (RUN/model.onnx, checked against PyTorch on "
+                                     "held-out examples), which predict and serve answer with in about a second; "
+                                     "adds the export's seconds to the run.")
+class Engine(str, Enum):
+    """What answers predictions of a run directory (`transferkit.tasks.twin.ENGINES`)."""
+
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
+
+
+ENGINE_OPTION = typer.Option(Engine.auto, "--engine", case_sensitive=False,
+                             help="What answers for a run directory: auto (its ONNX twin when present and valid, "
+                                  "else PyTorch), onnx (the twin, or an error saying why not), torch.")
 
 
 def _existing(path: Path | None, flag: str, what: str) -> None:
@@ -611,7 +648,8 @@ def _given(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
 
 def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, option: list[str], overwrite: bool,
                  quiet: bool, params: dict[str, Any], target: tuple[str, Path | None] = ("--adapt-to", None),
-                 target_labels: Path | None = None, strategy_flags: dict[str, Any] | None = None) -> None:
+                 target_labels: Path | None = None, strategy_flags: dict[str, Any] | None = None,
+                 onnx_twin: bool = True) -> None:
     """What `fit` and `adapt` run: check the target-domain paths, prepare and lock `out`, fit with
     the options given on the command line (`target` = (its flag, the path) adapts to that domain;
     `strategy_flags` are strategy options given as flags of their own), save, report."""
@@ -650,7 +688,7 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
         return
     try:
         run_fit(data, out, task=task, quiet=quiet, strategy_options=strategy_options, unlabeled=unlabeled,
-                target_labels=target_labels, **_given(ctx, params))
+                target_labels=target_labels, onnx_twin=onnx_twin, **_given(ctx, params))
     except TrainingInterrupted as exc:
         if not quiet:  # the progress bar's line is left open (no newline): the message starts its own
             err_console.file.write("\n")
@@ -675,11 +713,12 @@ def fit(
     adapt_to: Optional[Path] = typer.Option(None, "--adapt-to", metavar="TARGET", rich_help_panel="Domain adaptation",
                                             help=f"{TARGET_HELP} Strategy auto becomes adapt (as `adapt` does)."),
     target_labels: Optional[Path] = TARGET_LABELS_OPTION,
+    onnx_twin: bool = ONNX_TWIN_OPTION,
     **params: Any,
 ) -> None:
     """Adapt a pretrained backbone to your data; writes a run directory with model, metrics and report."""
     _fit_command(ctx, data, out, task, option, overwrite, quiet, params, target=("--adapt-to", adapt_to),
-                 target_labels=target_labels)
+                 target_labels=target_labels, onnx_twin=onnx_twin)
 
 
 @app.command(cls=_AdaptCommand)
@@ -697,6 +736,7 @@ def adapt(
     overwrite: bool = OVERWRITE_OPTION,
     quiet: bool = QUIET_OPTION,
     target_labels: Optional[Path] = TARGET_LABELS_OPTION,
+    onnx_twin: bool = ONNX_TWIN_OPTION,
     **params: Any,
 ) -> None:
     """Adapt to a target domain from its unlabelled data: DANN, CDAN, CORAL, MMD or self-training.
@@ -705,7 +745,7 @@ def adapt(
     """
     strategy_flags = {name: params.pop(name, None) for name in ADAPT_FLAGS}
     _fit_command(ctx, source, out, task, option, overwrite, quiet, params, target=("TARGET", target_data),
-                 target_labels=target_labels, strategy_flags=strategy_flags)
+                 target_labels=target_labels, strategy_flags=strategy_flags, onnx_twin=onnx_twin)
 
 
 @app.command()
@@ -722,6 +762,7 @@ def extend(
                                         "it forgets more (benchmarks/incremental.py)."),
     overwrite: bool = OVERWRITE_OPTION,
     quiet: bool = QUIET_OPTION,
+    onnx_twin: bool = ONNX_TWIN_OPTION,
 ) -> None:
     """Add the classes of new data to a trained classifier without forgetting the old ones."""
     from .reporting import write_run_report
@@ -747,6 +788,7 @@ def extend(
         est.timings_ = {"loading the parent run": loaded, **est.timings_}
         est.timings_["total extend"] = time.perf_counter() - started  # the whole command, but saving the run
         est.save(out)
+        twin = _write_twin(out, onnx_twin)
         report = write_run_report(out)
     finally:
         prepared.release()
@@ -761,6 +803,7 @@ def extend(
     console.print(drawn)
     if metrics is not None:
         _print_metrics(est, metrics)
+    _print_twin(twin, quiet)
     console.print(Text(f"run saved to {out} (parent: {run_dir})\nreport: {report}"), soft_wrap=True)
 
 
@@ -802,6 +845,9 @@ def predict(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write every prediction to this file "
                                           "(.csv, .tsv, .jsonl or .json), streamed as they are made: inputs far "
                                           "larger than memory are predicted in bounded memory."),
+    engine: Engine = ENGINE_OPTION,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say on stderr which engine answered (onnx or "
+                                 "torch) and why."),
 ) -> None:
     """Predict with a saved model (a run, or a model.onnx from `transferkit export`): images, texts,
     or the next steps of a series. The terminal shows at most 200 predictions; --output writes all."""
@@ -811,11 +857,18 @@ def predict(
     if run_dir.suffix.lower() == ".onnx" or run_dir.is_file():  # an exported model: onnxruntime only, no torch
         from .runtime import OnnxPredictor
 
+        if engine is Engine.torch:
+            raise TransferkitError(f"--engine torch: {run_dir} is an exported model, which runs with onnxruntime only; "
+                                   "pass its run directory for PyTorch.")
         est = OnnxPredictor.load(run_dir)
+        if verbose:
+            err_console.print(f"engine: onnx ({escape(str(run_dir))})", highlight=False, soft_wrap=True)
     else:
-        from .tasks import load_run
+        from .tasks import predictor_for
 
-        est = load_run(run_dir)
+        est, choice = predictor_for(run_dir, engine.value)  # the ONNX twin when valid: no torch import
+        if verbose:
+            err_console.print(escape(choice.describe(run_dir)), highlight=False, soft_wrap=True)
     items = est.read_prediction_inputs(list(inputs or []), file)
     if output is not None or as_json:
         records = (r for piece in est.prediction_chunks(items, PREDICT_CHUNK) for r in est.prediction_records(piece, top_k))
@@ -940,6 +993,7 @@ def serve(
                                    "gathered from concurrent requests."),
     batch_wait_ms: float = typer.Option(_SERVE.batch_max_wait_ms, min=0, help="Micro-batching: how long a model call "
                                         "waits for more requests after the first."),
+    engine: Engine = ENGINE_OPTION,
 ) -> None:
     """Serve a model over HTTP: POST /predict, a page at / to try it, OpenAPI docs at /docs."""
     import ipaddress
@@ -956,7 +1010,7 @@ def serve(
                           soft_wrap=True, highlight=False)
     sock = _listening_socket(host, port)
     try:
-        backend = load_backend(source)
+        backend = load_backend(source, engine.value)
         import uvicorn
 
         app_ = create_app(backend, max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
@@ -1280,6 +1334,7 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    onnx_twin: bool = ONNX_TWIN_OPTION,
 ) -> None:
     """Fine-tune the default offline backbone on the flowers sample shipped with transferkit."""
     from .rundir import prepare_out
@@ -1287,7 +1342,7 @@ def demo(
     console.print(Text(f"demo: 5 flower classes × 40 images (96 px) from {DEMO_DATA}"), soft_wrap=True)
     with prepare_out(out, DEMO_DATA, overwrite=True):
         run_fit(DEMO_DATA, out, task="image-classification", quiet=quiet, strategy="auto", test_fraction=0.25,
-                val_fraction=0.15)
+                val_fraction=0.15, onnx_twin=onnx_twin)
 
 
 def _click_exceptions():

@@ -2,7 +2,7 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {**dict.fromkeys(("EXPORTS_FILE", "ExportError", "ExportResult", "export_run"), ".onnx_export"),
-            "describe_export": ".summary"}
+            "describe_export": ".summary", **dict.fromkeys(("TwinOutcome", "write_twin"), ".twin")}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # torch and onnx load when an export runs
 
 __all__ = sorted(_EXPORTS)

@@ -347,9 +347,9 @@ class _Check:
     scored: int
 
 
-def _held_out(spec: _TaskExport, samples: int) -> _Check:
+def _held_out(spec: _TaskExport, samples: int, score_samples: int = SCORE_SAMPLES) -> _Check:
     """The first non-empty of the test, validation and training splits; `samples` evenly spaced
-    examples for parity (with PyTorch's predictions), at most SCORE_SAMPLES for the score."""
+    examples for parity (with PyTorch's predictions), at most `score_samples` for the score."""
     for name in ("test", "val", "train"):
         items, targets = spec.split(name)
         if len(items):
@@ -358,7 +358,7 @@ def _held_out(spec: _TaskExport, samples: int) -> _Check:
         raise ExportError(f"{spec.run_dir}: none of the run's recorded examples can be read (moved or deleted data: "
                           f"{getattr(spec.est, 'data_root_', None) or getattr(spec, 'data', None)}); the export is "
                           "checked on them, so restore the data first.")
-    scored = _evenly(len(items), SCORE_SAMPLES)
+    scored = _evenly(len(items), score_samples)
     items, targets = spec.subset(items, targets, scored)
     parity_items, _ = spec.subset(items, targets, _evenly(len(items), samples))
     return _Check(name, items, targets, parity_items, spec.reference(parity_items), len(scored))
@@ -369,18 +369,24 @@ def _measure(spec: _TaskExport, path: Path, check: _Check, threads: int | None) 
     from ..runtime import OnnxPredictor
 
     predictor = OnnxPredictor.load(path, threads=threads)
-    parity = spec.parity(check.reference, spec.onnx_outputs(predictor, check.parity_items))
+    outputs = spec.onnx_outputs(predictor, check.parity_items)
+    parity = spec.parity(check.reference, outputs)
     parity.update(samples=len(check.reference[0]), split=check.split)
-    return parity, spec.score(spec.onnx_outputs(predictor, check.items), check.targets)
+    if len(check.reference[0]) != check.scored:  # the scored examples are more than those compared
+        outputs = spec.onnx_outputs(predictor, check.items)
+    return parity, spec.score(outputs, check.targets)
 
 
 def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None = None, out: str | Path | None = None,
                max_drop: float = 0.01, tta: bool | None = None, samples: int = PARITY_SAMPLES,
-               calibration: int = CALIBRATION_SAMPLES, threads: int | None = None) -> ExportResult:
+               calibration: int = CALIBRATION_SAMPLES, threads: int | None = None,
+               score_samples: int = SCORE_SAMPLES) -> ExportResult:
     """Export the run at `run_dir` to ONNX at `out` (default RUN/model.onnx), checked against PyTorch;
     with `quantize="int8"` also to `<out stem>.int8.onnx`, kept only if its accuracy (forecasts:
     MSE, relative) is within `max_drop` of the fp32 file's. `tta` (images) puts the flip average in
-    the graph (default: as the run predicts). Appends each export to RUN/exports.json."""
+    the graph (default: as the run predicts). Appends each export to RUN/exports.json. An fp32 file
+    that predicts as the run does records the run's fingerprint: at RUN/model.onnx it is the run's
+    ONNX twin (`transferkit.tasks.twin`), which predict and serve use instead of PyTorch."""
     from ..tasks import load_run
 
     if format != "onnx":
@@ -397,7 +403,7 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     if out.suffix != ".onnx":
         raise ExportError(f"--out {out}: name the file *.onnx.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    check = _held_out(spec, samples)
+    check = _held_out(spec, samples, score_samples)
     result = ExportResult(path=out, exports=[])
 
     start = time.perf_counter()
@@ -414,6 +420,10 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ExportError(f"{run_dir}: the {est.strategy_} model could not be traced to ONNX ({reason}).") from None
     meta = _metadata(est, spec, run_dir, exporter)
+    if spec.tta == bool(getattr(est, "tta", False)):  # predicts as the run does: it may stand in for PyTorch
+        from ..tasks.twin import run_fingerprint
+
+        meta["source"] = run_fingerprint(run_dir)
     _write_metadata(partial, {**meta, "precision": "fp32"})
     parity, fp32_score = _measure(spec, partial, check, threads)
     parity.update(tolerance=PARITY_TOLERANCE, passed=spec.parity_ok(parity))
@@ -426,7 +436,8 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     partial.replace(out)
     entry = {"path": str(out), "format": "onnx", "precision": "fp32", "opset": OPSET, "exporter": exporter,
              "tta": spec.tta, "size_mb": _size_mb(out), "parity": parity, "score": score,
-             "seconds": round(time.perf_counter() - start, 2), "created": _now(), "status": "ok"}
+             "seconds": round(time.perf_counter() - start, 2), "created": _now(), "status": "ok",
+             **({"source": meta["source"]} if "source" in meta else {})}
     result.exports.append(entry)
 
     if quantize == "int8":

@@ -116,11 +116,17 @@ class TorchBackend(Backend):
 
 
 class OnnxBackend(Backend):
-    """An exported model (`transferkit export`), run by `transferkit.runtime.OnnxPredictor`."""
+    """An exported model (`transferkit export`), run by `transferkit.runtime.OnnxPredictor`; a run
+    directory's ONNX twin is passed loaded (`predictor`) with its `run_dir` (whose report is served)."""
 
     kind = "onnx"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, predictor: Any = None, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
+        if predictor is not None:
+            self.path, self.model = Path(path), predictor
+            self._describe()
+            return
         try:
             from ..runtime import OnnxPredictor
         except ImportError as exc:  # onnxruntime (or tokenizers) is not installed
@@ -134,6 +140,9 @@ class OnnxBackend(Backend):
         except Exception as exc:  # onnxruntime's own errors for a file it cannot read
             raise TransferkitError(f"{self.path}: not a model exported by `transferkit export` ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); export the run again.") from None
+        self._describe()
+
+    def _describe(self) -> None:
         self.task = self.model.task
         self.modality = _modality(self.task)
         self.classes = list(self.model.classes or []) or None
@@ -155,7 +164,7 @@ class OnnxBackend(Backend):
             "classes": self.classes,
             "backbone": info.get("backbone"), "strategy": info.get("strategy"), "metrics": _scalars(info.get("metrics")),
             "estimate": (info.get("metrics") or {}).get("estimate"), "evaluation": _evaluation(info.get("metrics")),
-            "report": self.run_dir is not None,
+            "report": self.run_dir is not None and (self.run_dir / REPORT_FILE).is_file(),
             "precision": info.get("precision"), "file": self.path.name,
         }
         if self.modality == "image":
@@ -168,16 +177,25 @@ class OnnxBackend(Backend):
         return facts
 
 
-def load_backend(source: str | Path) -> Backend:
-    """The backend for `source`: a run directory (PyTorch) or an `.onnx` file (onnxruntime); anything
-    else raises one line naming it and what the server takes."""
+def load_backend(source: str | Path, engine: str = "auto") -> Backend:
+    """The backend for `source`: a run directory (its ONNX twin when present and valid, else PyTorch;
+    `engine` "onnx" or "torch" forces either) or an `.onnx` file (onnxruntime); anything else raises
+    one line naming it and what the server takes."""
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise TransferkitError(f"{path}: not a transferkit run (no {CONFIG_FILE}); pass a run directory of "
                                    "`transferkit fit` or an .onnx file of `transferkit export`.")
+        from ..tasks.twin import choose_engine
+
+        choice = choose_engine(path, engine)
+        if choice.predictor is not None:
+            return OnnxBackend(choice.predictor.path, choice.predictor, run_dir=path)
         return TorchBackend(path)
     if path.is_file() and path.suffix.lower() == ".onnx":
+        if engine == "torch":
+            raise TransferkitError(f"--engine torch: {path} is an exported model, which runs with onnxruntime only; "
+                                   "pass its run directory for PyTorch.")
         return OnnxBackend(path)
     if not path.exists():
         raise TransferkitError(f"{path}: no such run directory or .onnx file; check the path.")

@@ -1,6 +1,6 @@
 """Tasks: estimators that put data, backbone and strategy together for one kind of problem."""
 from .._lazy import lazy_exports
-from .registry import TASKS, KeyMetric, TaskInfo, detect_task, load_run, register_task
+from .registry import TASKS, KeyMetric, TaskInfo, detect_task, load_predictor, load_run, predictor_for, register_task
 
 _EXPORTS = {
     **dict.fromkeys(("ClassifierBase", "TransferEstimator"), ".base"),
@@ -11,4 +11,5 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # the estimators import torch
 
-__all__ = sorted([*_EXPORTS, "TASKS", "KeyMetric", "TaskInfo", "detect_task", "load_run", "register_task"])
+__all__ = sorted([*_EXPORTS, "TASKS", "KeyMetric", "TaskInfo", "detect_task", "load_predictor", "load_run",
+                  "predictor_for", "register_task"])

@@ -26,9 +26,9 @@ from .._format import chunked, classification_records, classification_table
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
-from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, RUN_FORMAT, SPLIT_FILE,
-                      TOKENIZER_DIR, WEIGHTS_FILE, evaluation_of, metrics_record, read_config, read_history,
-                      read_metrics, read_weights, record_data_location, resolve_data_root,
+from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, ONNX_FILE, ONNX_INT8_FILE, RUN_FORMAT,
+                      SPLIT_FILE, TOKENIZER_DIR, WEIGHTS_FILE, evaluation_of, metrics_record, read_config,
+                      read_history, read_metrics, read_weights, record_data_location, resolve_data_root,
                       upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
@@ -585,6 +585,8 @@ class TransferEstimator(BaseEstimator):
         # config.json goes last and every file appears whole (written aside, then renamed): a run
         # killed while saving has no config.json, so predict refuses it and --resume continues it
         (path / CONFIG_FILE).unlink(missing_ok=True)
+        for stale in (ONNX_FILE, ONNX_INT8_FILE):  # exported from the weights replaced here: never served again
+            (path / stale).unlink(missing_ok=True)
         weights = path / (WEIGHTS_FILE + ".partial")
         save_file(self._weights_to_save(), str(weights), metadata={"task": self.task, "format": "transferkit"})
         weights.replace(path / WEIGHTS_FILE)

@@ -79,3 +79,21 @@ def load_run(run_dir: str | Path):
     if task not in TASKS:
         raise RunDirectoryError(f"{path / CONFIG_FILE}: unknown task {task!r}; known: {', '.join(TASKS.names())}.")
     return TASKS.get(task).load(path)
+
+
+def predictor_for(run_dir: str | Path, engine: str = "auto"):
+    """(the model that answers predictions of the run at `run_dir`, the `TwinChoice` saying which
+    engine and why): its ONNX twin (an `OnnxPredictor`: onnxruntime, no torch) when present and
+    valid, else the PyTorch estimator of `load_run`; `engine` "onnx" or "torch" forces either."""
+    from .twin import choose_engine
+
+    choice = choose_engine(run_dir, engine)
+    return (choice.predictor if choice.predictor is not None else load_run(run_dir)), choice
+
+
+def load_predictor(run_dir: str | Path, engine: str = "auto"):
+    """A model to predict with from the run at `run_dir`, as fast as it can be loaded: the run's ONNX
+    twin when present and valid (same `predict`, `predict_proba` / `forecast` and records as the
+    estimator), else the PyTorch estimator. `load_run` gives the full estimator (extend, evaluate,
+    export); this is for predictions only. `engine`: "auto", "onnx" (the twin or an error), "torch"."""
+    return predictor_for(run_dir, engine)[0]
