@@ -145,3 +145,15 @@ def test_a_failed_export_leaves_no_empty_out_folder(project, tmp_path):
         hidden.rename(project / "old")
     assert_one_usage_line(result.returncode, result.stderr, "restore the data")
     assert not (tmp_path / "made").exists()
+
+
+def test_the_python_grow_example_saves_the_grown_runs_metrics(project, tmp_path, monkeypatch):
+    """README: `ImageClassifier.load(run).extend(new)` then `save`, run from another directory with the
+    new data given by absolute path: metrics.json holds the estimate on every class."""
+    from transferkit import ImageClassifier
+
+    monkeypatch.chdir(tmp_path)
+    grown = ImageClassifier.load(project / "runs/parent").extend(project / "new")
+    grown.save(tmp_path / "grown")
+    metrics = json.loads((tmp_path / "grown/metrics.json").read_text())["test"]
+    assert metrics["n"] == 36 and metrics["accuracy"] == pytest.approx(grown.lineage_[-1]["metrics"]["all_accuracy"])

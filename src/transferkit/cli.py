@@ -659,8 +659,7 @@ def extend(
     try:
         est.progress = not quiet
         est.extend(data, compare=compare, train_backbone=train_backbone)
-        # scored as a fit is: its cross-validated estimate, else the test split (the parent's and the new data's)
-        metrics = est.evaluate() if len(est.data_.test) or getattr(est, "estimate_", None) else None
+        metrics = est.metrics_  # scored as a fit is: its cross-validated estimate, else the merged test split
         est.timings_ = {"loading the parent run": loaded, **est.timings_}
         est.timings_["total extend"] = time.perf_counter() - started  # the whole command, but saving the run
         est.save(out)
