@@ -21,9 +21,9 @@ SRC = Path(transferkit.__file__).resolve().parents[1]
 SMALL = ["--image-size", "32", "--batch-size", "8", "--no-baseline", "--no-tta", "--quiet"]
 
 
-def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:
-    """`transferkit ARGS` run in `cwd` (the package found wherever that is)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "160",
+def cli(*args: object, cwd: Path, columns: int = 160) -> subprocess.CompletedProcess:
+    """`transferkit ARGS` run in `cwd` (the package found wherever that is), in a terminal `columns` wide."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": str(columns),
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "transferkit.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=600, cwd=cwd, env=env)
@@ -92,7 +92,8 @@ def test_a_parent_whose_data_are_gone_says_so_in_one_line(project, tmp_path):
     hidden = project / "old.hidden"
     (project / "old").rename(hidden)
     try:
-        result = cli("extend", "runs/parent", "new", "--out", "runs/grown", "--compare", "--quiet", cwd=moved)
+        result = cli("extend", "runs/parent", "new", "--out", "runs/grown", "--compare", "--quiet", cwd=moved,
+                     columns=60)
     finally:
         hidden.rename(project / "old")
     assert result.returncode == 0, result.stderr

@@ -670,8 +670,8 @@ def extend(
     if not quiet:
         for note in est.notes_:
             console.print(f"[dim]note:[/] {escape(note)}")
-    for warning in est.warnings_:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+    for warning in est.warnings_:  # one line each, whatever the terminal's width (paths may hold brackets)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
     drawn = _rich_table(growth_table(step))
     drawn.columns[0].no_wrap = True  # the model's name whole: the number columns wrap their headings instead
     console.print(drawn)
