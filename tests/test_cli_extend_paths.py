@@ -21,9 +21,9 @@ SRC = Path(transferkit.__file__).resolve().parents[1]
 SMALL = ["--image-size", "32", "--batch-size", "8", "--no-baseline", "--no-tta", "--quiet"]
 
 
-def cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:
-    """`transferkit ARGS` run in `cwd` (the package found wherever that is)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "160",
+def cli(*args: object, cwd: Path, columns: int = 160) -> subprocess.CompletedProcess:
+    """`transferkit ARGS` run in `cwd` (the package found wherever that is), in a terminal `columns` wide."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": str(columns),
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "transferkit.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=600, cwd=cwd, env=env)
@@ -92,7 +92,8 @@ def test_a_parent_whose_data_are_gone_says_so_in_one_line(project, tmp_path):
     hidden = project / "old.hidden"
     (project / "old").rename(hidden)
     try:
-        result = cli("extend", "runs/parent", "new", "--out", "runs/grown", "--compare", "--quiet", cwd=moved)
+        result = cli("extend", "runs/parent", "new", "--out", "runs/grown", "--compare", "--quiet", cwd=moved,
+                     columns=60)
     finally:
         hidden.rename(project / "old")
     assert result.returncode == 0, result.stderr
@@ -145,3 +146,15 @@ def test_a_failed_export_leaves_no_empty_out_folder(project, tmp_path):
         hidden.rename(project / "old")
     assert_one_usage_line(result.returncode, result.stderr, "restore the data")
     assert not (tmp_path / "made").exists()
+
+
+def test_the_python_grow_example_saves_the_grown_runs_metrics(project, tmp_path, monkeypatch):
+    """README: `ImageClassifier.load(run).extend(new)` then `save`, run from another directory with the
+    new data given by absolute path: metrics.json holds the estimate on every class."""
+    from transferkit import ImageClassifier
+
+    monkeypatch.chdir(tmp_path)
+    grown = ImageClassifier.load(project / "runs/parent").extend(project / "new")
+    grown.save(tmp_path / "grown")
+    metrics = json.loads((tmp_path / "grown/metrics.json").read_text())["test"]
+    assert metrics["n"] == 36 and metrics["accuracy"] == pytest.approx(grown.lineage_[-1]["metrics"]["all_accuracy"])

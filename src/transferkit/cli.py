@@ -783,8 +783,7 @@ def extend(
     try:
         est.progress = not quiet
         est.extend(data, compare=compare, train_backbone=train_backbone)
-        # scored as a fit is: its cross-validated estimate, else the test split (the parent's and the new data's)
-        metrics = est.evaluate() if len(est.data_.test) or getattr(est, "estimate_", None) else None
+        metrics = est.metrics_  # scored as a fit is: its cross-validated estimate, else the merged test split
         est.timings_ = {"loading the parent run": loaded, **est.timings_}
         est.timings_["total extend"] = time.perf_counter() - started  # the whole command, but saving the run
         est.save(out)
@@ -796,8 +795,8 @@ def extend(
     if not quiet:
         for note in est.notes_:
             console.print(f"[dim]note:[/] {escape(note)}")
-    for warning in est.warnings_:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for warning in est.warnings_:  # one line each, whatever the terminal's width (paths may hold brackets)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
     drawn = _rich_table(growth_table(step))
     drawn.columns[0].no_wrap = True  # the model's name whole: the number columns wrap their headings instead
     console.print(drawn)

@@ -243,7 +243,6 @@ def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone
     est.notes_ = [*outcome.notes, *warnings]
     est.warnings_ = warnings
     est.lineage_ = [*getattr(est, "lineage_", []), step]
-    est.metrics_ = None
     # the run's splits become the parent's plus the new data's: evaluate() scores every class, the run
     # records everything it saw, and the next extension retrains on all of it for its comparison
     merged = {name: (list(parent[name][0]) if parent else []) + list(new[name][0]) for name in ("train", "val", "test")}
@@ -257,6 +256,10 @@ def extend(est: ClassifierBase, data: Any, compare: bool = False, train_backbone
             f"{CROSS_VALIDATE_BELOW} would; accuracy estimated by {folds}-fold cross-validation of the extension"))
     est.estimate_ = estimate
     est.run_path_ = None  # a further step in this session grows this model, which no run directory holds yet
+    # scored as a fit is (its cross-validated estimate, else the merged test split), so `save` writes
+    # metrics.json however the run was grown (CLI or Python)
+    est.control_ = None  # the parent's from-scratch control measured the parent's classes, not these
+    est.metrics_ = est.evaluate() if estimate is not None or len(est.data_.test) else None
     return step
 
 
