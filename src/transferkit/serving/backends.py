@@ -52,16 +52,18 @@ class Backend(ABC):
             self.predict(["warm up"], 1)
 
 
-def _evaluation(metrics: dict | None) -> dict[str, Any] | None:
+def _evaluation(metrics: dict | None, task: str) -> dict[str, Any] | None:
     """How the metrics were measured, for /info: {"kind": "test" or "cross_validation", "n", "folds",
-    "label": "cross-validated accuracy (5-fold, n=200)"}; None for a run never evaluated."""
+    "label": "cross-validated accuracy (5-fold, n=200)"} (the label names the task's first key
+    metric); None for a run never evaluated."""
     from ..rundir import evaluation_of
+    from ..tasks.registry import TASKS
 
     if not metrics:
         return None
     evaluation = evaluation_of(metrics)
-    main = "accuracy" if "accuracy" in metrics else "mse" if "mse" in metrics else "metrics"
-    return {**evaluation.to_json(), "label": evaluation.label(main)}
+    key_metrics = TASKS.entry(task).info.key_metrics
+    return {**evaluation.to_json(), "label": evaluation.label(key_metrics[0].label if key_metrics else "metrics")}
 
 
 def _scalars(metrics: dict | None) -> dict[str, float]:
@@ -104,7 +106,7 @@ class TorchBackend(Backend):
             "classes": self.classes,
             "backbone": (config.get("backbone") or {}).get("name"), "strategy": config["strategy"]["used"],
             "metrics": _scalars(model.metrics_), "estimate": (model.metrics_ or {}).get("estimate"),
-            "evaluation": _evaluation(model.metrics_),
+            "evaluation": _evaluation(model.metrics_, self.task),
             "created": config.get("created"), "report": (self.run_dir / REPORT_FILE).is_file(),
         }
         if self.modality == "image":
@@ -154,7 +156,8 @@ class OnnxBackend(Backend):
             "task": self.task, "modality": self.modality, "run": info.get("run") or self.path.stem, "backend": self.kind,
             "classes": self.classes,
             "backbone": info.get("backbone"), "strategy": info.get("strategy"), "metrics": _scalars(info.get("metrics")),
-            "estimate": (info.get("metrics") or {}).get("estimate"), "evaluation": _evaluation(info.get("metrics")),
+            "estimate": (info.get("metrics") or {}).get("estimate"),
+            "evaluation": _evaluation(info.get("metrics"), self.task),
             "report": self.run_dir is not None,
             "precision": info.get("precision"), "file": self.path.name,
         }
