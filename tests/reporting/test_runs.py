@@ -301,3 +301,12 @@ def test_runs_of_two_tasks_are_listed_in_a_table_each_with_their_own_metrics(run
     assert "MSE" not in tables["image-classification"].columns and "accuracy" not in tables["forecast"].columns
     row = dict(zip(tables["forecast"].columns, tables["forecast"].rows[0]))
     assert (row["MSE"], row["MASE"], row["measured on"]) == ("0.4123", "1.100", "test n=40")
+
+
+def test_measured_lists_are_not_settings():
+    from transferkit.reporting.runs import _compared
+
+    assert not _compared("strategy.settings.val_loss", [0.52, 0.41, 0.38])  # per-epoch values, however few
+    assert not _compared("run.domain.points", [1, 2])  # outside the settings
+    assert _compared("strategy.settings.C_grid", [0.01, 0.1, 1.0]) and _compared("params.layers", [2, 4])
+    assert _compared("params.lr", 0.001) and not _compared("params.run_dir", "/tmp/x")
