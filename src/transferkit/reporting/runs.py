@@ -462,7 +462,7 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
         Table(columns=("metric", name_a, name_b, difference, "95% band", "verdict"), rows=metric_rows,
               title=title, right=(name_a, name_b, difference, "95% band")),
         Table(columns=("setting", name_a, name_b), rows=config_rows,
-              title=f"{len(config_rows)} setting{'s' if len(config_rows) != 1 else ''} differ"
+              title=f"{len(config_rows)} setting{'s differ' if len(config_rows) != 1 else ' differs'}"
               if config_rows else "the settings do not differ"),
     ]
 
