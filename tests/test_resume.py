@@ -83,10 +83,11 @@ def reference(data, tmp_path_factory) -> Path:
     return run
 
 
-def _start_parked(data: Path, run: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+def _start_parked(data: Path, run: Path, tmp_path: Path, quiet: bool = True) -> tuple[subprocess.Popen, Path]:
     driver, marker = tmp_path / "parking_cli.py", tmp_path / "parked"
     driver.write_text(PARKING_CLI)
-    process = subprocess.Popen([sys.executable, str(driver), str(marker), *_fit_args(data, run)],
+    args = [a for a in _fit_args(data, run) if quiet or a != "--quiet"]
+    process = subprocess.Popen([sys.executable, str(driver), str(marker), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.monotonic() + 300
     while not marker.exists():
@@ -184,3 +185,13 @@ def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     restore_rng(read_checkpoint(tmp_path / "state.ckpt")["rng"])
     got = (random.random(), np.random.normal(), torch.rand(3))
     assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
+
+
+@pytest.mark.slow
+def test_an_interrupted_fit_says_so_on_a_line_of_its_own(data, tmp_path):
+    """With its progress bar drawn, Ctrl-C's `interrupted:` line starts a line instead of trailing the bar's."""
+    process, _ = _start_parked(data, tmp_path / "run", tmp_path, quiet=False)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert any(line.startswith("interrupted:") for line in stderr.splitlines()), stderr[-1000:]

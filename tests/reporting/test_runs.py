@@ -14,7 +14,7 @@ from transferkit import ImageClassifier
 from transferkit.errors import DataError, RunDirectoryError
 from transferkit.export import export_run
 from transferkit.reporting import write_run_report
-from transferkit.reporting.runs import compare_runs, comparison_tables, find_runs, runs_table
+from transferkit.reporting.runs import compare_runs, comparison_tables, find_runs, runs_table, runs_tables
 from transferkit.rundir import LOCK_FILE, read_metrics, run_parents
 
 from ..conftest import make_image_folder
@@ -286,3 +286,27 @@ def test_compare_calls_a_run_better_only_outside_the_band(runs, tmp_path):
     assert rows["macro_f1"]["verdict"] == "no noise band"  # no confusion matrix to resample
     rows = {r["metric"]: r for r in compare_runs(close, strong).metrics}
     assert rows["accuracy"]["better"] == "" and rows["accuracy"]["verdict"] == "within noise"
+
+
+def test_runs_of_two_tasks_are_listed_in_a_table_each_with_their_own_metrics(runs, tmp_path):
+    root = tmp_path / "mixed"
+    _copy_run(runs / "held", root / "photos")
+    series = _copy_run(runs / "held", root / "series")
+    config = json.loads((series / "config.json").read_text())
+    (series / "config.json").write_text(json.dumps({**config, "task": "forecast"}))
+    (series / "metrics.json").write_text(json.dumps({"format": 2, "test": {"n": 40, "mse": 0.41234, "mae": 0.5,
+                                                                            "mase": 1.1}}))
+    tables = {t.rows[0][1]: t for t in runs_tables(find_runs(root), root)}
+    assert set(tables) == {"image-classification", "forecast"}
+    assert "MSE" not in tables["image-classification"].columns and "accuracy" not in tables["forecast"].columns
+    row = dict(zip(tables["forecast"].columns, tables["forecast"].rows[0]))
+    assert (row["MSE"], row["MASE"], row["measured on"]) == ("0.4123", "1.100", "test n=40")
+
+
+def test_measured_lists_are_not_settings():
+    from transferkit.reporting.runs import _compared
+
+    assert not _compared("strategy.settings.val_loss", [0.52, 0.41, 0.38])  # per-epoch values, however few
+    assert not _compared("run.domain.points", [1, 2])  # outside the settings
+    assert _compared("strategy.settings.C_grid", [0.01, 0.1, 1.0]) and _compared("params.layers", [2, 4])
+    assert _compared("params.lr", 0.001) and not _compared("params.run_dir", "/tmp/x")

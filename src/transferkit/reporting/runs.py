@@ -273,7 +273,11 @@ def _compared(key: str, value: Any) -> bool:
     if key.startswith("strategy.settings.") and any(word in key.rsplit(".", 1)[-1] for word in _MEASURED):
         return False
     if isinstance(value, (list, tuple)):
-        return len(value) <= _LONGEST_LIST and not any(isinstance(v, (list, tuple, Mapping)) for v in value)
+        if len(value) > _LONGEST_LIST or any(isinstance(v, (list, tuple, Mapping)) for v in value):
+            return False
+        # fractional numbers in a list are measured values (per-epoch losses), unless it is a grid searched
+        measured = any(isinstance(v, float) and not v.is_integer() for v in value)
+        return not measured or key.endswith("_grid")
     return True
 
 
@@ -458,7 +462,7 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
         Table(columns=("metric", name_a, name_b, difference, "95% band", "verdict"), rows=metric_rows,
               title=title, right=(name_a, name_b, difference, "95% band")),
         Table(columns=("setting", name_a, name_b), rows=config_rows,
-              title=f"{len(config_rows)} setting{'s' if len(config_rows) != 1 else ''} differ"
+              title=f"{len(config_rows)} setting{'s differ' if len(config_rows) != 1 else ' differs'}"
               if config_rows else "the settings do not differ"),
     ]
 

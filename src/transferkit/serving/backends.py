@@ -52,16 +52,18 @@ class Backend(ABC):
             self.predict(["warm up"], 1)
 
 
-def _evaluation(metrics: dict | None) -> dict[str, Any] | None:
+def _evaluation(metrics: dict | None, task: str) -> dict[str, Any] | None:
     """How the metrics were measured, for /info: {"kind": "test" or "cross_validation", "n", "folds",
-    "label": "cross-validated accuracy (5-fold, n=200)"}; None for a run never evaluated."""
+    "label": "cross-validated accuracy (5-fold, n=200)"} (the label names the task's first key
+    metric); None for a run never evaluated."""
     from ..rundir import evaluation_of
+    from ..tasks.registry import TASKS
 
     if not metrics:
         return None
     evaluation = evaluation_of(metrics)
-    main = "accuracy" if "accuracy" in metrics else "mse" if "mse" in metrics else "metrics"
-    return {**evaluation.to_json(), "label": evaluation.label(main)}
+    key_metrics = TASKS.entry(task).info.key_metrics
+    return {**evaluation.to_json(), "label": evaluation.label(key_metrics[0].label if key_metrics else "metrics")}
 
 
 def _scalars(metrics: dict | None) -> dict[str, float]:
@@ -104,7 +106,7 @@ class TorchBackend(Backend):
             "classes": self.classes,
             "backbone": (config.get("backbone") or {}).get("name"), "strategy": config["strategy"]["used"],
             "metrics": _scalars(model.metrics_), "estimate": (model.metrics_ or {}).get("estimate"),
-            "evaluation": _evaluation(model.metrics_),
+            "evaluation": _evaluation(model.metrics_, self.task),
             "created": config.get("created"), "report": (self.run_dir / REPORT_FILE).is_file(),
         }
         if self.modality == "image":
@@ -149,8 +151,9 @@ class OnnxBackend(Backend):
         self.info = dict(self.model.info or {})
         self.decode_side = getattr(self.model, "image_size", None) or self.info.get("image_size")
         # a file exported into its run (RUN/model.onnx) serves that run's report at /report
-        beside = self.path.parent
-        self.run_dir = beside if (beside / CONFIG_FILE).is_file() and (beside / REPORT_FILE).is_file() else None
+        if self.run_dir is None:  # a run directory passed by `load_backend` stays, report or not
+            beside = self.path.parent
+            self.run_dir = beside if (beside / CONFIG_FILE).is_file() and (beside / REPORT_FILE).is_file() else None
 
     def predict(self, items: list, top_k: int) -> list:
         if self.modality == "timeseries":
@@ -163,7 +166,8 @@ class OnnxBackend(Backend):
             "task": self.task, "modality": self.modality, "run": info.get("run") or self.path.stem, "backend": self.kind,
             "classes": self.classes,
             "backbone": info.get("backbone"), "strategy": info.get("strategy"), "metrics": _scalars(info.get("metrics")),
-            "estimate": (info.get("metrics") or {}).get("estimate"), "evaluation": _evaluation(info.get("metrics")),
+            "estimate": (info.get("metrics") or {}).get("estimate"),
+            "evaluation": _evaluation(info.get("metrics"), self.task),
             "report": self.run_dir is not None and (self.run_dir / REPORT_FILE).is_file(),
             "precision": info.get("precision"), "file": self.path.name,
         }
