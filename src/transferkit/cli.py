@@ -64,8 +64,17 @@ def _rich_table(spec, columns: typing.Sequence[str] | None = None) -> Table:
     for i in keep:
         column = spec.columns[i]
         number = column in spec.right
-        table.add_column(Text(column), justify="right" if number else "left", overflow="fold",
-                         no_wrap=number, min_width=min(len(column), 8) if number else None)
+        # a text column keeps room for its longest word (up to 16 characters), so a narrow terminal wraps
+        # it readably or, when even that does not fit, `_print_table` chooses another layout
+        # and a number column keeps room for its longest value and heading word (a number never breaks;
+        # its heading wraps between words)
+        cells = [str(row[i]) for row in [*spec.rows, *spec.totals]]
+        longest = max((len(word) for cell in cells for word in cell.split()), default=1)
+        if number:
+            width = max([len(cell) for cell in cells] + [len(word) for word in column.split()])
+        else:
+            width = min(longest, 16)
+        table.add_column(Text(column), justify="right" if number else "left", overflow="fold", min_width=width)
     for row in spec.rows:
         table.add_row(*(Text(str(row[i])) for i in keep))
     if spec.totals:
@@ -124,6 +133,10 @@ def _print_table(spec) -> None:
         table = _rich_table(spec, columns)
     transposed = _transposed(spec)
     if _width(table)[0] <= width:
+        if _width(table)[1] > width:  # number columns at their narrowest (headings wrapped): text keeps the rest
+            for column in table.columns:
+                if column.justify == "right":
+                    column.max_width = column.min_width
         console.print(table)
     elif transposed is not None and _width(_rich_table(transposed))[1] <= width:
         console.print(_rich_table(transposed))  # many columns, few rows (rank --metric all): a row per column
@@ -797,9 +810,7 @@ def extend(
             console.print(f"[dim]note:[/] {escape(note)}")
     for warning in est.warnings_:  # one line each, whatever the terminal's width (paths may hold brackets)
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
-    drawn = _rich_table(growth_table(step))
-    drawn.columns[0].no_wrap = True  # the model's name whole: the number columns wrap their headings instead
-    console.print(drawn)
+    _print_table(growth_table(step))
     if metrics is not None:
         _print_metrics(est, metrics)
     _print_twin(twin, quiet)
