@@ -1,0 +1,125 @@
+"""What a forecast run says comes from what it did: the horizon a transferred forecaster takes,
+the plan and decisions of a run trained from scratch, undefined metrics, and detection."""
+import json
+import re
+from html import unescape
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from tests.tasks.test_forecaster import series_csv
+from tests.test_cli_usage import assert_one_usage_line, run_subprocess
+from transferkit.data.timeseries import load_series_csv
+from transferkit.errors import DataError
+from transferkit.tasks import detect_task
+
+COMMON = ("--lookback", "24", "--epochs", "1", "--target", "load")
+
+
+def report_text(run) -> str:
+    """The report's visible text, one space between words."""
+    html = (run / "report.html").read_text()
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def said(out: str) -> str:
+    return " ".join(out.split())  # rich wraps long lines
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    """A forecaster trained from scratch at horizon 6 on half its training segment, with --epochs."""
+    tmp = tmp_path_factory.mktemp("forecast_text")
+    data = series_csv(tmp / "source.csv", rows=500)
+    result = run_subprocess("fit", data, "--out", tmp / "source", *COMMON, "--horizon", "6", "--train-fraction", "0.5",
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return tmp, tmp / "source", said(result.stdout)
+
+
+def test_a_run_trained_from_scratch_says_so_in_plan_decisions_advice_and_report(source_run):
+    _, run, out = source_run
+    # the plan announces what the run then does: no control without pretrained weights
+    assert "from-scratch control: none" in out and "from-scratch control: yes" not in out
+    config = json.loads((run / "config.json").read_text())
+    decisions = dict(map(tuple, config["run"]["decisions"]))
+    assert decisions["transfer check: none"].startswith("no pretrained weights")
+    # --epochs was given: the decision does not claim it chose more epochs
+    [training] = [why for what, why in decisions.items() if what.startswith("training:")]
+    assert "--epochs as given" in training and "more epochs" not in training and "smaller batches" in training
+    # the advice names one value to try, not "1 or 1"
+    assert "(--train-fraction 1)" in out and "or 1)" not in out
+    text = report_text(run)
+    assert "training from scratch" in config["run"]["timings"] and "fine-tuning" not in config["run"]["timings"]
+    assert "Timings" in text and "fine-tuning" not in text.split("Timings", 1)[1].split("Configuration")[0]
+    # `full` trains every group from the first epoch: no unfreezing lines to explain
+    assert "unfreezing" not in text
+    assert "(--train-fraction 1)" in text and "1 or 1" not in text
+
+
+def test_a_transferred_forecaster_takes_the_backbone_runs_horizon_and_keeps_its_head(source_run):
+    tmp, source, _ = source_run
+    target = series_csv(tmp / "target.csv", seed=3, phase=1.0, rows=500)
+    result = run_subprocess("fit", target, "--out", tmp / "kept", "--backbone", source, *COMMON, "--no-baseline",
+                            "--quiet", timeout=300)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp / "kept" / "config.json").read_text())
+    assert config["horizon"] == 6 and config["params"]["horizon"] is None
+    assert any(n.startswith(f"horizon 6 taken from the backbone run {source}, so its forecast head is kept")
+               for n in config["run"]["notes"])
+    assert "horizon 6 of the backbone run (no --horizon): its forecast head is kept" in report_text(tmp / "kept")
+    assert load_file(str(tmp / "kept" / "model.safetensors"))["heads.main.linear.bias"].shape == (6,)
+    # the report quotes no image data sets as references for a series' domain shift
+    text = report_text(tmp / "kept")
+    assert "Domain shift" in text and "flowers" not in text and "digits" not in text
+    assert "not graded: no reference shifts were measured for this kind of data" in text
+    assert re.search(r"measured on [\d,]+ of the [\d,]+ training windows|measured on all [\d,]+ training windows", text)
+
+
+def test_an_explicit_horizon_other_than_the_backbone_runs_re_initialises_the_head(source_run):
+    tmp, source, _ = source_run
+    target = series_csv(tmp / "target3.csv", seed=5, rows=500)
+    result = run_subprocess("fit", target, "--out", tmp / "new", "--backbone", source, *COMMON, "--horizon", "3",
+                            "--no-baseline", "--quiet", timeout=300)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp / "new" / "config.json").read_text())
+    assert config["horizon"] == 3
+    assert any(n.startswith(f"--horizon 3 differs from the horizon 6 of the backbone run {source}: its forecast head "
+                            "cannot be kept, so a new head is trained from zero") for n in config["run"]["notes"])
+    decisions = dict(map(tuple, config["run"]["decisions"]))
+    assert "horizon as given, not the backbone run's 6: its forecast head is re-initialised" in \
+        decisions["lookback 24, horizon 3"]
+
+
+def test_a_constant_series_fits_through_the_cli_with_undefined_metrics_shown_as_na(tmp_path):
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=300, freq="h").strftime("%Y-%m-%d %H:%M"),
+                          "flat": np.full(300, 3.5)})
+    frame.to_csv(tmp_path / "flat.csv", index=False)
+    result = run_subprocess("fit", tmp_path / "flat.csv", "--out", tmp_path / "run", "--lookback", "24", "--horizon",
+                            "6", "--epochs", "1", "--quiet", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = said(result.stdout)
+    assert "MASE n/a: 'flat' never changes from one season to the next in the training data, so the seasonal-naive " \
+           "error MASE divides by is zero" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert metrics["mase"] is None and "seasonal-naive error" in metrics["undefined"]["mase"]
+    text = report_text(tmp_path / "run")
+    assert "n/a MASE 'flat' never changes" in text and "MASE n/a: 'flat' never changes" in text
+    # a baseline that is exact leaves nothing to try
+    assert "What to try" not in text
+
+
+def test_a_time_column_named_twice_is_a_series_error_not_text_classification(tmp_path):
+    path = tmp_path / "dup.csv"
+    times = pd.date_range("2020-01-01", periods=200, freq="h").strftime("%Y-%m-%d %H:%M")
+    pd.DataFrame({"a": times, "b": times, "OT": np.arange(200.0)}).to_csv(path, index=False, header=["date", "date", "OT"])
+    assert detect_task(path)[0] == "forecast"
+    with pytest.raises(DataError, match="time column name 'date' appears twice in the header"):
+        load_series_csv(path)
+    result = run_subprocess("fit", path, "--out", tmp_path / "run", "--epochs", "1")
+    assert_one_usage_line(result.returncode, result.stderr, "time column name 'date' appears twice in the header "
+                                                            "(columns 1 and 2)")
