@@ -393,7 +393,8 @@ def _baseline_check(check: dict, gain: dict) -> str:
     tone = {"model": "good", "baseline": "bad"}.get(check.get("verdict"), "neutral")
     blocks = check.get("blocks")
     band = (f"noise band ±{_fmt(check.get('noise'), 4)} (two standard errors over {_int(blocks)} blocks of "
-            "non-overlapping forecast targets)") if _num(check.get("noise")) is not None else "noise band unknown"
+            "non-overlapping forecast targets)") if _num(check.get("noise")) is not None else \
+        f"noise band n/a: {(check.get('undefined') or {}).get('noise') or 'not recorded'}"
     parts = [f'<p class="verdict {tone}" data-verdict="{_e(check.get("verdict"))}"><strong>'
              f'{_e(check.get("headline", ""))}</strong> — gain {_fmt(check.get("gain"), 4)} MSE, {_e(band)}.</p>']
     if check.get("advice"):
@@ -431,13 +432,17 @@ def _transfer(check: dict, domain: dict, formats: dict[str, str], reference: str
             band += f" on {_int(check['n'])} {scored}" if check.get("n") else ")"
         else:
             value, diff = (lambda v: _formatted(v, spec)), (lambda v: "—" if _num(v) is None else f"{_num(v):+{spec}}")
-            band = _formatted(check.get("noise"), spec)
+            band = "±" + _formatted(check.get("noise"), spec)
+        if _num(check.get("noise")) is None and (check.get("undefined") or {}).get("noise"):
+            band = f"n/a ({check['undefined']['noise']})"  # the test set cannot estimate it
+        elif spec == "percent":
+            band = "±" + band
         # verdicts with no colour of their own (e.g. added later) render neutral
         tone = {"positive": "good", "negative": "bad", "inconclusive": "neutral"}.get(verdict, "plain")
         parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}">'
                      f'<strong>{_e(verdict_headline(check))}</strong> — {_e(name)} {value(check.get("model"))} '
                      f'against {value(check.get("baseline"))} for the control ({_e(check.get("control", ""))}); '
-                     f'gain {diff(check.get("gain"))}, noise band ±{band}.</p>')
+                     f'gain {diff(check.get("gain"))}, noise band {band}.</p>')
         if check.get("advice"):
             parts.append('<p>What to try:</p><ul class="advice">'
                          + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")

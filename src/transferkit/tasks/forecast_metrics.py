@@ -115,7 +115,11 @@ def paired_gain(model: np.ndarray, other: np.ndarray, horizon: int) -> dict:
         noise = max(MIN_NOISE, 2 * float(means.std(ddof=1)) / math.sqrt(blocks))
     else:
         noise = math.inf  # one block: no estimate of the spread
-    return {"gain": float(diff.mean()) if len(diff) else 0.0, "noise": noise, "blocks": blocks, "n": int(len(diff))}
+    out = {"gain": float(diff.mean()) if len(diff) else 0.0, "noise": noise, "blocks": blocks, "n": int(len(diff))}
+    if blocks < 2:
+        out["undefined"] = {"noise": f"{len(diff):,} test windows hold {blocks} block of {horizon} non-overlapping "
+                                     "forecast targets, and the spread needs at least 2: use a longer test period"}
+    return out
 
 
 def rows_to_resolve(noise: float, blocks: int, horizon: int, difference: float) -> int | None:
