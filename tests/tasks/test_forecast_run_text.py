@@ -123,3 +123,23 @@ def test_a_time_column_named_twice_is_a_series_error_not_text_classification(tmp
     result = run_subprocess("fit", path, "--out", tmp_path / "run", "--epochs", "1")
     assert_one_usage_line(result.returncode, result.stderr, "time column name 'date' appears twice in the header "
                                                             "(columns 1 and 2)")
+
+
+def test_a_test_period_of_one_block_has_no_noise_band_and_says_why():
+    from transferkit.reporting import RunReport, render_html
+    from transferkit.tasks.forecast_metrics import compare_with_baselines, transfer_check
+
+    rng = np.random.default_rng(0)
+    model, other = rng.random(145), rng.random(145) + 0.01
+    check = compare_with_baselines(model, {"DLinear": other}, horizon=96)
+    why = "145 test windows hold 1 block of 96 non-overlapping forecast targets, and the spread needs at least 2"
+    assert check["undefined"]["noise"].startswith(why) and check["verdict"] == "tie"
+    assert "inside the noise band" not in check["headline"] and "too short to estimate the noise" in check["headline"]
+    transfer = {**transfer_check(model, other, horizon=96), "control": "scratch"}
+    assert transfer["undefined"]["noise"].startswith(why) and transfer["verdict"] == "inconclusive"
+    metrics = {"mse": 0.5, "mae": 0.5, "n": 145, "baseline_check": {**check, "noise": None},
+               "transfer": {**transfer, "noise": None}}  # metrics.json stores the infinite band as null
+    html = render_html(RunReport(title="t", task="forecast", config={}, metrics=metrics, history=[], decisions=[],
+                                 data_summary={}, timings={}))
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    assert f"noise band n/a: {why}" in text and f"noise band n/a ({why}" in text and "±—" not in text

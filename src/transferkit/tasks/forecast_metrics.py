@@ -150,6 +150,10 @@ def compare_with_baselines(model: np.ndarray, baselines: dict[str, np.ndarray], 
         out["verdict"] = "baseline"
         out["headline"] = (f"A baseline beats the model: the best baseline ({best}) has test MSE {b:.4f} "
                            f"against {m:.4f}")
+    elif "undefined" in out:  # no band at all: nothing is "inside" it
+        out["verdict"] = "tie"
+        out["headline"] = (f"Cannot tell the model from the best baseline ({best}): test MSE {m:.4f} against "
+                           f"{b:.4f}, and the test period is too short to estimate the noise")
     else:
         out["verdict"] = "tie"
         out["headline"] = (f"No measurable difference between the model and the best baseline ({best}): test MSE "
@@ -175,4 +179,5 @@ def transfer_check(model: np.ndarray, control: np.ndarray, horizon: int) -> dict
     else:
         verdict = "negligible" if noise <= max(PRACTICAL_SHARE * c, MIN_NOISE) else "inconclusive"
     return {"metric": "mse", "model": m, "baseline": c, "gain": gain, "noise": noise, "n": paired["n"],
-            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None, "unit": "test windows"}
+            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None, "unit": "test windows",
+            **({"undefined": paired["undefined"]} if "undefined" in paired else {})}
