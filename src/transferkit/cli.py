@@ -84,15 +84,9 @@ def _print_baseline_check(check: dict | None) -> None:
     if not check:
         return
     colour = {"model": "green", "baseline": "red"}.get(check["verdict"], "blue")
-    console.print(f"[{colour}]{check['headline']}[/] (gain {check['gain']:+.4f}, {_noise(check)})")
+    console.print(f"[{colour}]{check['headline']}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
     for advice in check.get("advice", []):
         console.print(f"  - {advice}")
-
-
-def _noise(check: dict) -> str:
-    """"noise ±0.0123", or "noise n/a (why)" where the test set cannot estimate it."""
-    why = (check.get("undefined") or {}).get("noise")
-    return f"noise n/a: {why}" if why else f"noise ±{check['noise']:.4f}"
 
 
 def _print_transfer(check: dict | None) -> None:
@@ -105,7 +99,7 @@ def _print_transfer(check: dict | None) -> None:
     name = check["metric"]
     console.print(f"[{colour}]{verdict_headline(check)}[/]\n"
                   f"  {name} {check['model']:.4f} vs {check['baseline']:.4f} for {check['control']} "
-                  f"(gain {check['gain']:+.4f}, {_noise(check)})")
+                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})")
     for advice in check.get("advice", []):
         console.print(f"  - {advice}")
 
