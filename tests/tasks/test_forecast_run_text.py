@@ -135,7 +135,8 @@ def test_a_constant_series_fits_through_the_cli_with_undefined_metrics_shown_as_
 def test_a_time_column_named_twice_is_a_series_error_not_text_classification(tmp_path):
     path = tmp_path / "dup.csv"
     times = pd.date_range("2020-01-01", periods=200, freq="h").strftime("%Y-%m-%d %H:%M")
-    pd.DataFrame({"a": times, "b": times, "OT": np.arange(200.0)}).to_csv(path, index=False, header=["date", "date", "OT"])
+    frame = pd.DataFrame({"a": times, "b": times, "OT": np.arange(200.0)})
+    frame.to_csv(path, index=False, header=["date", "date", "OT"])
     assert detect_task(path)[0] == "forecast"
     with pytest.raises(DataError, match="time column name 'date' appears twice in the header"):
         load_series_csv(path)

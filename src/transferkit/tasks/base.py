@@ -523,7 +523,8 @@ class TransferEstimator(BaseEstimator):
                     "trains from scratch, and there is no transfer gain to measure")
         if not self.baseline:
             return ("from-scratch control: no", "disabled (--no-baseline)")
-        return ("from-scratch control: yes", f"after this fit: {self.control_description}, to measure the transfer gain")
+        return ("from-scratch control: yes",
+                f"after this fit: {self.control_description}, to measure the transfer gain")
 
     def _strategy_decision(self, outcome: FitOutcome) -> tuple[str, str]:
         return (f"strategy: {self.strategy_}",

@@ -341,9 +341,9 @@ class Forecaster(TransferEstimator):
         if (source.get("meta") or {}).get("parent_task") != TASK:
             return None
         if self.source_horizon_ and self.horizon_ != self.source_horizon_:
-            self.notes_.append(f"--horizon {self.horizon_} differs from the horizon {self.source_horizon_} of the backbone "
-                               f"run {source['name']}: its forecast head cannot be kept, so a new head is trained "
-                               f"from zero (leave out --horizon to keep it)")
+            self.notes_.append(f"--horizon {self.horizon_} differs from the horizon {self.source_horizon_} of the "
+                               f"backbone run {source['name']}: its forecast head cannot be kept, so a new head is "
+                               "trained from zero (leave out --horizon to keep it)")
             return None
         head = read_head_weights(source["name"], model.default_head)
         own = model.head.state_dict()
