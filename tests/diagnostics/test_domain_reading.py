@@ -52,3 +52,14 @@ def test_the_report_counts_the_sample_and_quotes_image_references_only_for_image
 def test_only_image_tasks_declare_shift_references():
     assert ImageClassifier.domain_shift_reference == IMAGE_SHIFT_REFERENCE
     assert Forecaster.domain_shift_reference is None
+
+
+def test_the_unfreezing_caption_appears_only_where_the_trainable_groups_changed():
+    def curves(groups: list[int]) -> str:
+        history = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "val_loss": 1.0, "trainable_groups": g}
+                   for i, g in enumerate(groups)]
+        return render_html(RunReport(title="t", task="forecast", config={}, metrics={}, history=history,
+                                     decisions=[], data_summary={}, timings={}))
+
+    assert "(unfreezing)" in curves([3, 4, 4])
+    assert "(unfreezing)" not in curves([4, 4, 4])  # `full`: every group trains from the first epoch
