@@ -76,7 +76,7 @@ def unadapted(pretrained_dir: Path, reference: Forecaster) -> dict:
     run = load_run(pretrained_dir)
     table = reference.data_.table
     values = run.scaler_.transform(table.values[:, [table.columns.index(c) for c in run.channels_]])
-    windows = WindowDataset(values, run.lookback_, run.horizon, *reference.split_["test"])
+    windows = WindowDataset(values, run.lookback_, run.horizon_, *reference.split_["test"])
     pred = reference.scaler_.transform(run.scaler_.inverse_transform(run._forecast(windows)))
     true = reference.windows_["test"].arrays()[1].numpy()
     train = reference.data_.values[slice(*reference.split_["train"])]

@@ -35,7 +35,7 @@ def test_forecast_metrics_print_the_model_and_its_baselines_counted_in_windows(c
     table, headline = Forecaster().metrics_table(FORECAST, data="history.csv")
     assert headline is None and table.title == "history.csv (12 windows)"
     assert [row[0] for row in table.rows] == ["model (this run)", "naive", "DLinear"]
-    assert table.rows[2][1:] == ("0.5500", "0.4500", "nan")
+    assert table.rows[2][1:] == ("0.5500", "0.4500", "n/a")  # a metric not recorded is no number
     cli._print_metrics(Forecaster(), FORECAST)
     assert "test split (12 windows)" in capsys.readouterr().out
 

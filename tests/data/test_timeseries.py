@@ -195,7 +195,7 @@ def test_a_column_name_twice_in_the_header_is_refused(tmp_path):
     frame["again"] = np.arange(48)
     path = tmp_path / "twice.csv"
     frame.to_csv(path, index=False, header=["date", "load", "temp", " date"])
-    with pytest.raises(DataError, match=r"twice.csv: column name 'date' appears twice in the header \(columns 1 "
+    with pytest.raises(DataError, match=r"twice.csv: time column name 'date' appears twice in the header \(columns 1 "
                                         r"and 4\); give every column its own name"):
         load_series_csv(path)
 

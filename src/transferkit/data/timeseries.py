@@ -99,7 +99,7 @@ def load_series_csv(
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV file ({reason}); save it as comma-separated text.") from None
-    _check_unique_header(path, pd)
+    _check_unique_header(path, pd, time_column)
     frame.columns = [str(c).strip() for c in frame.columns]
     # a trailing blank line is harmless; blank lines inside the data are reported as missing values
     while len(frame) and all(str(v).strip() == "" for v in frame.iloc[-1]):
@@ -153,15 +153,16 @@ def load_series_csv(
                        target=target, frequency=frequency, notes=notes)
 
 
-def _check_unique_header(path: Path, pd) -> None:
+def _check_unique_header(path: Path, pd, time_column: str | None = None) -> None:
     """Refuse a header that names a column twice: pandas would silently rename the second
-    (`date` → `date.1`) and read it as one more series."""
+    (`date` → `date.1`) and read it as one more series (a repeated time column as a non-numeric one)."""
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
     names = [str(c).strip() for c in header]
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in seen:
-            raise DataError(f"{path}: column name {name!r} appears twice in the header (columns {seen[name] + 1} "
+            what = "time column name" if name == time_column or name.lower() in TIME_COLUMN_NAMES else "column name"
+            raise DataError(f"{path}: {what} {name!r} appears twice in the header (columns {seen[name] + 1} "
                             f"and {i + 1}); give every column its own name.")
         seen[name] = i
 

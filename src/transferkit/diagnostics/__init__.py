@@ -2,7 +2,8 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(("batchnorm_shift", "interpret_shift", "linear_separability", "proxy_a_distance"), ".domain_shift"),
+    **dict.fromkeys(("batchnorm_shift", "interpret_shift", "linear_separability", "proxy_a_distance",
+                      "read_domain"), ".domain_shift"),
     **dict.fromkeys(("transfer_advice", "transfer_verdict", "verdict_headline"), ".transfer_gain"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -81,12 +81,42 @@ def batchnorm_shift(model: nn.Module, loader, max_batches: int = 20) -> dict[str
             "interpretation": interpret_shift(distance)}
 
 
+#: Quoted beside an image run's shift (see `SHIFT_BANDS`): the only data the bands are calibrated on.
+IMAGE_SHIFT_REFERENCE = "flowers photos 0.4-0.7, 8×8 digits 1.2-1.4 with ImageNet backbones"
+#: What the run did that changes the diagnostics' advice: the backbone stayed frozen.
+_FROZEN = "but this run kept the backbone frozen (see the strategy decision for why)"
+
+
+def read_domain(domain: dict[str, Any], backbone_trained: bool) -> dict[str, Any]:
+    """The domain diagnostics (measured before the fit) worded for what the run then did: no
+    advice to fine-tune on a run whose strategy kept the backbone frozen, and no grading of a
+    shift for data without a measured `reference` (the bands come from image backbones)."""
+    domain = dict(domain)
+    shift = domain.get("batchnorm_shift")
+    if shift and "reference" in shift and not shift["reference"]:
+        domain["batchnorm_shift"] = {**shift, "interpretation": (
+            "not graded: no reference shifts were measured for this kind of data (the bands of image backbones do "
+            "not apply); the transfer check says whether the transfer helped")}
+    elif shift and not backbone_trained and shift.get("shift") is not None and SHIFT_BANDS[0][0] <= shift["shift"] \
+            < SHIFT_BANDS[1][0]:
+        domain["batchnorm_shift"] = {**shift, "interpretation": (
+            f"moderately shifted: fine-tuning more layers usually pays off when there are enough examples, {_FROZEN}")}
+    separability = domain.get("separability")
+    if separability and not backbone_trained and separability.get("interpretation") == PARTLY_SEPARABLE:
+        domain["separability"] = {**separability, "interpretation": (
+            f"partly separable: a linear probe leaves room that fine-tuning could take, {_FROZEN}")}
+    return domain
+
+
 def interpret_shift(shift: float) -> str:
     """One sentence on what a mean standardised shift means for transfer."""
     for bound, text in SHIFT_BANDS:
         if shift < bound:
             return text
     return SHIFT_BANDS[-1][1]
+
+
+PARTLY_SEPARABLE = "partly separable: fine-tuning should add clearly over a linear probe"
 
 
 def linear_separability(features: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -105,7 +135,7 @@ def linear_separability(features: np.ndarray, labels: np.ndarray) -> dict[str, A
     if lift >= 0.85:
         text = "the classes are almost linearly separable in the pretrained features: a linear probe is already strong"
     elif lift >= 0.35:
-        text = "partly separable: fine-tuning should add clearly over a linear probe"
+        text = PARTLY_SEPARABLE
     else:
         text = "barely separable: the pretrained features carry little of what separates these classes"
     return {"cv_accuracy": cv, "train_accuracy": train, "chance": 1.0 / k, "examples": int(len(labels)),

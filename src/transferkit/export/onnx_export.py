@@ -259,7 +259,7 @@ class _ForecastExport(_TaskExport):
         source = self.config.get("source_series") or {}
         scaler = self.est.scaler_
         return {"classes": None, "heads": {}, "forecast": {
-            "lookback": int(self.est.lookback_), "horizon": int(self.est.horizon), "series": list(self.est.channels_),
+            "lookback": int(self.est.lookback_), "horizon": int(self.est.horizon_), "series": list(self.est.channels_),
             "frequency": source.get("frequency"), "time_column": self.est.time_column or source.get("time_column"),
             "target": self.est.target, "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
             "input": "float32 history N×lookback×series in the series' units; standardised and restored in the graph"}}
@@ -272,7 +272,7 @@ class _ForecastExport(_TaskExport):
         record = read_json(self.run_dir / SPLIT_FILE, {name: list})
         table = load_series_csv(self.data, self.est.time_column, self.est.target)
         raw = table.values[:, [table.columns.index(c) for c in self.est.channels_]]
-        x, y = WindowDataset(raw, self.est.lookback_, self.est.horizon, *record[name]).arrays()
+        x, y = WindowDataset(raw, self.est.lookback_, self.est.horizon_, *record[name]).arrays()
         return x.numpy(), y.numpy()
 
     def subset(self, items, targets, indices):

@@ -66,7 +66,8 @@ def render_html(report: RunReport) -> str:
         _header(report, headline),
         _messages(attention(report.warnings, metrics) + adaptation_attention(report.config or {})
                   + lineage_attention(report.lineage), report.notes),
-        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats))
+        _section("Transfer check", _transfer(metrics.get("transfer") or {}, report.domain or {}, formats,
+                                             getattr(task, "domain_shift_reference", None)))
         if metrics.get("transfer") or report.domain else "",
         _section("Decisions", _decisions(report.decisions)),
         _section("Hyper-parameter search", _search(report.search)) if report.search else "",
@@ -204,9 +205,13 @@ def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
         if key not in metrics and not always:
             continue
         value = _formatted(metrics.get(key), format) if _num(metrics.get(key)) is not None else NOT_EVALUATED
-        cls = "big" if value != NOT_EVALUATED else "big na"
+        # a metric the data leave undefined (MASE of a constant series) is "n/a", with the reason
+        why = (metrics.get("undefined") or {}).get(key) if value == NOT_EVALUATED else None
+        value = "n/a" if why else value
+        cls = "big" if value != NOT_EVALUATED and not why else "big na"
         cards.append(f'<div class="card"><div class="{cls}">{_e(value)}</div>'
-                     f'<div class="label">{_e(label)}</div></div>')
+                     f'<div class="label">{_e(label)}</div>'
+                     + (f'<div class="label why">{_e(why)}</div>' if why else "") + '</div>')
     date = datetime.now().strftime("%Y-%m-%d %H:%M")
     return (
         "<header>\n"
@@ -356,18 +361,24 @@ def _forecast_metrics(metrics: dict) -> str:
     it was evaluated has none)."""
     if metrics.get("mse") is None:
         return _muted(f"Forecast metrics: {NOT_EVALUATED}.")
-    rows = [("<strong>model (this run)</strong>", _fmt(metrics.get("mse"), 4), _fmt(metrics.get("mae"), 4),
-             _fmt(metrics.get("mase"), 3))]
+    undefined = metrics.get("undefined") or {}
+
+    def figure(m: dict, key: str, digits: int) -> str:  # "n/a" where the data leave the metric undefined
+        return "n/a" if key in undefined and _num(m.get(key)) is None else _fmt(m.get(key), digits)
+
+    rows = [("<strong>model (this run)</strong>", figure(metrics, "mse", 4), figure(metrics, "mae", 4),
+             figure(metrics, "mase", 3))]
     for name, m in (metrics.get("baselines") or {}).items():
-        rows.append((_e(name), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)))
+        rows.append((_e(name), figure(m, "mse", 4), figure(m, "mae", 4), figure(m, "mase", 3)))
     parts = [_table(("Model", "MSE", "MAE", "MASE"), rows)]
+    parts += [f"<p>{_e(key.upper())} n/a: {_e(why)}.</p>" for key, why in undefined.items()]
     parts.append(_baseline_check(metrics.get("baseline_check") or {}, metrics.get("gain_over_best_baseline") or {}))
     parts.append(_muted("MSE and MAE on the scale standardised with the training statistics (comparable with "
                         "published long-horizon tables); MASE divides the MAE by the in-sample seasonal-naive "
                         "error, so below 1 beats repeating the last season."))
     per_channel = metrics.get("per_channel") or {}
     if len(per_channel) > 1:
-        rows = [(_e(c), _fmt(m.get("mse"), 4), _fmt(m.get("mae"), 4), _fmt(m.get("mase"), 3)) for c, m in per_channel.items()]
+        rows = [(_e(c), figure(m, "mse", 4), figure(m, "mae", 4), figure(m, "mase", 3)) for c, m in per_channel.items()]
         parts.append(f"<details><summary>Per series ({len(rows)})</summary>{_table(('Series', 'MSE', 'MAE', 'MASE'), rows)}</details>")
     return "\n".join(parts)
 
@@ -386,7 +397,8 @@ def _baseline_check(check: dict, gain: dict) -> str:
     tone = {"model": "good", "baseline": "bad"}.get(check.get("verdict"), "neutral")
     blocks = check.get("blocks")
     band = (f"noise band ±{_fmt(check.get('noise'), 4)} (two standard errors over {_int(blocks)} blocks of "
-            "non-overlapping forecast targets)") if _num(check.get("noise")) is not None else "noise band unknown"
+            "non-overlapping forecast targets)") if _num(check.get("noise")) is not None else \
+        f"noise band n/a: {(check.get('undefined') or {}).get('noise') or 'not recorded'}"
     parts = [f'<p class="verdict {tone}" data-verdict="{_e(check.get("verdict"))}"><strong>'
              f'{_e(check.get("headline", ""))}</strong> — gain {_fmt(check.get("gain"), 4)} MSE, {_e(band)}.</p>']
     if check.get("advice"):
@@ -405,9 +417,11 @@ def _forecasts(examples: dict) -> str:
         f"{len(windows)} test windows, evenly spaced over the test period, of series {channel} (standardised).")
 
 
-def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
+def _transfer(check: dict, domain: dict, formats: dict[str, str], reference: str | None = None) -> str:
     """The transfer verdict, its metric shown in the format the task declares for it (`formats`:
-    metrics key → headline format), and the domain diagnostics."""
+    metrics key → headline format), and the domain diagnostics: what they were measured on, and the
+    reference shifts of the run's task (recorded with the run; `reference`, the task's, for a run
+    saved before they were)."""
     parts = []
     if check:
         from ..diagnostics.transfer_gain import verdict_headline
@@ -422,13 +436,17 @@ def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
             band += f" on {_int(check['n'])} {scored}" if check.get("n") else ")"
         else:
             value, diff = (lambda v: _formatted(v, spec)), (lambda v: "—" if _num(v) is None else f"{_num(v):+{spec}}")
-            band = _formatted(check.get("noise"), spec)
+            band = "±" + _formatted(check.get("noise"), spec)
+        if _num(check.get("noise")) is None and (check.get("undefined") or {}).get("noise"):
+            band = f"n/a ({check['undefined']['noise']})"  # the test set cannot estimate it
+        elif spec == "percent":
+            band = "±" + band
         # verdicts with no colour of their own (e.g. added later) render neutral
         tone = {"positive": "good", "negative": "bad", "inconclusive": "neutral"}.get(verdict, "plain")
         parts.append(f'<p class="verdict {tone}" data-verdict="{_e(verdict)}">'
                      f'<strong>{_e(verdict_headline(check))}</strong> — {_e(name)} {value(check.get("model"))} '
                      f'against {value(check.get("baseline"))} for the control ({_e(check.get("control", ""))}); '
-                     f'gain {diff(check.get("gain"))}, noise band ±{band}.</p>')
+                     f'gain {diff(check.get("gain"))}, noise band {band}.</p>')
         if check.get("advice"):
             parts.append('<p>What to try:</p><ul class="advice">'
                          + "".join(f"<li>{_e(a)}</li>" for a in check["advice"]) + "</ul>")
@@ -438,17 +456,31 @@ def _transfer(check: dict, domain: dict, formats: dict[str, str]) -> str:
                      f'<code>{_e(shift.get("layer", "?"))}</code>, {_int(shift.get("channels"))} channels): '
                      f'<strong>{_fmt(shift.get("shift"), 2)}</strong> source standard deviations (mean shift '
                      f'{_fmt(shift.get("mean_shift"), 2)}, mean |log variance ratio| '
-                     f'{_fmt(shift.get("log_variance_ratio"), 2)}) — {_e(shift.get("interpretation", ""))}. '
-                     'For reference: flowers photos 0.4-0.7, 8×8 digits 1.2-1.4 with ImageNet backbones.</p>')
+                     f'{_fmt(shift.get("log_variance_ratio"), 2)}){_measured_on(shift)} — '
+                     f'{_e(shift.get("interpretation", ""))}.'
+                     + (f' For reference: {_e(known)}.' if (known := shift.get("reference", reference)) else "")
+                     + '</p>')
     elif domain:
         parts.append(_muted("Domain shift: not measured (the backbone has no batch-norm statistics of its source data)."))
     sep = domain.get("separability")
     if sep:
-        parts.append(f'<p>Linear separability of the pretrained features ({_int(sep.get("examples"))} training '
-                     f'examples): cross-validated accuracy {_pct(sep.get("cv_accuracy"))}, training accuracy '
+        measured = _measured_on(sep).removeprefix(", measured on ") or f"{_int(sep.get('examples'))} training examples"
+        parts.append(f'<p>Linear separability of the pretrained features ({measured}): '
+                     f'cross-validated accuracy {_pct(sep.get("cv_accuracy"))}, training accuracy '
                      f'{_pct(sep.get("train_accuracy"))}, chance {_pct(sep.get("chance"))} — '
                      f'{_e(sep.get("interpretation", ""))}.</p>')
     return "\n".join(parts)
+
+
+def _measured_on(figure: dict) -> str:
+    """", measured on 255 of the 720 training images" (all of them when the sample is all): what a
+    domain diagnostic was computed on; "" for a run saved before that was recorded."""
+    n, total, unit = _num(figure.get("examples")), _num(figure.get("of")), figure.get("unit") or "example"
+    if n is None or total is None:
+        return ""
+    if n >= total:
+        return f", measured on all {_int(total)} training {unit}s"
+    return f", measured on {_int(n)} of the {_int(total)} training {unit}s"
 
 
 def _search(study: dict) -> str:
@@ -812,7 +844,8 @@ def _curves(history: list[dict]) -> str:
         keys += [k for k in row if k not in keys]
     rows = [[_cell(row.get(k)) for k in keys] for row in history]
     table = _table([_e(k) for k in keys], rows, numeric_from=0)
-    if "trainable_groups" in keys:
+    # the caption explains lines the plot draws only where the trainable groups changed (a `full` run has none)
+    if len({repr(row.get("trainable_groups")) for row in history if row.get("trainable_groups") is not None}) > 1:
         body += _muted("Dashed vertical lines mark epochs where the set of trainable "
                        "layer groups changed (unfreezing).")
     choice = plots.sweep_choice(history) if "C" in keys else None

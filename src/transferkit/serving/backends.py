@@ -112,7 +112,7 @@ class TorchBackend(Backend):
         if self.modality == "image":
             facts["image_size"] = self.decode_side
         if self.modality == "timeseries":
-            facts.update(series=model.channels_, lookback=model.lookback_, horizon=model.horizon,
+            facts.update(series=model.channels_, lookback=model.lookback_, horizon=model.horizon_,
                          time_column=model.time_column)
         return facts
 

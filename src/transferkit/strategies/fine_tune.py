@@ -77,7 +77,8 @@ class FineTuneBase(Strategy):
         module, named_groups = self._module(model, data, settings, epochs)
         schedule, losses = module.schedule, module.losses
         run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
-        outcome.timings["fine-tuning"] = run.seconds
+        # without pretrained weights nothing is fine-tuned: the stage is named for what it did
+        outcome.timings["fine-tuning" if data.pretrained else "training from scratch"] = run.seconds
         outcome.notes.extend(run.notes)
         model.eval()
         set_trainable(model.parameters(), True)

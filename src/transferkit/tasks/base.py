@@ -420,18 +420,26 @@ class TransferEstimator(BaseEstimator):
             list(range(min(sample, len(fit_data.train_plain))))
         subset = Subset(fit_data.train_plain, chosen)
         loader = fit_data.loader(subset, 32)
-        domain = {"batchnorm_shift": batchnorm_shift(self._raw_input_encoder(backbone.model), loader)}
+        # what the figures were measured on: a sample of the training data, counted in the task's unit
+        measured = {"examples": len(subset), "of": len(fit_data.train_plain), "unit": self.unit}
+        shift = batchnorm_shift(self._raw_input_encoder(backbone.model), loader)
+        domain = {"batchnorm_shift": shift and {**shift, **measured, "reference": self.domain_shift_reference}}
         if labels and len(set(labels)) > 1:
             features, y = extract_features(backbone.model, subset, batch_size=32, hflip=False, progress=False,
                                            collate_fn=fit_data.collate_fn)
             # several heads: the first head's classes (what `fit_data.labels` holds)
-            domain["separability"] = linear_separability(features, next(iter(y.values())) if isinstance(y, dict) else y)
+            domain["separability"] = {**linear_separability(features, next(iter(y.values())) if isinstance(y, dict)
+                                                            else y), **measured}
         domain["seconds"] = time.perf_counter() - start
         self.domain_ = domain
 
     def _raw_input_encoder(self, body: nn.Module) -> nn.Module:
         """The backbone as it reads this task's raw inputs (forecasting normalises windows first)."""
         return body
+
+    #: Domain shifts measured with this task's backbones on data known to be near and far from their
+    #: source, quoted beside a run's shift; None where none were measured (the bands are not applied then).
+    domain_shift_reference: ClassVar[str | None] = None
 
     #: What `_scratch_control` trains, in the plan's words.
     control_description: ClassVar[str] = "a model without pretrained weights"
@@ -465,6 +473,12 @@ class TransferEstimator(BaseEstimator):
         self.history_ = outcome.history
         self.strategy_ = outcome.settings.get("chosen", strategy.name or self.strategy)
         self.strategy_settings_ = outcome.settings
+        if getattr(self, "domain_", None):  # worded for what the run did, measured before it
+            from ..diagnostics import read_domain
+            from ..strategies import STRATEGIES
+
+            trained = STRATEGIES.get(self.strategy_).trains_backbone if self.strategy_ in STRATEGIES else True
+            self.domain_ = read_domain(self.domain_, backbone_trained=trained)
         parts = {"data scan": loaded - started, **outcome.timings}
         total = time.perf_counter() - started
         # the rest of the fit (loading the backbone, domain diagnostics...) is a stage too, so the
@@ -500,10 +514,19 @@ class TransferEstimator(BaseEstimator):
                 "is reached")] if self.max_seconds else []),
             *self._plan_details(),
             *([self._compute_decision()] if getattr(self, "compute_", None) else []),
-            ("from-scratch control: " + ("yes" if self.baseline else "no"),
-             f"after this fit: {self.control_description}, to measure the transfer gain"
-             if self.baseline else "disabled (--no-baseline)"),
+            self._control_plan(fit_data.pretrained),
         ]
+
+    def _control_plan(self, pretrained: bool) -> tuple[str, str]:
+        """The plan's line on the from-scratch control, as `_control` will decide it: none without
+        pretrained weights (nothing is transferred), else as `baseline` says."""
+        if not pretrained:
+            return ("from-scratch control: none", "no pretrained weights, so nothing is transferred: the model itself "
+                    "trains from scratch, and there is no transfer gain to measure")
+        if not self.baseline:
+            return ("from-scratch control: no", "disabled (--no-baseline)")
+        return ("from-scratch control: yes",
+                f"after this fit: {self.control_description}, to measure the transfer gain")
 
     def _strategy_decision(self, outcome: FitOutcome) -> tuple[str, str]:
         return (f"strategy: {self.strategy_}",

@@ -36,7 +36,8 @@ def forecast_metrics(
 
     Overall MSE/MAE average every (window, step, channel); overall MASE is the mean of the
     per-channel MASEs (as in the M4 competition, each series counts once). A channel whose
-    training series has no seasonal-naive error (constant) gets MASE None.
+    training series has no seasonal-naive error (constant) gets MASE None, and `undefined` says
+    why for each metric left undefined (metric → reason), so that no figure is shown without it.
     """
     pred = np.asarray(pred, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
@@ -56,6 +57,13 @@ def forecast_metrics(
     mae_c = np.abs(err).mean(axis=(0, 1))
     mase_c = [float(m / s) if np.isfinite(s) and s > 0 else None for m, s in zip(mae_c, scale)]
     valid = [v for v in mase_c if v is not None]
+    flat = [names[i] for i, v in enumerate(mase_c) if v is None]
+    undefined = {}
+    if flat:
+        undefined["mase"] = (f"{_listed(flat)} never {'changes' if len(flat) == 1 else 'change'} from one season to "
+                             f"the next in the training data, so the seasonal-naive error MASE divides by is zero"
+                             + (f" ({'it is' if len(flat) == 1 else 'they are'} left out of the mean MASE)"
+                                if valid else ""))
     return {
         "n_windows": int(err.shape[0]),
         "horizon": int(err.shape[1]),
@@ -67,7 +75,14 @@ def forecast_metrics(
             name: {"mse": float(mse_c[i]), "mae": float(mae_c[i]), "mase": mase_c[i]}
             for i, name in enumerate(names)
         },
+        **({"undefined": undefined} if undefined else {}),
     }
+
+
+def _listed(names: Sequence[str]) -> str:
+    """'a', 'a' and 'b', 'a', 'b' and 'c' (quoted)."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 #: Inside the noise band, a band narrower than this share of the reference's MSE shows the
@@ -100,7 +115,11 @@ def paired_gain(model: np.ndarray, other: np.ndarray, horizon: int) -> dict:
         noise = max(MIN_NOISE, 2 * float(means.std(ddof=1)) / math.sqrt(blocks))
     else:
         noise = math.inf  # one block: no estimate of the spread
-    return {"gain": float(diff.mean()) if len(diff) else 0.0, "noise": noise, "blocks": blocks, "n": int(len(diff))}
+    out = {"gain": float(diff.mean()) if len(diff) else 0.0, "noise": noise, "blocks": blocks, "n": int(len(diff))}
+    if blocks < 2:
+        out["undefined"] = {"noise": f"{len(diff):,} test windows hold {blocks} block of {horizon} non-overlapping "
+                                     "forecast targets, and the spread needs at least 2: use a longer test period"}
+    return out
 
 
 def rows_to_resolve(noise: float, blocks: int, horizon: int, difference: float) -> int | None:
@@ -131,6 +150,10 @@ def compare_with_baselines(model: np.ndarray, baselines: dict[str, np.ndarray], 
         out["verdict"] = "baseline"
         out["headline"] = (f"A baseline beats the model: the best baseline ({best}) has test MSE {b:.4f} "
                            f"against {m:.4f}")
+    elif "undefined" in out:  # no band at all: nothing is "inside" it
+        out["verdict"] = "tie"
+        out["headline"] = (f"Cannot tell the model from the best baseline ({best}): test MSE {m:.4f} against "
+                           f"{b:.4f}, and the test period is too short to estimate the noise")
     else:
         out["verdict"] = "tie"
         out["headline"] = (f"No measurable difference between the model and the best baseline ({best}): test MSE "
@@ -156,4 +179,5 @@ def transfer_check(model: np.ndarray, control: np.ndarray, horizon: int) -> dict
     else:
         verdict = "negligible" if noise <= max(PRACTICAL_SHARE * c, MIN_NOISE) else "inconclusive"
     return {"metric": "mse", "model": m, "baseline": c, "gain": gain, "noise": noise, "n": paired["n"],
-            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None, "unit": "test windows"}
+            "blocks": paired["blocks"], "verdict": verdict, "needed_n": None, "unit": "test windows",
+            **({"undefined": paired["undefined"]} if "undefined" in paired else {})}

@@ -31,13 +31,15 @@ from .base import TransferEstimator
 from .params import Interval
 from .presentation import Headline, SummaryLine, Table
 from .forecast_baselines import SeasonalNaive, fit_baselines
-from .forecast_metrics import (compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
+from .forecast_metrics import (MIN_NOISE, compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
                                window_errors)
 
 TASK = "forecast"
 #: below this many training windows, batches shrink and epochs grow (a few hundred windows give
 #: only a handful of steps per epoch at the usual batch size of 128)
 SMALL_DATA_WINDOWS = 2000
+#: steps forecast when neither --horizon nor a forecast-run backbone says otherwise (the ETT benchmarks' shortest)
+DEFAULT_HORIZON = 96
 
 
 class Forecaster(TransferEstimator):
@@ -56,8 +58,9 @@ class Forecaster(TransferEstimator):
     ----------
     target : str or None, default=None
         Forecast only this series (default: every numeric column).
-    horizon : int, default=96
-        Steps to forecast.
+    horizon : int or None, default=None
+        Steps to forecast (default: the backbone run's, so that its forecast head is kept; 96
+        from an encoder that is not a forecast run).
     lookback : int or None, default=None
         Steps of history the model reads (default: the encoder's, 336).
     train_fraction : float, default=1.0
@@ -78,7 +81,7 @@ class Forecaster(TransferEstimator):
         batch_size: int | None = None,
         lr: float | None = None,
         target: str | None = None,
-        horizon: int = 96,
+        horizon: int | None = None,
         lookback: int | None = None,
         train_fraction: float = 1.0,
         time_column: str | None = None,
@@ -149,9 +152,11 @@ class Forecaster(TransferEstimator):
             backbone = patchtst_backbone(backbone.name, {**backbone.arch_config, "lookback": lookback})
             self.backbone_info_, self.preprocessing_ = backbone.to_config(), backbone.preprocessing
         self.lookback_ = lookback
+        self.source_horizon_ = _source_horizon(backbone)
+        self.horizon_ = self.horizon or self.source_horizon_ or DEFAULT_HORIZON
         self.channels_ = [table.target] if self.target else list(table.columns)
         picked = [table.columns.index(c) for c in self.channels_]
-        self.split_ = chronological_split(table, lookback, self.horizon, self.train_fraction)
+        self.split_ = chronological_split(table, lookback, self.horizon_, self.train_fraction)
         # statistics of the whole training segment, also when --train-fraction keeps only its end:
         # scarcity is simulated as in the few-shot protocols of OFA/Time-LLM, so metrics stay on the
         # same scale as full-data runs and published tables
@@ -161,7 +166,7 @@ class Forecaster(TransferEstimator):
         self.season_ = table.season if table.season <= lookback else 1
         self.series_ = table.describe()
         self.data_.split, self.data_.values = self.split_, values
-        self.windows_ = {part: WindowDataset(values, lookback, self.horizon, *self.split_[part])
+        self.windows_ = {part: WindowDataset(values, lookback, self.horizon_, *self.split_[part])
                          for part in ("train", "val", "test")}
         flat = [self.channels_[j] for j in constant_columns(training_rows)]
         if flat:
@@ -220,7 +225,7 @@ class Forecaster(TransferEstimator):
                 self.notes_.append(f"validation MSE {before:.4f} before adaptation, {after:.4f} after")
         self._restore_point = None  # the weights copy is not kept with the fitted model
         base_start = time.perf_counter()
-        self.baselines_ = fit_baselines(self.lookback_, self.horizon, self.season_, self.windows_["train"],
+        self.baselines_ = fit_baselines(self.lookback_, self.horizon_, self.season_, self.windows_["train"],
                                         self.windows_["val"])
         self.timings_["baselines"] = time.perf_counter() - base_start
 
@@ -241,15 +246,35 @@ class Forecaster(TransferEstimator):
             (f"series: {', '.join(self.channels_)}",
              f"univariate: only --target {self.target}" if self.target else "every numeric column, each forecast "
              "as its own series with shared weights (channel-independent)"),
-            (f"lookback {self.lookback_}, horizon {self.horizon}", "as given" if self.lookback else
-             f"the encoder's lookback; horizon {'as given' if self.horizon != 96 else 'default 96'}"),
+            (f"lookback {self.lookback_}, horizon {self.horizon_}",
+             f"lookback {'as given' if self.lookback else 'of the backbone'}; {self._horizon_reason()}"),
             ("split", self.split_["description"] + "; standardised with the training segment's mean and deviation"),
             (f"training: at most {counted(settings.epochs, 'epoch')}, batch {settings.batch_size}, peak lr {settings.lr:g}",
-             "few training windows: smaller batches, more epochs" if small else "standard long-horizon setting",),
+             self._training_reason(small, pretrained)),
             (f"baselines: {', '.join(self.baselines_)}", "fit on the same training windows (DLinear reads each "
              "window relative to its last value); the model must beat them to be worth its cost"),
             self._control_decision(pretrained),
         ]
+
+    def _training_reason(self, small: bool, pretrained: bool) -> str:
+        """Why the epochs, batch size and learning rate are what they are: each is as given, or
+        chosen from the number of training windows (the lr: from whether weights were pretrained)."""
+        windows = len(self.windows_["train"])
+        chosen = [(more, standard) for more, standard, given in (("more epochs", "epochs", self.epochs),
+                                                                 ("smaller batches", "batch size", self.batch_size))
+                  if not given]
+        given = [flag for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
+                                          ("--lr", self.lr)) if value]
+        parts = [f"{' and '.join(given)} as given"] if given else []
+        if chosen and small:
+            parts.append(f"few training windows ({windows:,} < {SMALL_DATA_WINDOWS:,}): "
+                         + " and ".join(more for more, _ in chosen))
+        elif chosen:
+            parts.append(f"{windows:,} training windows: the standard long-horizon "
+                         + " and ".join(standard for _, standard in chosen))
+        if not self.lr:
+            parts.append("lr 1e-4 for pretrained weights" if pretrained else "lr 1e-3 for a model trained from scratch")
+        return "; ".join(parts)
 
     def _control_decision(self, pretrained: bool) -> tuple[str, str]:
         if not pretrained:
@@ -303,26 +328,48 @@ class Forecaster(TransferEstimator):
                 "epochs_run": epochs}
 
     def _plan_details(self) -> list[tuple[str, str]]:
-        return [(f"lookback {self.lookback_}, horizon {self.horizon}", f"series: {', '.join(self.channels_)}"),
+        return [(f"lookback {self.lookback_}, horizon {self.horizon_}",
+                 f"series: {', '.join(self.channels_)}; {self._horizon_reason()}"),
                 ("split", self.split_["description"]),
                 ("baselines: seasonal naive, naive (last value), DLinear",
                  "fit after the model on the same training windows")]
 
     def _carry_head(self, model: ForecastModel) -> str | None:
-        """Start from the source run's head when the backbone is a forecast run with the same horizon."""
+        """Start from the source run's head when the backbone is a forecast run with the same horizon;
+        the note says which happened (and why a head is trained anew)."""
         source = self.backbone_info_
         if (source.get("meta") or {}).get("parent_task") != TASK:
+            return None
+        if self.source_horizon_ and self.horizon_ != self.source_horizon_:
+            self.notes_.append(f"--horizon {self.horizon_} differs from the horizon {self.source_horizon_} of the "
+                               f"backbone run {source['name']}: its forecast head cannot be kept, so a new head is "
+                               "trained from zero (leave out --horizon to keep it)")
             return None
         head = read_head_weights(source["name"], model.default_head)
         own = model.head.state_dict()
         if head.keys() != own.keys() or any(head[k].shape != own[k].shape for k in own):
+            self.notes_.append(f"the forecast head of {source['name']} does not fit this model's shape, so a new head "
+                               "is trained from zero")
             return None
         model.head.load_state_dict(head)
-        return f"forecast head carried over from {source['name']} (same horizon), not trained from zero"
+        taken = "as given, the same as" if self.horizon else "taken from"
+        return (f"horizon {self.horizon_} {taken} the backbone run {source['name']}, so its forecast head is kept "
+                "as the starting point, not trained from zero")
+
+    def _horizon_reason(self) -> str:
+        """Where the horizon came from, in the decisions' words."""
+        source = self.source_horizon_
+        if self.horizon and source and self.horizon != source:
+            return f"horizon as given, not the backbone run's {source}: its forecast head is re-initialised"
+        if self.horizon:
+            return "horizon as given" + (" (the backbone run's too: its forecast head is kept)" if source else "")
+        if source:
+            return f"horizon {source} of the backbone run (no --horizon): its forecast head is kept"
+        return f"horizon: default {DEFAULT_HORIZON} (--horizon)"
 
     # -------------------------------------------------------------- predict
     def _new_head(self, num_features: int) -> nn.Module:
-        return ForecastHead(num_features, self.horizon)
+        return ForecastHead(num_features, self.horizon_)
 
     def _new_model(self, body: nn.Module, num_features: int) -> ForecastModel:
         return ForecastModel(body, self._new_head(num_features))
@@ -333,7 +380,7 @@ class Forecaster(TransferEstimator):
     def _forecast(self, windows: WindowDataset) -> np.ndarray:
         loader = DataLoader(windows, batch_size=256)
         out = self._outputs(loader)
-        return torch.cat(out).numpy() if out else np.zeros((0, self.horizon, len(self.channels_)), np.float32)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.horizon_, len(self.channels_)), np.float32)
 
     def evaluate(self, data: str | Path | None = None) -> dict:
         """MSE/MAE (standardised scale) and MASE of the model and the baselines on the test windows
@@ -346,12 +393,12 @@ class Forecaster(TransferEstimator):
             baselines = self.baselines_
         else:
             values = self._standardised(data)
-            windows, train_values = WindowDataset(values, self.lookback_, self.horizon), values
+            windows, train_values = WindowDataset(values, self.lookback_, self.horizon_), values
             if len(windows) == 0:
                 raise DataError(f"{data}: {len(values)} rows, fewer than lookback + horizon = "
-                                f"{self.lookback_ + self.horizon}; pass a longer series.")
+                                f"{self.lookback_ + self.horizon_}; pass a longer series.")
             baselines = {k: v for k, v in getattr(self, "baselines_", {}).items() if isinstance(v, SeasonalNaive)} or {
-                "seasonal naive": SeasonalNaive(self.horizon, self.season_)}
+                "seasonal naive": SeasonalNaive(self.horizon_, self.season_)}
         x, y = windows.arrays()
         pred = self._forecast(windows)
         metrics = forecast_metrics(pred, y.numpy(), train_values, self.season_, self.channels_)
@@ -364,7 +411,7 @@ class Forecaster(TransferEstimator):
             m = forecast_metrics(forecast, y.numpy(), train_values, self.season_, self.channels_)
             metrics["baselines"][name] = {k: m[k] for k in ("mse", "mae", "mase")}
             baseline_errors[name] = window_errors(forecast, y.numpy())
-        check = compare_with_baselines(errors, baseline_errors, self.horizon)
+        check = compare_with_baselines(errors, baseline_errors, self.horizon_)
         if check:
             check["advice"] = self._baseline_advice(check)
             metrics["baseline_check"] = check
@@ -372,7 +419,7 @@ class Forecaster(TransferEstimator):
                                                   "mse": check["baseline"] - check["model"]}
         control_errors = getattr(self, "_control_errors", None)
         if data is None and control_errors is not None and len(control_errors) == len(errors):
-            transfer = transfer_check(errors, control_errors, self.horizon)
+            transfer = transfer_check(errors, control_errors, self.horizon_)
             transfer["advice"] = self._transfer_advice(transfer)
             metrics["transfer"] = {**transfer, "control": self.control_["model"]}
         if data is None:
@@ -384,13 +431,15 @@ class Forecaster(TransferEstimator):
         """Advice to train on more of the history, when the run kept only part of it."""
         if self.train_fraction >= 1.0:
             return []
+        larger = min(1.0, self.train_fraction * 4)
+        options = f"{larger:g} or 1" if larger < 1.0 else "1"
         return [f"train on more of the history: this run kept {self.train_fraction:g} of the training segment "
-                f"(--train-fraction {min(1.0, self.train_fraction * 4):g} or 1)"]
+                f"(--train-fraction {options})"]
 
     def _baseline_advice(self, check: dict) -> list[str]:
         """What this run could do differently when a baseline beats the model (or ties with it)."""
-        if check["verdict"] == "model":
-            return []
+        if check["verdict"] == "model" or check["baseline"] <= MIN_NOISE:
+            return []  # the model wins, or a baseline is already exact (a constant series): nothing to try
         advice = []
         settings = getattr(self, "strategy_settings_", {}) or {}
         epochs, run = settings.get("epochs"), settings.get("epochs_run")
@@ -411,7 +460,7 @@ class Forecaster(TransferEstimator):
         if verdict == "inconclusive":
             test_rows = self.split_["test"][1] - self.split_["test"][0]
             difference = max(abs(check["gain"]), 0.02 * check["baseline"])
-            rows = rows_to_resolve(check["noise"], check["blocks"], self.horizon, difference)
+            rows = rows_to_resolve(check["noise"], check["blocks"], self.horizon_, difference)
             return [f"a longer test period would settle it: about {rows:,} test rows (now {test_rows:,}) would resolve "
                     f"a difference of {difference:.4f} MSE"] if rows else []
         advice = []
@@ -430,7 +479,7 @@ class Forecaster(TransferEstimator):
         return {
             "channel": self.channels_[channel],
             "windows": [{
-                "history": x[i, -2 * self.horizon:, channel].tolist(),
+                "history": x[i, -2 * self.horizon_:, channel].tolist(),
                 "actual": y[i, :, channel].tolist(),
                 "forecast": pred[i, :, channel].tolist(),
                 "baselines": {name: m.predict(x[i:i + 1])[0, :, channel].tolist() for name, m in baselines.items()},
@@ -465,7 +514,7 @@ class Forecaster(TransferEstimator):
 
     # ------------------------------------------------------------ save/load
     def _task_config(self) -> dict:
-        return {"series": self.channels_, "lookback": self.lookback_, "horizon": self.horizon,
+        return {"series": self.channels_, "lookback": self.lookback_, "horizon": self.horizon_,
                 "season": self.season_, "scaler": self.scaler_.to_dict(), "source_series": self.series_,
                 "baselines": {name: getattr(m, "settings", lambda: {"season": m.season})()
                               for name, m in getattr(self, "baselines_", {}).items()}}
@@ -475,6 +524,7 @@ class Forecaster(TransferEstimator):
     def _restore_task(self, config: dict) -> None:
         self.channels_ = config["series"]
         self.lookback_ = int(config["lookback"])
+        self.horizon_ = int(config.get("horizon") or self.horizon or DEFAULT_HORIZON)
         self.season_ = int(config["season"])
         self.scaler_ = Standardizer.from_dict(config["scaler"])
         self.series_ = config.get("source_series", {})
@@ -538,12 +588,14 @@ class Forecaster(TransferEstimator):
         return forecast_table(self.channels_, records, Path(items).name)
 
     def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
-        """MSE, MAE and MASE of the model and of each baseline; no summary line."""
-        rows = [(name if name != "model" else "model (this run)",
-                 *(f"{m.get(k, float('nan')):.4f}" for k in ("mse", "mae", "mase")))
+        """MSE, MAE and MASE of the model and of each baseline ("n/a" where undefined); the summary
+        line says why a metric is undefined (a constant series has no MASE), else there is none."""
+        rows = [(name if name != "model" else "model (this run)", *(_figure(m.get(k)) for k in ("mse", "mae", "mase")))
                 for name, m in {"model": metrics, **metrics.get("baselines", {})}.items()]
+        why = (metrics.get("undefined") or {}).get("mase")
+        summary = None if not why else SummaryLine("MASE", _figure(metrics.get("mase")), f": {why}")
         return Table(columns=("model", "MSE", "MAE", "MASE"), rows=rows, title=self._metrics_title(metrics, data),
-                     right=("MSE", "MAE", "MASE")), None
+                     right=("MSE", "MAE", "MASE")), summary
 
 
 class _RevINEncoder(nn.Module):
@@ -571,6 +623,17 @@ class _SeriesRun:
         return self.split
 
 
+def _source_horizon(backbone) -> int | None:
+    """The horizon the backbone's run was trained at, when the backbone is a forecast run (else None)."""
+    from ..rundir import read_config
+
+    meta = backbone.meta or {}
+    if meta.get("parent_task") != TASK or not meta.get("parent_run"):
+        return None
+    horizon = read_config(Path(meta["parent_run"]), {}).get("horizon")
+    return int(horizon) if isinstance(horizon, int) and horizon > 0 else None
+
+
 @torch.inference_mode()
 def _mse(model: nn.Module, windows: WindowDataset) -> float:
     model.eval()
@@ -579,6 +642,19 @@ def _mse(model: nn.Module, windows: WindowDataset) -> float:
         total += float(((model(x) - y) ** 2).sum())
         count += y.numel()
     return total / max(1, count)
+
+
+def _figure(value) -> str:
+    """A metric to 4 decimals, or "n/a" when it is undefined (None) or not a finite number."""
+    return f"{value:.4f}" if isinstance(value, (int, float)) and np.isfinite(value) else "n/a"
+
+
+def _header_names(path: Path) -> list[str]:
+    """The column names of a CSV's first line as written (pandas renames repeated ones)."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        return [name.strip() for name in next(csv.reader(f), [])]
 
 
 def _looks_like_series(path: Path, rows: int = 50) -> bool:
@@ -590,6 +666,11 @@ def _looks_like_series(path: Path, rows: int = 50) -> bool:
         return False
     if head.shape[1] < 2 or len(head) == 0:
         return False
+    # pandas renames a repeated column ("date,date,OT" reads as date, date.1, OT): judge the file
+    # without the repeats, so that the series loader, not a text reader, says the name is used twice
+    repeats = [column for column, raw in zip(head.columns, _header_names(path)) if column != raw]
+    if repeats and len(repeats) < head.shape[1] - 1:
+        head = head.drop(columns=repeats)
     first = head.iloc[:, 0].astype(str)
     # utc=True: times with different UTC offsets (or beside naive ones) raise otherwise; whether they
     # may be mixed is for the series loader to say

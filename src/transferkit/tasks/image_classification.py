@@ -15,6 +15,7 @@ from .._format import counted
 from ..backbones import DEFAULT_BACKBONE
 from ..data import ImageDataset, ImageFolderData, eval_transform, load_image_folder, scan_class_folders, train_transform
 from ..data.image_folder import Samples, list_files
+from ..diagnostics.domain_shift import IMAGE_SHIFT_REFERENCE
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
 from ..selection.rank_backbones import RankingSource
@@ -241,6 +242,7 @@ class ImageClassifier(ClassifierBase):
         ]
 
     control_description = "the same architecture with random weights, every layer trained"
+    domain_shift_reference = IMAGE_SHIFT_REFERENCE
 
     def _plan_details(self) -> list[tuple[str, str]]:
         _, why = resolve_image_size(self.image_size, self.preprocessing_.image_size, self.data_.median_side)
