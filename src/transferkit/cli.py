@@ -1141,7 +1141,10 @@ def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (wh
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    rows = [(m["key"][:12], m["module"] or "?", str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
+    if not info["marked"] and Path(info["root"]).exists():
+        err_console.print(f"[yellow]warning:[/] {escape(info['root'])} is not a transferkit feature cache (no "
+                          "CACHEDIR.TAG mark); transferkit neither caches into it nor clears it.", soft_wrap=True)
+    rows = [(m["key"][:12], escape(m["module"] or f"? ({m['problem']})"), str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
              "yes" if m["hflip"] else "no") for m in info["models"]]
     console.print(_rich_table(PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
                                          title=f"feature cache {info['root']} ({info['bytes'] / 1e6:.1f} MB)",

@@ -17,12 +17,12 @@ import os
 import shutil
 import socket
 import struct
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import RunDirectoryError, TransferkitError
+from .safe_json import JsonProblem, parse_json, schema_problem  # noqa: F401 (read back through them)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -67,63 +67,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 
 # ------------------------------------------------------------------ config.json
-def _type_name(expected: Any) -> str:
-    if isinstance(expected, dict):
-        return "an object"
-    origin = typing.get_origin(expected)
-    if origin is list:
-        (item,) = typing.get_args(expected) or (Any,)
-        plural = {str: "strings", int: "integers", float: "numbers", dict: "objects"}
-        return f"a list of {plural.get(item, _type_name(item))}" if item is not Any else "a list"
-    if origin is dict:
-        return "an object"
-    if isinstance(expected, tuple):
-        return " or ".join(_type_name(e) for e in expected)
-    return {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
-            dict: "an object"}.get(expected, getattr(expected, "__name__", str(expected)))
-
-
-def _matches(value: Any, expected: Any) -> bool:
-    if expected is Any:
-        return True
-    if isinstance(expected, tuple):
-        return any(_matches(value, e) for e in expected)
-    if isinstance(expected, dict):
-        return isinstance(value, dict)
-    origin = typing.get_origin(expected)
-    if origin is list:
-        (item,) = typing.get_args(expected) or (Any,)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if expected is float:  # JSON writes 1.0 as 1
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def schema_problem(data: Any, schema: Mapping[str, Any], where: str = "") -> str | None:
-    """The first way `data` breaks `schema` ("missing key 'classes'", "'lookback' must be an
-    integer, not 'abc'"), or None. Keys not in the schema are allowed (newer versions add some)."""
-    if not isinstance(data, dict):
-        return f"{where or 'the file'} must be a JSON object, not {type(data).__name__}"
-    for key, expected in schema.items():
-        name = f"{where}.{key}" if where else key
-        if key not in data:
-            return f"missing key {name!r}"
-        value = data[key]
-        if not _matches(value, expected):
-            shown = json.dumps(value)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            return f"{name!r} must be {_type_name(expected)}, not {shown}"
-        if isinstance(expected, dict):
-            problem = schema_problem(value, expected, name)
-            if problem:
-                return problem
-    return None
-
-
 def read_json(path: Path, schema: Mapping[str, Any]) -> dict:
     """A JSON object file of a run checked against `schema`; one `RunDirectoryError` line if not."""
     try:
@@ -133,10 +76,9 @@ def read_json(path: Path, schema: Mapping[str, Any]) -> dict:
     if not text.strip():
         raise RunDirectoryError(f"{path}: empty file; the run was not saved completely, re-run `transferkit fit`.")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunDirectoryError(f"{path}: corrupt JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                                "re-run `transferkit fit`.") from None
+        data = parse_json(text)
+    except JsonProblem as exc:
+        raise RunDirectoryError(f"{path}: corrupt JSON ({exc}); re-run `transferkit fit`.") from None
     problem = schema_problem(data, schema)
     if problem:
         raise RunDirectoryError(f"{path}: not a valid transferkit {path.name}: {problem}; re-run `transferkit fit`.")
