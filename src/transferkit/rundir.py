@@ -219,8 +219,8 @@ def is_complete_run(path: Path) -> bool:
     if not (path / WEIGHTS_FILE).is_file():
         return False
     try:
-        return "transferkit_version" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return "transferkit_version" in parse_json((path / CONFIG_FILE).read_bytes())
+    except (OSError, JsonProblem, TypeError):
         return False
 
 
@@ -440,3 +440,46 @@ def read_head_weights(run_dir: str | Path, head: str, config: dict | None = None
     prefix = f"heads.{head}."
     state = upgrade_weights(read_weights(run_dir), config, run_dir, head)
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+# ------------------------------------------------------------------ lineage and exports
+#: One `extend` step of config.json's run.lineage: what must be there, and what may be (typed when given).
+LINEAGE_STEP_SCHEMA: dict[str, Any] = {"old_classes": list[str], "added": list[str], "metrics": dict}
+LINEAGE_STEP_OPTIONAL: dict[str, Any] = {"created": str, "parent": str, "data": str, "strategy": str, "how": str,
+                                         "examples": dict, "memory_used": int, "seconds": float, "comparison": dict}
+
+
+def read_lineage(config: Mapping[str, Any], run_dir: str | Path) -> list[dict]:
+    """The `extend` steps of a run (config.json run.lineage, [] when none), each checked against
+    `LINEAGE_STEP_SCHEMA`; a damaged one raises one `RunDirectoryError` line."""
+    run = config.get("run") if isinstance(config.get("run"), Mapping) else {}
+    lineage = run.get("lineage") or []
+    path = Path(run_dir) / CONFIG_FILE
+    if not isinstance(lineage, list):
+        raise RunDirectoryError(f"{path}: 'run.lineage' must be a list of extend steps, not "
+                                f"{type(lineage).__name__}; the run is damaged, re-run `transferkit extend`.")
+    for n, step in enumerate(lineage):
+        problem = schema_problem(step, LINEAGE_STEP_SCHEMA, f"run.lineage[{n}]", optional=LINEAGE_STEP_OPTIONAL)
+        if problem:
+            raise RunDirectoryError(f"{path}: not a valid transferkit {CONFIG_FILE}: {problem}; the run is damaged, "
+                                    "re-run `transferkit extend`.")
+    return lineage
+
+
+#: One record of exports.json (`transferkit export`); "status" is "ok" for a kept export.
+EXPORT_ENTRY_SCHEMA: dict[str, Any] = {"path": str, "format": str, "precision": str, "status": str}
+
+
+def read_exports(run_dir: str | Path) -> list[dict]:
+    """The exports recorded in RUN/exports.json ([] when absent), each checked against
+    `EXPORT_ENTRY_SCHEMA`; a damaged file raises one `RunDirectoryError` line."""
+    path = Path(run_dir) / EXPORTS_FILE
+    if not path.is_file():
+        return []
+    entries = read_json(path, {"exports": list})["exports"]
+    for n, entry in enumerate(entries):
+        problem = schema_problem(entry, EXPORT_ENTRY_SCHEMA, f"exports[{n}]")
+        if problem:
+            raise RunDirectoryError(f"{path}: not a valid transferkit {EXPORTS_FILE}: {problem}; delete it and "
+                                    "run `transferkit export` again.")
+    return entries

@@ -12,6 +12,7 @@ reason is recorded. Each export is listed in the run's exports.json.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import __version__
-from ..errors import TransferkitError
-from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_json, write_text
+from ..errors import RunDirectoryError, TransferkitError
+from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_exports, read_json, write_text
+
+log = logging.getLogger(__name__)
 #: Held-out examples the parity check compares (evenly spaced over the split).
 PARITY_SAMPLES = 64
 #: Largest |Δprob| (classifiers) or relative error (forecasts) an fp32 export may show against PyTorch.
@@ -574,12 +577,11 @@ def _shown(loss: float, spec: _TaskExport) -> str:
 def _record(run_dir: Path, entries: list[dict]) -> None:
     """Add `entries` to RUN/exports.json (an entry for the same file replaces the older one)."""
     path = run_dir / EXPORTS_FILE
-    old = []
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text()).get("exports", [])
-        except (json.JSONDecodeError, AttributeError, OSError):
-            old = []  # a damaged record is rewritten rather than blocking the export
+    try:
+        old = read_exports(run_dir)
+    except RunDirectoryError as exc:  # a damaged record is rewritten rather than blocking the export
+        log.warning("%s; it is rewritten with this export only", exc)
+        old = []
     paths = {e["path"] for e in entries}
     write_text(path, json.dumps({"exports": [e for e in old if e.get("path") not in paths] + entries},
                                 indent=2, default=float))

@@ -26,7 +26,7 @@ from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
 from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, RUN_FORMAT, SPLIT_FILE,
-                      TOKENIZER_DIR, WEIGHTS_FILE, read_config, read_history, read_json, read_weights,
+                      TOKENIZER_DIR, WEIGHTS_FILE, read_config, read_history, read_json, read_lineage, read_weights,
                       upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
@@ -631,8 +631,8 @@ class TransferEstimator(BaseEstimator):
         est.notes_ = run.get("notes", [])
         est.warnings_ = run.get("warnings", [])  # absent in runs saved before notes and warnings were told apart
         est.history_ = read_history(path / HISTORY_FILE)
-        est.lineage_ = run.get("lineage") or []
-        est.memory_ = load_memory(path)
+        est.lineage_ = read_lineage(config, path)
+        est.memory_ = load_memory(path, len(getattr(est, "classes_", None) or []) or None)
         est.run_path_ = path
         est.data_root_ = (run.get("data") or {}).get("root")
         metrics_file = path / METRICS_FILE
