@@ -397,3 +397,93 @@ def test_cache_info_lists_a_damaged_meta_json_with_its_reason(content, tmp_path,
 def test_cache_environment_is_checked_before_any_work(env, words, tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "cache", "info", env={"TRANSFERKIT_CACHE": str(tmp_path), **env})
     assert_one_line(code, err, words)
+
+
+# ------------------------------------------------------------------ files of a run read back
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(run, its data): a linear probe on 32-px coloured squares, with its exemplar memory."""
+    from transferkit import ImageClassifier
+
+    data = make_image_folder(tmp_path_factory.mktemp("bad-inputs") / "colours", per_class=6, size=32)
+    est = ImageClassifier(strategy="linear-probe", image_size=32, batch_size=8, baseline=False, progress=False)
+    est.fit(data)
+    est.evaluate()
+    return est.save(tmp_path_factory.mktemp("bad-inputs-runs") / "run"), data
+
+
+def _edit_json(name: str, change):
+    def damage(run: Path) -> None:
+        data = json.loads((run / name).read_text())
+        result = change(data)
+        (run / name).write_text(json.dumps(data if result is None else result))
+    return damage
+
+
+def _write(name: str, text: str):
+    return lambda run: (run / name).write_text(text)
+
+
+def _lineage(value):
+    return _edit_json("config.json", lambda c: c["run"].__setitem__("lineage", value))
+
+
+STEP = {"old_classes": ["blue", "green"], "added": ["red"], "metrics": {"forgetting": 0.0}, "parent": "/somewhere"}
+
+#: damage → (commands that must answer in one line, words of that line)
+RUN_CASES = {
+    "config nested deep": (lambda r: (r / "config.json").write_text((r / "config.json").read_text()[:-1]
+                                                                     + ', "x": ' + DEEP + "}"),
+                           ("runs", "compare", "extend", "predict"), "nested more than"),
+    "config with a 5,000-digit number": (lambda r: (r / "config.json").write_text(
+        (r / "config.json").read_text()[:-1] + ', "x": ' + BIG + "}"), ("compare", "extend", "predict"), "5000 digits"),
+    "lineage a string": (_lineage("abc"), ("extend", "predict"), "'run.lineage' must be a list"),
+    "lineage of numbers": (_lineage([5]), ("extend",), "run.lineage[0] must be a JSON object"),
+    "lineage step without classes": (_lineage([{"metrics": {}}]), ("extend",), "missing key 'run.lineage[0].old_classes'"),
+    "lineage step metrics a list": (_lineage([{**STEP, "metrics": [1]}]), ("extend",), "'run.lineage[0].metrics'"),
+    "lineage step parent a number": (_lineage([{**STEP, "parent": 5}]), ("extend",), "'run.lineage[0].parent'"),
+    "exports a number": (_write("exports.json", '{"exports": 5}'), ("runs",), "'exports' must be a list"),
+    "exports a list": (_write("exports.json", "[1]"), ("runs",), "must be a JSON object"),
+    "exports entry a number": (_write("exports.json", '{"exports": [1]}'), ("runs",), "exports[0] must be a JSON object"),
+    "exports entry without status": (_write("exports.json", '{"exports": [{"path": "m.onnx", "format": "onnx", '
+                                                            '"precision": "fp32"}]}'), ("runs",), "'exports[0].status'"),
+    "exports nested deep": (_write("exports.json", DEEP), ("runs",), "nested more than"),
+    "exports with a 5,000-digit number": (_write("exports.json", BIG), ("runs",), "5000 digits"),
+    "memory labels out of range": (_edit_json("memory.json", lambda m: m.update(labels=[99] * len(m["labels"]))),
+                                   ("extend",), "label 99 is not a class"),
+    "memory labels strings": (_edit_json("memory.json", lambda m: m.update(labels=["x"] * len(m["labels"]))),
+                              ("extend",), "'labels' must be a list of integers"),
+    "memory labels negative": (_edit_json("memory.json", lambda m: m.update(labels=[-1] * len(m["labels"]))),
+                               ("extend",), "label -1 is not a class"),
+    "memory refs numbers": (_edit_json("memory.json", lambda m: m.update(refs=[1] * len(m["refs"]))),
+                            ("extend",), "'refs' must be a list of strings"),
+    "memory fewer labels": (_edit_json("memory.json", lambda m: m.update(labels=m["labels"][:2])),
+                            ("extend",), "2 labels for"),
+    "memory a list": (_write("memory.json", "[]"), ("extend",), "must be a JSON object"),
+    "memory nested deep": (_write("memory.json", DEEP), ("extend",), "nested more than"),
+    "weights in place of the memory": (lambda r: shutil.copy(r / "model.safetensors", r / "memory.safetensors"),
+                                       ("extend",), "not an exemplar memory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUN_CASES))
+def test_damaged_run_files_are_one_line(case, image_run, tmp_path, monkeypatch, capsys):
+    damage, commands, words = RUN_CASES[case]
+    run, data = image_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    if not (copy / "memory.safetensors").exists() and "memory" in case:
+        pytest.skip("this run keeps no exemplar features")
+    damage(copy)
+    for command in commands:
+        args = {"runs": ("runs", copy, "--json"), "compare": ("compare", copy, run),
+                "extend": ("extend", copy, data, "--out", tmp_path / "grown", "--quiet"),
+                "predict": ("predict", copy, data)}[command]
+        code, out, err = run_cli(monkeypatch, capsys, *args)
+        if command == "runs":  # `runs` lists a damaged run with the reason instead of failing
+            assert code == 0 and "Traceback" not in err, err
+            (listed,) = json.loads(out)
+            assert words in (listed["problem"] or ""), listed
+        else:
+            assert_one_line(code, err, words)
+        assert not (tmp_path / "grown").exists() or not any((tmp_path / "grown").iterdir())
