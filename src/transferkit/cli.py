@@ -24,6 +24,7 @@ from typer.core import TyperCommand
 from ._format import Table as PlainTable
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
+from .safe_json import JsonProblem, parse_json, schema_problem
 from .serving.settings import ServeSettings
 from .strategies.lr_finder import MAX_LR, MIN_LR, STEPS
 
@@ -48,8 +49,8 @@ def parse_options(items: list[str]) -> dict:
         if not sep or not key:
             raise TransferkitError(f"--option {item!r}: expected KEY=VALUE, e.g. --option layer_decay=0.7")
         try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+            options[key.strip()] = parse_json(value, max_bytes=10_000, max_depth=10)
+        except JsonProblem:  # not JSON: a word (method=dann), or a value the option's own check refuses
             options[key.strip()] = value
     return options
 
@@ -363,6 +364,12 @@ def _cached_option_specs() -> list[dict[str, Any]]:
     return _cached_specs("fit-options", estimator_option_specs)
 
 
+#: Keys an option spec may have (`estimator_option_specs`, `adapt_option_specs`), typed: a cached
+#: spec of another shape (a damaged or foreign file) is recomputed rather than used.
+_SPEC_OPTIONAL = {"type": str, "help": str, "aliases": list[str], "rule": dict, "panel": str, "tasks": list[str],
+                  "choices": list[str]}
+
+
 def _cached_specs(kind: str, compute: typing.Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """`compute()`, from a cache file `{kind}-{key}.json` when the package's source files and the
     task registry are what they were when it was written (so `fit --help` and a mistyped option
@@ -378,8 +385,10 @@ def _cached_specs(kind: str, compute: typing.Callable[[], list[dict[str, Any]]])
     )).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "transferkit" / f"{kind}-{key}.json"
     try:
-        return json.loads(cache.read_text())
-    except (OSError, ValueError):
+        cached = parse_json(cache.read_bytes())
+        if isinstance(cached, list) and all(not schema_problem(s, {"name": str}, optional=_SPEC_OPTIONAL) for s in cached):
+            return cached
+    except (OSError, JsonProblem):
         pass
     specs = compute()
     try:
@@ -520,6 +529,28 @@ def _existing(path: Path | None, flag: str, what: str) -> None:
         raise TransferkitError(f"{flag} {path}: no such file or folder; give {what}.")
 
 
+def _check_environment() -> None:
+    """The environment variables a fit reads, checked before the run folder is made (one line each)."""
+    from .data.datasets import image_cache_bytes
+    from .models.feature_cache import check_cache_environment
+
+    image_cache_bytes()
+    check_cache_environment()
+
+
+def _check_strategy_options(strategy: Any, adapting: bool, options: dict[str, Any]) -> None:
+    """Check --option names and values against the strategy that will run, before any data are read:
+    `adapt` when adapting, else the one named (`auto` hands its options to the strategy it picks,
+    which checks them then)."""
+    name = "adapt" if adapting and strategy in (None, "auto", "adapt") else getattr(strategy, "value", strategy)
+    if not options or name in (None, "auto"):
+        return
+    from .strategies import STRATEGIES, create_strategy
+
+    if name in STRATEGIES.names():  # an unknown name is the estimator's to refuse, in its words
+        create_strategy(name, **options)
+
+
 def _given(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
     """Only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
     detected task's own defaults, and an option that task does not take is refused only when given."""
@@ -554,6 +585,8 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
             raise TransferkitError(f"--{name} {value} and --option {name}={strategy_options[name]} disagree; "
                                    f"give the {name} once.")
         strategy_options[name] = value
+    _check_strategy_options(params.get("strategy"), unlabeled is not None, strategy_options)
+    _check_environment()
     resume = bool(params.get("resume"))
     if launch_rank() != 0:
         # another process of a distributed run (started by Lightning's launcher, torchrun or srun): it
