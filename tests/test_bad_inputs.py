@@ -487,3 +487,117 @@ def test_damaged_run_files_are_one_line(case, image_run, tmp_path, monkeypatch, 
         else:
             assert_one_line(code, err, words)
         assert not (tmp_path / "grown").exists() or not any((tmp_path / "grown").iterdir())
+
+
+# ------------------------------------------------------------------ flags, options and environment, up front
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("flags") / "colours", per_class=4, size=16)
+
+
+FIT_CASES = {
+    "--lr nan": (["--lr", "nan"], "--lr: must be a finite number"),
+    "--lr -1": (["--lr", "-1"], "--lr: must be more than 0"),
+    "--lr 0": (["--lr", "0"], "--lr: must be more than 0"),
+    "--max-seconds nan": (["--max-seconds", "nan"], "--max-seconds: must be a finite number"),
+    "--weight-decay inf": (["--weight-decay", "inf"], "--weight-decay: must be a finite number"),
+    "--val-fraction nan": (["--val-fraction", "nan"], "--val-fraction: must be a finite number"),
+    "--option a word for a number": (["--strategy", "fine-tune", "--option", "layer_decay=abc"],
+                                     "--option layer_decay=abc: must be a number"),
+    "--option NaN": (["--strategy", "fine-tune", "--option", "layer_decay=NaN"],
+                     "--option layer_decay=NaN: must be a finite number"),
+    "--option a 5,000-digit number": (["--strategy", "fine-tune", "--option", "layer_decay=" + BIG],
+                                      "layer_decay"),
+    "--option nested deep": (["--strategy", "fine-tune", "--option", "layer_decay=" + "[" * 50_000],
+                             "layer_decay"),
+    "--option of another strategy": (["--strategy", "linear-probe", "--option", "trade_off=1"],
+                                     "unknown option(s) trade_off"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIT_CASES))
+def test_fit_flags_and_options_are_refused_before_the_run_folder_is_made(case, colours, tmp_path, monkeypatch, capsys):
+    args, words = FIT_CASES[case]
+    code, _, err = run_cli(monkeypatch, capsys, "fit", colours, "--out", tmp_path / "run", *args)
+    assert_one_line(code, err, words)
+    assert not (tmp_path / "run").exists()
+
+
+ENV_CASES = {
+    "TRANSFERKIT_IMAGE_CACHE_MB=inf": ({"TRANSFERKIT_IMAGE_CACHE_MB": "inf"}, "TRANSFERKIT_IMAGE_CACHE_MB='inf'"),
+    "TRANSFERKIT_IMAGE_CACHE_MB=nan": ({"TRANSFERKIT_IMAGE_CACHE_MB": "nan"}, "TRANSFERKIT_IMAGE_CACHE_MB='nan'"),
+    "TRANSFERKIT_IMAGE_CACHE_MB=-1": ({"TRANSFERKIT_IMAGE_CACHE_MB": "-1"}, "at least 0"),
+    "TRANSFERKIT_IMAGE_CACHE_MB=lots": ({"TRANSFERKIT_IMAGE_CACHE_MB": "lots"}, "TRANSFERKIT_IMAGE_CACHE_MB='lots'"),
+    "TRANSFERKIT_CACHE_MAX_GB=nan": ({"TRANSFERKIT_CACHE_MAX_GB": "nan"}, "TRANSFERKIT_CACHE_MAX_GB='nan'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENV_CASES))
+@pytest.mark.parametrize("command", ["fit", "lr-find"])
+def test_environment_variables_are_checked_before_any_work(case, command, colours, tmp_path, monkeypatch, capsys):
+    env, words = ENV_CASES[case]
+    out = ["--out", tmp_path / ("run" if command == "fit" else "plot.png")]
+    code, _, err = run_cli(monkeypatch, capsys, command, colours, *out, env=env)
+    assert_one_line(code, err, words)
+    assert not list(tmp_path.iterdir())
+
+
+def test_image_cache_budget_of_infinity_is_one_line_in_the_api_too(monkeypatch):
+    from transferkit.data.datasets import image_cache_bytes
+    from transferkit.errors import DataError
+
+    monkeypatch.setenv("TRANSFERKIT_IMAGE_CACHE_MB", "inf")
+    with pytest.raises(DataError, match="TRANSFERKIT_IMAGE_CACHE_MB"):
+        image_cache_bytes()
+    monkeypatch.setenv("TRANSFERKIT_IMAGE_CACHE_MB", "0")
+    assert image_cache_bytes() == 0
+
+
+def test_adaptation_option_of_the_wrong_type_is_one_line(colours, tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "adapt", colours, colours, "--out", tmp_path / "run",
+                           "--option", "trade_off=abc")
+    assert_one_line(code, err, "--option trade_off=abc: must be a number", "strategy 'adapt'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_target_domain_of_one_example_is_one_line(colours, tmp_path, monkeypatch, capsys):
+    target = tmp_path / "target"
+    target.mkdir()
+    shutil.copy(next(colours.rglob("*.jpg")), target / "only.jpg")
+    code, _, err = run_cli(monkeypatch, capsys, "adapt", colours, target, "--out", tmp_path / "run", "--quiet")
+    assert_one_line(code, err, "1 target example", "at least 8")
+
+
+@pytest.mark.parametrize("out, words", [("{dir}", "is a folder"), ("{file}/model.onnx", "is a file"),
+                                         ("{file}", "is not a model written by `transferkit export`"),
+                                         ("{dir}/model.txt", "name the file *.onnx"),
+                                         ("/proc/model.onnx", "cannot write in /proc")])
+def test_export_output_is_checked_before_any_work(out, words, image_run, tmp_path, monkeypatch, capsys):
+    run, _ = image_run
+    (tmp_path / "folder.onnx").mkdir()
+    (tmp_path / "notes.onnx").write_text("my notes, not a model")
+    path = out.format(dir=tmp_path / "folder.onnx", file=tmp_path / "notes.onnx")
+    code, _, err = run_cli(monkeypatch, capsys, "export", run, "--out", path)
+    assert_one_line(code, err, "--out", words)
+    assert (tmp_path / "notes.onnx").read_text() == "my notes, not a model"  # never overwritten
+    assert not list(tmp_path.rglob("*.partial")) and not list(run.glob("*.partial"))
+
+
+@pytest.mark.parametrize("out, words", [("{dir}", "is a folder"), ("{file}/plot.png", "is a file"),
+                                         ("/proc/plot.png", "cannot write in /proc")])
+def test_lr_find_output_is_checked_before_any_work(out, words, colours, tmp_path, monkeypatch, capsys):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    path = out.format(dir=tmp_path / "folder", file=tmp_path / "notes.txt")
+    code, _, err = run_cli(monkeypatch, capsys, "lr-find", colours, "--out", path)
+    assert_one_line(code, err, "--out", words)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "-0.01"])
+def test_export_max_drop_must_be_a_finite_number_of_at_least_0(value, image_run, tmp_path, monkeypatch, capsys):
+    run, _ = image_run
+    code, _, err = run_cli(monkeypatch, capsys, "export", run, "--quantize", "int8", f"--max-drop={value}",
+                           "--out", tmp_path / "m.onnx")
+    assert_one_line(code, err, "--max-drop", "at least 0")
+    assert not list(tmp_path.iterdir())

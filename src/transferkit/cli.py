@@ -529,6 +529,28 @@ def _existing(path: Path | None, flag: str, what: str) -> None:
         raise TransferkitError(f"{flag} {path}: no such file or folder; give {what}.")
 
 
+def _check_output_file(path: Path, flag: str) -> None:
+    """Refuse an output file path that cannot be written, before the work that produces it: a folder,
+    a path under a file, or a folder that cannot be created or written in."""
+    import tempfile
+
+    if path.is_dir():
+        raise TransferkitError(f"{flag} {path}: is a folder; name a file, e.g. {flag} {path / 'lr_find.png'}.")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TransferkitError(f"{flag} {path}: {parent} is a file, so nothing can be written under it; "
+                                       "choose another path.")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".transferkit-write-test-"):
+            pass
+    except OSError as exc:
+        raise TransferkitError(f"{flag} {path}: cannot write in {path.parent} ({exc.strerror or exc}); choose a "
+                               "writable location.") from None
+
+
 def _check_environment() -> None:
     """The environment variables a fit reads, checked before the run folder is made (one line each)."""
     from .data.datasets import image_cache_bytes
@@ -1065,6 +1087,9 @@ def lr_find(
     from .tasks import TASKS, detect_task
 
     check_range(min_lr, max_lr, steps)  # before the data are read
+    if plot is not None:
+        _check_output_file(plot.expanduser(), "--out")
+    _check_environment()
     detected = task
     if task is None:
         task, why = detect_task(data)
