@@ -601,3 +601,11 @@ def test_export_max_drop_must_be_a_finite_number_of_at_least_0(value, image_run,
                            "--out", tmp_path / "m.onnx")
     assert_one_line(code, err, "--max-drop", "at least 0")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("value", ["1e999", "9" * 400, "-1e39", "inf"])
+def test_a_history_value_no_float_holds_is_400_not_a_null_forecast(value, tiny_models):
+    csv = ("date,load\n" + "".join(f"2024-01-01 {h:02d}:00,{value if h == 5 else h}\n" for h in range(10))).encode()
+    with _client(tiny_models["forecast"]) as client:
+        response = client.post("/predict", content=csv, headers={"content-type": "text/csv"})
+    assert_client_error(response, 400, "line 7", "not a finite number")
