@@ -443,10 +443,11 @@ def read_head_weights(run_dir: str | Path, head: str, config: dict | None = None
 
 
 # ------------------------------------------------------------------ lineage and exports
-#: One `extend` step of config.json's run.lineage: what must be there, and what may be (typed when given).
+#: One `extend` step of config.json's run.lineage: the keys its readers rely on (the report, `runs`, the
+#: next `extend`), and those that may be absent or null but have their type when given. Other keys
+#: are free (they are shown as they are).
 LINEAGE_STEP_SCHEMA: dict[str, Any] = {"old_classes": list[str], "added": list[str], "metrics": dict}
-LINEAGE_STEP_OPTIONAL: dict[str, Any] = {"created": str, "parent": str, "data": str, "strategy": str, "how": str,
-                                         "examples": dict, "memory_used": int, "seconds": float, "comparison": dict}
+LINEAGE_STEP_OPTIONAL: dict[str, Any] = {"parent": str, "comparison": dict}
 
 
 def read_lineage(config: Mapping[str, Any], run_dir: str | Path) -> list[dict]:
