@@ -609,3 +609,24 @@ def test_a_history_value_no_float_holds_is_400_not_a_null_forecast(value, tiny_m
     with _client(tiny_models["forecast"]) as client:
         response = client.post("/predict", content=csv, headers={"content-type": "text/csv"})
     assert_client_error(response, 400, "line 7", "not a finite number")
+
+
+def test_serving_a_model_with_damaged_metadata_says_why_on_ready(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from transferkit.serving.app import create_app
+
+    meta = image_meta()
+    meta["classes"] = None
+    with TestClient(create_app(image_model(tmp_path / "model.onnx", meta)), raise_server_exceptions=False) as client:
+        import time
+
+        for _ in range(200):  # the model loads in the background
+            ready = client.get("/ready")
+            if ready.json()["status"] != "loading":
+                break
+            time.sleep(0.05)
+        predict = client.post("/predict", files={"file": ("a.jpg", b"x", "image/jpeg")})
+    assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert "'classes' must be a non-empty list" in ready.json()["detail"] and "\n" not in ready.json()["detail"]
+    assert predict.status_code == 503 and "'classes' must be a non-empty list" in predict.json()["detail"]
