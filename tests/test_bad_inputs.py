@@ -630,3 +630,30 @@ def test_serving_a_model_with_damaged_metadata_says_why_on_ready(tmp_path):
     assert ready.status_code == 503 and ready.json()["status"] == "failed"
     assert "'classes' must be a non-empty list" in ready.json()["detail"] and "\n" not in ready.json()["detail"]
     assert predict.status_code == 503 and "'classes' must be a non-empty list" in predict.json()["detail"]
+
+
+def _split(change):
+    return _edit_json("split.json", change)
+
+
+SPLIT_CASES = {
+    "numbers for examples": _split(lambda s: s.update(train=[1, 2])),
+    "triples for examples": _split(lambda s: s.update(train=[["a", "b", "c"]])),
+    "a number for a class": _split(lambda s: s.update(train=[[s["train"][0][0], 5]])),
+    "a class the run does not have": _split(lambda s: s.update(train=[[s["train"][0][0], "purple"]])),
+    "a split missing": _write("split.json", '{"train": []}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_CASES))
+@pytest.mark.parametrize("command", ["extend", "export"])
+def test_damaged_split_json_is_one_line(case, command, image_run, tmp_path, monkeypatch, capsys):
+    run, data = image_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    SPLIT_CASES[case](copy)
+    args = ("extend", copy, data, "--out", tmp_path / "grown", "--quiet") if command == "extend" else \
+        ("export", copy, "--out", tmp_path / "m.onnx")
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert_one_line(code, err, "split.json")
+    assert not list(tmp_path.glob("m.onnx*"))

@@ -417,7 +417,11 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         raise ExportError(f"{run_dir}: the {est.strategy_} model could not be traced to ONNX ({reason}).") from None
     meta = _metadata(est, spec, run_dir, exporter)
     _write_metadata(partial, {**meta, "precision": "fp32"})
-    parity, fp32_score = _measure(spec, partial, check, threads)
+    try:
+        parity, fp32_score = _measure(spec, partial, check, threads)
+    except BaseException:  # nothing half-checked is left behind (a 13 MB .partial beside the user's files)
+        partial.unlink(missing_ok=True)
+        raise
     parity.update(tolerance=PARITY_TOLERANCE, passed=spec.parity_ok(parity))
     if not parity["passed"]:
         partial.unlink(missing_ok=True)

@@ -150,7 +150,21 @@ def recorded_splits(est: ClassifierBase) -> Splits:
     run = getattr(est, "run_path_", None)
     if run is None or not (Path(run) / SPLIT_FILE).is_file():
         return {}
-    record = read_json(Path(run) / SPLIT_FILE, {"train": list, "val": list, "test": list})
+    file = Path(run) / SPLIT_FILE
+    record = read_json(file, {"train": list, "val": list, "test": list})
+    classes = set(getattr(est, "classes_", None) or [])
+    for name in ("train", "val", "test"):
+        for n, entry in enumerate(record[name]):
+            # [reference, class] (a multi-task run: [reference, {head: class}])
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                    and isinstance(entry[1], (str, dict))):
+                problem = f"'{name}[{n}]' must be a pair (reference, class name), not {json.dumps(entry)[:40]}"
+            elif isinstance(entry[1], str) and classes and entry[1] not in classes:
+                problem = f"'{name}[{n}]' names class {entry[1]!r}, which the run does not have"
+            else:
+                continue
+            raise RunDirectoryError(f"{file}: not a valid transferkit {SPLIT_FILE}: {problem}; re-run "
+                                    "`transferkit fit`.")
     root = getattr(est, "data_root_", None)
     return {name: (est._resolve_refs([r for r, _ in record[name]], root), [c for _, c in record[name]])
             for name in ("train", "val", "test")}
