@@ -135,7 +135,7 @@ def claim_root(root: Path) -> bool:
 
 def _cache_entry(path: Path) -> bool:
     """A file or folder this cache writes at its root: the file index, a model key's folder."""
-    if path.name.startswith("files.sqlite") and path.is_file():
+    if path.name.startswith(("files.sqlite", ".tmp-")) and path.is_file():  # .tmp-: another process's write
         return True
     return path.is_dir() and _is_key_name(path.name) and read_meta(path) is not None
 
