@@ -657,3 +657,18 @@ def test_damaged_split_json_is_one_line(case, command, image_run, tmp_path, monk
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert_one_line(code, err, "split.json")
     assert not list(tmp_path.glob("m.onnx*"))
+
+
+@pytest.mark.parametrize("flag, value", [("--timeout", "nan"), ("--timeout", "inf"), ("--max-body-mb", "inf"),
+                                         ("--max-body-mb", "nan"), ("--batch-wait-ms", "nan")])
+def test_serve_limits_must_be_finite(flag, value, tiny_models, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "serve", tiny_models["text"], "--port", "0", flag, value)
+    assert_one_line(code, err, flag)
+
+
+def test_create_app_refuses_a_nan_limit(tiny_models):
+    from transferkit.errors import TransferkitError
+    from transferkit.serving.app import create_app
+
+    with pytest.raises(TransferkitError, match="serve limits"):
+        create_app(tiny_models["text"], timeout_s=float("nan"))

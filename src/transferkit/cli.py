@@ -909,8 +909,13 @@ def serve(
 ) -> None:
     """Serve a model over HTTP: POST /predict, a page at / to try it, OpenAPI docs at /docs."""
     import ipaddress
+    import math
 
     from .serving import create_app, load_backend
+
+    for flag, value in (("--max-body-mb", max_body_mb), ("--timeout", timeout), ("--batch-wait-ms", batch_wait_ms)):
+        if not math.isfinite(value):  # NaN passes click's ranges, and an infinite limit is none
+            raise TransferkitError(f"{flag} {value}: must be a finite number (default: see `transferkit serve --help`).")
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback

@@ -73,7 +73,8 @@ def create_app(source: str | Path | Backend, max_body_bytes: int = DEFAULTS.max_
     after it). batch_max_size, batch_max_wait_ms: a model call gathers concurrent requests' items
     up to this many, waiting at most this long after the first. max_queue: requests that may wait
     (503 beyond)."""
-    if max_body_bytes < 1 or max_batch < 1 or timeout_s <= 0 or batch_max_size < 1 or batch_max_wait_ms < 0:
+    if not (max_body_bytes >= 1 and max_batch >= 1 and 0 < timeout_s < float("inf") and batch_max_size >= 1
+            and 0 <= batch_max_wait_ms < float("inf")):  # written so NaN fails too
         raise TransferkitError("serve limits: body size, batch sizes and timeout must be positive.")
     if not isinstance(source, Backend):
         _check_source(Path(source))
