@@ -25,6 +25,7 @@ from typer.core import TyperCommand
 from ._format import Table as PlainTable
 from ._format import counted
 from .errors import TrainingInterrupted, TransferkitError
+from .safe_json import JsonProblem, parse_json, schema_problem
 from .serving.settings import ServeSettings
 from .strategies.lr_finder import MAX_LR, MIN_LR, STEPS
 
@@ -49,8 +50,8 @@ def parse_options(items: list[str]) -> dict:
         if not sep or not key:
             raise TransferkitError(f"--option {item!r}: expected KEY=VALUE, e.g. --option layer_decay=0.7")
         try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+            options[key.strip()] = parse_json(value, max_bytes=10_000, max_depth=10)
+        except JsonProblem:  # not JSON: a word (method=dann), or a value the option's own check refuses
             options[key.strip()] = value
     return options
 
@@ -479,6 +480,12 @@ def _cached_option_specs() -> list[dict[str, Any]]:
     return _cached_specs("fit-options", estimator_option_specs)
 
 
+#: Keys an option spec may have (`estimator_option_specs`, `adapt_option_specs`), typed: a cached
+#: spec of another shape (a damaged or foreign file) is recomputed rather than used.
+_SPEC_OPTIONAL = {"type": str, "help": str, "aliases": list[str], "rule": dict, "panel": str, "tasks": list[str],
+                  "choices": list[str]}
+
+
 def _cached_specs(kind: str, compute: typing.Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """`compute()`, from a cache file `{kind}-{key}.json` when the package's source files and the
     task registry are what they were when it was written (so `fit --help` and a mistyped option
@@ -494,8 +501,10 @@ def _cached_specs(kind: str, compute: typing.Callable[[], list[dict[str, Any]]])
     )).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "transferkit" / f"{kind}-{key}.json"
     try:
-        return json.loads(cache.read_text())
-    except (OSError, ValueError):
+        cached = parse_json(cache.read_bytes())
+        if isinstance(cached, list) and all(not schema_problem(s, {"name": str}, optional=_SPEC_OPTIONAL) for s in cached):
+            return cached
+    except (OSError, JsonProblem):
         pass
     specs = compute()
     try:
@@ -652,6 +661,50 @@ def _existing(path: Path | None, flag: str, what: str) -> None:
         raise TransferkitError(f"{flag} {path}: no such file or folder; give {what}.")
 
 
+def _check_output_file(path: Path, flag: str) -> None:
+    """Refuse an output file path that cannot be written, before the work that produces it: a folder,
+    a path under a file, or a folder that cannot be created or written in."""
+    import tempfile
+
+    if path.is_dir():
+        raise TransferkitError(f"{flag} {path}: is a folder; name a file, e.g. {flag} {path / 'lr_find.png'}.")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TransferkitError(f"{flag} {path}: {parent} is a file, so nothing can be written under it; "
+                                       "choose another path.")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".transferkit-write-test-"):
+            pass
+    except OSError as exc:
+        raise TransferkitError(f"{flag} {path}: cannot write in {path.parent} ({exc.strerror or exc}); choose a "
+                               "writable location.") from None
+
+
+def _check_environment() -> None:
+    """The environment variables a fit reads, checked before the run folder is made (one line each)."""
+    from .data.datasets import image_cache_bytes
+    from .models.feature_cache import check_cache_environment
+
+    image_cache_bytes()
+    check_cache_environment()
+
+
+def _check_strategy_options(strategy: Any, adapting: bool, options: dict[str, Any]) -> None:
+    """Check --option names and values against the strategy that will run, before any data are read:
+    `adapt` when adapting, else the one named (`auto` hands its options to the strategy it picks,
+    which checks them then)."""
+    name = "adapt" if adapting and strategy in (None, "auto", "adapt") else getattr(strategy, "value", strategy)
+    if not options or name in (None, "auto"):
+        return
+    from .strategies import STRATEGIES, create_strategy
+
+    if name in STRATEGIES.names():  # an unknown name is the estimator's to refuse, in its words
+        create_strategy(name, **options)
+
+
 def _given(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
     """Only what the command line set (ParameterSource COMMANDLINE or ENVIRONMENT): the rest are the
     detected task's own defaults, and an option that task does not take is refused only when given."""
@@ -687,6 +740,8 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
             raise TransferkitError(f"--{name} {value} and --option {name}={strategy_options[name]} disagree; "
                                    f"give the {name} once.")
         strategy_options[name] = value
+    _check_strategy_options(params.get("strategy"), unlabeled is not None, strategy_options)
+    _check_environment()
     resume = bool(params.get("resume"))
     if launch_rank() != 0:
         # another process of a distributed run (started by Lightning's launcher, torchrun or srun): it
@@ -1007,8 +1062,13 @@ def serve(
 ) -> None:
     """Serve a model over HTTP: POST /predict, a page at / to try it, OpenAPI docs at /docs."""
     import ipaddress
+    import math
 
     from .serving import create_app, load_backend
+
+    for flag, value in (("--max-body-mb", max_body_mb), ("--timeout", timeout), ("--batch-wait-ms", batch_wait_ms)):
+        if not math.isfinite(value):  # NaN passes click's ranges, and an infinite limit is none
+            raise TransferkitError(f"{flag} {value}: must be a finite number (default: see `transferkit serve --help`).")
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -1185,6 +1245,9 @@ def lr_find(
     from .tasks import TASKS, detect_task
 
     check_range(min_lr, max_lr, steps)  # before the data are read
+    if plot is not None:
+        _check_output_file(plot.expanduser(), "--out")
+    _check_environment()
     detected = task
     if task is None:
         task, why = detect_task(data)
@@ -1297,7 +1360,10 @@ def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (wh
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    rows = [(m["key"][:12], m["module"] or "?", str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
+    if not info["marked"] and Path(info["root"]).exists():
+        err_console.print(f"[yellow]warning:[/] {escape(info['root'])} is not a transferkit feature cache (no "
+                          "CACHEDIR.TAG mark); transferkit neither caches into it nor clears it.", soft_wrap=True)
+    rows = [(m["key"][:12], escape(m["module"] or f"? ({m['problem']})"), str(m["rows"]), f"{m['bytes'] / 1e6:.1f} MB",
              "yes" if m["hflip"] else "no") for m in info["models"]]
     _print_table((PlainTable(columns=("key", "backbone", "images", "size", "flip"), rows=rows,
                                          title=f"feature cache {info['root']} ({info['bytes'] / 1e6:.1f} MB)",

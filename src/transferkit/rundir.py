@@ -18,12 +18,12 @@ import os
 import shutil
 import socket
 import struct
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import RunDirectoryError, TransferkitError
+from .safe_json import JsonProblem, parse_json, schema_problem  # noqa: F401 (read back through them)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -68,63 +68,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 
 # ------------------------------------------------------------------ config.json
-def _type_name(expected: Any) -> str:
-    if isinstance(expected, dict):
-        return "an object"
-    origin = typing.get_origin(expected)
-    if origin is list:
-        (item,) = typing.get_args(expected) or (Any,)
-        plural = {str: "strings", int: "integers", float: "numbers", dict: "objects"}
-        return f"a list of {plural.get(item, _type_name(item))}" if item is not Any else "a list"
-    if origin is dict:
-        return "an object"
-    if isinstance(expected, tuple):
-        return " or ".join(_type_name(e) for e in expected)
-    return {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
-            dict: "an object"}.get(expected, getattr(expected, "__name__", str(expected)))
-
-
-def _matches(value: Any, expected: Any) -> bool:
-    if expected is Any:
-        return True
-    if isinstance(expected, tuple):
-        return any(_matches(value, e) for e in expected)
-    if isinstance(expected, dict):
-        return isinstance(value, dict)
-    origin = typing.get_origin(expected)
-    if origin is list:
-        (item,) = typing.get_args(expected) or (Any,)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if expected is float:  # JSON writes 1.0 as 1
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def schema_problem(data: Any, schema: Mapping[str, Any], where: str = "") -> str | None:
-    """The first way `data` breaks `schema` ("missing key 'classes'", "'lookback' must be an
-    integer, not 'abc'"), or None. Keys not in the schema are allowed (newer versions add some)."""
-    if not isinstance(data, dict):
-        return f"{where or 'the file'} must be a JSON object, not {type(data).__name__}"
-    for key, expected in schema.items():
-        name = f"{where}.{key}" if where else key
-        if key not in data:
-            return f"missing key {name!r}"
-        value = data[key]
-        if not _matches(value, expected):
-            shown = json.dumps(value)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            return f"{name!r} must be {_type_name(expected)}, not {shown}"
-        if isinstance(expected, dict):
-            problem = schema_problem(value, expected, name)
-            if problem:
-                return problem
-    return None
-
-
 def read_json(path: Path, schema: Mapping[str, Any]) -> dict:
     """A JSON object file of a run checked against `schema`; one `RunDirectoryError` line if not."""
     try:
@@ -134,10 +77,9 @@ def read_json(path: Path, schema: Mapping[str, Any]) -> dict:
     if not text.strip():
         raise RunDirectoryError(f"{path}: empty file; the run was not saved completely, re-run `transferkit fit`.")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunDirectoryError(f"{path}: corrupt JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                                "re-run `transferkit fit`.") from None
+        data = parse_json(text)
+    except JsonProblem as exc:
+        raise RunDirectoryError(f"{path}: corrupt JSON ({exc}); re-run `transferkit fit`.") from None
     problem = schema_problem(data, schema)
     if problem:
         raise RunDirectoryError(f"{path}: not a valid transferkit {path.name}: {problem}; re-run `transferkit fit`.")
@@ -278,8 +220,8 @@ def is_complete_run(path: Path) -> bool:
     if not (path / WEIGHTS_FILE).is_file():
         return False
     try:
-        return "transferkit_version" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return "transferkit_version" in parse_json((path / CONFIG_FILE).read_bytes())
+    except (OSError, JsonProblem, TypeError):
         return False
 
 
@@ -656,8 +598,8 @@ def _recorded_folds(run_dir: Path) -> int | None:
     """The folds split.json (or config.json's split) records for a cross-validated run, else None."""
     for name, key in ((SPLIT_FILE, None), (CONFIG_FILE, "split")):
         try:
-            data = json.loads((run_dir / name).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            data = parse_json((run_dir / name).read_bytes(), max_bytes=1 << 30)
+        except (OSError, JsonProblem):
             continue
         data = data.get(key) if key and isinstance(data, dict) else data
         folds = data.get("cross_validation_folds") if isinstance(data, dict) else None
@@ -694,3 +636,47 @@ def read_metrics(run_dir: str | Path) -> Evaluation | None:
     if folds:  # as `evaluate()` states a cross-validated estimate
         metrics.update(folds=folds, estimate=metrics.get("estimate") or f"{folds}-fold cross-validation")
     return Evaluation(kind=kind, n=block["n"], metrics=metrics, folds=folds)
+
+
+# ------------------------------------------------------------------ lineage and exports
+#: One `extend` step of config.json's run.lineage: the keys its readers rely on (the report, `runs`, the
+#: next `extend`), and those that may be absent or null but have their type when given. Other keys
+#: are free (they are shown as they are).
+LINEAGE_STEP_SCHEMA: dict[str, Any] = {"old_classes": list[str], "added": list[str], "metrics": dict}
+LINEAGE_STEP_OPTIONAL: dict[str, Any] = {"parent": str, "comparison": dict}
+
+
+def read_lineage(config: Mapping[str, Any], run_dir: str | Path) -> list[dict]:
+    """The `extend` steps of a run (config.json run.lineage, [] when none), each checked against
+    `LINEAGE_STEP_SCHEMA`; a damaged one raises one `RunDirectoryError` line."""
+    run = config.get("run") if isinstance(config.get("run"), Mapping) else {}
+    lineage = run.get("lineage") or []
+    path = Path(run_dir) / CONFIG_FILE
+    if not isinstance(lineage, list):
+        raise RunDirectoryError(f"{path}: 'run.lineage' must be a list of extend steps, not "
+                                f"{type(lineage).__name__}; the run is damaged, re-run `transferkit extend`.")
+    for n, step in enumerate(lineage):
+        problem = schema_problem(step, LINEAGE_STEP_SCHEMA, f"run.lineage[{n}]", optional=LINEAGE_STEP_OPTIONAL)
+        if problem:
+            raise RunDirectoryError(f"{path}: not a valid transferkit {CONFIG_FILE}: {problem}; the run is damaged, "
+                                    "re-run `transferkit extend`.")
+    return lineage
+
+
+#: One record of exports.json (`transferkit export`); "status" is "ok" for a kept export.
+EXPORT_ENTRY_SCHEMA: dict[str, Any] = {"path": str, "format": str, "precision": str, "status": str}
+
+
+def read_exports(run_dir: str | Path) -> list[dict]:
+    """The exports recorded in RUN/exports.json ([] when absent), each checked against
+    `EXPORT_ENTRY_SCHEMA`; a damaged file raises one `RunDirectoryError` line."""
+    path = Path(run_dir) / EXPORTS_FILE
+    if not path.is_file():
+        return []
+    entries = read_json(path, {"exports": list})["exports"]
+    for n, entry in enumerate(entries):
+        problem = schema_problem(entry, EXPORT_ENTRY_SCHEMA, f"exports[{n}]")
+        if problem:
+            raise RunDirectoryError(f"{path}: not a valid transferkit {EXPORTS_FILE}: {problem}; delete it and "
+                                    "run `transferkit export` again.")
+    return entries

@@ -81,13 +81,18 @@ def test_predict_on_model_onnx_without_torch(image_export):
     assert [r["label"] for r in records] == [label for _, label in images]
 
 
-def test_int8_refused_when_it_loses_more_than_max_drop(image_run, tmp_path):
-    """A negative --max-drop demands that int8 gain accuracy: every variant is quantised and measured,
-    none qualifies, the fp32 file is the result and the reason is one line."""
-    result = export_run(image_run, quantize="int8", out=tmp_path / "strict.onnx", max_drop=-0.5)
+def test_int8_refused_when_it_loses_more_than_max_drop(image_run, tmp_path, monkeypatch):
+    """When every variant loses more than --max-drop (here each is counted as losing 100 points more than
+    it does, over a --max-drop of 0: a negative --max-drop is refused up front), all are quantised and
+    measured, none qualifies, the fp32 file is the result and the reason is one line."""
+    from transferkit.export import onnx_export
+
+    loss = onnx_export._loss
+    monkeypatch.setattr(onnx_export, "_loss", lambda spec, fp32, int8: loss(spec, fp32, int8) + 1.0)
+    result = export_run(image_run, quantize="int8", out=tmp_path / "strict.onnx", max_drop=0.0)
     assert result.path == tmp_path / "strict.onnx" and not (tmp_path / "strict.int8.onnx").exists()
     (warning,) = result.warnings
-    assert "--max-drop -0.5" in warning and "keeping the fp32 model" in warning and "\n" not in warning
+    assert "--max-drop 0" in warning and "keeping the fp32 model" in warning and "\n" not in warning
     refused = entries(image_run)["int8", "strict.int8.onnx"]
     assert refused["status"] == "refused" and len(refused["variants"]) >= 2
     assert all(0.0 <= v["score"] <= 1.0 and not v["within_max_drop"] for v in refused["variants"])

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .images import open_rgb, to_rgb
 
 #: Default budget of the decoded-image cache, in MiB (env TRANSFERKIT_IMAGE_CACHE_MB overrides; 0: off).
@@ -22,8 +23,11 @@ def image_cache_bytes() -> int:
     try:
         mb = float(value) if value else IMAGE_CACHE_MB
     except ValueError:
-        mb = IMAGE_CACHE_MB
-    return max(0, int(mb * 2**20))
+        mb = float("nan")
+    if not 0 <= mb < float("inf"):  # NaN fails too
+        raise DataError(f"TRANSFERKIT_IMAGE_CACHE_MB={value!r}: expected the decoded-image cache's size in MiB, a "
+                        f"number of at least 0 (0 turns it off; default {IMAGE_CACHE_MB}); fix or unset it.")
+    return int(mb * 2**20)
 
 
 class ImageCache:

@@ -12,7 +12,9 @@ reason is recorded. Each export is listed in the run's exports.json.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,8 +24,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import __version__
-from ..errors import TransferkitError
-from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_json, write_text
+from ..errors import RunDirectoryError, TransferkitError
+from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_exports, read_json, write_text
+
+log = logging.getLogger(__name__)
 #: Held-out examples the parity check compares (evenly spaced over the split).
 PARITY_SAMPLES = 64
 #: Largest |Δprob| (classifiers) or relative error (forecasts) an fp32 export may show against PyTorch.
@@ -394,15 +398,13 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize {quantize}: only int8 is supported (or leave it out for fp32).")
     run_dir = Path(run_dir).expanduser()
+    out = Path(out).expanduser() if out else run_dir / ONNX_FILE
+    check_export_target(out, quantize, max_drop)  # before the minutes of tracing and checking
     est = load_run(run_dir)
     spec_class = SPECS.get(est.task)
     if spec_class is None:
         raise ExportError(f"{run_dir}: a {est.task} run; export supports {', '.join(SPECS)} runs.")
     spec = spec_class(est, run_dir, tta)
-    out = Path(out).expanduser() if out else run_dir / ONNX_FILE
-    if out.suffix != ".onnx":
-        raise ExportError(f"--out {out}: name the file *.onnx.")
-    out.parent.mkdir(parents=True, exist_ok=True)
     check = _held_out(spec, samples, score_samples)
     result = ExportResult(path=out, exports=[])
 
@@ -425,7 +427,11 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
 
         meta["source"] = run_fingerprint(run_dir)
     _write_metadata(partial, {**meta, "precision": "fp32"})
-    parity, fp32_score = _measure(spec, partial, check, threads)
+    try:
+        parity, fp32_score = _measure(spec, partial, check, threads)
+    except BaseException:  # nothing half-checked is left behind (a 13 MB .partial beside the user's files)
+        partial.unlink(missing_ok=True)
+        raise
     parity.update(tolerance=PARITY_TOLERANCE, passed=spec.parity_ok(parity))
     if not parity["passed"]:
         partial.unlink(missing_ok=True)
@@ -446,6 +452,57 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
             result.path = int8
     _record(run_dir, result.exports)
     return result
+
+
+def check_export_target(out: Path, quantize: str | None, max_drop: float) -> None:
+    """Refuse, in one line and before any work, what would fail or do harm only at the end: an --out
+    that is not *.onnx, is a folder, lies under a file or cannot be created, a file there (or at the
+    int8 path beside it) that is not a transferkit export (overwriting it would lose it), and a
+    --max-drop that is negative, NaN or infinite (no accuracy loss compares to it meaningfully)."""
+    import math
+
+    if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) \
+            or max_drop < 0:
+        raise ExportError(f"--max-drop {max_drop}: must be a finite number of at least 0 (the largest accuracy "
+                          "loss int8 may show, e.g. 0.01 = 1 point).")
+    if out.suffix != ".onnx":
+        raise ExportError(f"--out {out}: name the file *.onnx.")
+    for target in (out, *([out.with_name(out.stem + ".int8.onnx")] if quantize == "int8" else [])):
+        if target.is_dir():
+            raise ExportError(f"--out {out}: {target} is a folder; name a file, e.g. --out {target / 'model.onnx'}.")
+        if target.exists() and not _is_export(target):
+            raise ExportError(f"--out {out}: {target} exists and is not a model written by `transferkit export`; "
+                              "choose another --out (it is not overwritten).")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExportError(f"--out {out}: {parent} is a file, so no file can be written under it; "
+                                  "choose another path.")
+            break
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot create {out.parent} ({exc.strerror or exc}); choose a writable "
+                          "location.") from None
+    try:  # a trial file: permissions, a read-only mount or a pseudo file system (/proc) all show here
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".transferkit-write-test-"):
+            pass
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot write in {out.parent} ({exc.strerror or exc}); choose a writable "
+                          "location.") from None
+
+
+def _is_export(path: Path) -> bool:
+    """Whether `path` is an ONNX model carrying transferkit's metadata (one `transferkit export` wrote)."""
+    import onnx
+
+    from ..runtime.predictor import METADATA_KEY
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not a protobuf at all: onnx raises DecodeError, ValueError, ...
+        return False
+    return any(p.key == METADATA_KEY for p in model.metadata_props)
 
 
 def _metadata(est: Any, spec: _TaskExport, run_dir: Path, exporter: str) -> dict:
@@ -585,12 +642,11 @@ def _shown(loss: float, spec: _TaskExport) -> str:
 def _record(run_dir: Path, entries: list[dict]) -> None:
     """Add `entries` to RUN/exports.json (an entry for the same file replaces the older one)."""
     path = run_dir / EXPORTS_FILE
-    old = []
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text()).get("exports", [])
-        except (json.JSONDecodeError, AttributeError, OSError):
-            old = []  # a damaged record is rewritten rather than blocking the export
+    try:
+        old = read_exports(run_dir)
+    except RunDirectoryError as exc:  # a damaged record is rewritten rather than blocking the export
+        log.warning("%s; it is rewritten with this export only", exc)
+        old = []
     paths = {e["path"] for e in entries}
     write_text(path, json.dumps({"exports": [e for e in old if e.get("path") not in paths] + entries},
                                 indent=2, default=float))

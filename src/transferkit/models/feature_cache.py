@@ -25,6 +25,11 @@ files do not match in shape or size is skipped. A killed run thus leaves complet
 work so far, reused next time) and at worst temporary or orphan files that are never read and
 that `transferkit cache clear` removes. The cache is pruned to TRANSFERKIT_CACHE_MAX_GB
 (default 20): the model keys used least recently first, and their oldest shards first.
+
+The mark: a cache folder holds a CACHEDIR.TAG (the Cache Directory Tagging convention, which backup
+tools honour too), written when transferkit creates the folder. A folder without it is never
+written into, pruned or cleared: TRANSFERKIT_CACHE pointed at a folder of the user's costs the
+cache (a warning says so), never the user's files.
 """
 from __future__ import annotations
 
@@ -42,6 +47,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..errors import TransferkitError
+from ..safe_json import JsonProblem, parse_json, schema_problem
+
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
@@ -55,11 +63,115 @@ KEY_DTYPE = np.dtype("S16")
 SHARD_ROWS, SHARD_BYTES = 8192, 64 * 2**20
 
 
+ON_VALUES = frozenset({"1", "on", "true", "yes"})
+MARK_FILE = "CACHEDIR.TAG"
+MARK_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+MARK = MARK_SIGNATURE + b"\n# A transferkit feature cache: `transferkit cache clear` empties it.\n"
+#: What a model key's meta.json holds (`model_key`'s description).
+META_SCHEMA = {"format": int, "torch": str, "module": str, "weights_blake2b": str, "device": str, "dtype": str,
+               "hflip": bool, "preprocessing": str}
+
+
+def check_cache_environment() -> None:
+    """Raise one line for a cache environment variable that does not mean anything (checked before
+    any work, rather than ignored or found wrong after it): TRANSFERKIT_CACHE_MAX_GB must be a finite
+    number of at least 0, TRANSFERKIT_CACHE_VERIFY one of 1/0, on/off, true/false, yes/no."""
+    budget_bytes()
+    verify = os.environ.get(ENV_VERIFY, "").strip().lower()
+    if verify and verify not in OFF_VALUES | ON_VALUES:
+        raise TransferkitError(f"{ENV_VERIFY}={os.environ[ENV_VERIFY]!r}: expected 1 or 0 (on/off, true/false); "
+                               "set it to 1 to re-read every file's bytes, or unset it.")
+
+
+def budget_bytes() -> float:
+    """The cache's size budget: TRANSFERKIT_CACHE_MAX_GB (default 20) in bytes; a value that is not a
+    finite number of at least 0 raises one line."""
+    value = os.environ.get(ENV_MAX_GB, "").strip()
+    if not value:
+        return DEFAULT_MAX_GB * 1e9
+    try:
+        gb = float(value)
+    except ValueError:
+        gb = float("nan")
+    if not (0 <= gb < float("inf")):
+        raise TransferkitError(f"{ENV_MAX_GB}={os.environ[ENV_MAX_GB]!r}: expected the cache's size limit in GB, a "
+                               f"number of at least 0 (e.g. {ENV_MAX_GB}=20); fix or unset it.")
+    return gb * 1e9
+
+
+def is_marked(root: Path) -> bool:
+    """Whether `root` carries the mark transferkit writes into the cache folders it creates."""
+    try:
+        with open(root / MARK_FILE, "rb") as f:
+            return f.read(len(MARK_SIGNATURE)) == MARK_SIGNATURE
+    except OSError:
+        return False
+
+
+_REFUSED: set[str] = set()
+
+
+def claim_root(root: Path) -> bool:
+    """Make `root` usable as the cache: True when it carries the mark, or is new or empty (then it is
+    created and marked), or holds nothing but this cache's own files (a cache written before the
+    mark existed). A folder with other files is not touched: a warning, and False."""
+    if is_marked(root):
+        return True
+    try:
+        if root.exists():
+            if not root.is_dir() or any(not _cache_entry(p) for p in root.iterdir()):
+                if str(root) not in _REFUSED:
+                    _REFUSED.add(str(root))
+                    log.warning("feature cache: %s is not a transferkit cache folder (it holds other files and no %s); "
+                                "features are not cached. Point %s at a new or empty folder.", root, MARK_FILE, ENV_DIR)
+                return False
+        root.mkdir(parents=True, exist_ok=True)
+        _atomic_write(root / MARK_FILE, lambda f: f.write(MARK))
+        return True
+    except OSError as exc:
+        log.warning("feature cache: cannot use %s (%s); features are not cached", root, exc)
+        return False
+
+
+def _cache_entry(path: Path) -> bool:
+    """A file or folder this cache writes at its root: the file index, a model key's folder."""
+    if path.name.startswith(("files.sqlite", ".tmp-")) and path.is_file():  # .tmp-: another process's write
+        return True
+    return path.is_dir() and _is_key_name(path.name) and read_meta(path) is not None
+
+
+def _is_key_name(name: str) -> bool:
+    return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
+
+
+def read_meta(key_dir: Path) -> dict | None:
+    """A model key's meta.json, checked against `META_SCHEMA`; None when absent or damaged."""
+    try:
+        data = parse_json((key_dir / "meta.json").read_bytes(), max_bytes=2**20)
+    except (OSError, JsonProblem):
+        return None
+    return None if schema_problem(data, META_SCHEMA) else data
+
+
+def meta_problem(key_dir: Path) -> str | None:
+    """Why a model key's meta.json cannot be read ("missing key 'module'"), or None."""
+    try:
+        data = parse_json((key_dir / "meta.json").read_bytes(), max_bytes=2**20)
+    except OSError as exc:
+        return f"meta.json unreadable ({exc.strerror or exc})"
+    except JsonProblem as exc:
+        return f"meta.json corrupt ({exc})"
+    problem = schema_problem(data, META_SCHEMA)
+    return f"meta.json: {problem}" if problem else None
+
+
 def cache_root(location: str | os.PathLike | bool | None = None) -> Path | None:
     """The cache directory: `location` if given (False: off), else TRANSFERKIT_CACHE (off/0/none:
-    off), else $XDG_CACHE_HOME/transferkit/features (~/.cache/transferkit/features)."""
+    off), else $XDG_CACHE_HOME/transferkit/features (~/.cache/transferkit/features). The cache's
+    environment variables are checked here, before any work (`check_cache_environment`)."""
     if location is False:
         return None
+    check_cache_environment()
     value = str(location) if location not in (None, True) else os.environ.get(ENV_DIR, "").strip()
     if value.lower() in OFF_VALUES:
         return None
@@ -89,8 +201,9 @@ class FileDigests:
         self.read = 0  # files whose bytes were hashed (not answered by the index), for tests and benchmarks
 
     def _connect(self) -> sqlite3.Connection | None:
+        if not claim_root(self.path.parent):
+            return None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(self.path, timeout=30)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, "
@@ -311,6 +424,8 @@ class FeatureStore:
             return
         keys, feats = np.concatenate(self._pending_keys), np.concatenate(self._pending_feats)
         self._pending_keys, self._pending_feats = [], []
+        if not claim_root(self.root):
+            return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             meta = self.dir / "meta.json"
@@ -327,11 +442,13 @@ class FeatureStore:
 
 
 # ---------------------------------------------------------------------------------- info, clear, prune
-def _model_dirs(root: Path) -> list[Path]:
-    """The cache's model-key folders (those holding a meta.json): never a folder the cache did not write."""
-    if not root.is_dir():
+def _model_dirs(root: Path, damaged: bool = False) -> list[Path]:
+    """The model-key folders of a marked cache (named by a key, holding a valid meta.json, or with
+    `damaged` any meta.json): never a folder the cache did not write."""
+    if not root.is_dir() or not is_marked(root):
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "meta.json").is_file())
+    return sorted(p for p in root.iterdir() if p.is_dir() and _is_key_name(p.name) and (p / "meta.json").is_file()
+                  and (damaged or read_meta(p) is not None))
 
 
 def prune(root: Path, max_bytes: float | None = None) -> int:
@@ -339,8 +456,8 @@ def prune(root: Path, max_bytes: float | None = None) -> int:
     `max_bytes` (default TRANSFERKIT_CACHE_MAX_GB, 20 GB); returns the bytes freed."""
     if max_bytes is None:
         try:
-            max_bytes = float(os.environ.get(ENV_MAX_GB) or DEFAULT_MAX_GB) * 1e9
-        except ValueError:
+            max_bytes = budget_bytes()
+        except TransferkitError:  # checked before the run (cache_root); changed since: keep the default
             max_bytes = DEFAULT_MAX_GB * 1e9
     # least recently used model keys first (a cache hit touches its folder), oldest shards within one
     files = [((sub.stat().st_mtime, e.stat().st_mtime), e.stat().st_size, Path(e.path))
@@ -356,36 +473,41 @@ def prune(root: Path, max_bytes: float | None = None) -> int:
 
 
 def cache_info(root: Path) -> dict:
-    """What the cache holds: per model key, rows, bytes and what the key stands for."""
+    """What the cache holds: per model key, rows, bytes and what the key stands for (a key whose
+    meta.json is damaged is listed with its `problem`). A folder without the cache's mark holds no
+    cache: `marked` False and no models."""
     models = []
-    if root.is_dir():
-        for sub in _model_dirs(root):
-            shards = [s for s in sub.glob("*.keys.npy") if not s.name.startswith(".tmp-")]
-            rows = 0
-            for keys_path in shards:
-                opened = _open_shard(keys_path)
-                rows += len(opened[0]) if opened else 0
-            size = sum(f.stat().st_size for f in sub.iterdir() if f.is_file())
-            try:
-                meta = json.loads((sub / "meta.json").read_text())
-            except (OSError, ValueError):
-                meta = {}
-            models.append({"key": sub.name, "shards": len(shards), "rows": rows, "bytes": size,
-                           "module": meta.get("module"), "hflip": meta.get("hflip"),
-                           "preprocessing": meta.get("preprocessing")})
+    marked = root.is_dir() and is_marked(root)
+    for sub in _model_dirs(root, damaged=True):
+        shards = [s for s in sub.glob("*.keys.npy") if not s.name.startswith(".tmp-")]
+        rows = 0
+        for keys_path in shards:
+            opened = _open_shard(keys_path)
+            rows += len(opened[0]) if opened else 0
+        size = sum(f.stat().st_size for f in sub.iterdir() if f.is_file())
+        meta = read_meta(sub) or {}
+        models.append({"key": sub.name, "shards": len(shards), "rows": rows, "bytes": size,
+                       "module": meta.get("module"), "hflip": meta.get("hflip"),
+                       "preprocessing": meta.get("preprocessing"), "problem": meta_problem(sub) if not meta else None})
     index = root / "files.sqlite"
-    return {"root": str(root), "models": models, "bytes": sum(m["bytes"] for m in models) +
-            sum(f.stat().st_size for f in root.glob("files.sqlite*")) if root.is_dir() else 0,
-            "file_index": str(index) if index.exists() else None}
+    return {"root": str(root), "marked": marked, "models": models,
+            "bytes": sum(m["bytes"] for m in models) + sum(f.stat().st_size for f in root.glob("files.sqlite*"))
+            if marked else 0,
+            "file_index": str(index) if marked and index.exists() else None}
 
 
 def clear_cache(root: Path) -> int:
     """Remove every shard, temporary file and the file index under `root`; returns bytes freed.
-    Only files this cache writes are removed (a root pointed at another folder keeps its files)."""
+    Only files this cache writes are removed, and only in a folder with the cache's mark: a root
+    pointed at a folder of the user's raises one line and keeps its files."""
     freed = 0
     if not root.is_dir():
         return 0
-    for sub in _model_dirs(root):
+    if not is_marked(root):
+        raise TransferkitError(f"{root}: not a transferkit feature cache (no {MARK_FILE} mark, which transferkit "
+                               f"writes into the cache folders it creates); nothing was deleted. Check {ENV_DIR}, "
+                               "or delete the folder yourself if it really is an old cache.")
+    for sub in _model_dirs(root, damaged=True):
         for f in sub.iterdir():
             if f.is_file() and (f.name.endswith(".npy") or f.name in ("meta.json", "seconds_per_item")
                                   or f.name.startswith(".tmp-")):

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..errors import DataError, RunDirectoryError, UnknownNameError
-from ..rundir import (CONFIG_FILE, EXPORTS_FILE, LOCK_FILE, REPORT_FILE, Evaluation, is_complete_run, read_config,
-                      read_metrics, run_parents)
+from ..rundir import (CONFIG_FILE, EXPORTS_FILE, LOCK_FILE, METRICS_FILE, REPORT_FILE, Evaluation, JsonProblem,
+                      is_complete_run, parse_json, read_config, read_exports, read_metrics, run_parents)
 from ..tasks.presentation import Table
 from ..tasks.registry import TASKS, KeyMetric
 
@@ -154,18 +154,19 @@ def _read_object(file: Path) -> dict[str, Any]:
     if not file.is_file():
         return {}
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = parse_json(file.read_bytes())
+    except OSError as exc:
         raise RunDirectoryError(f"{file}: unreadable ({type(exc).__name__}).") from None
+    except JsonProblem as exc:
+        raise RunDirectoryError(f"{file}: corrupt JSON ({exc}).") from None
     return data if isinstance(data, dict) else {}
 
 
 def _read_exports(path: Path) -> list[str]:
     """The exports `transferkit export` kept (exports.json), as "onnx fp32", "onnx int8"; refused
     int8 attempts are not exports."""
-    entries = _read_object(path / EXPORTS_FILE).get("exports")
-    kept = [e for e in entries or [] if isinstance(e, dict) and e.get("status") == "ok"]
-    return list(dict.fromkeys(f"{e.get('format', '?')} {e.get('precision', '?')}" for e in kept))
+    kept = [e for e in read_exports(path) if e["status"] == "ok"]
+    return list(dict.fromkeys(f"{e['format']} {e['precision']}" for e in kept))
 
 
 def _mtime(path: Path) -> str:

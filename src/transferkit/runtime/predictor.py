@@ -25,22 +25,46 @@ class ModelFileError(TransferkitError):
     """A file given as an exported model is missing, is no ONNX model, or was not written by `transferkit export`."""
 
 
+#: Keys every exported model's metadata may have, with their types when given (the task's own keys
+#: are its predictor's `metadata_schema`).
+METADATA_OPTIONAL: dict[str, Any] = {"format": int, "run": str, "backbone": str, "strategy": str, "metrics": dict,
+                                     "precision": str, "parity": dict, "tta": str, "created": str}
+#: Most bytes of metadata read (a tokenizer of a large vocabulary is a few MB).
+METADATA_MAX_BYTES = 64 * 2**20
+
+
 def read_metadata(session: Any, path: Path) -> dict:
-    """The `transferkit` JSON object of a loaded session's model, or one line saying why there is none."""
+    """The `transferkit` JSON object of a loaded session's model, checked against its task's schema
+    (`OnnxPredictor.metadata_problem`), or one `ModelFileError` line saying why it cannot be used."""
+    from ..safe_json import JsonProblem, parse_json, schema_problem
+
     props = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in props:
         raise ModelFileError(f"{path}: an ONNX model without transferkit metadata (not written by `transferkit "
                              "export`); export the run with `transferkit export RUN`.")
     try:
-        meta = json.loads(props[METADATA_KEY])
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{path}: its transferkit metadata is not valid JSON; export the run again.") from None
-    if (PREDICTORS.get(meta.get("task")) if isinstance(meta, dict) else None) is None:
+        meta = parse_json(props[METADATA_KEY], max_bytes=METADATA_MAX_BYTES)
+    except JsonProblem as exc:
+        raise ModelFileError(f"{path}: its transferkit metadata is not valid JSON ({exc}); export the run again.") from None
+    task = meta.get("task") if isinstance(meta, dict) else None
+    if not isinstance(task, str) or PREDICTORS.get(task) is None:
         raise ModelFileError(f"{path}: transferkit metadata names no known task; export the run again with this version.")
-    if int(meta.get("format", 0)) > METADATA_FORMAT:
+    problem = schema_problem(meta, {}, optional=METADATA_OPTIONAL)
+    if problem is None and (meta.get("format") or 0) > METADATA_FORMAT:
         raise ModelFileError(f"{path}: written by a newer transferkit (metadata format {meta.get('format')}); "
                              "upgrade transferkit to run it.")
+    problem = problem or PREDICTORS[task].metadata_problem(meta, session)
+    if problem:
+        raise ModelFileError(f"{path}: damaged transferkit metadata: {problem}; export the run again "
+                             "(`transferkit export RUN`).")
     return meta
+
+
+def _output_width(session: Any, n: int) -> int | None:
+    """The last dimension of the model's output `n` when it is fixed (a number), else None."""
+    outputs = session.get_outputs()
+    shape = outputs[n].shape if n < len(outputs) else None
+    return shape[-1] if shape and isinstance(shape[-1], int) else None
 
 
 def open_session(path: str | Path, threads: int | None = None) -> Any:
@@ -76,6 +100,16 @@ class OnnxPredictor:
 
     task: ClassVar[str] = ""
     prediction_key: ClassVar[str] = "input"
+    #: The keys the task's metadata must have, with their types (`safe_json.schema_problem`).
+    metadata_schema: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def metadata_problem(cls, meta: dict, session: Any) -> str | None:
+        """The first way `meta` cannot drive this predictor over `session`'s graph ("'image.size'
+        must be at least 1, not 0"), or None: the schema's types, then the values' sense."""
+        from ..safe_json import schema_problem
+
+        return schema_problem(meta, cls.metadata_schema)
 
     def __init__(self, session: Any, meta: dict, path: Path) -> None:
         self.session, self.meta, self.path = session, meta, path
@@ -117,6 +151,26 @@ class _Classifier(OnnxPredictor):
     """Classifiers: one probability output per head (softmax inside the graph)."""
 
     batch_size: ClassVar[int] = 64
+
+    @classmethod
+    def metadata_problem(cls, meta: dict, session: Any) -> str | None:
+        problem = super().metadata_problem(meta, session)
+        if problem:
+            return problem
+        heads, classes = meta.get("heads") or {}, meta.get("classes")
+        if not isinstance(heads, dict) or not all(isinstance(v, list) and v and all(isinstance(c, str) for c in v)
+                                                  for v in heads.values()):
+            return "'heads' must map each head's name to its list of class names"
+        if not heads and not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+            return f"'classes' must be a non-empty list of class names, not {json.dumps(classes)[:40]}"
+        names = list(heads.values()) if heads else [classes]
+        if len(session.get_outputs()) < len(names):
+            return f"{len(names)} heads listed, but the graph has {len(session.get_outputs())} outputs"
+        for n, listed in enumerate(names):
+            width = _output_width(session, n)
+            if width is not None and width != len(listed):
+                return f"{len(listed)} class names for an output of {width} probabilities"
+        return None
 
     def _feeds(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -167,6 +221,14 @@ class ImagePredictor(_Classifier):
     task = "image-classification"
     prediction_key = "path"
     batch_size = 32
+    metadata_schema = {"image": {"size": int, "interpolation": str}}
+
+    @classmethod
+    def metadata_problem(cls, meta: dict, session: Any) -> str | None:
+        problem = super().metadata_problem(meta, session)
+        if problem is None and not 1 <= meta["image"]["size"] <= 8192:
+            problem = f"'image.size' must be between 1 and 8192 pixels, not {meta['image']['size']}"
+        return problem
 
     @property
     def image_size(self) -> int:
@@ -211,13 +273,46 @@ class TextPredictor(_Classifier):
 
     task = "text-classification"
     prediction_key = "text"
+    metadata_schema = {"text": {"tokenizer": str, "max_length": int, "pad_id": int, "pad_token": str}}
+
+    @classmethod
+    def metadata_problem(cls, meta: dict, session: Any) -> str | None:
+        from ..safe_json import JsonProblem, parse_json
+
+        problem = super().metadata_problem(meta, session)
+        if problem:
+            return problem
+        text = meta["text"]
+        if not 1 <= text["max_length"] <= 1_000_000:
+            return f"'text.max_length' must be between 1 and 1000000 tokens, not {text['max_length']}"
+        if text["pad_id"] < 0:
+            return f"'text.pad_id' must be at least 0, not {text['pad_id']}"
+        if text.get("text_column") is not None and not isinstance(text["text_column"], str):
+            return "'text.text_column' must be a string or null"
+        try:
+            tokenizer = parse_json(text["tokenizer"], max_bytes=METADATA_MAX_BYTES)
+        except JsonProblem as exc:
+            return f"'text.tokenizer' is not a tokenizer.json ({exc})"
+        if not isinstance(tokenizer, dict) or not isinstance(tokenizer.get("model"), dict):
+            return "'text.tokenizer' is not a tokenizer.json (no 'model' object)"
+        return None
 
     def __init__(self, session: Any, meta: dict, path: Path) -> None:
         super().__init__(session, meta, path)
         from .text import TokenEncoder
 
         text = meta["text"]
-        self.encoder = TokenEncoder(text["tokenizer"], text["max_length"], text["pad_id"], text["pad_token"])
+        try:
+            self.encoder = TokenEncoder(text["tokenizer"], text["max_length"], text["pad_id"], text["pad_token"])
+        except (ValueError, TypeError, OverflowError) as exc:  # the tokenizers library's own "Exception" is caught below
+            raise ModelFileError(f"{path}: damaged transferkit metadata: the tokenizer cannot be built "
+                                 f"({type(exc).__name__}); export the run again.") from None
+        except Exception as exc:  # tokenizers raises a bare Exception for a tokenizer.json it cannot read
+            if isinstance(exc, TransferkitError):
+                raise
+            raise ModelFileError(f"{path}: damaged transferkit metadata: the tokenizer cannot be built "
+                                 f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); "
+                                 "export the run again.") from None
 
     def _items(self, items: Any) -> list:
         from .text import check_texts
@@ -248,6 +343,28 @@ class ForecastPredictor(OnnxPredictor):
 
     task = "forecast"
     prediction_key = "time"
+    metadata_schema = {"forecast": {"lookback": int, "horizon": int, "series": list[str]}}
+
+    @classmethod
+    def metadata_problem(cls, meta: dict, session: Any) -> str | None:
+        from ..safe_json import schema_problem
+
+        problem = super().metadata_problem(meta, session)
+        if problem:
+            return problem
+        spec = meta["forecast"]
+        problem = schema_problem(spec, {}, "forecast", optional={"frequency": str, "time_column": str})
+        if problem:
+            return problem
+        for key in ("lookback", "horizon"):
+            if not 1 <= spec[key] <= 10_000_000:
+                return f"'forecast.{key}' must be at least 1, not {spec[key]}"
+        if not spec["series"]:
+            return "'forecast.series' must name at least one series"
+        width = _output_width(session, 0)
+        if width is not None and width != len(spec["series"]):
+            return f"{len(spec['series'])} series named for an output of {width}"
+        return None
 
     @property
     def series(self) -> list[str]:

@@ -44,6 +44,9 @@ def _parse_time(text: str) -> datetime | None:
     return stamp
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text)
@@ -81,7 +84,10 @@ def read_history(path: str | Path, series: list[str], time_column: str | None = 
                 raise DataError(f"{path}: missing value in column {name!r} at line {i + 2}; fill the gaps first.")
             number = _number(raw)
             if number is None:
-                raise DataError(f"{path}: non-numeric value {raw!r} in column {name!r} at line {i + 2}; fix it.")
+                raise DataError(f"{path}: non-numeric value {raw[:40]!r} in column {name!r} at line {i + 2}; fix it.")
+            if not abs(number) <= _FLOAT32_MAX:  # inf, NaN or beyond float32 (1e39): the forecast would be null
+                raise DataError(f"{path}: value {raw[:40]!r} in column {name!r} at line {i + 2} is not a finite "
+                                "number a model can read; fix it.")
             values[i, j] = number
     column = _time_column(header, data, time_column)
     last = _parse_time(data[-1][column]) if column is not None and column < len(data[-1]) else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import re
 import tempfile
@@ -20,6 +19,7 @@ import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -73,7 +73,8 @@ def create_app(source: str | Path | Backend, max_body_bytes: int = DEFAULTS.max_
     after it). batch_max_size, batch_max_wait_ms: a model call gathers concurrent requests' items
     up to this many, waiting at most this long after the first. max_queue: requests that may wait
     (503 beyond)."""
-    if max_body_bytes < 1 or max_batch < 1 or timeout_s <= 0 or batch_max_size < 1 or batch_max_wait_ms < 0:
+    if not (max_body_bytes >= 1 and max_batch >= 1 and 0 < timeout_s < float("inf") and batch_max_size >= 1
+            and 0 <= batch_max_wait_ms < float("inf")):  # written so NaN fails too
         raise TransferkitError("serve limits: body size, batch sizes and timeout must be positive.")
     if not isinstance(source, Backend):
         _check_source(Path(source))
@@ -195,6 +196,8 @@ def _report_file(state: _State, name: str) -> Path:
     if backend is None or backend.run_dir is None:
         raise HTTPException(404, "no report: the server runs an exported .onnx file (reports live in run directories)")
     root = backend.run_dir.resolve()
+    if any(ord(c) < 32 for c in name) or len(name) > 1024:  # a NUL cannot be in a path: os would raise
+        raise HTTPException(404, f"{ascii(name)[:80]}: not a file of the run's report")
     path = (root / name).resolve()
     if not path.is_relative_to(root) or path.suffix.lower() not in REPORT_ASSETS or not path.is_file():
         raise HTTPException(404, f"{name}: not a file of the run's report" if name != "report.html" else
@@ -255,7 +258,7 @@ async def _read_images(request: Request, max_batch: int, decode_side: int | None
     names, blobs = [], []
     async with _form(request) as form:
         for n, upload in enumerate(_uploads(form, max_batch, "image", "photo.jpg")):
-            name = upload.filename or f"file #{n + 1}"
+            name = _upload_name(upload, n, f"file #{n + 1}")
             kind = (upload.content_type or "").lower()
             if kind.startswith(NOT_IMAGES):
                 raise UserError(415, f"{name}: sent as {kind}, not an image; send JPEG, PNG, WebP, BMP, GIF or TIFF "
@@ -280,11 +283,31 @@ async def _read_images(request: Request, max_batch: int, decode_side: int | None
 
 
 async def _json_body(request: Request) -> Any:
+    """The request's JSON, read within `parse_json`'s limits (depth, digits, Unicode, no NaN): 400 if not."""
+    from ..safe_json import JsonProblem, parse_json
+
     body = await request.body()
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_json(body, allow_nan=False)
+    except JsonProblem as exc:
         raise UserError(400, f"invalid JSON body ({exc}); send e.g. {{\"texts\": [\"a review\"]}}") from None
+
+
+#: Longest upload file name accepted (a file system's limit for one name).
+MAX_NAME = 255
+
+
+def _upload_name(upload: UploadFile, n: int, default: str) -> str:
+    """The file name an upload was sent with (`default` when none): 400 for one no file could have,
+    with a control character (NUL...) or over `MAX_NAME` characters."""
+    name = upload.filename or default
+    if len(name) > MAX_NAME:
+        raise UserError(400, f"file #{n + 1}: a file name of {len(name)} characters; send names of at most {MAX_NAME}")
+    # clients percent-encode a control character in the header (httpx sends a NUL as %00)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name + unquote(name)):
+        raise UserError(400, f"file #{n + 1}: its name {ascii(name)[:80]} holds a control character (NUL, newline...); "
+                             "rename the file")
+    return name
 
 
 async def _read_texts(request: Request, max_batch: int) -> list[str]:
@@ -327,7 +350,7 @@ async def _forecast(request: Request, backend: Backend, batcher: MicroBatcher, t
             files = _uploads(form, 10_000, "history CSV", "history.csv")
             if len(files) > 1:
                 raise UserError(422, f"{len(files)} files: a forecast takes one history CSV per request")
-            name, content = Path(files[0].filename or "history.csv").name, await files[0].read()
+            name, content = Path(_upload_name(files[0], 0, "history.csv")).name, await files[0].read()
     elif kind in ("text/csv", "text/plain"):
         name, content = "history.csv", await request.body()
     elif kind == "application/json":
@@ -340,12 +363,12 @@ async def _forecast(request: Request, backend: Backend, batcher: MicroBatcher, t
     if not name.lower().endswith(".csv"):
         name += ".csv"
     with tempfile.TemporaryDirectory(prefix="transferkit-serve-") as folder:
-        path = Path(folder) / name
+        path = Path(folder) / "history.csv"  # the client's name is only shown, never a path on this machine
         path.write_bytes(content)
         try:
             (steps,) = await _submit(batcher, [path], 1, timeout_s)
         except UserError as exc:  # name the upload, not the temporary file
-            raise UserError(exc.status_code, exc.detail.replace(f"{folder}/", "")) from None
+            raise UserError(exc.status_code, exc.detail.replace(str(path), name).replace(f"{folder}/", "")) from None
     return {"task": backend.task, "backend": backend.kind, "file": name, "predictions": steps,
             "series": [k for k in (steps[0] if steps else {}) if k != "time"]}
 

@@ -313,6 +313,8 @@ class Strategy(ABC):
                 f"unknown option(s) {', '.join(unknown)} for strategy {self.name!r}; "
                 f"valid: {', '.join(known) or 'none'}."
             )
+        if self.Options:
+            check_option_types(self.Options, options, self.name)
         self.options = self.Options(**options) if self.Options else None
 
     @abstractmethod
@@ -381,3 +383,50 @@ class Strategy(ABC):
         check_tensor_shapes(model.state_dict(), state, run_dir)
         model.load_state_dict(state, strict=True)
         return model
+
+
+def _option_problem(value: Any, hint: Any) -> str | None:
+    """Why `value` cannot be an option of type `hint` ("must be a number"), or None."""
+    import math
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        if value is None:
+            return None
+        problems = [_option_problem(value, a) for a in args]
+        return None if any(p is None for p in problems) else problems[0]
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be a whole number"
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        return None if math.isfinite(value) else "must be a finite number"
+    if hint is str:
+        return None if isinstance(value, str) else "must be text"
+    return None  # a structured option (a tuple, a nested recipe): its own code checks it
+
+
+def check_option_types(options_class: type, options: dict[str, Any], strategy: str) -> None:
+    """Raise one line for a strategy option whose value does not have its declared type (a word
+    where a number belongs, NaN or infinity), before the strategy starts any work."""
+    import typing
+
+    hints = typing.get_type_hints(options_class)
+    for name, value in options.items():
+        problem = _option_problem(value, hints.get(name, Any))
+        if problem:
+            default = next((f.default for f in fields(options_class) if f.name == name), None)
+            example = f"; e.g. --option {name}={json_value(default)}" if default is not None and \
+                not callable(default) and _option_problem(default, hints.get(name, Any)) is None else ""
+            raise TransferkitError(f"--option {name}={json_value(value)}: {problem} (strategy {strategy!r}){example}.")
+
+
+def json_value(value: Any) -> str:
+    """A value as it is written after --option KEY= (JSON for numbers, true/false and null)."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)

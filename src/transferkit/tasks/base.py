@@ -25,10 +25,10 @@ from .. import __version__
 from .._format import chunked, classification_records, classification_table
 from ..backbones import Backbone, create_backbone
 from ..backbones.run_dir import restore_preprocessing
-from ..errors import BackboneUnavailableError, RunDirectoryError, TransferkitError
+from ..errors import BackboneUnavailableError, DataError, RunDirectoryError, TransferkitError
 from ..rundir import (CONFIG_FILE, CONFIG_SCHEMA, HISTORY_FILE, METRICS_FILE, ONNX_FILE, ONNX_INT8_FILE, RUN_FORMAT,
                       SPLIT_FILE, TOKENIZER_DIR, WEIGHTS_FILE, evaluation_of, metrics_record, read_config,
-                      read_history, read_metrics, read_weights, record_data_location, resolve_data_root,
+                      read_history, read_lineage, read_metrics, read_weights, record_data_location, resolve_data_root,
                       upgrade_weights, write_history, write_text)
 from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
@@ -42,6 +42,9 @@ from .growth import build_memory, load_memory, save_memory
 from .params import Constraint, Interval, OneOf, check_params
 from .presentation import Headline, SummaryLine, Table
 
+#: Fewest unlabelled target examples domain adaptation takes: its losses compare batches of the two
+#: domains (a batch of one cannot even be normalised) and its criteria score the target's predictions.
+MIN_TARGET_EXAMPLES = 8
 #: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`).
 ADAPT = "adapt"
 #: The params handed to Lightning's Trainer (`strategies.distributed`), in `TrainSettings` too.
@@ -182,6 +185,11 @@ class TransferEstimator(BaseEstimator):
         self.target_ = None
         if unlabeled is not None:
             self._read_target(unlabeled, target_labels)  # before the slow steps: a bad path fails at once
+            found = self.target_["summary"]["examples"]
+            if found < MIN_TARGET_EXAMPLES:
+                raise DataError(f"{unlabeled}: {found} target example{'s' if found != 1 else ''}; adaptation learns "
+                                f"the target domain from its unlabelled examples and needs at least "
+                                f"{MIN_TARGET_EXAMPLES} (one text per line, or a folder of images).")
         loaded = time.perf_counter()
         backbone = self._prepare(self._load_backbone())
         model = self._new_model(backbone.model, backbone.num_features)
@@ -662,8 +670,8 @@ class TransferEstimator(BaseEstimator):
         est.notes_ = run.get("notes", [])
         est.warnings_ = run.get("warnings", [])  # absent in runs saved before notes and warnings were told apart
         est.history_ = read_history(path / HISTORY_FILE)
-        est.lineage_ = run.get("lineage") or []
-        est.memory_ = load_memory(path)
+        est.lineage_ = read_lineage(config, path)
+        est.memory_ = load_memory(path, len(getattr(est, "classes_", None) or []) or None)
         est.run_path_ = path
         est.data_root_ = resolve_data_root(run.get("data"), path, (config.get("params") or {}).get("run_dir"))
         evaluation = read_metrics(path)
@@ -711,7 +719,8 @@ class TransferEstimator(BaseEstimator):
                                                           # search (issue 14)
                                                           "search": Interval(0), "search_backend": OneOf(BACKENDS),
                                                           "search_seconds": Interval(0, above_low=True),
-                                                          "weight_decay": Interval(0)}
+                                                          "weight_decay": Interval(0),
+                                                          "lr": Interval(0, above_low=True)}
     #: More command-line names of a parameter (flags that predate the parameter's name).
     option_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
 

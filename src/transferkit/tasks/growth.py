@@ -99,19 +99,42 @@ def save_memory(memory: dict | None, path: Path) -> None:
     write_text(path / MEMORY_FILE, json.dumps(record, indent=1))
 
 
-def load_memory(path: Path) -> dict | None:
-    """The memory saved by `save_memory`, or None for a run without one."""
+#: What memory.json holds (`save_memory`); labels are class indices of the run's classes.
+MEMORY_SCHEMA = {"refs": list[str], "labels": list[int], "per_class": int, "selection": str}
+
+
+def load_memory(path: Path, classes: int | None = None) -> dict | None:
+    """The memory saved by `save_memory`, or None for a run without one; a memory that does not fit
+    the run (labels outside its `classes`, a count that differs from the exemplars, a features file
+    that is not one) raises one `RunDirectoryError` line naming the file."""
     if not (path / MEMORY_FILE).is_file():
         return None
-    memory = read_json(path / MEMORY_FILE, {"refs": list, "labels": list, "per_class": int, "selection": str})
+    file = path / MEMORY_FILE
+    memory = read_json(file, MEMORY_SCHEMA)
+    refs, labels = memory["refs"], memory["labels"]
+    problem = None
+    if len(labels) != len(refs):
+        problem = f"{len(labels)} labels for {len(refs)} exemplars"
+    elif classes is not None and any(not 0 <= y < classes for y in labels):
+        bad = next(y for y in labels if not 0 <= y < classes)
+        problem = f"label {bad} is not a class of the run (it has {classes}: 0 to {classes - 1})"
+    elif memory["per_class"] < 0:
+        problem = f"'per_class' must be at least 0, not {memory['per_class']}"
+    if problem:
+        raise RunDirectoryError(f"{file}: {problem}; the run is damaged, re-run `transferkit fit`.")
     memory["features"] = None
     if (path / MEMORY_FEATURES).is_file():
         from safetensors.torch import load_file
 
         from ..rundir import safetensors_header
 
-        safetensors_header(path / MEMORY_FEATURES)
-        memory["features"] = load_file(str(path / MEMORY_FEATURES))["features"].numpy()
+        tensors = safetensors_header(path / MEMORY_FEATURES)
+        entry = tensors.get("features") or {}
+        if set(tensors) != {"features"} or len(entry.get("shape") or ()) != 2 or entry.get("dtype") not in ("F32", "F16", "BF16", "F64"):
+            raise RunDirectoryError(f"{path / MEMORY_FEATURES}: not an exemplar memory (it should hold one 2-D float "
+                                    f"tensor 'features', it holds {len(tensors)} tensor(s), e.g. {next(iter(tensors), 'none')!r}); the run is "
+                                    "damaged, re-run `transferkit fit`.")
+        memory["features"] = load_file(str(path / MEMORY_FEATURES))["features"].float().numpy()
         if len(memory["features"]) != len(memory["refs"]):
             raise RunDirectoryError(f"{path / MEMORY_FEATURES}: {len(memory['features'])} feature rows for "
                                     f"{len(memory['refs'])} exemplars; the run is damaged, re-run `transferkit fit`.")
@@ -129,7 +152,21 @@ def recorded_splits(est: ClassifierBase) -> Splits:
     run = getattr(est, "run_path_", None)
     if run is None or not (Path(run) / SPLIT_FILE).is_file():
         return {}
-    record = read_json(Path(run) / SPLIT_FILE, {"train": list, "val": list, "test": list})
+    file = Path(run) / SPLIT_FILE
+    record = read_json(file, {"train": list, "val": list, "test": list})
+    classes = set(getattr(est, "classes_", None) or [])
+    for name in ("train", "val", "test"):
+        for n, entry in enumerate(record[name]):
+            # [reference, class] (a multi-task run: [reference, {head: class}])
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                    and isinstance(entry[1], (str, dict))):
+                problem = f"'{name}[{n}]' must be a pair (reference, class name), not {json.dumps(entry)[:40]}"
+            elif isinstance(entry[1], str) and classes and entry[1] not in classes:
+                problem = f"'{name}[{n}]' names class {entry[1]!r}, which the run does not have"
+            else:
+                continue
+            raise RunDirectoryError(f"{file}: not a valid transferkit {SPLIT_FILE}: {problem}; re-run "
+                                    "`transferkit fit`.")
     root = getattr(est, "data_root_", None)
     return {name: (est._resolve_refs([r for r, _ in record[name]], root), [c for _, c in record[name]])
             for name in ("train", "val", "test")}

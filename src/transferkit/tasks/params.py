@@ -36,6 +36,8 @@ class Interval:
         """Why `value` breaks the rule ("must be at least 1, not 0"), or None when it is allowed."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, not {value!r}"
+        if value != value or value in (float("inf"), float("-inf")):  # NaN passes every comparison below
+            return f"must be a finite number, not {value}"
         too_low = self.low is not None and (value <= self.low if self.above_low else value < self.low)
         if self.low is not None and self.high is not None and (too_low or value > self.high):
             return f"must be {'above' if self.above_low else 'between'} {self.low:g} and " \
