@@ -260,3 +260,23 @@ def quantize_dynamic_int8(prepared: Path, out: Path, variant: Variant) -> Path:
     quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True,
                      nodes_to_exclude=list(variant.exclude))
     return out
+
+
+def examples_lost(fp32_accuracy: float, int8_accuracy: float, n: int) -> int:
+    """Correctly classified examples int8 loses against fp32 on the same `n` examples (negative:
+    it gains): counts, so that a loss of one example in a hundred is exactly one, not 0.0100000009."""
+    return int(round(fp32_accuracy * n)) - int(round(int8_accuracy * n))
+
+
+def examples_allowed(max_drop: float, n: int) -> int:
+    """The most examples of `n` that `max_drop` (accuracy, absolute) lets int8 lose: the drop
+    rounded down to the evaluation's resolution of 1/n (the 1e-9 absorbs 0.01 * 100 = 0.99999...)."""
+    return math.floor(max_drop * n + 1e-9)
+
+
+def within_max_drop(metric: str, fp32: float, int8: float, n: int, max_drop: float) -> bool:
+    """Whether int8's score is within `max_drop` of fp32's on `n` examples: accuracy by counts of
+    examples (`examples_lost` ≤ `examples_allowed`), MSE by its relative increase (to 1e-9)."""
+    if metric == "mse":
+        return (int8 - fp32) / max(fp32, 1e-12) <= max_drop + 1e-9
+    return examples_lost(fp32, int8, n) <= examples_allowed(max_drop, n)
