@@ -181,3 +181,17 @@ def test_proxy_a_distance_is_near_zero_for_one_domain_and_near_two_for_separate_
     apart = proxy_a_distance(rng.normal(size=(200, 5)), rng.normal(size=(200, 5)) + 4.0)
     assert same["a_distance"] < 0.5 and apart["a_distance"] > 1.9
     assert apart["examples_per_domain"] == 200 and apart["domain_accuracy"] > 0.97
+
+
+def test_auto_says_when_the_kept_method_is_not_told_apart_from_source_only():
+    from transferkit.strategies.adapt import DomainAdapt
+
+    def row(method, score, band):
+        return {"method": method, "criterion": score, "dev_band": band}
+
+    strategy = DomainAdapt()
+    kept, reason = strategy._choose([row("source-only", 0.03, [0.0, 0.08]), row("none", 0.04, [0.0, 0.09]),
+                                     row("cdan", 0.008, [0.0, 0.03])])
+    assert kept == "cdan" and "their 95% bands overlap" in reason
+    kept, reason = strategy._choose([row("source-only", 0.30, [0.25, 0.35]), row("cdan", 0.10, [0.05, 0.15])])
+    assert kept == "cdan" and "overlap" not in reason

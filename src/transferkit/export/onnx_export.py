@@ -480,14 +480,15 @@ def _choice(spec: _TaskExport, check: _Check) -> tuple[str, Any, Any]:
 def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Check, fp32_score: float,
           max_drop: float, calibration: int, threads: int | None, result: ExportResult) -> Path | None:
     """Quantise the fp32 file, trying variants in turn and choosing on the validation split
-    (`_choice`): all layers int8 first, then the layers measured most sensitive kept in float (at
+    (`_choice`): the backbone int8 with the head in float first (`first_variant`), then the layers
+    measured most sensitive kept in float too (at
     most `MAX_VARIANTS` in all). The first within `max_drop` there is checked once on the held-out
     split (parity, score); within `max_drop` there too, it is written beside the fp32 file as
     <stem>.int8.onnx and returned; otherwise None (and a warning): the fp32 file is the result."""
     import tempfile
 
     from ..runtime import OnnxPredictor
-    from .quantize import (MAX_VARIANTS, first_variant, layer_sensitivity, prepare, quantize_dynamic_int8,
+    from .quantize import (MAX_VARIANTS, _load, first_variant, layer_sensitivity, prepare, quantize_dynamic_int8,
                            quantize_static_qdq, sensitivity_variants, within_max_drop)
 
     start = time.perf_counter()
@@ -507,7 +508,8 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
     chosen, sensitivity = None, None
     with tempfile.TemporaryDirectory(prefix="transferkit-int8-") as scratch:
         prepared = prepare(fp32_path, Path(scratch) / "prepared.onnx")
-        variants = [first_variant()]
+        first = first_variant(_load(prepared).graph)
+        variants = [first]
         while variants and len(tried) < MAX_VARIANTS:
             variant = variants.pop(0)
             candidate = Path(scratch) / f"int8-{len(tried)}.onnx"
@@ -537,7 +539,7 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
                 # measured once, on the all-int8 model: which layers lose the most signal to int8
                 sensitivity = layer_sensitivity(prepared, candidate, spec.sample_feeds(fp32, SENSITIVITY_SAMPLES),
                                                 threads=threads)
-                variants += sensitivity_variants(sensitivity)
+                variants += sensitivity_variants(sensitivity, keep=first.exclude)
         entry = {"path": str(target), "format": "onnx", "precision": "int8", "quantization": method,
                  "max_drop": max_drop, "loss_unit": unit, "chosen_on": {"split": split, "fp32_score": base},
                  "variants": tried, "created": _now()}

@@ -324,8 +324,11 @@ class DomainAdapt(Strategy):
             return SOURCE_ONLY, (f"{SOURCE_ONLY} kept: its {name} ({reference['criterion']:.4f}) is the lowest; "
                                  f"best of the others {runner_up['method']} {runner_up['criterion']:.4f}, so "
                                  "adaptation is not predicted to help")
+        overlap = ""
+        if o.criterion == "dev" and _overlap(best.get("dev_band"), reference.get("dev_band")):
+            overlap = f"; their 95% bands overlap, so the scores do not tell {best['method']} from {SOURCE_ONLY} apart"
         return best["method"], (f"{best['method']}: lowest {name} of {len(rows)} candidates ({best['criterion']:.4f}; "
-                                f"{SOURCE_ONLY} {reference['criterion']:.4f})")
+                                f"{SOURCE_ONLY} {reference['criterion']:.4f}){overlap}")
 
     # ---- save and restore
     @classmethod
@@ -442,6 +445,13 @@ def _logits(encoder: nn.Module, head: nn.Module, data: FitData, dataset) -> torc
     device = next(encoder.parameters()).device
     out = [head(encoder(to_device(x, device))).cpu() for x, _ in data.loader(dataset, 64)]
     return torch.cat(out)
+
+
+def _overlap(a: list | None, b: list | None) -> bool:
+    """Whether two recorded [low, high] bands overlap (False when either is missing)."""
+    if not a or not b or None in a or None in b:
+        return False
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def _dev_band(logged: dict) -> dict:
