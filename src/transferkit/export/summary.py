@@ -26,6 +26,7 @@ def describe_export(entry: dict) -> str:
     if entry["precision"] == "fp32":
         return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
                 + (", flip average in the graph" if entry.get("tta") else ""))
+
     def lost(v: dict) -> str:
         return f", {v['examples_lost']} of {v['examples']} examples lost" if "examples_lost" in v else ""
 
