@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from transferkit.cli import adaptation_summary
+from transferkit.cli import DEV_MEANING, adaptation_summary
 from transferkit.strategies.adaptation import METHODS
 
 from .conftest import shared_dataset
@@ -39,7 +39,7 @@ def labelled_target(root: Path) -> Path:
 
 
 def target_accuracy_line(out: str) -> str:
-    (line,) = [line for line in out.splitlines() if line.startswith("target accuracy")]
+    (line,) = [line for line in out.splitlines() if line.startswith("target accuracy") and "used only to report" in line]
     return line
 
 
@@ -65,7 +65,7 @@ def test_adapt_writes_an_adapted_run_and_prints_the_adaptation_summary(adapted):
     config = json.loads((run / "config.json").read_text())
     assert config["strategy"]["used"] == "adapt" and config["strategy"]["settings"]["method"] == "dann"
     assert config["run"]["target"]["labelled"] == str(labelled) and config["run"]["target"]["labelled_examples"] == 4
-    assert (run / "report.html").is_file() and "test accuracy" in result.stdout  # what fit prints, then the summary
+    assert (run / "report.html").is_file() and "accuracy on the source domain's test split" in result.stdout
     rows = candidates(run)
     assert list(rows) == ["source-only", "none", "dann"]
     table = result.stdout[result.stdout.index("domain adaptation"):]
@@ -76,6 +76,14 @@ def test_adapt_writes_an_adapted_run_and_prints_the_adaptation_summary(adapted):
     assert re.search(r"proxy A-distance.*: (\d\.\d\d|n/a.*) before → ", result.stdout)
     line = target_accuracy_line(result.stdout)
     assert f"{kept['method']} {kept['target_accuracy']:.4f}" in line and "(4 labelled examples)" in line
+    # the headline is the target the run was adapted to, before the source's test split
+    headline = next(line for line in result.stdout.splitlines() if line.startswith(f"target accuracy on {labelled}"))
+    correct = round(4 * kept["target_accuracy"])
+    assert f": {kept['target_accuracy']:.3f} ({correct} of 4 labelled target examples, 95% band " in headline
+    assert result.stdout.index(headline) < result.stdout.index("the source domain's test split (")
+    assert "DEV score [95% band]" in table and "est. target error" not in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())["test"]["target_domain"]
+    assert metrics["accuracy"] == pytest.approx(kept["target_accuracy"]) and metrics["n"] == 4
 
 
 def test_evaluate_on_the_adapted_run_measures_the_kept_model_on_labelled_target_data(adapted):
@@ -96,7 +104,9 @@ def test_fit_adapt_to_adapts_through_fit_with_the_method_as_a_strategy_option(tm
     assert result.returncode == 0, result.stderr
     strategy = json.loads((run / "config.json").read_text())["strategy"]
     assert (strategy["requested"], strategy["used"], strategy["settings"]["method"]) == ("auto", "adapt", "coral")
-    assert "kept coral: " in result.stdout and "target accuracy" not in result.stdout  # no labelled target given
+    assert "kept coral: " in result.stdout  # no labelled target given: the target accuracy is unknown, said so
+    assert "target accuracy: unknown — no labelled target data were given (--target-labels)" in result.stdout
+    assert "score the SOURCE domain's test split" in result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +163,7 @@ def test_summary_of_a_run_that_kept_source_only_says_the_features_did_not_move()
     assert "target acc" not in table.columns  # no labelled target data: no column, no accuracy line
     assert [r[0] for r in table.rows] == ["source-only", "none", "dann"] and table.rows[0][-1] == "✓"
     assert table.rows[2][1:5] == ("1/2", "0.9000", "0.3000", "0.2500")
-    assert lines == ["kept source-only: no method's dev risk was below ...",
+    assert lines == ["kept source-only: no method's dev risk was below ...", DEV_MEANING,
                      "domain shift (proxy A-distance, 0 = features alike, 2 = fully separable): 1.23 before → "
                      "the same after (source-only kept: the encoder's features)"]
 

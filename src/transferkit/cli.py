@@ -198,29 +198,31 @@ def _score(value: float | None) -> str:
 
 def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any, list[str]]:
     """A domain-adapted run's candidates as a `presentation.Table` (source-only, the bottleneck
-    without adaptation, each method: source validation accuracy, target entropy, estimated target error, target
-    accuracy when labelled target data were given; the kept one marked), and the lines below it:
-    why it was kept, its target accuracy against source-only's, and the domain shift before → after.
+    without adaptation, each method: source validation accuracy, target entropy, DEV score with its
+    bootstrap band, target accuracy when labelled target data were given; the kept one marked), and
+    the lines below it: why it was kept, what the DEV score is (relative, not a target error), its
+    target accuracy against source-only's, how the criterion ranked the candidates against the
+    target, and the domain shift before → after.
     `settings` are the `adapt` strategy's (config.json's strategy settings); `target` the run's
     target summary (config.json's run.target), which names the labelled target data."""
     from .tasks.presentation import Table
 
     rows = settings["candidates"]
     labelled = any(r.get("target_accuracy") is not None for r in rows)
-    columns = ("method", "epoch", "source val acc", "target entropy", "est. target error",
+    columns = ("method", "epoch", "source val acc", "target entropy", "DEV score [95% band]",
                *(("target acc",) if labelled else ()), "kept")
     table = Table(
         columns=columns, right=columns[1:-1],
         title=f"domain adaptation: each candidate at the epoch its {settings['criterion']} criterion picked",
         rows=[(r["method"], "-" if r.get("epoch") is None else f"{r['epoch']}/{r['epochs_run']}",
-               _score(r.get("source_val_accuracy")), _score(r.get("target_entropy")), _score(r.get("dev_risk")),
+               _score(r.get("source_val_accuracy")), _score(r.get("target_entropy")), _dev(r),
                *((_score(r.get("target_accuracy")),) if labelled else ()), "✓" if r.get("chosen") else "")
               for r in rows])
     chosen = next(r for r in rows if r.get("chosen"))
     reason = settings["reason"]
     for said in (f"{chosen['method']}: ", f"{chosen['method']} kept: "):  # the reason may name it first
         reason = reason.removeprefix(said)
-    lines = [f"kept {chosen['method']}: {reason}"]
+    lines = [f"kept {chosen['method']}: {reason}", DEV_MEANING]
     if labelled:
         source_only = rows[0]  # the probe every plain fit ships, first by construction
         where = f" on {target['labelled']} ({counted(target['labelled_examples'], 'labelled example')})" \
@@ -230,6 +232,12 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
              f"({100 * (chosen['target_accuracy'] - source_only['target_accuracy']):+.1f} points)")
         lines.append(f"target accuracy{where}, used only to report: {chosen['method']} "
                      f"{_score(chosen['target_accuracy'])}{versus}")
+        ranked = settings.get("criterion_vs_target")
+        if ranked and ranked.get("spearman") is not None:
+            lines.append(f"the {settings['criterion']} criterion against the real target error over "
+                         f"{ranked['candidates']} candidates: Spearman {ranked['spearman']:+.2f} (1 = same order, "
+                         f"0 = unrelated); best on the target: {', '.join(ranked['best_on_target'])}"
+                         + ("" if ranked["kept_is_best"] else f", not the kept {chosen['method']}"))
 
     def distance(shift: dict | None) -> str:
         if not shift or shift.get("a_distance") is None:
@@ -241,6 +249,39 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
     lines.append(f"domain shift (proxy A-distance, 0 = features alike, 2 = fully separable): "
                  f"{distance(settings.get('a_distance_before'))} before → {after}")
     return table, lines
+
+
+def target_headline(target: dict) -> str:
+    """An adapted run's headline line: the kept model's accuracy on the labelled target data with its
+    count and 95 % band, or that it is unknown and why (rich markup; names escaped)."""
+    if target.get("accuracy") is None:
+        return (f"[bold]target accuracy: unknown[/] — {escape(target.get('why') or 'no labelled target data')}; "
+                "the figures below score the SOURCE domain's test split, not the target")
+    low, high = target["band"]
+    where = f" on {escape(str(target['labelled']))}" if target.get("labelled") else ""
+    return (f"[bold]target accuracy{where}: {target['accuracy']:.3f}[/] ({target['correct']} of "
+            f"{counted(target['n'], 'labelled target example')}, 95% band {low:.3f}-{high:.3f}; "
+            f"{escape(str(target.get('method')))} kept); the figures below score the source domain's test split")
+
+
+def _source_split(metrics: dict) -> str:
+    """How an adapted run's metrics table names what it scored: the source's test split (or estimate)."""
+    return f"the source domain's {metrics.get('estimate') or 'test split'}"
+
+
+#: What the DEV column is, said under the adaptation table and in the report.
+DEV_MEANING = ("DEV score: source validation errors re-weighted towards the target, a relative score to rank the "
+               "candidates (lower is better), not an estimate of the target error (on Amazon → Yelp it was 2 to "
+               "4,000 times below it); [95% band]: bootstrap over the source validation examples, so candidates "
+               "whose bands overlap are not told apart")
+
+
+def _dev(row: dict) -> str:
+    """A candidate's DEV score and its bootstrap band, "0.0079 [0.0000-0.0250]"."""
+    band = row.get("dev_band")
+    if row.get("dev_risk") is None or not band or None in band:
+        return _score(row.get("dev_risk"))
+    return f"{row['dev_risk']:.4f} [{band[0]:.4f}-{band[1]:.4f}]"
 
 
 def _print_adaptation(settings: dict, target: dict | None = None) -> None:
@@ -327,7 +368,9 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
                 console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    _print_metrics(est, metrics)
+    if adaptation:  # the domain adapted to heads the summary; the test split below is the source's
+        console.print(Text(target_headline(metrics.get("target_domain") or {})), soft_wrap=True)
+    _print_metrics(est, metrics, _source_split(metrics) if adaptation else None)
     _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))

@@ -31,9 +31,7 @@ def entries(run: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def image_export(image_run: Path) -> tuple[Path, subprocess.CompletedProcess]:
-    """`transferkit export RUN --quantize int8 --max-drop 0.1` on the image run (as a user runs it): on
-    these flat-coloured squares all-int8 loses 3 of the 9 validation images, and keeping the two layers
-    measured most sensitive (the stem and the head) in float none, so the exclusion path keeps a model."""
+    """`transferkit export RUN --quantize int8 --max-drop 0.1` on the image run (as a user runs it)."""
     return image_run, cli("export", str(image_run), "--quantize", "int8", "--max-drop", "0.1")
 
 
@@ -53,6 +51,17 @@ def test_image_export_matches_pytorch_and_keeps_int8_within_max_drop(image_expor
     info = OnnxPredictor.load(run / "model.int8.onnx").info
     assert info["precision"] == "int8" and info["classes"] == ["blue", "green", "red"]
     assert info["strategy"] == "linear-probe" and info["metrics"] == read_metrics(run).metrics
+
+
+def test_a_linear_probe_keeps_int8_without_losing_an_example_with_its_head_in_float(image_run, tmp_path):
+    """The probe's head stays float from the first variant on: all-int8 lost 3 of these 9 validation
+    images (the pooled features quantised per tensor), the backbone int8 with the head in float none."""
+    result = export_run(image_run, quantize="int8", out=tmp_path / "exact.onnx", max_drop=0.0)
+    int8 = entries(image_run)["int8", "exact.int8.onnx"]
+    assert int8["status"] == "ok" and result.path == tmp_path / "exact.int8.onnx", result.warnings
+    (first,) = int8["variants"]
+    assert first["variant"] == "the backbone int8, the head in float" and first["examples_lost"] <= 0
+    assert int8["examples_lost"] <= 0 and int8["score"]["split"] == "test"
 
 
 def test_image_model_reads_files_as_the_estimator_does(image_export):
@@ -96,12 +105,15 @@ def test_int8_refused_when_it_loses_more_than_max_drop(image_run, tmp_path, monk
     refused = entries(image_run)["int8", "strict.int8.onnx"]
     assert refused["status"] == "refused" and len(refused["variants"]) >= 2
     assert all(0.0 <= v["score"] <= 1.0 and not v["within_max_drop"] for v in refused["variants"])
-    # chosen on the validation split; after all-int8, the layers measured most sensitive go float, worst first
+    # chosen on the validation split; after the head, the layers measured most sensitive go float, worst first
     assert refused["chosen_on"]["split"] == "val" and all(v["split"] == "val" for v in refused["variants"])
     ranking = [layer["node"] for layer in refused["layer_sensitivity"]]
     first, *later = refused["variants"]
-    assert first["excluded_nodes"] == 0 and later
-    assert all(v["excluded"] == ranking[:v["excluded_nodes"]] for v in later)
+    # the head stays float from the first variant on; the backbone's most sensitive layers follow
+    assert first["excluded"] == ["/model/main/Gemm"] and first["variant"] == "the backbone int8, the head in float"
+    backbone = [node for node in ranking if node not in first["excluded"]]
+    assert later and all(v["excluded"][:1] == first["excluded"]  # exports.json lists the 12 worst layers
+                         and v["excluded"][1:][:len(backbone)] == backbone[:v["excluded_nodes"] - 1] for v in later)
     assert [v["excluded_nodes"] for v in later] == sorted({v["excluded_nodes"] for v in later})
 
 

@@ -60,3 +60,30 @@ def test_sensitivity_ranks_the_badly_quantised_layer_first_and_keeping_it_float_
 
     kept_float = quantize_static_qdq(model, tmp_path / "int8-bad-float.onnx", feeds, Variant("bad in float", ["bad"]))
     assert error(kept_float) < error(int8) / 4
+
+
+def test_dynamic_int8_leaves_products_of_two_activations_in_float(tmp_path):
+    """Attention's Q·Kᵀ multiplies two activations: quantised per batch beside a −3.4e38 mask it
+    collapsed a text probe to one class, so only weighted layers and embedding tables go int8."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from transferkit.export.quantize import dynamic_nodes, quantize_dynamic_int8
+
+    rng = np.random.default_rng(0)
+    table = numpy_helper.from_array(rng.normal(size=(10, 16)).astype(np.float32), "table")
+    weight = numpy_helper.from_array(rng.normal(size=(16, 16)).astype(np.float32), "weight")
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["emb"], name="embed"),
+             helper.make_node("MatMul", ["emb", "weight"], ["q"], name="project"),
+             helper.make_node("Transpose", ["q"], ["qt"], perm=[0, 2, 1], name="transpose"),
+             helper.make_node("MatMul", ["q", "qt"], ["scores"], name="scores")]
+    graph = helper.make_graph(nodes, "attention", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 4])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4, 4])],
+                              [table, weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "attention.onnx"
+    onnx.save(model, str(path))
+    assert dynamic_nodes(model.graph) == ["project", "embed"]
+    quantized = onnx.load(str(quantize_dynamic_int8(path, tmp_path / "int8.onnx", first_variant())))
+    kinds = {n.name: n.op_type for n in quantized.graph.node}
+    assert kinds["scores"] == "MatMul"  # still float
+    assert "MatMulInteger" in kinds.values() or any("project" in n and k != "MatMul" for n, k in kinds.items())

@@ -317,11 +317,26 @@ def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: P
         assert row[0] == ("KEPT" if kept else "")
         assert row[1] == names.get(c["method"], c["method"]) + (" ✓ kept" if kept else "")
         assert row[2] == ("—" if c["epoch"] is None else f"{c['epoch']} of {c['epochs_run']}")
+        low, high = c["dev_band"]  # the DEV score with its bootstrap band: a relative score, not an error rate
+        assert low <= c["dev_risk"] <= high
         assert row[3:7] == [f"{100 * c['source_val_accuracy']:.1f}%", f"{c['target_entropy']:.4f}",
-                            f"{c['dev_risk']:.4f}", f"{100 * c['target_accuracy']:.1f}%"]
+                            f"{c['dev_risk']:.4f} [{low:.4f}–{high:.4f}]", f"{100 * c['target_accuracy']:.1f}%"]
         gain = 100 * (c["target_accuracy"] - probe["target_accuracy"])
         assert row[7] == ("—" if c is probe else f"{gain:+.1f} points".replace("-", "−"))
-    assert "Est. target error (criterion)" in section  # the criterion the settings name (criterion "dev")
+    assert "DEV score (criterion)" in section  # the criterion the settings name (criterion "dev")
+    assert "not an estimate of the target error" in section and "Est. target error" not in text
+    ranked = settings["criterion_vs_target"]
+    assert ranked["candidates"] == 3 and -1 <= ranked["spearman"] <= 1
+    assert f"over 3 candidates: Spearman {ranked['spearman']:+.2f}" in section
+
+    # the headline is the target domain: its accuracy first, the task's cards named as the source's
+    kept_row = next(c for c in settings["candidates"] if c["chosen"])
+    cards = _cards(text)
+    first_label, first_value = next(iter(cards.items()))
+    assert first_label.startswith(f"target accuracy, {target['labelled_examples']} labelled target examples (95% band")
+    assert first_value == f"{100 * kept_row['target_accuracy']:.1f}%"
+    assert all(label.startswith("source ") for label in list(cards)[1:]) and "source accuracy" in cards
+    assert re.search(r"<h1>[^<]* → [^<]* adapted</h1>", text)
 
     # a method below source-only on the target is said in red, and heads the report when it is the kept one
     worse = [c for c in settings["candidates"][1:] if c["target_accuracy"] < probe["target_accuracy"]]
@@ -339,7 +354,7 @@ def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: P
     assert f"<strong>{after['a_distance']:.2f}</strong> after (the dann bottleneck" in shift
     assert f"({before['examples_per_domain']} examples per domain)" in shift
     assert "0 means the domains are indistinguishable, 2 that they are perfectly separable" in section
-    for alt in ("source and target features before and after", "Est. target error per epoch"):
+    for alt in ("source and target features before and after", "DEV score per epoch"):
         png = re.search(rf'<img src="data:image/png;base64,([^"]+)" alt="{alt}">', section).group(1)
         assert base64.b64decode(png).startswith(PNG_MAGIC)
 
@@ -451,7 +466,7 @@ def test_without_target_labels_no_accuracy_column_and_unmeasured_shift_is_said()
     section = _section_html(text, "domain-adaptation")
     assert "Target accuracy" not in section and "vs source-only" not in section
     assert "no labelled target data were given, so accuracy on the target is not measured" in section
-    assert "Target entropy (criterion)" in section and "Est. target error (criterion)" not in section
+    assert "Target entropy (criterion)" in section and "DEV score (criterion)" not in section
     assert all(len(r) == 1 + 5 for r in _rows(section))  # marker, candidate, epoch, 3 measures
     # neither distance measured; "features unchanged" is only said when source-only was kept
     assert "not measured before (too few examples) → not measured after." in section

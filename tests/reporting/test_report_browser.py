@@ -196,6 +196,6 @@ def test_adapted_run_shows_its_adaptation_section_and_plots_in_a_browser(adapted
     assert kept.all_text().startswith(f"{settings['chosen_method']} ✓ kept")
     assert len(section.find("tbody")[0].find("tr")) == len(settings["candidates"])
     images = {img.attrs.get("alt"): img for img in section.find("img")}
-    assert set(images) == {"source and target features before and after", "Est. target error per epoch"}
+    assert set(images) == {"source and target features before and after", "DEV score per epoch"}
     for img in images.values():
         assert int(img.attrs["data-decoded-width"]) > 300 and int(img.attrs["data-decoded-height"]) > 200

@@ -135,6 +135,42 @@ def test_deep_embedded_validation_weights_source_examples_that_look_like_the_tar
     assert 0.0 <= deep_embedded_validation(source, target, errors) <= 1.0
 
 
+def test_dev_score_comes_with_a_bootstrap_band_that_narrows_with_more_validation_examples():
+    from transferkit.strategies.adaptation import dev_score
+
+    g = torch.Generator().manual_seed(0)
+
+    def scored(n: int) -> dict:
+        source, target = torch.randn(n, 2, generator=g), torch.randn(200, 2, generator=g) + 1.0
+        errors = (torch.rand(n, generator=g) < 0.2).float()
+        return dev_score(source, target, errors)
+
+    small, large = scored(40), scored(800)
+    for s in (small, large):
+        assert s["low"] <= s["score"] <= s["high"] and 0 < s["effective_n"]
+    assert small["effective_n"] <= 40 and large["effective_n"] <= 800
+    assert small["high"] - small["low"] > large["high"] - large["low"]
+    # one error among the few source examples that look like the target: a wide band, not one figure
+    few = dev_score(torch.randn(80, 2, generator=g), torch.randn(100, 2, generator=g), torch.eye(80)[0])
+    assert few["low"] == 0.0 and few["high"] > few["score"]
+
+
+def test_the_criterion_is_compared_with_the_real_target_error_by_rank():
+    from transferkit.strategies.adapt import criterion_against_target, target_domain_metrics
+
+    rows = [{"method": m, "criterion": c, "target_accuracy": a, "chosen": int(m == "cdan")}
+            for m, c, a in (("source-only", 0.03, 0.84), ("cdan", 0.01, 0.86), ("mmd", 0.05, 0.89))]
+    ranked = criterion_against_target(rows)
+    # criterion order cdan < source-only < mmd; target error order mmd < cdan < source-only
+    assert ranked == {"spearman": -0.5, "candidates": 3, "kept_is_best": False, "best_on_target": ["mmd"]}
+    assert criterion_against_target([{**r, "target_accuracy": None} for r in rows]) is None
+    headline = target_domain_metrics({"candidates": rows}, {"labelled": "yelp.txt", "labelled_examples": 1000})
+    assert headline["accuracy"] == 0.86 and headline["correct"] == 860 and headline["n"] == 1000
+    assert headline["band"][0] < 0.86 < headline["band"][1] and headline["band"][1] - headline["band"][0] < 0.05
+    unknown = target_domain_metrics({"candidates": [{**r, "target_accuracy": None} for r in rows]})
+    assert unknown["accuracy"] is None and "unknown" in unknown["why"]
+
+
 def test_proxy_a_distance_is_near_zero_for_one_domain_and_near_two_for_separate_ones():
     import numpy as np
 
@@ -145,3 +181,17 @@ def test_proxy_a_distance_is_near_zero_for_one_domain_and_near_two_for_separate_
     apart = proxy_a_distance(rng.normal(size=(200, 5)), rng.normal(size=(200, 5)) + 4.0)
     assert same["a_distance"] < 0.5 and apart["a_distance"] > 1.9
     assert apart["examples_per_domain"] == 200 and apart["domain_accuracy"] > 0.97
+
+
+def test_auto_says_when_the_kept_method_is_not_told_apart_from_source_only():
+    from transferkit.strategies.adapt import DomainAdapt
+
+    def row(method, score, band):
+        return {"method": method, "criterion": score, "dev_band": band}
+
+    strategy = DomainAdapt()
+    kept, reason = strategy._choose([row("source-only", 0.03, [0.0, 0.08]), row("none", 0.04, [0.0, 0.09]),
+                                     row("cdan", 0.008, [0.0, 0.03])])
+    assert kept == "cdan" and "their 95% bands overlap" in reason
+    kept, reason = strategy._choose([row("source-only", 0.30, [0.25, 0.35]), row("cdan", 0.10, [0.05, 0.15])])
+    assert kept == "cdan" and "overlap" not in reason

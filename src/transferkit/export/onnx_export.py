@@ -437,7 +437,14 @@ def export_run(run_dir: str | Path, format: str = "onnx", quantize: str | None =
         partial.unlink(missing_ok=True)
         raise ExportError(f"{run_dir}: the ONNX model disagrees with PyTorch on {parity['samples']} {check.split} "
                           f"examples (max |Δ| {parity['max_abs_diff']:.2e} > {PARITY_TOLERANCE:g}); nothing written.")
-    score = {"metric": spec.metric, "value": fp32_score, "split": check.split, "samples": check.scored}
+    score = {"metric": spec.metric, "value": fp32_score, "split": check.split, "samples": check.scored,
+             "held_out": check.split != "train"}
+    if check.split == "train":
+        result.warnings.append(
+            f"{run_dir}: the run holds no held-out examples (no test or validation split: cross-validated, its model "
+            f"trained on every example), so the export is scored on {check.scored} training examples the model has "
+            "seen; these figures are not held-out accuracy" + (" and the int8 check compares int8 with fp32 there"
+                                                               if quantize == "int8" else ""))
     _write_metadata(partial, {**meta, "precision": "fp32", "parity": parity, "score": score})
     partial.replace(out)
     entry = {"path": str(out), "format": "onnx", "precision": "fp32", "opset": OPSET, "exporter": exporter,
@@ -541,15 +548,16 @@ def _choice(spec: _TaskExport, check: _Check) -> tuple[str, Any, Any]:
 def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Check, fp32_score: float,
           max_drop: float, calibration: int, threads: int | None, result: ExportResult) -> Path | None:
     """Quantise the fp32 file, trying variants in turn and choosing on the validation split
-    (`_choice`): all layers int8 first, then the layers measured most sensitive kept in float (at
+    (`_choice`): the backbone int8 with the head in float first (`first_variant`), then the layers
+    measured most sensitive kept in float too (at
     most `MAX_VARIANTS` in all). The first within `max_drop` there is checked once on the held-out
     split (parity, score); within `max_drop` there too, it is written beside the fp32 file as
     <stem>.int8.onnx and returned; otherwise None (and a warning): the fp32 file is the result."""
     import tempfile
 
     from ..runtime import OnnxPredictor
-    from .quantize import (MAX_VARIANTS, first_variant, layer_sensitivity, prepare, quantize_dynamic_int8,
-                           quantize_static_qdq, sensitivity_variants)
+    from .quantize import (MAX_VARIANTS, _load, first_variant, layer_sensitivity, prepare, quantize_dynamic_int8,
+                           quantize_static_qdq, sensitivity_variants, within_max_drop)
 
     start = time.perf_counter()
     target = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
@@ -568,7 +576,8 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
     chosen, sensitivity = None, None
     with tempfile.TemporaryDirectory(prefix="transferkit-int8-") as scratch:
         prepared = prepare(fp32_path, Path(scratch) / "prepared.onnx")
-        variants = [first_variant()]
+        first = first_variant(_load(prepared).graph)
+        variants = [first]
         while variants and len(tried) < MAX_VARIANTS:
             variant = variants.pop(0)
             candidate = Path(scratch) / f"int8-{len(tried)}.onnx"
@@ -586,17 +595,19 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
                 score = None
             if score is not None:
                 loss = _loss(spec, base, score)
+                within = within_max_drop(spec.metric, base, score, len(targets), max_drop)
                 tried.append({"variant": variant.name, "excluded_nodes": len(variant.exclude),
                               "excluded": list(variant.exclude), "split": split, "score": score, "loss": loss,
-                              "size_mb": _size_mb(candidate), "within_max_drop": bool(loss <= max_drop)})
-                if loss <= max_drop:
+                              **_counts(spec, base, score, len(targets), max_drop),
+                              "size_mb": _size_mb(candidate), "within_max_drop": within})
+                if within:
                     chosen = (variant, candidate)
                     break
             if sensitivity is None and score is not None:
                 # measured once, on the all-int8 model: which layers lose the most signal to int8
                 sensitivity = layer_sensitivity(prepared, candidate, spec.sample_feeds(fp32, SENSITIVITY_SAMPLES),
                                                 threads=threads)
-                variants += sensitivity_variants(sensitivity)
+                variants += sensitivity_variants(sensitivity, keep=first.exclude)
         entry = {"path": str(target), "format": "onnx", "precision": "int8", "quantization": method,
                  "max_drop": max_drop, "loss_unit": unit, "chosen_on": {"split": split, "fp32_score": base},
                  "variants": tried, "created": _now()}
@@ -606,18 +617,24 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
         if chosen is None:
             ran = [t for t in tried if "loss" in t]
             best = min(ran, key=lambda t: t["loss"]) if ran else None
-            reason = (f"int8 loses {_shown(best['loss'], spec)} {unit} at best ({best['variant']}) on "
-                      f"{len(targets)} {split} examples, more than --max-drop {max_drop:g}" if best else
-                      f"no int8 variant runs in onnxruntime ({tried[0]['error']})")
+            reason = (f"int8 refused: at best ({best['variant']}) it loses {_shown(best['loss'], spec)} {unit}"
+                      f"{_lost(best)} on {len(targets)} {_split_name(split)} examples, more than --max-drop "
+                      f"{max_drop:g}{_allowed(best)}" if best else
+                      f"int8 refused: no int8 variant runs in onnxruntime ({tried[0]['error']})")
         else:
             variant, candidate = chosen
             parity, score = _measure(spec, candidate, check, threads)
             loss = _loss(spec, fp32_score, score)
             entry.update(variant=variant.name, parity=parity, loss=loss,
-                         score={"metric": spec.metric, "value": score, "split": check.split, "samples": check.scored})
-            if split != check.split and loss > max_drop:  # the choice does not hold on the held-out split
-                reason = (f"int8 ({variant.name}) is within --max-drop {max_drop:g} on {split} but loses "
-                          f"{_shown(loss, spec)} {unit} on {check.scored} {check.split} examples")
+                         score={"metric": spec.metric, "value": score, "split": check.split, "samples": check.scored,
+                                "held_out": check.split != "train"})
+            counts = _counts(spec, fp32_score, score, check.scored, max_drop)
+            entry.update(counts)
+            if split != check.split and not within_max_drop(spec.metric, fp32_score, score, check.scored, max_drop):
+                # the choice does not hold on the held-out split
+                reason = (f"int8 refused: {variant.name}, chosen on the {split} split, loses {_shown(loss, spec)} "
+                          f"{unit}{_lost(counts)} on {check.scored} {_split_name(check.split)} examples, more than "
+                          f"--max-drop {max_drop:g}{_allowed(counts)}")
             else:
                 kept = (variant, candidate, parity, entry["score"])
         if kept is None:
@@ -633,6 +650,30 @@ def _int8(spec: _TaskExport, est: Any, fp32_path: Path, meta: dict, check: _Chec
     entry.update(status="ok", size_mb=_size_mb(target), seconds=round(time.perf_counter() - start, 2))
     result.exports.append(entry)
     return target
+
+
+def _counts(spec: _TaskExport, fp32: float, int8: float, n: int, max_drop: float) -> dict:
+    """Accuracy: the examples int8 loses and the most `max_drop` allows on `n` (the decision's
+    units); {} for forecasts, whose MSE has no count."""
+    from .quantize import examples_allowed, examples_lost
+
+    if spec.metric == "mse":
+        return {}
+    return {"examples_lost": examples_lost(fp32, int8, n), "examples_allowed": examples_allowed(max_drop, n),
+            "examples": n}
+
+
+def _lost(counts: dict) -> str:
+    return f" ({counts['examples_lost']} of {counts['examples']} examples)" if "examples_lost" in counts else ""
+
+
+def _allowed(counts: dict) -> str:
+    return f" (it allows {counts['examples_allowed']})" if "examples_allowed" in counts else ""
+
+
+def _split_name(split: str) -> str:
+    """A split as the messages name it: the training split says that it is not held out."""
+    return "training (not held-out)" if split == "train" else split
 
 
 def _shown(loss: float, spec: _TaskExport) -> str:

@@ -12,7 +12,9 @@ def describe_export(entry: dict) -> str:
             return ""
         value = score["value"]
         shown = f"{value:.4f}" if score["metric"] == "mse" else f"{100 * value:.1f} %"
-        return f"; {score['metric']} {shown} on {counted(score['samples'], score['split'] + ' example')}"
+        split = "training example" if score["split"] == "train" else score["split"] + " example"
+        seen = " (not held-out: the model trained on them)" if score["split"] == "train" else ""
+        return f"; {score['metric']} {shown} on {counted(score['samples'], split)}{seen}"
 
     def agreement(parity: dict | None) -> str:
         if not parity:
@@ -24,13 +26,17 @@ def describe_export(entry: dict) -> str:
     if entry["precision"] == "fp32":
         return (f"fp32 {entry['path']}: {entry['size_mb']:.1f} MB{agreement(entry['parity'])}{scored(entry['score'])}"
                 + (", flip average in the graph" if entry.get("tta") else ""))
+
+    def lost(v: dict) -> str:
+        return f", {v['examples_lost']} of {v['examples']} examples lost" if "examples_lost" in v else ""
+
     tried = "; ".join(f"{v['variant']}: " + (v["error"] if "error" in v else
-                      f"{v['score']:.4f} on {v.get('split', 'held-out')} "
-                      f"({'within' if v['within_max_drop'] else 'over'} --max-drop)")
+                      f"{v['score']:.4f} on {v.get('split', 'held-out')}{lost(v)} "
+                      f"({'passes' if v['within_max_drop'] else 'over'} --max-drop on {v.get('split', 'held-out')})")
                       for v in entry["variants"])
     if entry["status"] != "ok":
         return f"int8 refused (tried {tried})"
     return (f"int8 {entry['path']}: {entry['size_mb']:.1f} MB ({entry['variant']}){agreement(entry['parity'])}"
             f"{scored(entry['score'])}; {'loses' if entry['loss'] >= 0 else 'gains'} {abs(100 * entry['loss']):.1f} "
-            f"{'% MSE' if entry['score']['metric'] == 'mse' else 'accuracy points'}, within --max-drop "
+            f"{'% MSE' if entry['score']['metric'] == 'mse' else 'accuracy points'}{lost(entry)}, within --max-drop "
             f"{entry['max_drop']:g}: kept")

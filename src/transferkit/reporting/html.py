@@ -200,6 +200,9 @@ def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
     """Title and one card per declared headline metric: (metrics key, label, format, always)."""
     metrics = report.metrics or {}
     cards = []
+    adapted = bool(adaptation_settings(report.config or {}))
+    if adapted:  # the domain adapted to comes first; the task's cards below score the source's test split
+        cards.append(_target_card(metrics.get("target_domain") or {}))
     for key, label, format, always in headline:
         # Optional metrics only get a card when present; the headline ones always do.
         if key not in metrics and not always:
@@ -209,6 +212,7 @@ def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
         why = (metrics.get("undefined") or {}).get(key) if value == NOT_EVALUATED else None
         value = "n/a" if why else value
         cls = "big" if value != NOT_EVALUATED and not why else "big na"
+        label = f"source {label}" if adapted else label
         cards.append(f'<div class="card"><div class="{cls}">{_e(value)}</div>'
                      f'<div class="label">{_e(label)}</div>'
                      + (f'<div class="label why">{_e(why)}</div>' if why else "") + '</div>')
@@ -223,6 +227,18 @@ def _header(report: RunReport, headline: Iterable[Sequence]) -> str:
            if _num(metrics.get("n")) is not None else "") +
         "</header>"
     )
+
+
+def _target_card(target: dict) -> str:
+    """An adapted run's first card: the kept model's accuracy on the labelled target data (count and
+    95 % band), or "unknown" when no labelled target data were given."""
+    if _num(target.get("accuracy")) is None:
+        return ('<div class="card"><div class="big na">unknown</div><div class="label">target accuracy (no '
+                'labelled target data given)</div></div>')
+    band = target.get("band") or [None, None]
+    return (f'<div class="card"><div class="big">{_pct(target["accuracy"])}</div><div class="label">target '
+            f"accuracy, {_int(target.get('n'))} labelled target examples (95% band {_pct(band[0])}–{_pct(band[1])})"
+            "</div></div>")
 
 
 #: how the header says what a parent run gave this one (`rundir.run_parents` relations)
@@ -543,10 +559,12 @@ _ADAPTATION_MEASURES = {
     "source_val_accuracy": ("Source val. accuracy", "on the source's validation split"),
     "target_entropy": ("Target entropy", "mean entropy of the predictions on the unlabelled target (lower: "
                                          "more confident)"),
-    "dev_risk": ("Est. target error", "the target error rate estimated without target labels: source validation "
-                                      "errors importance-weighted towards the target by a domain classifier on the "
-                                      "features (deep embedded validation's weights, self-normalised; lower is "
-                                      "better)"),
+    "dev_risk": ("DEV score", "source validation errors importance-weighted towards the target by a domain "
+                              "classifier on the features (deep embedded validation's weights, self-normalised): "
+                              "a relative score to rank the candidates without target labels (lower is better), "
+                              "not an estimate of the target error, which it can understate many times over; "
+                              "in brackets its 95% bootstrap band over the source validation examples, so "
+                              "candidates whose bands overlap are not told apart"),
 }
 
 
@@ -679,8 +697,8 @@ def _adaptation(report: RunReport) -> str:
                  "or to choose).")
     else:
         said += "; no labelled target data were given, so accuracy on the target is not measured."
-    parts.append(f"<p>{said} The headline figures and the Metrics section score the source domain's test "
-                 "split.</p>")
+    parts.append(f"<p>{said} The first headline figure is the target accuracy; the others and the Metrics "
+                 "section score the source domain's test split.</p>")
 
     # adapted vs source-only on the labelled target: the comparison the user came for
     kept_acc, probe_acc = _num(kept_row.get("target_accuracy")), _num(probe.get("target_accuracy"))
@@ -704,7 +722,8 @@ def _adaptation(report: RunReport) -> str:
         chosen = _num(r.get("chosen")) == 1 or r.get("method") == kept
         cell = _e(name(r.get("method"))) + (' <span class="kept-mark">✓ kept</span>' if chosen else "")
         row = [cell, epoch_of(r)] + [
-            _pct(r.get(key)) if key.endswith("accuracy") else _fmt(r.get(key), 4) for key in _ADAPTATION_MEASURES]
+            _pct(r.get(key)) if key.endswith("accuracy") else _dev_cell(r) if key == "dev_risk" else
+            _fmt(r.get(key), 4) for key in _ADAPTATION_MEASURES]
         if has_labels:
             acc = _num(r.get("target_accuracy"))
             row.append(_pct(acc))
@@ -730,9 +749,34 @@ def _adaptation(report: RunReport) -> str:
                  + (" Target accuracy is measured after the choice and takes no part in it." if has_labels else "")
                  + "</p>")
 
+    parts.append(_criterion_ranking(s, name, kept))
     parts.append(_adaptation_shift(s, name(kept), kept == SOURCE_ONLY))
     parts.append(_adaptation_curves(s, rows, name, kept, criterion))
     return "\n".join(p for p in parts if p)
+
+
+def _dev_cell(row: dict) -> str:
+    """A candidate's DEV score with its bootstrap band when recorded: "0.0079 [0.0000–0.0250]"."""
+    band = row.get("dev_band")
+    low, high = (band if isinstance(band, list) and len(band) == 2 else (None, None))
+    if _num(low) is None or _num(high) is None:
+        return _fmt(row.get("dev_risk"), 4)
+    return f"{_fmt(row.get('dev_risk'), 4)} [{_fmt(low, 4)}–{_fmt(high, 4)}]"
+
+
+def _criterion_ranking(s: dict, name: Callable[[Any], str], kept: str) -> str:
+    """How the criterion ordered the candidates against their real target error (labelled target
+    data given): Spearman over the candidates and the best one on the target; "" otherwise."""
+    ranked = s.get("criterion_vs_target")
+    if not isinstance(ranked, dict) or _num(ranked.get("spearman")) is None:
+        return ""
+    rho = _num(ranked["spearman"])
+    best = ", ".join(name(m) for m in ranked.get("best_on_target") or [])
+    tone = "good" if rho >= 0.5 else "bad" if rho <= 0 else "plain"
+    tail = "" if ranked.get("kept_is_best") else f", not the kept {_e(name(kept))}"
+    return (f'<p class="verdict {tone}">The {_e(s.get("criterion", "criterion"))} criterion against the real target '
+            f"error over {_int(ranked.get('candidates'))} candidates: Spearman {rho:+.2f} (1: the same order, 0: "
+            f"unrelated, below 0: reversed). Best on the labelled target: {_e(best)}{tail}.</p>")
 
 
 def _a_distance(measure: Any) -> str:

@@ -31,10 +31,14 @@ def write_run_report(run_dir: str | Path, title: str | None = None) -> Path:
         first = lineage[0].get("parent")
         added = [c for step in lineage for c in step.get("added") or []]
         root = f"{Path(first).name if first else run_dir.name} + {', '.join(added) or 'no new class'}"
+    adapted_to = (run.get("target") or {}).get("unlabeled")
+    if adapted_to:  # a domain-adapted run is named after the domain it was adapted to
+        root = f"{root} → {Path(str(adapted_to)).name}"
     return write_report(
         run_dir / REPORT_FILE,
         RunReport(
-            title=title or f"{root} — {config.get('task', 'run').replace('-', ' ')}",
+            title=title or f"{root} — {config.get('task', 'run').replace('-', ' ')}"
+            + (" adapted" if adapted_to else ""),
             task=config.get("task", ""),
             config={k: v for k, v in config.items() if k != "run"},
             metrics=metrics,

@@ -33,8 +33,8 @@ from torch import nn
 from ..errors import DataError, TransferkitError
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..rundir import check_tensor_shapes
-from .adaptation import (METHODS, AdaptedHead, adaptation_head, deep_embedded_validation, prediction_entropy,
-                         proxy_a_distance, set_progress)
+from .adaptation import (METHODS, AdaptedHead, adaptation_head, dev_score, prediction_entropy, proxy_a_distance,
+                         set_progress)
 from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .lightning_module import TransferModule
 
@@ -47,11 +47,13 @@ NO_ADAPTATION = "none"
 ENCODERS = ("frozen", "fine-tune")
 #: Unsupervised checkpoint criteria (lower is better): the logged metric and what it is.
 CRITERIA = {
-    "dev": ("val_dev_risk", "the target error rate estimated from the source validation errors, importance-"
-                            "weighted towards the target by a domain classifier on the features (deep embedded "
-                            "validation's weights, self-normalised)"),
+    "dev": ("val_dev_risk", "the DEV score: the source validation errors importance-weighted towards the target "
+                            "by a domain classifier on the features (deep embedded validation's weights, "
+                            "self-normalised), a relative score, not an estimate of the target error"),
     "entropy": ("val_target_entropy", "mean entropy of the target predictions (lower: more confident)"),
 }
+#: How the reasons name each criterion.
+CRITERION_NAMES = {"dev": "DEV score", "entropy": "target entropy"}
 #: At most this many target examples score the criteria each epoch (and fill the A-distance and plot).
 CRITERION_SAMPLE = 1000
 PROJECTION_POINTS = 300  # per domain, in the report's before/after plot
@@ -113,8 +115,11 @@ class AdaptationModule(TransferModule):
             probs.append(F.softmax(self.model.heads[self.model.default_head](z), dim=1).float().cpu())
         source, losses = (torch.cat(t) for t in zip(*self._val))
         self.log("val_target_entropy", prediction_entropy(torch.cat(probs)), sync_dist=True)
-        self.log("val_dev_risk", deep_embedded_validation(source, torch.cat(features), losses, self.seed),
-                 sync_dist=True)
+        dev = dev_score(source, torch.cat(features), losses, self.seed)
+        self.log("val_dev_risk", dev["score"], sync_dist=True)
+        # its bootstrap band and the weights' effective sample size: how far apart two scores must be
+        for key in ("low", "high", "effective_n"):
+            self.log(f"val_dev_{key}", dev[key], sync_dist=True)
 
 
 class DomainAdapt(Strategy):
@@ -221,6 +226,7 @@ class DomainAdapt(Strategy):
             "criterion_metric": CRITERIA[o.criterion][0],
             "candidates": rows, "epochs_by_method": {m: _criteria_columns(h) for m, h in histories.items()},
             "target_examples": len(feats.target_x), "target_labelled": len(feats.eval_y),
+            "criterion_vs_target": criterion_against_target(rows),
             **shift,
         }
         return outcome
@@ -295,7 +301,7 @@ class DomainAdapt(Strategy):
         best = min(run.history, key=lambda r: r.get(metric, math.inf))
         row = {"method": method, "epoch": int(best["epoch"]), "epochs_run": run.epochs_run,
                "source_val_accuracy": best.get("val_accuracy"), "target_entropy": best.get("val_target_entropy"),
-               "dev_risk": best.get("val_dev_risk"), "criterion": best.get(metric)}
+               "dev_risk": best.get("val_dev_risk"), **_dev_band(best), "criterion": best.get(metric)}
         if len(feats.eval_y):
             with torch.no_grad():
                 logits = head(feats.eval_x) if frozen else _logits(body[0], head, data, feats.eval_inputs)
@@ -307,7 +313,7 @@ class DomainAdapt(Strategy):
         the lowest criterion of all candidates, the source-only probe on a tie (every criterion
         estimates the same thing, the target error or confidence, on the same target examples)."""
         o = self.options
-        name = CRITERIA[o.criterion][0].removeprefix("val_").replace("_", " ")
+        name = CRITERION_NAMES[o.criterion]
         reference = rows[0]
         if o.method != "auto":
             return o.method, f"method {o.method} as requested ({name} {rows[-1]['criterion']:.4f}; " \
@@ -318,8 +324,11 @@ class DomainAdapt(Strategy):
             return SOURCE_ONLY, (f"{SOURCE_ONLY} kept: its {name} ({reference['criterion']:.4f}) is the lowest; "
                                  f"best of the others {runner_up['method']} {runner_up['criterion']:.4f}, so "
                                  "adaptation is not predicted to help")
+        overlap = ""
+        if o.criterion == "dev" and _overlap(best.get("dev_band"), reference.get("dev_band")):
+            overlap = f"; their 95% bands overlap, so the scores do not tell {best['method']} from {SOURCE_ONLY} apart"
         return best["method"], (f"{best['method']}: lowest {name} of {len(rows)} candidates ({best['criterion']:.4f}; "
-                                f"{SOURCE_ONLY} {reference['criterion']:.4f})")
+                                f"{SOURCE_ONLY} {reference['criterion']:.4f}){overlap}")
 
     # ---- save and restore
     @classmethod
@@ -418,11 +427,12 @@ def _source_only(feats: _Features, num_classes: int, seed: int, criterion: str) 
     mean, scale = feats.train_x.mean(0), feats.train_x.std(0).clamp_min(1e-6)
     with torch.no_grad():
         probs = F.softmax(head(feats.criterion_x), dim=1)
-    dev = deep_embedded_validation((feats.val_x - mean) / scale, (feats.criterion_x - mean) / scale, losses, seed)
-    entropy = prediction_entropy(probs)
+    scored = dev_score((feats.val_x - mean) / scale, (feats.criterion_x - mean) / scale, losses, seed)
+    dev, entropy = scored["score"], prediction_entropy(probs)
     row = {"method": SOURCE_ONLY, "epoch": None, "epochs_run": 0, "C": c,
            "source_val_accuracy": float((val_proba.argmax(1) == val_y).mean()), "target_entropy": entropy,
-           "dev_risk": dev, "criterion": dev if criterion == "dev" else entropy, "_head": head}
+           "dev_risk": dev, **_dev_band({f"val_dev_{k}": v for k, v in scored.items()}),
+           "criterion": dev if criterion == "dev" else entropy, "_head": head}
     if len(feats.eval_y):
         with torch.no_grad():
             row["target_accuracy"] = float((head(feats.eval_x).argmax(1) == feats.eval_y).float().mean())
@@ -435,6 +445,40 @@ def _logits(encoder: nn.Module, head: nn.Module, data: FitData, dataset) -> torc
     device = next(encoder.parameters()).device
     out = [head(encoder(to_device(x, device))).cpu() for x, _ in data.loader(dataset, 64)]
     return torch.cat(out)
+
+
+def _overlap(a: list | None, b: list | None) -> bool:
+    """Whether two recorded [low, high] bands overlap (False when either is missing)."""
+    if not a or not b or None in a or None in b:
+        return False
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _dev_band(logged: dict) -> dict:
+    """The DEV score's 95 % bootstrap band and effective sample size from one epoch's logged metrics."""
+    low, high = logged.get("val_dev_low"), logged.get("val_dev_high")
+    out: dict[str, Any] = {"dev_band": [low, high] if low is not None and high is not None else None}
+    if logged.get("val_dev_effective_n") is not None:
+        out["dev_effective_n"] = round(float(logged["val_dev_effective_n"]), 1)
+    return out
+
+
+def criterion_against_target(rows: list[dict]) -> dict | None:
+    """How the criterion ranks the candidates against their real target error (labelled target data
+    given, only to report): Spearman's rank correlation over the candidates (1: the same order, 0: no
+    relation, negative: reversed) and whether the candidate it kept is the best on the target; None
+    without target labels or with fewer than 3 candidates."""
+    from scipy.stats import spearmanr
+
+    scored = [r for r in rows if r.get("target_accuracy") is not None and r.get("criterion") is not None]
+    if len(scored) < 3:
+        return None
+    rho = spearmanr([r["criterion"] for r in scored], [1 - r["target_accuracy"] for r in scored])[0]
+    best = max(r["target_accuracy"] for r in scored)
+    kept = next((r for r in scored if r.get("chosen")), None)
+    return {"spearman": None if math.isnan(rho) else round(float(rho), 3), "candidates": len(scored),
+            "kept_is_best": bool(kept is not None and kept["target_accuracy"] >= best),
+            "best_on_target": [r["method"] for r in scored if r["target_accuracy"] >= best]}
 
 
 def _criteria_columns(history: list[dict]) -> list[dict]:
@@ -478,3 +522,27 @@ def _shift(model: TransferModel, feats: _Features, data: FitData, adapted: bool,
         projection[when] = {"source": xy[:n].tolist(), "target": xy[n:].tolist()}
     out["projection"] = projection
     return out
+
+
+def target_domain_metrics(settings: dict, target: dict | None = None) -> dict:
+    """An adapted run's headline on the domain it was adapted to, from the strategy's `settings`
+    and the run's target summary (`target`, config.json run.target): with labelled target data the
+    kept model's target accuracy, its count and a 95 % Wilson band; without, `accuracy` None and
+    why. {} for settings that are not an adaptation's."""
+    rows = [r for r in settings.get("candidates") or [] if isinstance(r, dict)]
+    kept = next((r for r in rows if r.get("chosen")), None)
+    if kept is None:
+        return {}
+    target = target or {}
+    out: dict[str, Any] = {"method": kept.get("method"), "unlabelled": target.get("unlabeled"),
+                           "labelled": target.get("labelled")}
+    n = int(target.get("labelled_examples") or settings.get("target_labelled") or 0)
+    accuracy = kept.get("target_accuracy")
+    if accuracy is None or not n:
+        return {**out, "accuracy": None, "n": 0,
+                "why": "no labelled target data were given (--target-labels), so the target accuracy is unknown"}
+    z = 1.96
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {**out, "accuracy": float(accuracy), "n": n, "correct": int(round(accuracy * n)),
+            "band": [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]}

@@ -1013,6 +1013,11 @@ class ClassifierBase(TransferEstimator):
                                          suggest=self.transfer_suggestions)
                 metrics["transfer"] = {**check, "control": control["model"],
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
+            if self.strategy_ == ADAPT:  # an adapted run's headline is the domain it was adapted to
+                from ..strategies.adapt import target_domain_metrics
+
+                metrics["target_domain"] = target_domain_metrics(
+                    getattr(self, "strategy_settings_", None) or {}, (getattr(self, "target_", None) or {}).get("summary"))
             self.metrics_ = metrics
         return metrics
 
