@@ -82,6 +82,7 @@ def test_adapt_writes_an_adapted_run_and_prints_the_adaptation_summary(adapted):
     assert f": {kept['target_accuracy']:.3f} ({correct} of 4 labelled target examples, 95% band " in headline
     assert result.stdout.index(headline) < result.stdout.index("the source domain's test split (")
     assert "DEV score [95% band]" in table and "est. target error" not in result.stdout
+    assert re.search(r"the DEV weights rest on \d+ to \d+ effective source validation examples", result.stdout)
     metrics = json.loads((run / "metrics.json").read_text())["test"]["target_domain"]
     assert metrics["accuracy"] == pytest.approx(kept["target_accuracy"]) and metrics["n"] == 4
 

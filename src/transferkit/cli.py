@@ -223,6 +223,10 @@ def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any,
     for said in (f"{chosen['method']}: ", f"{chosen['method']} kept: "):  # the reason may name it first
         reason = reason.removeprefix(said)
     lines = [f"kept {chosen['method']}: {reason}", DEV_MEANING]
+    effective = [r["dev_effective_n"] for r in rows if r.get("dev_effective_n") is not None]
+    if effective:  # the importance weights concentrate on the few source examples that look like the target
+        lines.append(f"the DEV weights rest on {min(effective):.0f} to {max(effective):.0f} effective source "
+                     "validation examples (Kish's effective sample size), hence the wide bands")
     if labelled:
         source_only = rows[0]  # the probe every plain fit ships, first by construction
         where = f" on {target['labelled']} ({counted(target['labelled_examples'], 'labelled example')})" \

@@ -195,3 +195,5 @@ def test_auto_says_when_the_kept_method_is_not_told_apart_from_source_only():
     assert kept == "cdan" and "their 95% bands overlap" in reason
     kept, reason = strategy._choose([row("source-only", 0.30, [0.25, 0.35]), row("cdan", 0.10, [0.05, 0.15])])
     assert kept == "cdan" and "overlap" not in reason
+    kept, reason = strategy._choose([row("source-only", 0.0255, [0.0001, 0.1087]), row("cdan", 0.0621, [0.0011, 0.2185])])
+    assert kept == "source-only" and "do not tell cdan from source-only apart" in reason

@@ -321,9 +321,13 @@ class DomainAdapt(Strategy):
         best = min(rows, key=lambda r: r["criterion"])  # the first on a tie: source-only
         if best is reference:
             runner_up = min(rows[1:], key=lambda r: r["criterion"])
+            overlap = ""
+            if o.criterion == "dev" and _overlap(runner_up.get("dev_band"), reference.get("dev_band")):
+                overlap = (f"; their 95% bands overlap, so the scores do not tell {runner_up['method']} from "
+                           f"{SOURCE_ONLY} apart")
             return SOURCE_ONLY, (f"{SOURCE_ONLY} kept: its {name} ({reference['criterion']:.4f}) is the lowest; "
                                  f"best of the others {runner_up['method']} {runner_up['criterion']:.4f}, so "
-                                 "adaptation is not predicted to help")
+                                 f"adaptation is not predicted to help{overlap}")
         overlap = ""
         if o.criterion == "dev" and _overlap(best.get("dev_band"), reference.get("dev_band")):
             overlap = f"; their 95% bands overlap, so the scores do not tell {best['method']} from {SOURCE_ONLY} apart"
