@@ -256,3 +256,11 @@ def test_time_series_errors_are_one_line_exit_2(monkeypatch, capsys, tmp_path, c
                            "--horizon", "24", "--train-fraction", "0.1")
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and "Traceback" not in err and len(lines) == 1 and message in lines[0], err
+
+
+def test_two_regular_rows_are_too_few_not_a_gap(tmp_path):
+    """Two rows one hour apart are regular: the error is the row count, never a 'gap' of 1 h instead of 1 h."""
+    path = tmp_path / "short.csv"
+    path.write_text("date,OT\n2020-01-01 00:00,1\n2020-01-01 01:00,2\n")
+    series = load_series_csv(path)
+    assert series.frequency in ("h", "H")

@@ -274,6 +274,8 @@ def _parse_times(path: Path, raw, name: str) -> tuple[np.ndarray, str | None, li
             return times, getattr(freq, "freqstr", str(freq)), notes
     steps, counts = np.unique(diffs, return_counts=True)
     step = steps[int(np.argmax(counts))]
+    if len(steps) == 1:  # regular, but too short for pandas to infer a frequency (two rows)
+        return times, pd.tseries.frequencies.to_offset(pd.Timedelta(step)).freqstr, notes
     if counts.max() < 0.5 * len(diffs):
         raise DataError(f"{path}: the time steps in {name!r} are irregular (the most common step, "
                         f"{pd.Timedelta(step)}, covers only {counts.max()} of {len(diffs)} steps); "
