@@ -53,3 +53,11 @@ def test_each_task_reads_its_own_prediction_inputs(est, inputs, file, message):
 
     with pytest.raises(TransferkitError, match=message):
         est.read_prediction_inputs(inputs, Path(file) if file else None)
+
+
+def test_a_check_without_a_noise_band_prints_why_not_inf():
+    from transferkit.cli import _noise
+
+    assert _noise({"noise": 0.01234}) == "noise ±0.0123"
+    text = _noise({"noise": float("inf"), "undefined": {"noise": "145 test windows hold 1 block of 96"}})
+    assert "inf" not in text and text.startswith("noise n/a: 145 test windows")

@@ -6,6 +6,7 @@ import difflib
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -166,12 +167,20 @@ def _print_metrics(est, metrics: dict, data: str | None = None) -> None:
                       highlight=False, soft_wrap=True)
 
 
+def _noise(check: dict) -> str:
+    """"noise ±0.0123", or "noise n/a" with the reason when the test data give no band (one block)."""
+    if math.isfinite(check["noise"]):
+        return f"noise ±{check['noise']:.4f}"
+    why = (check.get("undefined") or {}).get("noise")
+    return escape(f"noise n/a: {why}" if why else "noise n/a")
+
+
 def _print_baseline_check(check: dict | None) -> None:
     """Forecasts: whether a baseline beats the model (the verdict of a run without transfer)."""
     if not check:
         return
     colour = {"model": "green", "baseline": "red"}.get(check["verdict"], "blue")
-    console.print(f"[{colour}]{escape(check['headline'])}[/] (gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})",
+    console.print(f"[{colour}]{escape(check['headline'])}[/] (gain {check['gain']:+.4f}, {_noise(check)})",
                   highlight=False)
     for advice in check.get("advice", []):
         console.print(f"  - {escape(advice)}", highlight=False)
@@ -187,7 +196,7 @@ def _print_transfer(check: dict | None) -> None:
     name = check["metric"]
     console.print(f"[{colour}]{escape(verdict_headline(check))}[/]\n"
                   f"  {escape(name)} {check['model']:.4f} vs {check['baseline']:.4f} for {escape(str(check['control']))} "
-                  f"(gain {check['gain']:+.4f}, noise ±{check['noise']:.4f})", highlight=False)
+                  f"(gain {check['gain']:+.4f}, {_noise(check)})", highlight=False)
     for advice in check.get("advice", []):
         console.print(f"  - {escape(advice)}", highlight=False)
 
