@@ -80,7 +80,10 @@ def test_from_another_directory_compare_retrains_on_all_the_data(project, tmp_pa
     (step,) = json.loads((tmp_path / "grown/config.json").read_text())["run"]["lineage"]
     joint = step["comparison"]["joint"]
     assert "skipped" not in joint and joint["all_examples"] == 36  # the parent's images were found from here
-    assert step["comparison"]["naive"]["new_examples"] == 12
+    naive = step["comparison"]["naive"]
+    assert naive["new_examples"] == 12
+    # its old classes keep a head fitted on every old example: in-sample, so no forgetting figure, and said so
+    assert naive["old_in_sample"] and "forgetting" not in naive and "scored in-sample" in result.stdout
     assert "parent run's data" not in result.stderr
 
 

@@ -279,3 +279,12 @@ def test_a_run_of_the_first_format_loads_and_predicts_the_same(fitted_run, data,
     old_head, new_head = read_head_weights(run, "main"), read_head_weights(fitted_run, "main")
     assert old_head.keys() == new_head.keys() == {"weight", "bias"}
     assert all(torch.equal(old_head[k], new_head[k]) for k in new_head)
+
+
+def test_an_adapted_runs_figures_are_named_as_the_source_domains():
+    from transferkit.rundir import Evaluation
+
+    adapted = Evaluation(kind="test", n=60, metrics={"accuracy": 0.83, "target_domain": {"accuracy": 0.88}})
+    assert adapted.label("accuracy") == "source test accuracy (n=60)" and adapted.short == "source test n=60"
+    plain = Evaluation(kind="cross_validation", n=200, folds=5, metrics={"accuracy": 0.7})
+    assert plain.label("accuracy") == "cross-validated accuracy (5-fold, n=200)" and plain.short == "5-fold CV n=200"

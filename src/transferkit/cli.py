@@ -300,9 +300,7 @@ def _dev(row: dict) -> str:
 def _print_adaptation(settings: dict, target: dict | None = None) -> None:
     """The adaptation summary of a domain-adapted run (`adaptation_summary`)."""
     table, lines = adaptation_summary(settings, target)
-    drawn = _rich_table(table)
-    drawn.columns[0].no_wrap = True  # "source-only" whole: the number columns wrap their headings instead
-    console.print(drawn)
+    _print_table(table)
     for line in lines:
         console.print(escape(line), highlight=False, soft_wrap=True)
 
@@ -382,7 +380,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if adaptation:  # the domain adapted to heads the summary; the test split below is the source's
-        console.print(Text(target_headline(metrics.get("target_domain") or {})), soft_wrap=True)
+        console.print(target_headline(metrics.get("target_domain") or {}), highlight=False, soft_wrap=True)
     _print_metrics(est, metrics, _source_split(metrics) if adaptation else None)
     _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))

@@ -547,25 +547,31 @@ class Evaluation:
     def cross_validated(self) -> bool:
         return self.kind == CROSS_VALIDATION
 
+    @property
+    def domain(self) -> str:
+        """"source " for a domain-adapted run, whose figures score the source domain (the target's are
+        under "target_domain"), else ""."""
+        return "source " if isinstance(self.metrics.get("target_domain"), Mapping) else ""
+
     def describe(self) -> str:
         """What the figures were measured on: "test split, n=120", "5-fold cross-validation, n=200"."""
         n = "" if self.n is None else f", n={self.n}"
         if self.cross_validated:
-            return f"{self.folds or '?'}-fold cross-validation{n}"
-        return f"test split{n}"
+            return f"{self.domain}{self.folds or '?'}-fold cross-validation{n}"
+        return f"{self.domain}test split{n}"
 
     def label(self, metric: str) -> str:
         """`metric` named as measured: "test accuracy (n=120)", "cross-validated accuracy (5-fold, n=200)"."""
         n = "" if self.n is None else f"n={self.n}"
         if self.cross_validated:
-            return f"cross-validated {metric} ({self.folds or '?'}-fold{', ' + n if n else ''})"
-        return f"test {metric}" + (f" ({n})" if n else "")
+            return f"{self.domain}cross-validated {metric} ({self.folds or '?'}-fold{', ' + n if n else ''})"
+        return f"{self.domain}test {metric}" + (f" ({n})" if n else "")
 
     @property
     def short(self) -> str:
         """The kind in a table cell: "test n=120", "5-fold CV n=200"."""
         n = "" if self.n is None else f" n={self.n}"
-        return f"{self.folds or '?'}-fold CV{n}" if self.cross_validated else f"test{n}"
+        return f"{self.domain}{self.folds or '?'}-fold CV{n}" if self.cross_validated else f"{self.domain}test{n}"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "n": self.n, **({"folds": self.folds} if self.cross_validated else {})}

@@ -31,6 +31,7 @@ def test_fine_tune_learns_and_records_history(fitted):
 
 def test_save_load_gives_identical_predictions(fitted, tmp_path, colour_folder_session):
     clf, _ = fitted
+    measured = clf.evaluate()
     clf.save(tmp_path / "saved")
     assert {p.name for p in (tmp_path / "saved").iterdir()} >= {
         "model.safetensors", "config.json", "history.csv", "split.json"}
@@ -42,6 +43,8 @@ def test_save_load_gives_identical_predictions(fitted, tmp_path, colour_folder_s
     np.testing.assert_array_equal(again.predict_proba(paths), clf.predict_proba(paths))
     assert again.predict(paths) == clf.predict(paths)
     assert again.evaluate(colour_folder_session)["n"] == 45
+    # a loaded run without data: what its fit measured, not a traceback
+    assert again.evaluate()["accuracy"] == measured["accuracy"] and again.evaluate()["n"] == measured["n"]
 
 
 def test_predict_proba_rows_are_distributions_and_folders_expand(fitted, colour_folder_session):

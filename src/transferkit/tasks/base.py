@@ -993,7 +993,10 @@ class ClassifierBase(TransferEstimator):
 
         self._check_fitted()
         if data is None and not hasattr(self, "data_"):
-            raise RuntimeError("no test split to evaluate: this model was loaded; pass labelled data")
+            if getattr(self, "metrics_", None):  # a loaded run: what its fit measured (test split or CV estimate)
+                return dict(self.metrics_)
+            raise RuntimeError("nothing to evaluate: this model was loaded from a run without metrics.json; "
+                               "pass labelled data")
         inputs, labels, extra = self._labelled(data)
         proba = self._proba(inputs)
         if isinstance(proba, dict):  # several heads: each one's metrics, the first's at the top level
