@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import transferkit
+from transferkit.rundir import read_metrics
 
 from .conftest import make_image_folder
 from .test_cli_usage import assert_one_usage_line
@@ -53,8 +54,9 @@ def test_extended_run_is_cross_validated_on_every_class_as_fit_would(project):
     classes, never on the few held-out images of the new class alone."""
     result = cli("extend", "runs/parent", "new", "--out", "runs/grown", "--quiet", cwd=project)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((project / "runs/grown/metrics.json").read_text())["test"]
-    assert metrics["n"] == 36
+    evaluation = read_metrics(project / "runs/grown")
+    metrics = evaluation.metrics
+    assert evaluation.kind == "cross_validation" and metrics["n"] == 36
     assert {c: m["support"] for c, m in metrics["per_class"].items()} == {"green": 12, "red": 12, "blue": 12}
     config = json.loads((project / "runs/grown/config.json").read_text())
     (step,) = config["run"]["lineage"]
@@ -159,5 +161,5 @@ def test_the_python_grow_example_saves_the_grown_runs_metrics(project, tmp_path,
     monkeypatch.chdir(tmp_path)
     grown = ImageClassifier.load(project / "runs/parent").extend(project / "new")
     grown.save(tmp_path / "grown")
-    metrics = json.loads((tmp_path / "grown/metrics.json").read_text())["test"]
+    metrics = read_metrics(tmp_path / "grown").metrics
     assert metrics["n"] == 36 and metrics["accuracy"] == pytest.approx(grown.lineage_[-1]["metrics"]["all_accuracy"])

@@ -61,3 +61,30 @@ def test_a_check_without_a_noise_band_prints_why_not_inf():
     assert _noise({"noise": 0.01234}) == "noise ±0.0123"
     text = _noise({"noise": float("inf"), "undefined": {"noise": "145 test windows hold 1 block of 96"}})
     assert "inf" not in text and text.startswith("noise n/a: 145 test windows")
+
+
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_a_wide_table_in_a_narrow_terminal_keeps_every_name_and_number_whole(columns, monkeypatch):
+    """extend's comparison table at 80 columns squeezed its model names to nothing; now every cell is
+    printed whole (wrapped, on its side, or as lines)."""
+    import io
+
+    from rich.console import Console
+
+    from transferkit._format import Table
+
+    spec = Table(columns=("model", "old acc before", "old acc after", "forgetting", "new-class acc", "all acc",
+                          "seconds"),
+                 right=("old acc before", "old acc after", "forgetting", "new-class acc", "all acc", "seconds"),
+                 rows=[("extend (this run)", "0.650", "0.625", "2.5 ± 3.0 pts", "0.675", "0.635", "12.3"),
+                       ("naive: new data only", "0.650", "0.000", "65.0 pts", "1.000", "0.200", "4.1"),
+                       ("retrain on all data", "0.650", "0.625", "2.5 pts", "0.675", "0.635", "30.2")],
+                 title="extended with tulip")
+    out = io.StringIO()
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setattr(cli, "console", Console(file=out, width=int(columns), force_terminal=False))
+    cli._print_table(spec)
+    text = " ".join(out.getvalue().split())  # wrapped text joined again
+    for row in spec.rows:
+        for cell in row:
+            assert cell in text, (cell, out.getvalue())

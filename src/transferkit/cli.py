@@ -66,17 +66,8 @@ def _rich_table(spec, columns: typing.Sequence[str] | None = None) -> Table:
     for i in keep:
         column = spec.columns[i]
         number = column in spec.right
-        # a text column keeps room for its longest word (up to 16 characters), so a narrow terminal wraps
-        # it readably or, when even that does not fit, `_print_table` chooses another layout
-        # and a number column keeps room for its longest value and heading word (a number never breaks;
-        # its heading wraps between words)
-        cells = [str(row[i]) for row in [*spec.rows, *spec.totals]]
-        longest = max((len(word) for cell in cells for word in cell.split()), default=1)
-        if number:
-            width = max([len(cell) for cell in cells] + [len(word) for word in column.split()])
-        else:
-            width = min(longest, 16)
-        table.add_column(Text(column), justify="right" if number else "left", overflow="fold", min_width=width)
+        table.add_column(Text(column), justify="right" if number else "left", overflow="fold",
+                         no_wrap=number, min_width=min(len(column), 8) if number else None)
     for row in spec.rows:
         table.add_row(*(Text(str(row[i])) for i in keep))
     if spec.totals:
@@ -111,6 +102,22 @@ def _transposed(spec):
     return PlainTable(columns=(spec.columns[key], *heads), rows=rows, title=spec.title, right=tuple(heads))
 
 
+def _narrowest(spec, columns: typing.Sequence[str]) -> int:
+    """The width `spec` needs with every number and number heading whole (they never wrap) and each
+    text cell wrapped at its longest word: rich's own minimum lets a text column shrink to nothing."""
+    total = 1
+    for i, column in enumerate(spec.columns):
+        if column not in columns:
+            continue
+        cells = [str(row[i]) for row in [*spec.rows, *spec.totals]]
+        if column in spec.right:
+            needed = max([len(cell) for cell in cells] + [len(column)])
+        else:
+            needed = max((len(word) for text in [*cells, column] for word in text.split()), default=1)
+        total += needed + 3  # padding either side and the rule
+    return total
+
+
 def _print_table(spec) -> None:
     """`spec` printed so every header and value can be read in full: through a pipe at its natural width;
     in a terminal too narrow for it, its `optional` columns left out (named below it), the rest wrapped;
@@ -134,11 +141,7 @@ def _print_table(spec) -> None:
         dropped.append(name)
         table = _rich_table(spec, columns)
     transposed = _transposed(spec)
-    if _width(table)[0] <= width:
-        if _width(table)[1] > width:  # number columns at their narrowest (headings wrapped): text keeps the rest
-            for column in table.columns:
-                if column.justify == "right":
-                    column.max_width = column.min_width
+    if _width(table)[0] <= width and _narrowest(spec, columns) <= width:
         console.print(table)
     elif transposed is not None and _width(_rich_table(transposed))[1] <= width:
         console.print(_rich_table(transposed))  # many columns, few rows (rank --metric all): a row per column
