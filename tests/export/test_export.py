@@ -91,13 +91,12 @@ def test_predict_on_model_onnx_without_torch(image_export):
 
 
 def test_int8_refused_when_it_loses_more_than_max_drop(image_run, tmp_path, monkeypatch):
-    """When every variant loses more than --max-drop (here each is counted as losing 100 points more than
-    it does, over a --max-drop of 0: a negative --max-drop is refused up front), all are quantised and
-    measured, none qualifies, the fp32 file is the result and the reason is one line."""
-    from transferkit.export import onnx_export
+    """When every variant loses more than --max-drop (here each is judged over it whatever it loses: a
+    negative --max-drop is refused up front), all are quantised and measured, none qualifies, the fp32
+    file is the result and the reason is one line."""
+    from transferkit.export import quantize
 
-    loss = onnx_export._loss
-    monkeypatch.setattr(onnx_export, "_loss", lambda spec, fp32, int8: loss(spec, fp32, int8) + 1.0)
+    monkeypatch.setattr(quantize, "within_max_drop", lambda *args, **kwargs: False)
     result = export_run(image_run, quantize="int8", out=tmp_path / "strict.onnx", max_drop=0.0)
     assert result.path == tmp_path / "strict.onnx" and not (tmp_path / "strict.int8.onnx").exists()
     (warning,) = result.warnings
