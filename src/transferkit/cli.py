@@ -303,7 +303,12 @@ def _dev(row: dict) -> str:
 def _print_adaptation(settings: dict, target: dict | None = None) -> None:
     """The adaptation summary of a domain-adapted run (`adaptation_summary`)."""
     table, lines = adaptation_summary(settings, target)
-    _print_table(table)
+    if _fits_terminal() is None:  # a pipe or a log file: every column whole
+        _print_table(table)
+    else:
+        drawn = _rich_table(table)
+        drawn.columns[0].no_wrap = True  # "source-only" whole: the number columns wrap their headings instead
+        console.print(drawn)
     for line in lines:
         console.print(escape(line), highlight=False, soft_wrap=True)
 
