@@ -730,12 +730,12 @@ def _check_output_file(path: Path, flag: str) -> None:
 
     if path.is_dir():
         raise TransferkitError(f"{flag} {path}: is a folder; name a file, e.g. {flag} {path / 'lr_find.png'}.")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise TransferkitError(f"{flag} {path}: {parent} is a file, so nothing can be written under it; "
-                                       "choose another path.")
-            break
+    from .rundir import file_above
+
+    blocking = file_above(path)
+    if blocking is not None:
+        raise TransferkitError(f"{flag} {path}: {blocking} is a file, so nothing can be written under it; "
+                               "choose another path.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".transferkit-write-test-"):

@@ -333,15 +333,18 @@ def output_folder(folder: str | Path):
         raise
 
 
+def file_above(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` when it is a file (nothing can be written under it), else None."""
+    existing = next((parent for parent in path.parents if parent.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def _check_out_path(out: Path, flag: str) -> None:
     if out.exists() and not out.is_dir():
         raise TransferkitError(f"{flag}: is an existing file, not a folder; choose a folder path for the run.")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise TransferkitError(f"{flag}: {parent} is a file, so no folder can be made under it; "
-                                       "choose another path.")
-            break
+    blocking = file_above(out)
+    if blocking is not None:
+        raise TransferkitError(f"{flag}: {blocking} is a file, so no folder can be made under it; choose another path.")
 
 
 def _acquire_lock(out: Path, flag: str) -> Path:

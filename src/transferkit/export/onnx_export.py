@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import RunDirectoryError, TransferkitError
-from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, read_exports, read_json, write_text
+from ..rundir import CONFIG_FILE, EXPORTS_FILE, ONNX_FILE, SPLIT_FILE, file_above, read_exports, read_json, write_text
 
 log = logging.getLogger(__name__)
 #: Held-out examples the parity check compares (evenly spaced over the split).
@@ -480,12 +480,9 @@ def check_export_target(out: Path, quantize: str | None, max_drop: float) -> Non
         if target.exists() and not _is_export(target):
             raise ExportError(f"--out {out}: {target} exists and is not a model written by `transferkit export`; "
                               "choose another --out (it is not overwritten).")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ExportError(f"--out {out}: {parent} is a file, so no file can be written under it; "
-                                  "choose another path.")
-            break
+    blocking = file_above(out)
+    if blocking is not None:
+        raise ExportError(f"--out {out}: {blocking} is a file, so no file can be written under it; choose another path.")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
