@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_image_folder
+from tests.test_cli import run_cli as run_main
 from tests.corpus.models import (forecast_meta, forecast_model, image_meta, image_model, text_meta, text_model,
                                  tokenizer_json)
-from transferkit.cli import main
 from transferkit.safe_json import JsonProblem, parse_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,14 +27,7 @@ def run_cli(monkeypatch, capsys, *args: str, env: dict | None = None) -> tuple[i
     """`transferkit ARGS` in this process (as `main` runs it): exit code, stdout, stderr."""
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(sys, "argv", ["transferkit", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(monkeypatch, capsys, *args)
 
 
 def assert_one_line(code: int, err: str, *words: str) -> None:
