@@ -219,6 +219,24 @@ def _detection_model_class():
                 return out
             return [{**o, "labels": o["labels"] - self.label_offset} for o in out]
 
+        def predict(self, images, orig_sizes: Sequence, conf: float = 0.0) -> list[dict]:
+            """Per image {"boxes" (n, 4) in the original image's pixels, "scores", "labels"}, scores ≥ `conf`."""
+            import torch
+
+            from ..data.detection.dataset import to_original
+
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                outputs = self(images)
+            self.train(was_training)
+            kept = []
+            for out, size in zip(outputs, orig_sizes):
+                keep = out["scores"] >= conf
+                kept.append({"boxes": to_original(out["boxes"][keep], size, self.image_size),
+                             "scores": out["scores"][keep], "labels": out["labels"][keep]})
+            return kept
+
         def config(self) -> dict:
             """What rebuilds this model (with `build_detector`)."""
             return {"architecture": self.architecture, "backbone": self.backbone_name,
