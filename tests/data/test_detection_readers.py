@@ -247,3 +247,31 @@ def test_too_few_images_to_split(tmp_path):
     write_voc(tmp_path / "voc", {"a.jpg": [("cat", (5, 5, 30, 30))]})
     with pytest.raises(DataError, match="cannot also give a test split"):
         load_detection(tmp_path / "voc")
+
+
+def test_yolo_splits_from_data_yaml_folders(tmp_path):
+    """Ultralytics' layout: images/train, images/val and data.yaml naming them."""
+    root = tmp_path / "yolo"
+    for split, count in (("train", 4), ("val", 2)):
+        for i in range(count):
+            write_image(root / "images" / split / f"{split}{i}.jpg")
+            (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+            (root / "labels" / split / f"{split}{i}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames: [cat]\n")
+    data = load_detection(root)
+    assert data.problems == [] and {it.image.parent.name for it in data.subset("val")} == {"val"}
+    assert len(data.splits["val"]) == 2 and len(data.splits["train"]) + len(data.splits["test"]) == 4
+    assert "data.yaml's train/val folders" in data.split["description"]
+
+
+def test_coco_class_outside_the_given_classes(tmp_path):
+    root = tmp_path / "coco"
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        write_image(root / name)
+    coco = {"images": [{"id": i, "file_name": n} for i, n in enumerate(("a.jpg", "b.jpg", "c.jpg"), 1)],
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+            "annotations": [{"id": i, "image_id": i, "category_id": 1 + (i == 3), "bbox": [5, 5, 20, 20]}
+                            for i in (1, 2, 3)]}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    data = load_detection(root, classes=["cat"])
+    assert "class 'dog' is not among the classes ['cat']" in _one_line_naming(data, "annotations[2] (id 3)")

@@ -165,6 +165,8 @@ class ReadResult:
     classes: list[str]
     items: list[DetectionItem]
     names: list[str] = field(default_factory=list)  # the image file name of each item
+    given: dict[str, list[int]] = field(default_factory=dict)  # splits the format itself names (data.yaml)
+    source: str = ""  # where `given` came from, for the split's description
 
 
 def make_item(image: Path, boxes: list, labels: list, width: int, height: int) -> DetectionItem:

@@ -12,11 +12,13 @@ from ...errors import DataError
 from ...safe_json import JsonProblem, parse_json
 from .base import FormatReader, Problems, ReadResult, check_box, image_size, make_item
 
-NAMES = ("annotations.json", "instances*.json", "annotations/instances*.json", "annotations/annotations.json")
+NAMES = ("annotations.json", "instances*.json", "_annotations.coco.json", "annotations/instances*.json",
+         "annotations/annotations.json")
 
 
 def annotation_file(root: Path) -> Path | None:
-    """The COCO file of a folder: `annotations.json`, else the first `instances*.json` (sorted)."""
+    """The COCO file of a folder: `annotations.json`, else the first `instances*.json` (sorted), else
+    `_annotations.coco.json` (as annotation services export it), also in an `annotations/` folder."""
     for pattern in NAMES:
         found = sorted(root.glob(pattern))
         if found:
@@ -86,11 +88,15 @@ def read_coco(root: Path, classes: list[str] | None, problems: Problems) -> Read
             problems.add(where, f"image_id {ann.get('image_id')!r} is not in 'images'; box skipped",
                          "list the image or fix the image_id")
             continue
-        if ann.get("category_id") not in categories or categories[ann["category_id"]] not in index:
-            cat = ann.get("category_id")
+        cat = ann.get("category_id")
+        if cat not in categories:
             known_ids = ", ".join(f"{k} {v!r}" for k, v in sorted(categories.items()))
             problems.add(where, f"unknown category_id {cat!r} (categories: {known_ids}); box skipped",
                          "use a category id from 'categories'")
+            continue
+        if categories[cat] not in index:
+            problems.add(where, f"class {categories[cat]!r} is not among the classes {known}; box skipped",
+                         "keep to the model's classes, or retrain with this one")
             continue
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
             problems.add(where, f"bbox {str(bbox)[:40]} is not 4 numbers [x, y, width, height]; box skipped",

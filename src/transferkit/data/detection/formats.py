@@ -94,6 +94,8 @@ def load_detection(path: str | Path, classes: list[str] | None = None, val_fract
     else:
         result = reader.read(root, classes, problems)
         given, source = _split_lists(root, result, problems)
+        if not given and result.given:
+            given, source = result.given, result.source
     _check_usable(root, result, given)
     splits, description = _complete_splits(given, len(result.items), val_fraction, test_fraction, seed, source)
     for split in ("train",):

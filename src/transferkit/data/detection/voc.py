@@ -14,6 +14,8 @@ from .base import FormatReader, Problems, ReadResult, check_box, image_size, mak
 
 ANNOTATIONS = "annotations"
 IMAGES = "images"
+#: far above a VOC file of thousands of objects; a larger file is not an annotation
+MAX_XML_BYTES = 16 * 2**20
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 
 
@@ -76,6 +78,8 @@ def read_voc(root: Path, classes: list[str] | None, problems: Problems) -> ReadR
     parsed = []
     for xml in sorted(p for p in (root / ANNOTATIONS).glob("*.xml") if not is_junk(p)):
         try:
+            if xml.stat().st_size > MAX_XML_BYTES:
+                raise XmlRefused(f"{xml.stat().st_size} bytes, over the {MAX_XML_BYTES} read from one annotation")
             element = parse_xml(xml.read_bytes())
         except (OSError, XmlRefused) as exc:
             problems.add(xml, f"{exc}; file skipped", "fix or regenerate the annotation file")

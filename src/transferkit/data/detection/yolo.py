@@ -118,7 +118,29 @@ def read_yolo(root: Path, classes: list[str] | None, problems: Problems) -> Read
                     boxes.append(box)
                     labels.append(index[names[cls]])
         items.append(make_item(image, boxes, labels, width, height))
-    return ReadResult(classes=known, items=items, names=[it.image.name for it in items])
+    given = _yaml_splits(root, images_dir, items)
+    return ReadResult(classes=known, items=items, names=[it.image.name for it in items], given=given,
+                      source="data.yaml's " + "/".join(given) + " folders" if given else "")
+
+
+def _yaml_splits(root: Path, images_dir: Path, items: list) -> dict[str, list[int]]:
+    """Splits data.yaml names as folders of images (Ultralytics: `train: images/train`,
+    relative to its `path:` or to the yaml's folder); {} when it names none that hold images."""
+    path = yaml_file(root)
+    if path is None:
+        return {}
+    config = read_yaml(path)
+    base = path.parent / str(config.get("path") or ".")
+    given = {}
+    for split in ("train", "val", "test"):
+        folder = config.get(split)
+        if not isinstance(folder, str):
+            continue
+        target = (base / folder).resolve()
+        inside = [i for i, it in enumerate(items) if it.image.resolve().is_relative_to(target)]
+        if inside and target != images_dir.resolve():
+            given[split] = inside
+    return given if "train" in given else {}
 
 
 def _floats(fields: list[str]) -> list[float] | None:
