@@ -81,3 +81,26 @@ def test_refusals_name_the_fix():
         build_detector("mobilenetv2_100", 1, architecture="fcoss")
     with pytest.raises(BackboneUnavailableError, match="feature maps"):
         build_detector("mnist_cnn", 1)
+
+
+def test_weights_round_trip_through_safetensors(tmp_path):
+    """config() + a safetensors state rebuild the same detector (no tensor is stored twice)."""
+    from safetensors.torch import load_file, save_file
+
+    model = build_detector("mobilenetv2_100", 2, architecture="fcos", image_size=SIZE, frozen_stages=2).eval()
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    config = model.config()
+    again = build_detector(config["backbone"], config["num_classes"], config["architecture"], config["image_size"],
+                           config["frozen_stages"], pretrained=False).eval()
+    again.load_state_dict(load_file(tmp_path / "model.safetensors"))
+    images, _ = batch()
+    for a, b in zip(model(images), again(images)):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+
+
+def test_pyramid_on_efficientnet_lite0():
+    """The FPN reads EfficientNet-Lite0's stages at strides 8, 16 and 32 (40, 112, 320 channels)."""
+    model = build_detector("efficientnet_lite0", 1, architecture="fcos", image_size=SIZE).eval()
+    maps = model.detector.backbone(torch.rand(1, 3, SIZE, SIZE))
+    assert [tuple(m.shape[-2:]) for m in maps.values()] == [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)]
+    assert {m.shape[1] for m in maps.values()} == {128}

@@ -98,9 +98,8 @@ def load_detection(path: str | Path, classes: list[str] | None = None, val_fract
             given, source = result.given, result.source
     _check_usable(root, result, given)
     splits, description = _complete_splits(given, len(result.items), val_fraction, test_fraction, seed, source)
-    for split in ("train",):
-        if not any(len(result.items[i].labels) for i in splits[split]):
-            raise DataError(f"{root}: the {split} split has no boxes; annotate some of its images.")
+    if not any(len(result.items[i].labels) for i in splits["train"]):
+        raise DataError(f"{root}: the training split has no boxes; annotate some of its images.")
     record = {"description": description, "seed": seed, "val_fraction": val_fraction,
               "test_fraction": test_fraction, "source": source}
     return DetectionData(root=root, classes=result.classes, items=result.items, format=name, splits=splits,
