@@ -253,7 +253,8 @@ def build_detector(backbone: str | Backbone = "mobilenetv2_100", num_classes: in
     for `num_classes` classes, reading `image_size` square inputs.
 
     `frozen_stages` freezes the backbone's first groups (-1: all of it, the head-only strategy);
-    `pretrained=False` builds the same architecture from random weights (the from-scratch control).
+    `pretrained=False` builds a named backbone's architecture from random weights (the from-scratch
+    control); a `Backbone` object is used as it is.
     """
     from .factory import create_backbone
 

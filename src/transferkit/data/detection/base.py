@@ -65,6 +65,7 @@ class DetectionData:
         return {c: int((labels == i).sum()) for i, c in enumerate(self.classes)}
 
     def summary(self) -> dict:
+        """Format, classes, images and boxes per split, background images and problem count."""
         return {
             "root": str(self.root),
             "format": self.format,
@@ -110,7 +111,7 @@ def image_size(path: Path, problems: Problems, where: str | Path | None = None) 
                      "put the image there or remove its annotation")
         return None
     try:
-        image = open_rgb(path, max_side=64)
+        open_rgb(path, max_side=64)
     except DataError as exc:
         reason = str(exc).split(": ", 1)[-1].split(";")[0]
         problems.add(path, f"{reason}; image and its boxes skipped", "re-export the image or remove it")
@@ -121,7 +122,6 @@ def image_size(path: Path, problems: Problems, where: str | Path | None = None) 
         width, height = probe.size
         if probe.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored a quarter turn from upright
             width, height = height, width
-    del image
     return int(width), int(height)
 
 
@@ -170,6 +170,7 @@ class ReadResult:
 
 
 def make_item(image: Path, boxes: list, labels: list, width: int, height: int) -> DetectionItem:
+    """A `DetectionItem` from lists of boxes (pixel corners) and label indices."""
     return DetectionItem(image=image, boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
                          labels=np.asarray(labels, np.int64), width=width, height=height)
 

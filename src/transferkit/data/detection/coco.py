@@ -27,6 +27,7 @@ def annotation_file(root: Path) -> Path | None:
 
 
 def matches(root: Path) -> bool:
+    """Whether `root` holds a COCO annotation file."""
     return annotation_file(root) is not None
 
 

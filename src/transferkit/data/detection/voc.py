@@ -68,6 +68,7 @@ def _find_image(images: Path, xml: Path, filename: str | None) -> Path:
 
 
 def matches(root: Path) -> bool:
+    """Whether `root` holds `annotations/*.xml`."""
     return (root / ANNOTATIONS).is_dir() and any((root / ANNOTATIONS).glob("*.xml"))
 
 

@@ -15,10 +15,12 @@ YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 
 
 def matches(root: Path) -> bool:
+    """Whether `root` holds `images/` and `labels/` folders."""
     return (root / "labels").is_dir() and (root / "images").is_dir()
 
 
 def yaml_file(root: Path) -> Path | None:
+    """The data set's data.yaml: in `root`, or above it when `root` is a split folder."""
     for name in YAML_NAMES:
         for folder in (root, root.parent):  # a split folder (train/) reads the data set's data.yaml
             if (folder / name).is_file():
