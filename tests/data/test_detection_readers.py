@@ -275,3 +275,21 @@ def test_coco_class_outside_the_given_classes(tmp_path):
     (root / "annotations.json").write_text(json.dumps(coco))
     data = load_detection(root, classes=["cat"])
     assert "class 'dog' is not among the classes ['cat']" in _one_line_naming(data, "annotations[2] (id 3)")
+
+
+@pytest.mark.parametrize("defused", [True, False])
+def test_xml_declarations_are_refused_with_or_without_defusedxml(monkeypatch, defused):
+    import sys
+
+    from transferkit.data.detection.voc import XmlRefused, parse_xml
+
+    if not defused:
+        monkeypatch.setitem(sys.modules, "defusedxml", None)  # import fails: the raw-text check alone
+        monkeypatch.setitem(sys.modules, "defusedxml.ElementTree", None)
+    laughs = '<?xml version="1.0"?><!doctype a [<!entity b "bbbb">]><annotation>&b;</annotation>'
+    for data in (laughs.encode(), laughs.encode("utf-16"), b'<!DOCTYPE a SYSTEM "file:///etc/passwd"><a/>'):
+        with pytest.raises(XmlRefused, match="DTD or entities"):
+            parse_xml(data)
+    assert parse_xml(b"<annotation><filename>a.jpg</filename></annotation>").find("filename").text == "a.jpg"
+    with pytest.raises(XmlRefused, match="malformed"):
+        parse_xml(b"<annotation>")
