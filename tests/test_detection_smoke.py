@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from transferkit.backbones.detectors import DEFAULT_DETECTOR, build_detector
+from transferkit.backbones.detectors import DEFAULT_DETECTOR, build_detector, detect_items, evaluate_detector
 from transferkit.data.detection import DetectionDataset, collate_detection, load_detection
 
 from .conftest import shared_dataset
@@ -34,8 +34,7 @@ def test_default_detector_loss_falls_and_predictions_are_in_original_pixels():
             losses.append(float(loss.detach()))
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
 
-    images, targets = collate_detection([DetectionDataset(items, SIZE)[i] for i in range(4)])
-    predictions = model.predict(images, [t["orig_size"] for t in targets])
+    predictions = detect_items(model, items[:4], batch_size=3)
     assert any(len(p["boxes"]) for p in predictions)
     for item, pred in zip(items, predictions):
         boxes = pred["boxes"]
@@ -44,3 +43,5 @@ def test_default_detector_loss_falls_and_predictions_are_in_original_pixels():
     # the largest box reaches past the square input: it is in the photo's pixels, not the model's
     widest = max(float(p["boxes"][:, 2].max()) for p in predictions if len(p["boxes"]))
     assert widest > SIZE
+    metrics = evaluate_detector(model, items, data.classes)
+    assert 0 <= metrics["map"] <= metrics["map_50"] <= 1 and set(metrics["per_class"]) == {"raccoon"}

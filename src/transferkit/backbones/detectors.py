@@ -278,3 +278,26 @@ def build_detector(backbone: str | Backbone = "mobilenetv2_100", num_classes: in
     if frozen_stages:
         model.freeze_stages(frozen_stages)
     return model
+
+
+def detect_items(model: Any, items: Sequence, batch_size: int = 8, conf: float = 0.0) -> list[dict]:
+    """`model`'s predictions on `items` (DetectionItem list), boxes in each image's original pixels."""
+    from ..data.detection.dataset import DetectionDataset, collate_detection
+
+    dataset = DetectionDataset(items, model.image_size)
+    predictions = []
+    for start in range(0, len(dataset), batch_size):
+        images, targets = collate_detection([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        predictions += model.predict(images, [t["orig_size"] for t in targets], conf=conf)
+    return predictions
+
+
+def evaluate_detector(model: Any, items: Sequence, classes: Sequence[str], batch_size: int = 8) -> dict:
+    """COCO metrics (`data.detection.detection_metrics`) of `model` on `items`, in original pixels."""
+    import torch
+
+    from ..data.detection.metrics import detection_metrics
+
+    targets = [{"boxes": torch.from_numpy(it.boxes), "labels": torch.from_numpy(it.labels)} for it in items]
+    return detection_metrics(detect_items(model, items, batch_size), targets, classes)
+
