@@ -293,3 +293,11 @@ def test_xml_declarations_are_refused_with_or_without_defusedxml(monkeypatch, de
     assert parse_xml(b"<annotation><filename>a.jpg</filename></annotation>").find("filename").text == "a.jpg"
     with pytest.raises(XmlRefused, match="malformed"):
         parse_xml(b"<annotation>")
+
+
+def test_sizes_for_choosing_an_input_size(tmp_path, raccoon):
+    root = write_voc(tmp_path / "voc", {f"{i}.jpg": [("cat", (0, 0, 32, 24))] for i in range(3)})
+    data = load_detection(root)
+    assert data.sizes() == {"median_image_side": 48.0, "median_box_fraction": pytest.approx(0.5)}
+    assert data.summary()["median_box_fraction"] == pytest.approx(0.5)
+    assert 0.5 < raccoon.sizes()["median_box_fraction"] < 0.9  # raccoons fill most of their photos

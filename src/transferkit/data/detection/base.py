@@ -64,6 +64,15 @@ class DetectionData:
         labels = np.concatenate([it.labels for it in items]) if items else np.zeros(0, np.int64)
         return {c: int((labels == i).sum()) for i, c in enumerate(self.classes)}
 
+    def sizes(self) -> dict[str, float]:
+        """Median shorter image side (pixels) and median box size relative to its image (the square
+        root of the area ratio): what an input size must keep visible."""
+        sides = [min(it.width, it.height) for it in self.items]
+        fractions = [float(np.sqrt((b[2] - b[0]) * (b[3] - b[1]) / (it.width * it.height)))
+                     for it in self.items for b in it.boxes]
+        return {"median_image_side": float(np.median(sides)) if sides else 0.0,
+                "median_box_fraction": float(np.median(fractions)) if fractions else 0.0}
+
     def summary(self) -> dict:
         """Format, classes, images and boxes per split, background images and problem count."""
         return {
@@ -73,6 +82,7 @@ class DetectionData:
             "images": {name: len(idx) for name, idx in self.splits.items()},
             "boxes": {name: self.box_counts(name) for name in self.splits},
             "background_images": sum(len(it.labels) == 0 for it in self.items),
+            **self.sizes(),
             "problems": len(self.problems),
             "split": self.split["description"],
         }
