@@ -15,7 +15,8 @@ from rich.markup import escape
 import typer.main
 
 from transferkit._registry import Registry
-from transferkit.cli import SET_BY_CLI, app
+from transferkit.cli import app
+from transferkit.cli.options import SET_BY_CLI
 from transferkit.tasks import TASKS, TransferEstimator
 from transferkit.tasks.params import Interval, OneOf, ParameterError, check_params, parameter_doc, parameter_docs
 
