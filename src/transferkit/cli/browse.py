@@ -1,7 +1,6 @@
 """The commands that look around: `runs`, `compare`, `cache`, `list` and `demo`."""
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -12,6 +11,7 @@ from rich.text import Text
 
 from .._format import Table as PlainTable
 from . import app, console, err_console
+from .json_output import print_json
 from .options import ONNX_TWIN_OPTION
 from .render import _fits_terminal, _print_table
 from .train import run_fit
@@ -36,7 +36,7 @@ def runs(
         TASKS.entry(task)  # an unknown name: one line with the close matches
         found = by_task(found).get(task, [])
     if as_json:
-        print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False, default=str))
+        print_json([r.to_dict() for r in found])
         return
     if not found:
         console.print(Text(f"no runs under {folder}{f' for task {task}' if task else ''}; `transferkit fit DATA --out "
@@ -57,7 +57,7 @@ def compare(
 
     comparison = compare_runs(run_a, run_b)
     if as_json:
-        print(json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False, default=str))
+        print_json(comparison.to_dict())
         return
     for table in comparison_tables(comparison):
         _print_table(table)
@@ -87,7 +87,7 @@ def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (wh
         return
     info = cache_info(root)
     if as_json:
-        print(json.dumps(info, indent=2))
+        print_json(info)
         return
     if not info["marked"] and Path(info["root"]).exists():
         err_console.print(f"[yellow]warning:[/] {escape(info['root'])} is not a transferkit feature cache (no "
@@ -127,7 +127,7 @@ def list_(what: ListWhat = typer.Argument(..., help="backbones, strategies, task
         columns = ("name", "description")
         rows = [(e.name, e.description) for e in (STRATEGIES if what is ListWhat.strategies else TASKS).entries()]
     if as_json:
-        print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, ensure_ascii=False))
+        print_json([dict(zip(columns, row)) for row in rows])
         return
     _print_table(PlainTable(columns=columns, rows=rows, optional=("paper", "reads")))
     if what is ListWhat.backbones:

@@ -2,7 +2,6 @@
 learning rate)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,10 +11,10 @@ from rich.text import Text
 
 from .._format import Table as PlainTable
 from .._format import counted
-from ..errors import TransferkitError
 from ..strategies.lr_finder import MAX_LR, MIN_LR, STEPS
 from . import app, console, err_console
-from .options import QUIET_OPTION, _declared_without, _EstimatorOptionsCommand, given_params, parse_options
+from .json_output import json_text, print_json
+from .options import QUIET_OPTION, _declared_without, _EstimatorOptionsCommand, given_params, parse_options, taken_params
 from .render import _print_table
 from .train import _check_environment, _check_output_file
 
@@ -64,9 +63,9 @@ def rank(
     result = ranking.to_dict()
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        out.write_text(json_text(result) + "\n", encoding="utf-8")
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     from .._format import column_format
 
@@ -147,12 +146,8 @@ def lr_find(
         if not (quiet or as_json):
             console.print(f"[bold]task: {escape(task)}[/] — {escape(why)} (override with --task)", highlight=False)
     cls = TASKS.get(task)
-    given = {name: value for name, value in params.items()  # as `fit`: the rest are the task's defaults
-             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
-    foreign = sorted(k for k, v in given.items() if k not in set(cls._get_param_names()) and v is not None)
-    if foreign:
-        raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
-    est = cls(progress=not (quiet or as_json), strategy_options=parse_options(option), **given)
+    given = given_params(ctx, params)  # as `fit`: the rest are the task's defaults
+    est = cls(progress=not (quiet or as_json), strategy_options=parse_options(option), **taken_params(task, cls, given))
     result = est.lr_find(data, min_lr=min_lr, max_lr=max_lr, steps=steps)
     written = None
     if plot is not None:
@@ -164,7 +159,7 @@ def lr_find(
             written = plot
     hint = _fit_hint(data, detected, option, given, result.suggestion) if result.suggestion else None
     if as_json:
-        print(json.dumps({"task": task, **result.to_dict(), "plot": str(written) if written else None, "fit": hint}))
+        print_json({"task": task, **result.to_dict(), "plot": str(written) if written else None, "fit": hint})
         return
     ran = (f"{counted(result.steps_run, 'step')} from {result.min_lr:.2g} to {result.lrs[-1]:.2g}"
            + (" (stopped early: the loss diverged)" if result.stopped_early else "") + f", {result.seconds:.0f} s")

@@ -296,6 +296,16 @@ def given_params(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
 
 
+def taken_params(task: str, cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The `params` the task's estimator `cls` takes; one it does not take, given a value, is refused
+    (one line naming its flag)."""
+    accepted = set(cls._get_param_names())
+    foreign = sorted(k for k, v in params.items() if k not in accepted and v is not None)
+    if foreign:
+        raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
+    return {k: v for k, v in params.items() if k in accepted}
+
+
 #: Help of the target-domain data, shared by `fit --adapt-to` / `--target-labels` and `adapt`.
 TARGET_HELP = ("The target domain's unlabelled data: a folder of images (searched recursively), or a text file with "
                "one text per line (or a table; its label column is ignored).")

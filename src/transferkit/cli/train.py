@@ -17,7 +17,7 @@ from ..errors import TrainingInterrupted, TransferkitError
 from . import app, console, err_console
 from .options import (ADAPT_FLAGS, ONNX_TWIN_OPTION, OUT_OPTION, OVERWRITE_OPTION, QUIET_OPTION, TARGET_HELP,
                       TARGET_LABELS_OPTION, _AdaptCommand, _declared_without, _EstimatorOptionsCommand, given_params,
-                      parse_options)
+                      parse_options, taken_params)
 from .render import (_print_adaptation, _print_baseline_check, _print_metrics, _print_search, _print_table,
                      _print_transfer, _print_twin, _source_split, target_headline)
 
@@ -64,18 +64,14 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     only to report) adapt the model to a target domain (`fit(data, unlabeled=...)`)."""
     from ..reporting import write_run_report
     from ..tasks import TASKS, detect_task
-    from ..tasks.base import ADAPT
+    from ..strategies import STRATEGIES
 
     if task is None:
         task, why = detect_task(data)
         if not quiet:
             console.print(f"[bold]task: {escape(task)}[/] — {escape(why)} (override with --task)", highlight=False)
     cls = TASKS.get(task)
-    accepted = set(cls._get_param_names())
-    foreign = sorted(k for k, v in params.items() if k not in accepted and v is not None)
-    if foreign:
-        raise TransferkitError(f"{task} does not take {', '.join('--' + k.replace('_', '-') for k in foreign)}.")
-    est = cls(run_dir=out, progress=not quiet, **{k: v for k, v in params.items() if k in accepted})
+    est = cls(run_dir=out, progress=not quiet, **taken_params(task, cls, params))
     with _printing_plan(not quiet) as planned:
         est.fit(data, unlabeled=unlabeled, target_labels=target_labels)
     from ..strategies.distributed import is_global_zero
@@ -86,7 +82,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     est.save(out)
     twin = _write_twin(out, onnx_twin)
     report = write_run_report(out)
-    adaptation = est.strategy_settings_ if est.strategy_ == ADAPT else None
+    adapted = est.strategy_ in STRATEGIES.names() and STRATEGIES.entry(est.strategy_).info.unlabelled
+    adaptation = est.strategy_settings_ if adapted else None
     if not quiet:
         for decision, why in est.decisions_:
             if (str(decision), str(why)) not in planned:  # the plan said it already
@@ -156,17 +153,27 @@ def _check_environment() -> None:
     check_cache_environment()
 
 
-def _check_strategy_options(strategy: Any, adapting: bool, options: dict[str, Any]) -> None:
+def _check_strategy_options(strategy: Any, adapting: bool, options: dict[str, Any], default: Any = None) -> None:
     """Check --option names and values against the strategy that will run, before any data are read:
-    `adapt` when adapting, else the one named (`auto` hands its options to the strategy it picks,
-    which checks them then)."""
-    name = "adapt" if adapting and strategy in (None, "auto", "adapt") else getattr(strategy, "value", strategy)
-    if not options or name in (None, "auto"):
+    the one named; left to choose (none named, or the tasks' `default`, which picks a strategy from
+    the data and hands it its options, checked then), none, but when adapting: then the one the
+    registry marks as training on unlabelled target data runs."""
+    name = getattr(strategy, "value", strategy)
+    if not options:
         return
     from ..strategies import STRATEGIES, create_strategy
 
+    if name in (None, default):
+        if not adapting:
+            return
+        name = next(n for n in STRATEGIES.names() if STRATEGIES.entry(n).info.unlabelled)
     if name in STRATEGIES.names():  # an unknown name is the estimator's to refuse, in its words
         create_strategy(name, **options)
+
+
+def _default(ctx: typer.Context, name: str) -> Any:
+    """The default of the command's parameter `name` (None when it has none)."""
+    return next((p.default for p in ctx.command.params if p.name == name), None)
 
 
 def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, option: list[str], overwrite: bool,
@@ -197,7 +204,8 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
             raise TransferkitError(f"--{name} {value} and --option {name}={strategy_options[name]} disagree; "
                                    f"give the {name} once.")
         strategy_options[name] = value
-    _check_strategy_options(params.get("strategy"), unlabeled is not None, strategy_options)
+    _check_strategy_options(params.get("strategy"), unlabeled is not None, strategy_options,
+                            default=_default(ctx, "strategy"))
     _check_environment()
     resume = bool(params.get("resume"))
     if launch_rank() != 0:

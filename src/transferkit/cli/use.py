@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import typing
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -15,6 +14,7 @@ from .._format import counted
 from ..errors import TransferkitError
 from ..serving.settings import ServeSettings
 from . import app, console, err_console
+from .json_output import print_json, stream_json_list
 from .options import ENGINE_OPTION, Engine
 from .render import _print_metrics, _rich_table
 
@@ -32,7 +32,7 @@ def evaluate(
     est = load_run(run_dir)
     metrics = est.evaluate(data)
     if as_json:
-        console.print_json(json.dumps(metrics, default=float))
+        print_json(metrics)
     else:
         _print_metrics(est, metrics, data=data)
 
@@ -85,7 +85,7 @@ def predict(
     if output is not None or as_json:
         records = (r for piece in est.prediction_chunks(items, PREDICT_CHUNK) for r in est.prediction_records(piece, top_k))
         if output is None:
-            _stream_json_list(records, sys.stdout)
+            stream_json_list(records, sys.stdout)
             return
         shown, count = _write_predictions(records, output, keep=0 if as_json else PREDICT_TABLE_ROWS)
         if shown:
@@ -101,20 +101,6 @@ def predict(
         err_console.print(f"[yellow]note:[/] showing the first {counted(len(records), 'prediction')}; "
                           "--output FILE (.csv, .jsonl...) or --json writes every one", highlight=False,
                           soft_wrap=True)
-
-
-def _stream_json_list(records: Iterator[dict], out: typing.TextIO) -> int:
-    """`records` as one JSON list, written record by record (as `json.dumps(list, indent=2)` writes it)."""
-    import textwrap
-
-    count = 0
-    for record in records:
-        out.write(("[\n" if count == 0 else ",\n") + textwrap.indent(json.dumps(record, indent=2, ensure_ascii=False),
-                                                                     "  "))
-        count += 1
-    out.write("\n]\n" if count else "[]\n")
-    out.flush()
-    return count
 
 
 def _write_predictions(records: Iterator[dict], path: Path, keep: int) -> tuple[list[dict], int]:
@@ -140,7 +126,7 @@ def _write_predictions(records: Iterator[dict], path: Path, keep: int) -> tuple[
                         if len(kept) < keep:
                             kept.append(record)
                         yield record
-                _stream_json_list(counting(), f)
+                stream_json_list(counting(), f)
             else:
                 writer = None
                 for record in records:
