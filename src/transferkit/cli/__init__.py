@@ -95,7 +95,6 @@ def main() -> None:
         sys.exit(code)
 
 
-
 # The command modules register on `app` when imported, in the order `--help` lists them.
 from . import train  # noqa: E402,F401
 from . import use  # noqa: E402,F401

@@ -155,9 +155,9 @@ def _check_environment() -> None:
 
 def _check_strategy_options(strategy: Any, adapting: bool, options: dict[str, Any], default: Any = None) -> None:
     """Check --option names and values against the strategy that will run, before any data are read:
-    the one named; left to choose (none named, or the tasks' `default`, which picks a strategy from
-    the data and hands it its options, checked then), none, but when adapting: then the one the
-    registry marks as training on unlabelled target data runs."""
+    the one named. Left to choose (none named, or the tasks' `default`, which picks a strategy from the
+    data and hands it the options, checked then), nothing, unless adapting: then the strategy the
+    registry marks `unlabelled` runs, and checks them now."""
     name = getattr(strategy, "value", strategy)
     if not options:
         return
