@@ -154,6 +154,9 @@ def test_options_of_another_task_are_refused(monkeypatch, capsys, tmp_path):
     table = sentiment_table(tmp_path / "reviews.tsv")
     code, _, err = run_cli(monkeypatch, capsys, "fit", table, "--out", tmp_path / "run", "--image-size", "64")
     assert code == 2 and "text-classification does not take --image-size" in err
+    # lr-find refuses them in the same words (the same check), before any data are read
+    code, _, err = run_cli(monkeypatch, capsys, "lr-find", table, "--out", tmp_path / "lr.png", "--image-size", "64")
+    assert code == 2 and "text-classification does not take --image-size" in err
     code, _, err = run_cli(monkeypatch, capsys, "fit", table, "--out", tmp_path / "run2", "--backbone",
                            "efficientnet_lite0")
     assert code == 2 and "needs a text backbone" in err and "all-minilm-l6-v2" in err

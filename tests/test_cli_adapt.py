@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from transferkit.cli import DEV_MEANING, adaptation_summary
+from transferkit.cli.render import DEV_MEANING, adaptation_summary
 from transferkit.strategies.adaptation import METHODS
 
 from .conftest import shared_dataset
@@ -145,7 +145,7 @@ def test_adapt_usage_mistakes_are_one_line_exit_2(texts, tmp_path, args, mention
 
 
 def test_method_choices_are_the_strategys():
-    from transferkit.cli import adapt_option_specs
+    from transferkit.cli.options import adapt_option_specs
     from transferkit.strategies.adapt import ENCODERS, AdaptOptions
 
     specs = {s["name"]: s for s in adapt_option_specs()}

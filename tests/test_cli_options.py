@@ -15,7 +15,8 @@ from rich.markup import escape
 import typer.main
 
 from transferkit._registry import Registry
-from transferkit.cli import SET_BY_CLI, app
+from transferkit.cli import app
+from transferkit.cli.options import SET_BY_CLI
 from transferkit.tasks import TASKS, TransferEstimator
 from transferkit.tasks.params import Interval, OneOf, ParameterError, check_params, parameter_doc, parameter_docs
 
@@ -191,3 +192,29 @@ def test_fit_help_reads_the_estimators_once_then_answers_from_the_cache(tmp_path
     cached.write_text("{not json")
     assert _fit_help_imports(tmp_path) == "heavy: torch sklearn"
     assert json.loads(cached.read_text())[0]["name"]
+
+
+def test_strategy_options_are_checked_against_the_strategy_that_will_run():
+    """The strategy that adapts is found by the registry's `unlabelled` trait, not by its name; left to
+    choose (none named, or the default) a plain fit checks nothing yet: the strategy it picks does."""
+    from transferkit.cli.train import _check_strategy_options
+    from transferkit.errors import TransferkitError
+
+    _check_strategy_options("auto", False, {"no_such_knob": 1}, default="auto")
+    _check_strategy_options(None, False, {"no_such_knob": 1}, default="auto")
+    for named in (None, "auto", "adapt"):
+        with pytest.raises(TransferkitError, match="no_such_knob for strategy 'adapt'"):
+            _check_strategy_options(named, True, {"no_such_knob": 1}, default="auto")
+    with pytest.raises(TransferkitError, match="trade_off for strategy 'linear-probe'"):
+        _check_strategy_options("linear-probe", True, {"trade_off": 1}, default="auto")
+    _check_strategy_options("adapt", True, {"trade_off": 0.5}, default="auto")
+
+
+def test_adapting_checks_the_adapting_strategys_options_before_the_run_folder_is_made(tmp_path, monkeypatch, capsys):
+    from .conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "colours", per_class=2, size=16)
+    code, _, err = run_main(monkeypatch, capsys, "fit", data, "--adapt-to", data, "--out", tmp_path / "run",
+                            "--option", "no_such_knob=1")
+    assert code == 2 and "no_such_knob for strategy 'adapt'" in err, err
+    assert not (tmp_path / "run").exists()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_image_folder
 from tests.test_cli import run_cli
-from transferkit import cli
+from transferkit.cli import use
 from transferkit.data.text import iter_text_chunks
 from transferkit.errors import DataError
 
@@ -36,8 +36,8 @@ def many_images(tmp_path_factory) -> Path:
 
 
 def test_predict_streams_every_row_to_a_file_beyond_the_caps(image_run, many_images, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "PREDICT_CHUNK", 4)
-    monkeypatch.setattr(cli, "PREDICT_TABLE_ROWS", 5)
+    monkeypatch.setattr(use, "PREDICT_CHUNK", 4)
+    monkeypatch.setattr(use, "PREDICT_TABLE_ROWS", 5)
     out = tmp_path / "pred.csv"
     code, stdout, err = run_cli(monkeypatch, capsys, "predict", image_run, many_images, "--output", out, "--top-k", "2")
     assert code == 0, err

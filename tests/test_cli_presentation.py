@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transferkit import cli
+from transferkit.cli import render
 from transferkit.tasks import Forecaster, ImageClassifier, TextClassifier
 
 CLASSIFICATION = {"per_class": {"red": {"precision": 0.5, "recall": 0.25, "f1": 0.333, "support": 4},
@@ -15,17 +15,17 @@ FORECAST = {"mse": 0.5, "mae": 0.4, "mase": 1.2, "n": 12,
 
 
 def test_classification_metrics_print_per_class_rows_totals_and_the_accuracy_line(capsys):
-    cli._print_metrics(ImageClassifier(), CLASSIFICATION)
+    render._print_metrics(ImageClassifier(), CLASSIFICATION)
     out = capsys.readouterr().out
     assert "test split (7 examples)" in out and "macro F1" in out
     assert out.strip().splitlines()[-1] == "test accuracy (n=7) 0.571, macro-F1 0.667"
-    cli._print_metrics(TextClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation"}, data="dev.tsv")
+    render._print_metrics(TextClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation"}, data="dev.tsv")
     out = capsys.readouterr().out
     assert "dev.tsv (7 examples)" in out and out.strip().splitlines()[-1].startswith("accuracy on dev.tsv (n=7) 0.571")
 
 
 def test_a_cross_validated_estimate_is_named_so_not_test_accuracy(capsys):
-    cli._print_metrics(ImageClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation", "folds": 5})
+    render._print_metrics(ImageClassifier(), {**CLASSIFICATION, "estimate": "5-fold cross-validation", "folds": 5})
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == "cross-validated accuracy (5-fold, n=7) 0.571, macro-F1 0.667"
     assert "test" not in out
@@ -36,7 +36,7 @@ def test_forecast_metrics_print_the_model_and_its_baselines_counted_in_windows(c
     assert headline is None and table.title == "history.csv (12 windows)"
     assert [row[0] for row in table.rows] == ["model (this run)", "naive", "DLinear"]
     assert table.rows[2][1:] == ("0.5500", "0.4500", "n/a")  # a metric not recorded is no number
-    cli._print_metrics(Forecaster(), FORECAST)
+    render._print_metrics(Forecaster(), FORECAST)
     assert "test split (12 windows)" in capsys.readouterr().out
 
 
@@ -56,7 +56,7 @@ def test_each_task_reads_its_own_prediction_inputs(est, inputs, file, message):
 
 
 def test_a_check_without_a_noise_band_prints_why_not_inf():
-    from transferkit.cli import _noise
+    from transferkit.cli.render import _noise
 
     assert _noise({"noise": 0.01234}) == "noise ±0.0123"
     text = _noise({"noise": float("inf"), "undefined": {"noise": "145 test windows hold 1 block of 96"}})
@@ -82,8 +82,8 @@ def test_a_wide_table_in_a_narrow_terminal_keeps_every_name_and_number_whole(col
                  title="extended with tulip")
     out = io.StringIO()
     monkeypatch.setenv("COLUMNS", columns)
-    monkeypatch.setattr(cli, "console", Console(file=out, width=int(columns), force_terminal=False))
-    cli._print_table(spec)
+    monkeypatch.setattr(render, "console", Console(file=out, width=int(columns), force_terminal=False))
+    render._print_table(spec)
     text = " ".join(out.getvalue().split())  # wrapped text joined again
     for row in spec.rows:
         for cell in row:

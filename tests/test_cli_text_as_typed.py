@@ -115,12 +115,12 @@ def test_a_prediction_bar_is_not_left_in_a_pipe(tmp_path):
 
 RANK_LIKE = """
 import sys
-from transferkit import cli
+from transferkit.cli import render
 from transferkit._format import Table
 scores = ("knn", "hscore", "imagenet_top1", "leep", "linear", "logme", "nce", "params", "ensemble")
 rows = [(str(i), name, *(f"{v:.3f}" for v in (0.812, 1.994, 71.88, -0.498, 0.9375, -0.179, -0.527, 2.5, 1.5)), "10 s")
         for i, name in enumerate(("mobilenetv2_100", "efficientnet_lite0", "efficientnet_lite2"), 1)]
-cli._print_table(Table(columns=("rank", "candidate", *scores, "time"), rows=rows, right=("rank", *scores, "time"),
+render._print_table(Table(columns=("rank", "candidate", *scores, "time"), rows=rows, right=("rank", *scores, "time"),
                        optional=("time",), title="3 candidates"))
 """
 
