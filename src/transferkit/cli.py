@@ -204,113 +204,33 @@ def _print_transfer(check: dict | None) -> None:
         console.print(f"  - {escape(advice)}", highlight=False)
 
 
-def _score(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+def _markup(text) -> str:
+    """A strategy summary's text (`strategies.summary.Text`) as rich markup: strong pieces bold, the rest escaped."""
+    from .strategies.summary import Span
+
+    if isinstance(text, str):
+        return escape(text)
+    return "".join(f"[bold]{escape(p.text)}[/]" if isinstance(p, Span) and p.style == "strong"
+                   else escape(p.text if isinstance(p, Span) else p) for p in text)
 
 
-def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any, list[str]]:
-    """A domain-adapted run's candidates as a `presentation.Table` (source-only, the bottleneck
-    without adaptation, each method: source validation accuracy, target entropy, DEV score with its
-    bootstrap band, target accuracy when labelled target data were given; the kept one marked), and
-    the lines below it: why it was kept, what the DEV score is (relative, not a target error), its
-    target accuracy against source-only's, how the criterion ranked the candidates against the
-    target, and the domain shift before → after.
-    `settings` are the `adapt` strategy's (config.json's strategy settings); `target` the run's
-    target summary (config.json's run.target), which names the labelled target data."""
-    from .tasks.presentation import Table
+def _print_summary(blocks: list) -> None:
+    """A strategy's own summary of its run (`Strategy.summarise`): its tables, each row's first
+    column whole, and its paragraphs, in order."""
+    from .strategies.summary import SummaryTable, plain
 
-    rows = settings["candidates"]
-    labelled = any(r.get("target_accuracy") is not None for r in rows)
-    columns = ("method", "epoch", "source val acc", "target entropy", "DEV score [95% band]",
-               *(("target acc",) if labelled else ()), "kept")
-    table = Table(
-        columns=columns, right=columns[1:-1],
-        title=f"domain adaptation: each candidate at the epoch its {settings['criterion']} criterion picked",
-        rows=[(r["method"], "-" if r.get("epoch") is None else f"{r['epoch']}/{r['epochs_run']}",
-               _score(r.get("source_val_accuracy")), _score(r.get("target_entropy")), _dev(r),
-               *((_score(r.get("target_accuracy")),) if labelled else ()), "✓" if r.get("chosen") else "")
-              for r in rows])
-    chosen = next(r for r in rows if r.get("chosen"))
-    reason = settings["reason"]
-    for said in (f"{chosen['method']}: ", f"{chosen['method']} kept: "):  # the reason may name it first
-        reason = reason.removeprefix(said)
-    lines = [f"kept {chosen['method']}: {reason}", DEV_MEANING]
-    effective = [r["dev_effective_n"] for r in rows if r.get("dev_effective_n") is not None]
-    if effective:  # the importance weights concentrate on the few source examples that look like the target
-        lines.append(f"the DEV weights rest on {min(effective):.0f} to {max(effective):.0f} effective source "
-                     "validation examples (Kish's effective sample size), hence the wide bands")
-    if labelled:
-        source_only = rows[0]  # the probe every plain fit ships, first by construction
-        where = f" on {target['labelled']} ({counted(target['labelled_examples'], 'labelled example')})" \
-            if target and target.get("labelled") else ""
-        versus = "" if chosen is source_only else \
-            (f" vs {source_only['method']} {_score(source_only['target_accuracy'])} "
-             f"({100 * (chosen['target_accuracy'] - source_only['target_accuracy']):+.1f} points)")
-        lines.append(f"target accuracy{where}, used only to report: {chosen['method']} "
-                     f"{_score(chosen['target_accuracy'])}{versus}")
-        ranked = settings.get("criterion_vs_target")
-        if ranked and ranked.get("spearman") is not None:
-            lines.append(f"the {settings['criterion']} criterion against the real target error over "
-                         f"{ranked['candidates']} candidates: Spearman {ranked['spearman']:+.2f} (1 = same order, "
-                         f"0 = unrelated); best on the target: {', '.join(ranked['best_on_target'])}"
-                         + ("" if ranked["kept_is_best"] else f", not the kept {chosen['method']}"))
-
-    def distance(shift: dict | None) -> str:
-        if not shift or shift.get("a_distance") is None:
-            return "n/a (too few examples)"
-        return f"{shift['a_distance']:.2f}"
-
-    after = f"{distance(settings.get('a_distance_after'))} after" if "a_distance_after" in settings \
-        else "the same after (source-only kept: the encoder's features)"
-    lines.append(f"domain shift (proxy A-distance, 0 = features alike, 2 = fully separable): "
-                 f"{distance(settings.get('a_distance_before'))} before → {after}")
-    return table, lines
-
-
-def target_headline(target: dict) -> str:
-    """An adapted run's headline line: the kept model's accuracy on the labelled target data with its
-    count and 95 % band, or that it is unknown and why (rich markup; names escaped)."""
-    if target.get("accuracy") is None:
-        return (f"[bold]target accuracy: unknown[/] — {escape(target.get('why') or 'no labelled target data')}; "
-                "the figures below score the SOURCE domain's test split, not the target")
-    low, high = target["band"]
-    where = f" on {escape(str(target['labelled']))}" if target.get("labelled") else ""
-    return (f"[bold]target accuracy{where}: {target['accuracy']:.3f}[/] ({target['correct']} of "
-            f"{counted(target['n'], 'labelled target example')}, 95% band {low:.3f}-{high:.3f}; "
-            f"{escape(str(target.get('method')))} kept); the figures below score the source domain's test split")
-
-
-def _source_split(metrics: dict) -> str:
-    """How an adapted run's metrics table names what it scored: the source's test split (or estimate)."""
-    return f"the source domain's {metrics.get('estimate') or 'test split'}"
-
-
-#: What the DEV column is, said under the adaptation table and in the report.
-DEV_MEANING = ("DEV score: source validation errors re-weighted towards the target, a relative score to rank the "
-               "candidates (lower is better), not an estimate of the target error (on Amazon → Yelp it was 2 to "
-               "4,000 times below it); [95% band]: bootstrap over the source validation examples, so candidates "
-               "whose bands overlap are not told apart")
-
-
-def _dev(row: dict) -> str:
-    """A candidate's DEV score and its bootstrap band, "0.0079 [0.0000-0.0250]"."""
-    band = row.get("dev_band")
-    if row.get("dev_risk") is None or not band or None in band:
-        return _score(row.get("dev_risk"))
-    return f"{row['dev_risk']:.4f} [{band[0]:.4f}-{band[1]:.4f}]"
-
-
-def _print_adaptation(settings: dict, target: dict | None = None) -> None:
-    """The adaptation summary of a domain-adapted run (`adaptation_summary`)."""
-    table, lines = adaptation_summary(settings, target)
-    if _fits_terminal() is None:  # a pipe or a log file: every column whole
-        _print_table(table)
-    else:
-        drawn = _rich_table(table)
-        drawn.columns[0].no_wrap = True  # "source-only" whole: the number columns wrap their headings instead
-        console.print(drawn)
-    for line in lines:
-        console.print(escape(line), highlight=False, soft_wrap=True)
+    for block in blocks:
+        if not isinstance(block, SummaryTable):
+            console.print(_markup(getattr(block, "text", "")), highlight=False, soft_wrap=True)
+            continue
+        table = PlainTable(columns=block.columns, rows=[tuple(plain(c) for c in row) for row in block.rows],
+                           title=block.title, right=block.right)
+        if _fits_terminal() is None:  # a pipe or a log file: every column whole
+            _print_table(table)
+        else:
+            drawn = _rich_table(table)
+            drawn.columns[0].no_wrap = True  # the row names whole: the number columns wrap their headings instead
+            console.print(drawn)
 
 
 class _PlanPrinter(logging.Handler):
@@ -354,8 +274,8 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     estimator does not take raise (with the task's valid names). `unlabeled` (and `target_labels`,
     only to report) adapt the model to a target domain (`fit(data, unlabeled=...)`)."""
     from .reporting import write_run_report
+    from .strategies.summary import strategy_summary
     from .tasks import TASKS, detect_task
-    from .tasks.base import ADAPT
 
     if task is None:
         task, why = detect_task(data)
@@ -377,24 +297,25 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     est.save(out)
     twin = _write_twin(out, onnx_twin)
     report = write_run_report(out)
-    adaptation = est.strategy_settings_ if est.strategy_ == ADAPT else None
+    summary = strategy_summary({"strategy": {"used": est.strategy_, "settings": est.strategy_settings_}},
+                               (getattr(est, "target_", None) or {}).get("summary"), metrics)
     if not quiet:
         for decision, why in est.decisions_:
             if (str(decision), str(why)) not in planned:  # the plan said it already
                 console.print(f"[bold]{escape(str(decision))}[/] — {escape(str(why))}", highlight=False)
         for note in est.notes_:
-            if not adaptation or note != adaptation.get("reason"):  # the adaptation summary says it
+            if not summary or note not in summary.covers_notes:  # the strategy's summary says it
                 console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    if adaptation:  # the domain adapted to heads the summary; the test split below is the source's
-        console.print(target_headline(metrics.get("target_domain") or {}), highlight=False, soft_wrap=True)
-    _print_metrics(est, metrics, _source_split(metrics) if adaptation else None)
+    if summary and summary.lead is not None:  # e.g. the domain adapted to, before the source's test split
+        console.print(_markup(summary.lead), highlight=False, soft_wrap=True)
+    _print_metrics(est, metrics, summary.scored_on if summary else None)
     _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
-    if adaptation:
-        _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
+    if summary:
+        _print_summary(summary.terminal)
     _print_twin(twin, quiet)
     console.print(Text(f"run saved to {out}\nreport: {report}"), soft_wrap=True)
     return metrics
