@@ -221,7 +221,8 @@ def _print_summary(blocks: list) -> None:
 
     for block in blocks:
         if not isinstance(block, SummaryTable):
-            console.print(_markup(getattr(block, "text", "")), highlight=False, soft_wrap=True)
+            if hasattr(block, "text"):  # paragraphs and headings; a terminal draws no plot
+                console.print(_markup(block.text), highlight=False, soft_wrap=True)
             continue
         table = PlainTable(columns=block.columns, rows=[tuple(plain(c) for c in row) for row in block.rows],
                            title=block.title, right=block.right)
