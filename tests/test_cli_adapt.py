@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from transferkit.cli.render import DEV_MEANING, adaptation_summary
+from transferkit.strategies.adapt_summary import DEV_MEANING, adaptation_summary
 from transferkit.strategies.adaptation import METHODS
 
 from .conftest import shared_dataset

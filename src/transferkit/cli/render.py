@@ -190,106 +190,31 @@ def _print_twin(twin, quiet: bool) -> None:
         console.print(escape(twin.message), highlight=False, soft_wrap=True)
 
 
-def adaptation_summary(settings: dict, target: dict | None = None) -> tuple[Any, list[str]]:
-    """A domain-adapted run's candidates as a `presentation.Table` (source-only, the bottleneck
-    without adaptation, each method: source validation accuracy, target entropy, DEV score with its
-    bootstrap band, target accuracy when labelled target data were given; the kept one marked), and
-    the lines below it: why it was kept, what the DEV score is (relative, not a target error), its
-    target accuracy against source-only's, how the criterion ranked the candidates against the
-    target, and the domain shift before → after.
-    `settings` are the `adapt` strategy's (config.json's strategy settings); `target` the run's
-    target summary (config.json's run.target), which names the labelled target data."""
-    from ..tasks.presentation import Table
+def _markup(text) -> str:
+    """A strategy summary's text (`strategies.summary.Text`) as rich markup: strong pieces bold, the rest escaped."""
+    from ..strategies.summary import Span
 
-    rows = settings["candidates"]
-    labelled = any(r.get("target_accuracy") is not None for r in rows)
-    columns = ("method", "epoch", "source val acc", "target entropy", "DEV score [95% band]",
-               *(("target acc",) if labelled else ()), "kept")
-    table = Table(
-        columns=columns, right=columns[1:-1],
-        title=f"domain adaptation: each candidate at the epoch its {settings['criterion']} criterion picked",
-        rows=[(r["method"], "-" if r.get("epoch") is None else f"{r['epoch']}/{r['epochs_run']}",
-               _score(r.get("source_val_accuracy")), _score(r.get("target_entropy")), _dev(r),
-               *((_score(r.get("target_accuracy")),) if labelled else ()), "✓" if r.get("chosen") else "")
-              for r in rows])
-    chosen = next(r for r in rows if r.get("chosen"))
-    reason = settings["reason"]
-    for said in (f"{chosen['method']}: ", f"{chosen['method']} kept: "):  # the reason may name it first
-        reason = reason.removeprefix(said)
-    lines = [f"kept {chosen['method']}: {reason}", DEV_MEANING]
-    effective = [r["dev_effective_n"] for r in rows if r.get("dev_effective_n") is not None]
-    if effective:  # the importance weights concentrate on the few source examples that look like the target
-        lines.append(f"the DEV weights rest on {min(effective):.0f} to {max(effective):.0f} effective source "
-                     "validation examples (Kish's effective sample size), hence the wide bands")
-    if labelled:
-        source_only = rows[0]  # the probe every plain fit ships, first by construction
-        where = f" on {target['labelled']} ({counted(target['labelled_examples'], 'labelled example')})" \
-            if target and target.get("labelled") else ""
-        versus = "" if chosen is source_only else \
-            (f" vs {source_only['method']} {_score(source_only['target_accuracy'])} "
-             f"({100 * (chosen['target_accuracy'] - source_only['target_accuracy']):+.1f} points)")
-        lines.append(f"target accuracy{where}, used only to report: {chosen['method']} "
-                     f"{_score(chosen['target_accuracy'])}{versus}")
-        ranked = settings.get("criterion_vs_target")
-        if ranked and ranked.get("spearman") is not None:
-            lines.append(f"the {settings['criterion']} criterion against the real target error over "
-                         f"{ranked['candidates']} candidates: Spearman {ranked['spearman']:+.2f} (1 = same order, "
-                         f"0 = unrelated); best on the target: {', '.join(ranked['best_on_target'])}"
-                         + ("" if ranked["kept_is_best"] else f", not the kept {chosen['method']}"))
-
-    def distance(shift: dict | None) -> str:
-        if not shift or shift.get("a_distance") is None:
-            return "n/a (too few examples)"
-        return f"{shift['a_distance']:.2f}"
-
-    after = f"{distance(settings.get('a_distance_after'))} after" if "a_distance_after" in settings \
-        else "the same after (source-only kept: the encoder's features)"
-    lines.append(f"domain shift (proxy A-distance, 0 = features alike, 2 = fully separable): "
-                 f"{distance(settings.get('a_distance_before'))} before → {after}")
-    return table, lines
+    if isinstance(text, str):
+        return escape(text)
+    return "".join(f"[bold]{escape(p.text)}[/]" if isinstance(p, Span) and p.style == "strong"
+                   else escape(p.text if isinstance(p, Span) else p) for p in text)
 
 
-def target_headline(target: dict) -> str:
-    """An adapted run's headline line: the kept model's accuracy on the labelled target data with its
-    count and 95 % band, or that it is unknown and why (rich markup; names escaped)."""
-    if target.get("accuracy") is None:
-        return (f"[bold]target accuracy: unknown[/] — {escape(target.get('why') or 'no labelled target data')}; "
-                "the figures below score the SOURCE domain's test split, not the target")
-    low, high = target["band"]
-    where = f" on {escape(str(target['labelled']))}" if target.get("labelled") else ""
-    return (f"[bold]target accuracy{where}: {target['accuracy']:.3f}[/] ({target['correct']} of "
-            f"{counted(target['n'], 'labelled target example')}, 95% band {low:.3f}-{high:.3f}; "
-            f"{escape(str(target.get('method')))} kept); the figures below score the source domain's test split")
+def _print_summary(blocks: list) -> None:
+    """A strategy's own summary of its run (`Strategy.summarise`): its tables, each row's first
+    column whole, and its paragraphs, in order."""
+    from ..strategies.summary import SummaryTable, plain
 
-
-def _source_split(metrics: dict) -> str:
-    """How an adapted run's metrics table names what it scored: the source's test split (or estimate)."""
-    return f"the source domain's {metrics.get('estimate') or 'test split'}"
-
-
-#: What the DEV column is, said under the adaptation table and in the report.
-DEV_MEANING = ("DEV score: source validation errors re-weighted towards the target, a relative score to rank the "
-               "candidates (lower is better), not an estimate of the target error (on Amazon → Yelp it was 2 to "
-               "4,000 times below it); [95% band]: bootstrap over the source validation examples, so candidates "
-               "whose bands overlap are not told apart")
-
-
-def _dev(row: dict) -> str:
-    """A candidate's DEV score and its bootstrap band, "0.0079 [0.0000-0.0250]"."""
-    band = row.get("dev_band")
-    if row.get("dev_risk") is None or not band or None in band:
-        return _score(row.get("dev_risk"))
-    return f"{row['dev_risk']:.4f} [{band[0]:.4f}-{band[1]:.4f}]"
-
-
-def _print_adaptation(settings: dict, target: dict | None = None) -> None:
-    """The adaptation summary of a domain-adapted run (`adaptation_summary`)."""
-    table, lines = adaptation_summary(settings, target)
-    if _fits_terminal() is None:  # a pipe or a log file: every column whole
-        _print_table(table)
-    else:
-        drawn = _rich_table(table)
-        drawn.columns[0].no_wrap = True  # "source-only" whole: the number columns wrap their headings instead
-        console.print(drawn)
-    for line in lines:
-        console.print(escape(line), highlight=False, soft_wrap=True)
+    for block in blocks:
+        if not isinstance(block, SummaryTable):
+            if hasattr(block, "text"):  # paragraphs and headings; a terminal draws no plot
+                console.print(_markup(block.text), highlight=False, soft_wrap=True)
+            continue
+        table = PlainTable(columns=block.columns, rows=[tuple(plain(c) for c in row) for row in block.rows],
+                           title=block.title, right=block.right)
+        if _fits_terminal() is None:  # a pipe or a log file: every column whole
+            _print_table(table)
+        else:
+            drawn = _rich_table(table)
+            drawn.columns[0].no_wrap = True  # the row names whole: the number columns wrap their headings instead
+            console.print(drawn)

@@ -18,8 +18,8 @@ from . import app, console, err_console
 from .options import (ADAPT_FLAGS, ONNX_TWIN_OPTION, OUT_OPTION, OVERWRITE_OPTION, QUIET_OPTION, TARGET_HELP,
                       TARGET_LABELS_OPTION, _AdaptCommand, _declared_without, _EstimatorOptionsCommand, given_params,
                       parse_options, taken_params)
-from .render import (_print_adaptation, _print_baseline_check, _print_metrics, _print_search, _print_table,
-                     _print_transfer, _print_twin, _source_split, target_headline)
+from .render import (_markup, _print_baseline_check, _print_metrics, _print_search, _print_summary, _print_table,
+                     _print_transfer, _print_twin)
 
 
 class _PlanPrinter(logging.Handler):
@@ -64,7 +64,7 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     only to report) adapt the model to a target domain (`fit(data, unlabeled=...)`)."""
     from ..reporting import write_run_report
     from ..tasks import TASKS, detect_task
-    from ..strategies import STRATEGIES
+    from ..strategies.summary import strategy_summary
 
     if task is None:
         task, why = detect_task(data)
@@ -82,25 +82,25 @@ def run_fit(data: Path | str, out: Path, task: str | None = None, quiet: bool = 
     est.save(out)
     twin = _write_twin(out, onnx_twin)
     report = write_run_report(out)
-    adapted = est.strategy_ in STRATEGIES.names() and STRATEGIES.entry(est.strategy_).info.unlabelled
-    adaptation = est.strategy_settings_ if adapted else None
+    summary = strategy_summary({"strategy": {"used": est.strategy_, "settings": est.strategy_settings_}},
+                               (getattr(est, "target_", None) or {}).get("summary"), metrics)
     if not quiet:
         for decision, why in est.decisions_:
             if (str(decision), str(why)) not in planned:  # the plan said it already
                 console.print(f"[bold]{escape(str(decision))}[/] — {escape(str(why))}", highlight=False)
         for note in est.notes_:
-            if not adaptation or note != adaptation.get("reason"):  # the adaptation summary says it
+            if not summary or note not in summary.covers_notes:  # the strategy's summary says it
                 console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
     for warning in getattr(est, "warnings_", []):  # need attention, so shown even with --quiet
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    if adaptation:  # the domain adapted to heads the summary; the test split below is the source's
-        console.print(target_headline(metrics.get("target_domain") or {}), highlight=False, soft_wrap=True)
-    _print_metrics(est, metrics, _source_split(metrics) if adaptation else None)
+    if summary and summary.lead is not None:  # e.g. the domain adapted to, before the source's test split
+        console.print(_markup(summary.lead), highlight=False, soft_wrap=True)
+    _print_metrics(est, metrics, summary.scored_on if summary else None)
     _print_search(getattr(est, "search_", None))
     _print_baseline_check(metrics.get("baseline_check"))
     _print_transfer(metrics.get("transfer"))
-    if adaptation:
-        _print_adaptation(adaptation, (getattr(est, "target_", None) or {}).get("summary"))
+    if summary:
+        _print_summary(summary.terminal)
     _print_twin(twin, quiet)
     console.print(Text(f"run saved to {out}\nreport: {report}"), soft_wrap=True)
     return metrics

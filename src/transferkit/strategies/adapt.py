@@ -33,10 +33,12 @@ from torch import nn
 from ..errors import DataError, TransferkitError
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..rundir import check_tensor_shapes
+from . import adapt_summary
 from .adaptation import (METHODS, AdaptedHead, adaptation_head, dev_score, prediction_entropy, proxy_a_distance,
                          set_progress)
 from .base import FitData, FitOutcome, Strategy, TrainSettings
 from .lightning_module import TransferModule
+from .summary import StrategySummary
 
 #: The source-only model kept when no method is predicted to help: the logistic probe on the
 #: encoder's features (what a plain fit ships).
@@ -130,6 +132,11 @@ class DomainAdapt(Strategy):
     name = "adapt"
     Options = AdaptOptions
 
+    @classmethod
+    def summarise(cls, settings: dict[str, Any], target: dict | None = None,
+                  metrics: dict | None = None) -> StrategySummary | None:
+        """What was kept and why, each candidate's measures and the domain shift (`adapt_summary`)."""
+        return adapt_summary.summarise(settings, target, metrics)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

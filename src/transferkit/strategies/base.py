@@ -18,6 +18,7 @@ from .registry import STRATEGIES, create_strategy, register_strategy  # noqa: F4
 
 if TYPE_CHECKING:
     from .losses import Objective
+    from .summary import StrategySummary
 
 
 @dataclass
@@ -353,6 +354,15 @@ class Strategy(ABC):
         (`lr_finder.lr_range_test`). Strategies that train by gradient on one schedule implement it."""
         raise TransferkitError(f"the learning-rate range test covers strategies fine-tune, full and auto (its "
                                f"fine-tuning), not {self.name!r}; pass --strategy fine-tune.")
+
+    @classmethod
+    def summarise(cls, settings: dict[str, Any], target: dict | None = None,
+                  metrics: dict | None = None) -> "StrategySummary | None":
+        """This strategy's own account of a run from its recorded `settings` (config.json's strategy
+        settings), the run's target-data summary and test metrics, as plain blocks the CLI and the
+        report draw without naming the strategy (`strategies.summary`); None (the default): nothing
+        beyond the task's own figures."""
+        return None
 
     # ---- what a run saves and how it is rebuilt (training)
     @classmethod
