@@ -94,17 +94,17 @@ def test_a_run_whose_strategy_has_nothing_to_say_or_is_not_installed_has_no_sect
 def test_the_cli_prints_a_plug_in_strategys_summary(pruning, monkeypatch):
     from rich.console import Console
 
-    from transferkit import cli
+    from transferkit.cli import render
 
     out = io.StringIO()
     monkeypatch.delenv("COLUMNS", raising=False)  # a pipe: every column whole
-    monkeypatch.setattr(cli, "console", Console(file=out, width=80, force_terminal=False))
+    monkeypatch.setattr(render, "console", Console(file=out, width=80, force_terminal=False))
     summary = strategy_summary({"strategy": {"used": "my-pruning", "settings": {"rounds": 2}}})
-    cli._print_summary(summary.terminal)
+    render._print_summary(summary.terminal)
     printed = out.getvalue()
     assert "pruning rounds" in printed and re.search(r"│\s*2\s*│\s*0\.50\s*│", printed)
     assert printed.rstrip().endswith("kept round 2: the smallest within a point")
-    assert cli._markup(summary.lead) == "[bold]pruned to 50%[/] of the weights"
+    assert render._markup(summary.lead) == "[bold]pruned to 50%[/] of the weights"
     assert plain(summary.lead) == "pruned to 50% of the weights"
 
 
