@@ -34,6 +34,8 @@ from ..diagnostics.transfer_gain import GENERAL_SUGGESTIONS
 from ..models import DEFAULT_HEAD, TransferModel, to_device
 from ..selection.rank_backbones import RankingSource
 from ..strategies import STRATEGIES, FitData, FitOutcome, Strategy, TrainSettings, create_strategy
+from ..strategies.base import strategy_class
+from ..strategies.registry import strategies_with, traits
 from ..strategies.distributed import ACCELERATORS, DIST_STRATEGIES, PRECISIONS
 from ..strategies.incremental import SELECTIONS
 from ..tuning import BACKENDS
@@ -45,7 +47,8 @@ from .presentation import Headline, SummaryLine, Table
 #: Fewest unlabelled target examples domain adaptation takes: its losses compare batches of the two
 #: domains (a batch of one cannot even be normalised) and its criteria score the target's predictions.
 MIN_TARGET_EXAMPLES = 8
-#: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`).
+#: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`); the tasks ask for
+#: the trait (`StrategyInfo.unlabelled`), this name stays for importers.
 ADAPT = "adapt"
 #: The params handed to Lightning's Trainer (`strategies.distributed`), in `TrainSettings` too.
 COMPUTE_PARAMS = ("devices", "num_nodes", "accelerator", "precision", "compile", "dist_strategy")
@@ -121,7 +124,8 @@ class TransferEstimator(BaseEstimator):
     #: that claims a broad kind of path (any folder) comes after those that claim a narrow one.
     detect_order: ClassVar[int] = 50
 
-    # these params are declared by every task's __init__ (with the task's defaults)
+    # these params are declared by every task's __init__ (with the task's defaults); those with a
+    # value below are optional: a task that does not declare them trains as these values say
     backbone: str
     strategy: str
     strategy_options: dict | None
@@ -134,17 +138,28 @@ class TransferEstimator(BaseEstimator):
     run_dir: str | Path | None
     resume: bool
     progress: bool
-    devices: int
-    num_nodes: int
-    accelerator: str
-    precision: str
-    compile: bool
-    dist_strategy: str
-    # search (issue 14)
-    search: int
-    search_backend: str
-    search_seconds: float | None
-    weight_decay: float | None
+    devices: int = 1
+    num_nodes: int = 1
+    accelerator: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    dist_strategy: str = "auto"
+    search: int = 0
+    search_backend: str = "optuna"
+    search_seconds: float | None = None
+    weight_decay: float | None = None
+
+    # fitted attributes a model may lack (a loaded run, a task or strategy that does not set them)
+    ranking_: dict | None = None
+    domain_: dict | None = None
+    control_: dict | None = None
+    compute_: dict | None = None
+    target_: dict | None = None
+    search_: dict | None = None
+    memory_: dict | None = None
+    metrics_: dict | None = None
+    tokenizer_: Any = None
+    lineage_: tuple | list = ()
 
     # ------------------------------------------------------ task detection
     @classmethod
@@ -170,13 +185,31 @@ class TransferEstimator(BaseEstimator):
         `_decisions`.
         """
         strategy = self._check_params(adapting=unlabeled is not None)
-        if getattr(self, "search", 0):  # a study on the validation split, then this fit with the best params
+        if self.search:  # a study on the validation split, then this fit with the best params
             from .search import fit_with_search
 
             return fit_with_search(self, data, unlabeled, target_labels)
         if target_labels is not None and unlabeled is None:
             raise TransferkitError("target_labels evaluate a domain adaptation: pass the unlabelled target data too "
                                    "(unlabeled=..., --adapt-to).")
+        backbone, _, outcome = self._train(strategy, data, unlabeled, target_labels)
+        self._control(self.timings_.get("total fit", 0.0))
+        self.decisions_ = self._decisions(backbone, outcome)
+        return self
+
+    def _fit_trial(self, data: Any, callbacks: list) -> float:
+        """One trial of a hyper-parameter search (`search.fit_with_search` calls it on a clone set to the
+        trial's params): `fit`'s training steps on `data` (as `_search_data` returned them), with
+        `callbacks` (the pruning reporter) in training; no plan, no domain diagnostics, no control.
+        Returns the trial's `_validation_score` (the validation split only, never the test split)."""
+        _, fit_data, _ = self._train(self._check_params(), data, callbacks=callbacks)
+        return self._validation_score(fit_data)
+
+    def _train(self, strategy: Strategy, data: Any, unlabeled: Any = None, target_labels: Any = None,
+               callbacks: list | None = None) -> tuple[Backbone, FitData, FitOutcome]:
+        """`fit`'s steps up to a trained model: seed, data, backbone, model, training data and
+        settings, then the strategy; `callbacks` given: a search trial's (see `_fit_trial`)."""
+        trial = callbacks is not None
         start = time.perf_counter()
         torch.manual_seed(self.seed)  # before any data or layer is drawn: a fit is a function of its params
         self.notes_: list[str] = []  # informational
@@ -198,15 +231,17 @@ class TransferEstimator(BaseEstimator):
             for name, dataset in self._target_datasets().items():
                 setattr(fit_data, name, dataset)
         settings = self._train_settings(fit_data)
-        self._diagnose_domain(backbone, fit_data)
+        self.domain_ = None
+        if trial:
+            settings.callbacks = [*settings.callbacks, *callbacks]
+        else:  # a trial skips it: the final fit reports it, and the trials share data and backbone
+            self._diagnose_domain(backbone, fit_data)
         strategy = self._before_adapt(strategy, model, fit_data)
+        if not trial:  # (a search trial's plan is a row of the study, not a plan to announce)
+            self._announce_plan(strategy, fit_data, settings)
         outcome = self._adapt(strategy, model, fit_data, settings, start, loaded)
         self._after_adapt(model, outcome)
-        if getattr(self, "_search_callbacks", None) is not None:  # a search trial: its score, on validation only
-            self.search_score_ = self._validation_score(fit_data)
-        self._control(self.timings_.get("total fit", 0.0))
-        self.decisions_ = self._decisions(backbone, outcome)
-        return self
+        return backbone, fit_data, outcome
 
     def lr_find(self, data: Any, min_lr: float = MIN_LR, max_lr: float = MAX_LR, steps: int = STEPS) -> LRRangeTest:
         """A learning-rate range test on `data` (fastai's `lr_find`, run by Lightning's `Tuner.lr_find`):
@@ -239,18 +274,20 @@ class TransferEstimator(BaseEstimator):
         # an impossible set-up (a GPU that is not there, 16-bit on CPU) fails now, not after loading
         self.compute_ = resolve_compute(**self._compute_params()).to_dict()
         name = self.strategy
-        if adapting or name == ADAPT:
-            info = STRATEGIES.entry(ADAPT).info
+        asked = traits(name)
+        if adapting or asked.unlabelled:
+            adapter = strategies_with("unlabelled")[0]  # the strategy that learns from unlabelled target data
+            info = STRATEGIES.entry(adapter).info
             if self.modality not in info.modalities:
                 raise TransferkitError(f"domain adaptation (unlabelled target data) is for "
                                        f"{' and '.join(info.modalities)} tasks, not {self.task}.")
-            if not adapting and info.unlabelled:
-                raise TransferkitError("strategy 'adapt' needs unlabelled target data: fit(source, unlabeled=TARGET) "
+            if not adapting:
+                raise TransferkitError(f"strategy {name!r} needs unlabelled target data: fit(source, unlabeled=TARGET) "
                                        "(CLI: --adapt-to TARGET, or `transferkit adapt SOURCE TARGET`).")
-            if name not in ("auto", ADAPT):
-                raise TransferkitError(f"unlabelled target data are used by strategy 'adapt', not {name!r}: pass "
-                                       "strategy='adapt' (or leave 'auto'); its options choose the method.")
-            name = ADAPT
+            if not (asked.chooses or asked.unlabelled):
+                raise TransferkitError(f"unlabelled target data are used by strategy {adapter!r}, not {name!r}: pass "
+                                       f"strategy={adapter!r} (or leave 'auto'); its options choose the method.")
+            name = adapter
         return create_strategy(name, **(self.strategy_options or {}))
 
     def _read_target(self, unlabeled: Any, target_labels: Any) -> None:
@@ -294,14 +331,13 @@ class TransferEstimator(BaseEstimator):
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, tta=False,
             resume=self.resume, progress=self.progress, max_seconds=self.max_seconds,
             checkpoint_dir=Path(self.run_dir) / "checkpoints" if self.run_dir else None, **self._compute_params(),
-            **({"weight_decay": self.weight_decay} if getattr(self, "weight_decay", None) is not None else {}),
-            callbacks=list(getattr(self, "_search_callbacks", None) or []),
+            **({"weight_decay": self.weight_decay} if self.weight_decay is not None else {}),
         )
 
     def _compute_params(self) -> dict[str, Any]:
         """The params that say where and how training runs (`TrainSettings` fields of the same names),
         for settings a task builds itself (its from-scratch control trains on the same devices)."""
-        return {name: getattr(self, name) for name in COMPUTE_PARAMS if hasattr(self, name)}
+        return {name: getattr(self, name) for name in COMPUTE_PARAMS}
 
     def _before_adapt(self, strategy: Strategy, model: TransferModel, fit_data: FitData) -> Strategy:
         """Last step before training: may start `model` from other weights and return the strategy
@@ -326,7 +362,7 @@ class TransferEstimator(BaseEstimator):
         if compute.processes > 1 and hasattr(self, "model_") and not trained_together:
             # a frozen-feature strategy (linear probe, prototypes) runs no Lightning training to share
             return (f"compute: 1 {compute.accelerator} process, precision {compute.precision}",
-                    f"strategy {getattr(self, 'strategy_', self.strategy)} trained no network with Lightning, so "
+                    f"strategy {self.strategy_} trained no network with Lightning, so "
                     f"the {compute.processes} processes asked for (--devices {compute.devices} --num-nodes "
                     f"{compute.num_nodes}) shared no training (Lightning's launcher started none; processes "
                     "started by torchrun or srun each did the same work)")
@@ -400,7 +436,7 @@ class TransferEstimator(BaseEstimator):
         return ranking.best.backbone
 
     def _backbone_decision(self, backbone: Backbone) -> tuple[str, str]:
-        if not getattr(self, "ranking_", None):
+        if not self.ranking_:
             return ("backbone: " + backbone.name, backbone.source)
         r = self.ranking_
         scores = ", ".join(f"{row['candidate']} {row['scores'][r['metric']]:.3f}" for row in r["rows"])
@@ -419,8 +455,7 @@ class TransferEstimator(BaseEstimator):
         from ..models.features import extract_features
 
         self.domain_ = None
-        # a search trial skips it: the final fit reports it, and the trials share data and backbone
-        if not backbone.meta.get("pretrained", True) or getattr(self, "_search_callbacks", None) is not None:
+        if not backbone.meta.get("pretrained", True):
             return
         start = time.perf_counter()
         labels = fit_data.labels
@@ -463,7 +498,7 @@ class TransferEstimator(BaseEstimator):
         pretrained weights: then nothing was transferred and there is no transfer to judge). A task
         may override this to say so differently (forecasting: in its decisions, not in a note)."""
         self.control_ = None
-        pretrained = ((getattr(self, "backbone_info_", None) or {}).get("meta") or {}).get("pretrained", True)
+        pretrained = (self.backbone_info_.get("meta") or {}).get("pretrained", True)
         if not pretrained:
             self.notes_.append("no pretrained weights, so nothing was transferred: no from-scratch control and no "
                                "transfer verdict (the model itself is trained from scratch)")
@@ -475,17 +510,15 @@ class TransferEstimator(BaseEstimator):
     def _adapt(self, strategy, model: TransferModel, fit_data: FitData, settings: TrainSettings,
                started: float, loaded: float) -> FitOutcome:
         """Run the strategy and record what it did (model, history, settings, timings, notes)."""
-        self._announce_plan(strategy, fit_data, settings)
         outcome = strategy.fit(model, fit_data, settings)
         self.model_ = model.eval()
         self.history_ = outcome.history
         self.strategy_ = outcome.settings.get("chosen", strategy.name or self.strategy)
         self.strategy_settings_ = outcome.settings
-        if getattr(self, "domain_", None):  # worded for what the run did, measured before it
+        if self.domain_:  # worded for what the run did, measured before it
             from ..diagnostics import read_domain
-            from ..strategies import STRATEGIES
 
-            trained = STRATEGIES.get(self.strategy_).trains_backbone if self.strategy_ in STRATEGIES else True
+            trained = strategy_class(self.strategy_).trains_backbone
             self.domain_ = read_domain(self.domain_, backbone_trained=trained)
         parts = {"data scan": loaded - started, **outcome.timings}
         total = time.perf_counter() - started
@@ -505,15 +538,15 @@ class TransferEstimator(BaseEstimator):
     def _announce_plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> None:
         """Log what is about to be trained, and why, before training starts (logger `transferkit.plan`:
         the CLI prints it unless --quiet; from Python it is silent unless that logger is enabled)."""
-        if not PLAN_LOG.isEnabledFor(logging.INFO) or getattr(self, "_search_callbacks", None) is not None:
-            return  # (a search trial's plan is a row of the study, not a plan to announce)
+        if not PLAN_LOG.isEnabledFor(logging.INFO):
+            return
         lines = self._plan(strategy, fit_data, settings)
         PLAN_LOG.info("plan: " + "; ".join(decision for decision, _ in lines), extra={"plan": lines})
 
     def _plan(self, strategy, fit_data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
         """The plan's (decision, why) lines: task, backbone, the strategy's plan, `_plan_details`
         and whether a from-scratch control follows."""
-        info = getattr(self, "backbone_info_", {}) or {}
+        info = self.backbone_info_
         return [
             (f"task: {self.task}", f"{len(fit_data.train)} training and {len(fit_data.val)} validation examples"),
             self._backbone_decision(SimpleNamespace(name=info.get("name"), source=info.get("source", ""))),
@@ -521,7 +554,7 @@ class TransferEstimator(BaseEstimator):
             *([(f"time cap: {self.max_seconds:g} s", "max_seconds (--max-seconds): training stops when it "
                 "is reached")] if self.max_seconds else []),
             *self._plan_details(),
-            *([self._compute_decision()] if getattr(self, "compute_", None) else []),
+            *([self._compute_decision()] if self.compute_ else []),
             self._control_plan(fit_data.pretrained),
         ]
 
@@ -580,20 +613,20 @@ class TransferEstimator(BaseEstimator):
             "weights": _saving_strategy(self.strategy_).saved_weights(self.strategy_settings_),
             "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.get_params().items()},
             "strategy": {"requested": self.strategy, "used": self.strategy_, "settings": self.strategy_settings_},
-            "split": getattr(self, "data_", None) and self.data_.split,
+            "split": self.data_.split if hasattr(self, "data_") else None,
             "run": {
-                "ranking": getattr(self, "ranking_", None),
-                "domain": getattr(self, "domain_", None),
-                "control": getattr(self, "control_", None),
-                "compute": getattr(self, "compute_", None),
-                "target": (getattr(self, "target_", None) or {}).get("summary"),
+                "ranking": self.ranking_,
+                "domain": self.domain_,
+                "control": self.control_,
+                "compute": self.compute_,
+                "target": (self.target_ or {}).get("summary"),
                 "decisions": self.decisions_,
                 "data": self.data_.summary() if hasattr(self, "data_") else None,
                 "timings": self.timings_,
                 "notes": self.notes_,
-                "warnings": getattr(self, "warnings_", []),
-                "lineage": getattr(self, "lineage_", []),
-                "search": getattr(self, "search_", None),
+                "warnings": self.warnings_,
+                "lineage": list(self.lineage_),
+                "search": self.search_,
             },
             "versions": _versions(lightning.__version__),
         }
@@ -621,10 +654,10 @@ class TransferEstimator(BaseEstimator):
         weights = path / (WEIGHTS_FILE + ".partial")
         save_file(self._weights_to_save(), str(weights), metadata={"task": self.task, "format": "transferkit"})
         weights.replace(path / WEIGHTS_FILE)
-        if getattr(self, "tokenizer_", None) is not None:
+        if self.tokenizer_ is not None:
             self.tokenizer_.save_pretrained(str(path / TOKENIZER_DIR))
         write_history(path / HISTORY_FILE, self.history_)
-        save_memory(getattr(self, "memory_", None), path)
+        save_memory(self.memory_, path)
         if hasattr(self, "data_"):
             write_text(path / SPLIT_FILE, json.dumps(self.data_.split_record(), indent=1))
         if self.metrics_ is not None:
@@ -671,7 +704,7 @@ class TransferEstimator(BaseEstimator):
         est.warnings_ = run.get("warnings", [])  # absent in runs saved before notes and warnings were told apart
         est.history_ = read_history(path / HISTORY_FILE)
         est.lineage_ = read_lineage(config, path)
-        est.memory_ = load_memory(path, len(getattr(est, "classes_", None) or []) or None)
+        est.memory_ = load_memory(path, len(config.get("classes") or []) or None)
         est.run_path_ = path
         est.data_root_ = resolve_data_root(run.get("data"), path, (config.get("params") or {}).get("run_dir"))
         evaluation = read_metrics(path)
@@ -808,6 +841,11 @@ class ClassifierBase(TransferEstimator):
     config_keys: ClassVar[dict[str, Any]] = {"classes": list[str]}
     memory: int
     memory_selection: str
+    label_columns: str | list | None = None
+    task_weights: str | dict | None = None
+
+    heads_: dict[str, list[str]] = {}  # several label columns: head → its classes (never mutated, only replaced)
+    estimate_: dict | None = None  # a cross-validated estimate of the accuracy (small data)
 
     # ---- growing (see tasks/growth.py)
     def extend(self, data: Any, compare: bool = False, train_backbone: bool = False) -> "ClassifierBase":
@@ -893,14 +931,14 @@ class ClassifierBase(TransferEstimator):
 
     def _multi_head(self) -> bool:
         """Whether this model has several heads (label columns)."""
-        return len(getattr(self, "heads_", None) or {}) > 1
+        return len(self.heads_ or {}) > 1
 
     def _check_params(self, adapting: bool = False) -> Strategy:
         from ..data.multitask import parse_label_columns, parse_task_weights
 
         strategy = super()._check_params(adapting)
-        columns = parse_label_columns(getattr(self, "label_columns", None))
-        weights = getattr(self, "task_weights", None)
+        columns = parse_label_columns(self.label_columns)
+        weights = self.task_weights
         if weights not in (None, "", {}) and len(columns) < 2:
             raise TransferkitError("task_weights weigh the heads of several label columns: give label_columns "
                                    "(--label-columns a,b) too, or leave task_weights out.")
@@ -929,7 +967,7 @@ class ClassifierBase(TransferEstimator):
 
         if not self._multi_head():
             return {}
-        weights = parse_task_weights(getattr(self, "task_weights", None), list(self.heads_))
+        weights = parse_task_weights(self.task_weights, list(self.heads_))
         if weights == "uncertainty":
             return {h: Objective("uncertainty", 1.0, {"num_classes": len(c)}) for h, c in self.heads_.items()}
         return {h: Objective("cross-entropy", (weights or {}).get(h, 1.0), {"num_classes": len(c)})
@@ -942,8 +980,8 @@ class ClassifierBase(TransferEstimator):
         from ..data.multitask import parse_task_weights
 
         heads = ", ".join(f"{h} ({len(c)} classes)" for h, c in self.heads_.items())
-        weights = parse_task_weights(getattr(self, "task_weights", None), list(self.heads_))
-        if self.strategy_ == "linear-probe":
+        weights = parse_task_weights(self.task_weights, list(self.heads_))
+        if not strategy_class(self.strategy_).trains_backbone:  # heads on frozen features share no loss
             how = "loss weights: none (each head is a probe fitted on its own)"
         elif weights == "uncertainty":
             learned = outcome.settings.get("learned_loss_weights") or {}
@@ -993,7 +1031,7 @@ class ClassifierBase(TransferEstimator):
 
         self._check_fitted()
         if data is None and not hasattr(self, "data_"):
-            if getattr(self, "metrics_", None):  # a loaded run: what its fit measured (test split or CV estimate)
+            if self.metrics_:  # a loaded run: what its fit measured (test split or CV estimate)
                 return dict(self.metrics_)
             raise RuntimeError("nothing to evaluate: this model was loaded from a run without metrics.json; "
                                "pass labelled data")
@@ -1006,21 +1044,21 @@ class ClassifierBase(TransferEstimator):
         else:
             metrics = {**classification_metrics(proba, np.asarray(labels), self.classes_), **extra}
         if data is None:
-            control = getattr(self, "control_", None)
+            control = self.control_
             if control:
                 from ..diagnostics import transfer_verdict
 
                 # what the run already did, so the advice only suggests what it did not
                 check = transfer_verdict(metrics["accuracy"], control["accuracy"], metrics["n"],
-                                         strategy=self.strategy_, ranking=getattr(self, "ranking_", None),
+                                         strategy=self.strategy_, ranking=self.ranking_,
                                          suggest=self.transfer_suggestions)
                 metrics["transfer"] = {**check, "control": control["model"],
                                        **({"estimate": metrics["estimate"]} if metrics.get("estimate") else {})}
-            if self.strategy_ == ADAPT:  # an adapted run's headline is the domain it was adapted to
+            if traits(self.strategy_).unlabelled:  # an adapted run's headline is the domain it was adapted to
                 from ..strategies.adapt import target_domain_metrics
 
                 metrics["target_domain"] = target_domain_metrics(
-                    getattr(self, "strategy_settings_", None) or {}, (getattr(self, "target_", None) or {}).get("summary"))
+                    self.strategy_settings_ or {}, (self.target_ or {}).get("summary"))
             self.metrics_ = metrics
         return metrics
 
@@ -1031,10 +1069,10 @@ class ClassifierBase(TransferEstimator):
         """Accuracy (of the first head) on the validation split; a cross-validated run's out-of-fold
         accuracy; for a head refit on train + validation after choosing its C there (the linear probe),
         the validation accuracy the strategy measured before that refit."""
-        estimate = getattr(self, "estimate_", None)
+        estimate = self.estimate_
         if estimate:
             return float((np.asarray(estimate["proba"]).argmax(1) == np.asarray(estimate["labels"])).mean())
-        settings = getattr(self, "strategy_settings_", None) or {}
+        settings = self.strategy_settings_ or {}
         if settings.get("examples_fitted", 0) > len(fit_data.train):  # the validation examples were trained on
             if settings.get("val_accuracy") is None:
                 raise TransferkitError(f"strategy {self.strategy_} trained on the validation split and recorded no "
@@ -1080,7 +1118,7 @@ class ClassifierBase(TransferEstimator):
         """{key: input, "label": best class, "top_k": [{"label", "probability"}, ...]} per input; a
         multi-task model adds "heads": {head: {"label", "top_k"}} ("label" and "top_k" are the first head's)."""
         return classification_records([str(item) for item in items], self.predict_proba(items), self.classes_,
-                                      getattr(self, "heads_", {}), top_k, self.prediction_key)
+                                      self.heads_, top_k, self.prediction_key)
 
     def prediction_table(self, items: Any, records: list[dict]) -> Table:
         return classification_table(self.prediction_key, records)

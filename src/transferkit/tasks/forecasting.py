@@ -27,6 +27,7 @@ from .._format import counted, forecast_table
 from ..errors import DataError, UnknownNameError
 from ..rundir import EXAMPLES_FILE, read_head_weights
 from ..strategies import FitData, TrainSettings, create_strategy
+from ..strategies.registry import traits
 from .base import TransferEstimator
 from .params import Interval
 from .presentation import Headline, SummaryLine, Table
@@ -468,7 +469,7 @@ class Forecaster(TransferEstimator):
             advice.append("the same model trained from scratch is better here: fit without --backbone (same data "
                           "and settings) to ship it")
         advice.append("transfer from a forecaster trained on a longer or more related source series (--backbone RUN)")
-        if self.strategy_ != "full":
+        if not traits(self.strategy_).trains_all_layers:
             advice.append("train every layer from the first step (--strategy full)")
         return advice + self._more_history()
 
