@@ -38,7 +38,7 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     max_seconds: float | None = None  # wall-time budget of the training loop (from-scratch baselines)
-    # distributed training and speed (issue 14): handed to Lightning's Trainer (`distributed.resolve_compute`)
+    # distributed training and speed: handed to Lightning's Trainer (`distributed.resolve_compute`)
     devices: int = 1  # processes (GPUs, or CPU processes) per node; batch_size is per process
     num_nodes: int = 1
     accelerator: str = "auto"
@@ -50,7 +50,7 @@ class TrainSettings:
     def processes(self) -> int:
         """Processes training one model together: an optimiser step sees `processes * batch_size` examples."""
         return self.devices * self.num_nodes
-    # search (issue 14)
+    # search
     callbacks: list = field(default_factory=list)  # extra Lightning callbacks (a search trial's pruning reporter)
 
 

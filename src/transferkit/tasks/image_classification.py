@@ -24,7 +24,8 @@ from ..strategies.base import strategy_class
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from ..data.multitask import (MANIFEST_EXTENSIONS, MultiTargetDataset, load_image_manifest, looks_like_image_manifest,
                               parse_label_columns)
-from .base import ClassifierBase, stack_outputs
+from .base import stack_outputs
+from .classifier import ClassifierBase
 from .params import Interval, OneOf
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,14 @@ class ImageClassifier(ClassifierBase):
         progress: bool = True,
         baseline: bool = True,
         max_seconds: float | None = None,
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         devices: int = 1,
         num_nodes: int = 1,
         accelerator: str = "auto",
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
-        # search (issue 14)
+        # search
         search: int = 0,
         search_backend: str = "optuna",
         search_seconds: float | None = None,
@@ -134,14 +135,14 @@ class ImageClassifier(ClassifierBase):
         self.progress = progress
         self.baseline = baseline
         self.max_seconds = max_seconds
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         self.devices = devices
         self.num_nodes = num_nodes
         self.accelerator = accelerator
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
-        # search (issue 14)
+        # search
         self.search = search
         self.search_backend = search_backend
         self.search_seconds = search_seconds

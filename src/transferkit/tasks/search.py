@@ -11,7 +11,7 @@ way. The final model is then fitted once with the best trial's parameters, by th
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sklearn.base import clone
 
@@ -20,12 +20,38 @@ from ..strategies import STRATEGIES
 from ..strategies.registry import strategies_with, traits
 from ..strategies.fine_tune import DEFAULT_LR
 
-#: A task estimator (`base.TransferEstimator`; not imported here: base imports this module's callers)
+if TYPE_CHECKING:
+    from ..strategies import FitData
+
+#: A task estimator (`base.TransferEstimator`; not imported here: base imports this module)
 TransferEstimator = Any
 
 #: What a trial's clone never does: search again, train the from-scratch control (it is scored on
 #: the test split), write a run directory, show progress bars.
 TRIAL_PARAMS = {"search": 0, "baseline": False, "run_dir": None, "resume": False, "progress": False}
+
+
+class SearchMixin:
+    """What a hyper-parameter search asks of a task estimator (see `TransferEstimator`; the trial
+    itself runs through `TransferEstimator._fit_trial`)."""
+
+    #: What a search trial is scored by: (the metric Lightning logs each epoch, which pruning
+    #: watches; "maximize" or "minimize"; its name in the report). `_validation_score` computes it.
+    search_metric: ClassVar[tuple[str, str, str]] = ("val_loss", "minimize", "validation loss")
+
+    def _search_space(self, trial: Any) -> dict:
+        """The params of one search trial, drawn from `trial` (an `optuna.Trial`); may only suggest.
+        Default: `search.base_space` (strategy, learning rate, epochs, weight decay, unfreezing depth)."""
+        return base_space(self, trial)
+
+    def _validation_score(self, fit_data: FitData) -> float:
+        """The fitted model's `search_metric` on `fit_data.val` (never the test split). Required for search."""
+        raise TransferkitError(f"{self.task} cannot score a search trial; fit without --search.")
+
+    def _search_data(self) -> Any:
+        """The data `_load_data` read, as it accepts them again: the trials and the final fit reuse
+        them (same split, no second scan). Default: `data_` as it is."""
+        return self.data_
 
 
 def base_space(est: "TransferEstimator", trial: Any) -> dict:
