@@ -1,5 +1,6 @@
 """The package's structure, checked on every test run: the import-linter contracts in pyproject.toml
-(layers, no cycles), and no task-specific branching outside `transferkit.tasks`."""
+(layers, no cycles), no task-specific branching outside `transferkit.tasks`, and no strategy-specific
+branching outside `transferkit.strategies`."""
 from __future__ import annotations
 
 import io
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from transferkit.strategies import STRATEGIES
 from transferkit.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "transferkit"
 TASKS_DIR = PACKAGE / "tasks"
+STRATEGIES_DIR = PACKAGE / "strategies"
 
 def test_import_contracts_hold():
     """`lint-imports` (the console script beside this interpreter) passes on this checkout."""
@@ -88,3 +91,51 @@ def test_no_task_or_metric_branches_outside_tasks():
             for path in sorted(PACKAGE.rglob("*.py")) if TASKS_DIR not in path.parents
             for number, line in code_lines(path.read_text()) if BRANCH.search(line)]
     assert not hits, "branches on a task name or metric key outside tasks/:\n" + "\n".join(hits)
+
+
+# "auto" is also the word for backbone="auto", engine="auto", precision="auto": compared with a
+# literal it counts only where the other side names a strategy (the first two alternatives)
+_STRATEGY_NAMES = "|".join(map(re.escape, (n for n in STRATEGIES.names() if n != "auto")))
+#: a comparison or membership test on a strategy (an attribute, variable or key named strategy…,
+#: other than asking the registry whether a name is registered), or on one of the registered
+#: strategy names as a literal
+STRATEGY_BRANCH = re.compile("|".join([
+    # strategy == …, est.strategy_ in …, config["strategy"]["used"] != …, .get("strategy", x.strategy) == …
+    rf"""\bstrateg\w*(?:\[["'][\w-]+["']\]|\.get\(["'][\w-]+["'][^)]*\)|["']?\)|["']\])*\s*{_COMPARE}(?!\s*STRATEGIES\b)""",
+    rf"""{_COMPARE}\s*[\w.]*\bstrateg\w*\b(?![\w(])""",                 # … == self.strategy_
+    rf"{_STRING.format(_STRATEGY_NAMES)}\s*{_COMPARE}",                  # "full" == …
+    rf"""{_COMPARE}\s*[(\[{{]?\s*(?:["'][\w-]*["']\s*,\s*)*{_STRING.format(_STRATEGY_NAMES)}""",  # … in ("auto", "lora")
+]))
+
+
+@pytest.mark.parametrize(("line", "branches"), [
+    ('if self.strategy_ == "linear-probe":', True),
+    ('if est.strategy == "auto":', True),
+    ('if name not in ("auto", "adapt"):', True),
+    ('advice = strategy != "full"', True),
+    ('if config["strategy"]["used"] in ("prototypes", "lora"):', True),
+    ('if settings.get("head") == "prototypes":', True),
+    ('if chosen.get("strategy", est.strategy) == "auto":', True),
+    ('if kind == self.strategy_:', True),
+    ('if self.strategy_ in STRATEGIES and not multi:', False),
+    ('if traits(self.strategy_).unlabelled:', False),
+    ('if est.backbone == "auto":', False),
+    ('if engine == "auto":', False),
+    ('for strategy in STRATEGIES.names():', False),
+    ('raise Error("strategy \'full\' == every layer")  # strategy == "full"', False),
+    ('weights = config.get("weights", "full")', False),
+])
+def test_strategy_branch_rule(line, branches):
+    """The rule flags comparisons on strategies and their names, not registry look-ups, other
+    meanings of "auto", loops or prose."""
+    assert any(STRATEGY_BRANCH.search(code) for _, code in code_lines(line)) == branches
+
+
+def test_no_strategy_name_comparisons_outside_strategies():
+    """What a strategy does is a trait the tasks ask (`Strategy.trains_backbone`, `feature_head`,
+    `StrategyInfo.unlabelled`, `chooses`...), so a new strategy touches no module outside
+    `transferkit.strategies` (and its registration)."""
+    hits = [f"{path.relative_to(REPO)}:{number}: {path.read_text().splitlines()[number - 1].strip()}"
+            for path in sorted(PACKAGE.rglob("*.py")) if STRATEGIES_DIR not in path.parents
+            for number, line in code_lines(path.read_text()) if STRATEGY_BRANCH.search(line)]
+    assert not hits, "comparisons of strategy names outside strategies/:\n" + "\n".join(hits)

@@ -220,3 +220,24 @@ def test_every_task_space_draws_params_the_task_accepts(task):
     assert len(strategies) >= 2
     fixed = cls(lr=1e-3, epochs=2, strategy="fine-tune")._search_space(study.ask())
     assert "lr" not in fixed and "epochs" not in fixed and fixed["strategy"] == "fine-tune"
+
+
+def test_the_space_asks_the_strategy_what_it_tunes():
+    """A fixed strategy is searched over what it reads only (`Strategy.searched_params`,
+    `search_options`): a linear probe draws no learning rate, epochs or unfreezing knobs, so its
+    trials cannot differ in what it ignores; a choosing strategy ("auto") draws every candidate's
+    values in every trial (a flat space), its knobs going only to the strategy drawn."""
+    import optuna
+
+    from transferkit.strategies import STRATEGIES
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    probe = ImageClassifier(strategy="linear-probe")._search_space(trial := study.ask())
+    assert set(trial.params) == {"augment"} and set(probe) == {"strategy", "strategy_options", "augment"}
+    assert STRATEGIES.get("linear-probe").searched_params == () and STRATEGIES.get("prototypes").searched_params == ()
+    lora = ImageClassifier(strategy="lora")._search_space(trial := study.ask())
+    assert set(trial.params) == {"lr", "epochs", "weight_decay", "augment"} and lora["strategy_options"] is None
+    auto = ImageClassifier(strategy="auto")._search_space(trial := study.ask())
+    assert set(trial.params) == {"strategy", "lr", "epochs", "weight_decay", "start_groups", "unfreeze_epochs",
+                                 "augment"}
+    assert ("start_groups" in (auto["strategy_options"] or {})) == (auto["strategy"] == "fine-tune")

@@ -12,6 +12,7 @@ from typing import Any, Collection
 import numpy as np
 
 from .._format import counted
+from ..strategies.registry import traits
 
 # Smallest accuracy difference worth knowing about. A noise band wider than this means the test set
 # cannot resolve differences that matter, so a gain inside it is "inconclusive", not "negligible".
@@ -98,7 +99,7 @@ def transfer_advice(check: dict, *, strategy: str | None = None, ranking: dict |
     possible = {
         "rank": not rows,  # backbone=auto already ranked: its runner-up is the one to try
         "runner_up": len(rows) > 1,
-        "full": bool(strategy) and strategy != "full",
+        "full": bool(strategy) and not traits(strategy).trains_all_layers,
     }
     runner_up = rows[1].get("backbone") or rows[1].get("candidate") if len(rows) > 1 else None
     return [text.format(backbone=runner_up) for key, text in ADVICE.items()

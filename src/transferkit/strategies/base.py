@@ -39,7 +39,7 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     max_seconds: float | None = None  # wall-time budget of the training loop (from-scratch baselines)
-    # distributed training and speed (issue 14): handed to Lightning's Trainer (`distributed.resolve_compute`)
+    # distributed training and speed: handed to Lightning's Trainer (`distributed.resolve_compute`)
     devices: int = 1  # processes (GPUs, or CPU processes) per node; batch_size is per process
     num_nodes: int = 1
     accelerator: str = "auto"
@@ -51,7 +51,7 @@ class TrainSettings:
     def processes(self) -> int:
         """Processes training one model together: an optimiser step sees `processes * batch_size` examples."""
         return self.devices * self.num_nodes
-    # search (issue 14)
+    # search
     callbacks: list = field(default_factory=list)  # extra Lightning callbacks (a search trial's pruning reporter)
 
 
@@ -305,6 +305,14 @@ class Strategy(ABC):
     trains_backbone: bool = True
     #: whether `fit` trains every head named in `FitData.objectives` (multi-task heads), not only the default one
     multi_head: bool = False
+    #: the head `fit` fits on frozen features, in words that name no strategy ("logistic", "centroid"),
+    #: so a task can build the matching no-transfer control; None for a strategy that trains by gradient
+    feature_head: str | None = None
+    #: what the validation split or the folds choose for that head, in the decisions' words ("C")
+    head_selection: str = ""
+    #: the shared training params (`TrainSettings` fields, estimator params) `fit` reads: what a
+    #: hyper-parameter search draws for it (a strategy that ignores them is not searched over them)
+    searched_params: tuple[str, ...] = ("lr", "epochs", "weight_decay")
 
     def __init__(self, **options: Any) -> None:
         known = [f.name for f in fields(self.Options)] if self.Options else []
@@ -321,6 +329,12 @@ class Strategy(ABC):
     @abstractmethod
     def fit(self, model: TransferModel, data: FitData, settings: TrainSettings) -> FitOutcome:
         ...
+
+    @classmethod
+    def search_options(cls, trial: Any) -> dict[str, Any]:
+        """This strategy's own options drawn for one search trial from `trial` (an `optuna.Trial`; may
+        only suggest); none by default."""
+        return {}
 
     def plan(self, data: FitData, settings: TrainSettings) -> list[tuple[str, str]]:
         """What `fit` will do on `data`, as (decision, why) lines shown before training starts."""
@@ -393,6 +407,12 @@ class Strategy(ABC):
         check_tensor_shapes(model.state_dict(), state, run_dir)
         model.load_state_dict(state, strict=True)
         return model
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The class of a run's strategy `name`, whose traits say what it did; `Strategy` (the default
+    traits) for a name not registered here (a run saved by a strategy defined elsewhere)."""
+    return STRATEGIES.get(name) if name in STRATEGIES else Strategy
 
 
 def _option_problem(value: Any, hint: Any) -> str | None:

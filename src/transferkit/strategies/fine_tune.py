@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import TransferkitError
 from ..models import TransferModel
@@ -153,6 +154,12 @@ class FineTune(FineTuneBase):
     `head_warmup`, the head is first fit as a linear probe (LP-FT)."""
 
     name = "fine-tune"
+
+    @classmethod
+    def search_options(cls, trial: Any) -> dict[str, Any]:
+        """How deep the backbone starts unfrozen and over how many epochs the rest follows."""
+        return {"start_groups": trial.suggest_int("start_groups", 1, 6),
+                "unfreeze_epochs": trial.suggest_int("unfreeze_epochs", 0, 4)}
 
 
 class Full(FineTuneBase):

@@ -420,6 +420,9 @@ class LinearProbe(Strategy):
     cross_validates = True
     trains_backbone = False
     multi_head = True  # several heads: a probe per head on the same features (`fit_probe_heads`)
+    feature_head = "logistic"
+    head_selection = "C"
+    searched_params = ()  # C is chosen on validation by the probe itself; no epochs, no learning rate
 
     name = "linear-probe"
 

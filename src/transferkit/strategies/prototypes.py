@@ -68,6 +68,9 @@ class Prototypes(Strategy):
     name = "prototypes"
     cross_validates = True
     trains_backbone = False
+    feature_head = "centroid"
+    head_selection = "the temperature"
+    searched_params = ()  # the temperature is chosen on validation by the strategy itself
 
     def extend(self, model: TransferModel, data: ExtendData, settings: TrainSettings) -> FitOutcome:
         """Add a centroid per new class (the mean of its normalised new features) and fold new examples

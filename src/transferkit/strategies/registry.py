@@ -20,6 +20,12 @@ class StrategyInfo(Info):
 
     modalities: tuple[str, ...]  # the input modalities it applies to (a task's `TaskInfo.modality`)
     unlabelled: bool = False  # it needs unlabelled target data (`fit(..., unlabeled=...)`)
+    #: it chooses, from the data, the strategy that trains (recorded as `FitOutcome.settings["chosen"]`);
+    #: unlabelled target data make it the `unlabelled` strategy, and a search chooses among `searched` ones
+    chooses: bool = False
+    searched: bool = False  # a search over strategies (a choosing strategy with --search) tries it
+    #: every layer trains from the first step at one rate: transfer advice never suggests it to such a run
+    trains_all_layers: bool = False
 
 
 StrategyFactory = Callable[..., Any]  # a `Strategy` class: called with its options, returns the strategy
@@ -38,6 +44,18 @@ def register_strategy(name: str, info: StrategyInfo) -> Callable[[type], type]:
         return register(cls)
 
     return decorator
+
+
+def traits(name: str) -> StrategyInfo:
+    """The registered traits of strategy `name`; a name not registered here (a run saved by a strategy
+    defined elsewhere) has none of them."""
+    return STRATEGIES.entry(name).info if name in STRATEGIES else StrategyInfo(modalities=())
+
+
+def strategies_with(trait: str, modality: str | None = None) -> list[str]:
+    """The registered strategies (sorted) whose `StrategyInfo` has `trait` set, for `modality` if given."""
+    return [n for n in STRATEGIES.names() if getattr(STRATEGIES.entry(n).info, trait)
+            and (modality is None or modality in STRATEGIES.entry(n).info.modalities)]
 
 
 def create_strategy(name: str, **options: Any):
@@ -59,18 +77,20 @@ STRATEGIES.declare("adapt", f"{_PACKAGE}.adapt:DomainAdapt", StrategyInfo(
 STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
     description="images: linear probe first, fine-tune only when validation and the time budget say it can gain "
                 "(never with <10 per class), keep the better; text ≤16 per class: setfit, else fine-tune",
-    modalities=_EVERY_MODALITY))
+    modalities=_EVERY_MODALITY, chooses=True))
 STRATEGIES.declare("fine-tune", f"{_PACKAGE}.fine_tune:FineTune", StrategyInfo(
     description="gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)",
-    modalities=_EVERY_MODALITY))
+    modalities=_EVERY_MODALITY, searched=True))
 STRATEGIES.declare("full", f"{_PACKAGE}.fine_tune:Full", StrategyInfo(
-    description="every layer trains from the first step at one low learning rate", modalities=_EVERY_MODALITY))
+    description="every layer trains from the first step at one low learning rate", modalities=_EVERY_MODALITY,
+    trains_all_layers=True))
 STRATEGIES.declare("linear-probe", f"{_PACKAGE}.linear_probe:LinearProbe", StrategyInfo(
-    description="frozen backbone, features cached once; logistic (C tuned) or ridge head", modalities=_EVERY_MODALITY))
+    description="frozen backbone, features cached once; logistic (C tuned) or ridge head", modalities=_EVERY_MODALITY,
+    searched=True))
 STRATEGIES.declare("lora", f"{_PACKAGE}.lora:Lora", StrategyInfo(
     description="low-rank adapters in attention projections or 1×1 convolutions + new head; saves only adapters "
                 "on a pretrained base (peft)",
-    modalities=_EVERY_MODALITY))
+    modalities=_EVERY_MODALITY, searched=True))
 STRATEGIES.declare("prototypes", f"{_PACKAGE}.prototypes:Prototypes", StrategyInfo(
     description="few-shot: nearest class centroid on frozen, centred, L2-normalised features (SimpleShot); seconds",
     modalities=("image", "text")))

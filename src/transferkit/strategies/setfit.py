@@ -52,6 +52,7 @@ class SetFit(Strategy):
     """Contrastive pair fine-tuning of the encoder, then a logistic-regression head on its embeddings."""
 
     name = "setfit"
+    searched_params = ()  # its own options set the pair training; the shared lr and epochs are not read
 
     Options = SetFitOptions
     # the encoder is tuned once, in `fit`: growing refits the head on its fixed embeddings, as a probe's

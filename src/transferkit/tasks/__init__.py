@@ -3,7 +3,8 @@ from .._lazy import lazy_exports
 from .registry import TASKS, KeyMetric, TaskInfo, detect_task, load_predictor, load_run, predictor_for, register_task
 
 _EXPORTS = {
-    **dict.fromkeys(("ClassifierBase", "TransferEstimator"), ".base"),
+    "ClassifierBase": ".classifier",
+    "TransferEstimator": ".base",
     "Forecaster": ".forecasting",
     **dict.fromkeys(("ImageClassifier", "expand_image_paths"), ".image_classification"),
     "classification_metrics": ".metrics",

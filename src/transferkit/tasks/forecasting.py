@@ -23,16 +23,15 @@ from torch.utils.data import DataLoader
 from ..backbones.patchtst import ForecastHead, ForecastModel, RevIN, patchtst_backbone
 from ..data.timeseries import (SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns,
                                load_series_csv)
-from .._format import counted, forecast_table
+from .._format import counted
 from ..errors import DataError, UnknownNameError
 from ..rundir import EXAMPLES_FILE, read_head_weights
 from ..strategies import FitData, TrainSettings, create_strategy
 from .base import TransferEstimator
 from .params import Interval
-from .presentation import Headline, SummaryLine, Table
+from .forecast_presentation import ForecastPresentationMixin
 from .forecast_baselines import SeasonalNaive, fit_baselines
-from .forecast_metrics import (MIN_NOISE, compare_with_baselines, forecast_metrics, rows_to_resolve, transfer_check,
-                               window_errors)
+from .forecast_metrics import compare_with_baselines, forecast_metrics, transfer_check, window_errors
 
 TASK = "forecast"
 #: below this many training windows, batches shrink and epochs grow (a few hundred windows give
@@ -42,7 +41,7 @@ SMALL_DATA_WINDOWS = 2000
 DEFAULT_HORIZON = 96
 
 
-class Forecaster(TransferEstimator):
+class Forecaster(ForecastPresentationMixin, TransferEstimator):
     """Forecasts `horizon` steps from the last `lookback` steps of one or more series.
 
     `fit(csv)` splits chronologically (ETT 12/4/4 months for long hourly data, else 70/10/20),
@@ -91,14 +90,14 @@ class Forecaster(TransferEstimator):
         resume: bool = False,
         progress: bool = True,
         max_seconds: float | None = None,
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         devices: int = 1,
         num_nodes: int = 1,
         accelerator: str = "auto",
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
-        # search (issue 14)
+        # search
         search: int = 0,
         search_backend: str = "optuna",
         search_seconds: float | None = None,
@@ -121,14 +120,14 @@ class Forecaster(TransferEstimator):
         self.resume = resume
         self.progress = progress
         self.max_seconds = max_seconds
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         self.devices = devices
         self.num_nodes = num_nodes
         self.accelerator = accelerator
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
-        # search (issue 14)
+        # search
         self.search = search
         self.search_backend = search_backend
         self.search_seconds = search_seconds
@@ -285,7 +284,7 @@ class Forecaster(TransferEstimator):
         return (f"control: {self.control_['model']}", "the transfer verdict compares the transferred model with "
                 "the same architecture trained from scratch on the same training windows")
 
-    # ---- search hooks (issue 14)
+    # ---- search hooks
     search_metric = ("val_loss", "minimize", "validation MSE")
 
     def _validation_score(self, fit_data: FitData) -> float:
@@ -427,65 +426,6 @@ class Forecaster(TransferEstimator):
             self.examples_ = self._examples(x, y.numpy(), pred, baselines)
         return metrics
 
-    def _more_history(self) -> list[str]:
-        """Advice to train on more of the history, when the run kept only part of it."""
-        if self.train_fraction >= 1.0:
-            return []
-        larger = min(1.0, self.train_fraction * 4)
-        options = f"{larger:g} or 1" if larger < 1.0 else "1"
-        return [f"train on more of the history: this run kept {self.train_fraction:g} of the training segment "
-                f"(--train-fraction {options})"]
-
-    def _baseline_advice(self, check: dict) -> list[str]:
-        """What this run could do differently when a baseline beats the model (or ties with it)."""
-        if check["verdict"] == "model" or check["baseline"] <= MIN_NOISE:
-            return []  # the model wins, or a baseline is already exact (a constant series): nothing to try
-        advice = []
-        settings = getattr(self, "strategy_settings_", {}) or {}
-        epochs, run = settings.get("epochs"), settings.get("epochs_run")
-        if epochs and run and run >= epochs:  # it stopped at the epoch limit, not because validation stalled
-            advice.append(f"train longer: the run stopped at its limit of {epochs} epoch{'s' * (epochs != 1)}, not by "
-                          f"early stopping (--epochs {max(10, 3 * epochs)})")
-        advice += self._more_history()
-        if (self.backbone_info_.get("meta") or {}).get("parent_task") != TASK:
-            advice.append("start from a forecaster trained on a longer or related series: fit it, then pass "
-                          "its run directory as --backbone RUN")
-        return advice
-
-    def _transfer_advice(self, check: dict) -> list[str]:
-        """What to try when transfer did not help, limited to what this run did not do and can do."""
-        verdict = check["verdict"]
-        if verdict == "positive":
-            return []
-        if verdict == "inconclusive":
-            test_rows = self.split_["test"][1] - self.split_["test"][0]
-            difference = max(abs(check["gain"]), 0.02 * check["baseline"])
-            rows = rows_to_resolve(check["noise"], check["blocks"], self.horizon_, difference)
-            return [f"a longer test period would settle it: about {rows:,} test rows (now {test_rows:,}) would resolve "
-                    f"a difference of {difference:.4f} MSE"] if rows else []
-        advice = []
-        if verdict == "negative":
-            advice.append("the same model trained from scratch is better here: fit without --backbone (same data "
-                          "and settings) to ship it")
-        advice.append("transfer from a forecaster trained on a longer or more related source series (--backbone RUN)")
-        if self.strategy_ != "full":
-            advice.append("train every layer from the first step (--strategy full)")
-        return advice + self._more_history()
-
-    def _examples(self, x, y, pred, baselines, count: int = 4) -> dict:
-        """A few evenly spaced test windows of the first forecast series, for the report's plot."""
-        channel = 0
-        picks = np.linspace(0, len(y) - 1, min(count, len(y))).astype(int)
-        return {
-            "channel": self.channels_[channel],
-            "windows": [{
-                "history": x[i, -2 * self.horizon_:, channel].tolist(),
-                "actual": y[i, :, channel].tolist(),
-                "forecast": pred[i, :, channel].tolist(),
-                "baselines": {name: m.predict(x[i:i + 1])[0, :, channel].tolist() for name, m in baselines.items()},
-            } for i in picks],
-        }
-
     def _standardised(self, data) -> np.ndarray:
         table = load_series_csv(data, self.time_column, self.target)
         missing = [c for c in self.channels_ if c not in table.columns]
@@ -546,56 +486,10 @@ class Forecaster(TransferEstimator):
             return f"{p.name}: a time column followed by numeric columns"
         return None
 
-    # ---- report and ranking hooks (report-rank)
-    report_sections = ("forecast-metrics", "forecasts")
-
-    @classmethod
-    def headline_metrics(cls, metrics: dict) -> tuple[Headline, ...]:
-        return (Headline("mse", "MSE (standardised)", ".4f", always=True),
-                Headline("mae", "MAE (standardised)", ".4f", always=True),
-                Headline("mase", "MASE", ".3f"), Headline("n", "test windows", "count"))
-
     # ---- parameter declarations (cli)
     param_constraints = {**TransferEstimator.param_constraints, "horizon": Interval(1), "lookback": Interval(2),
                          "train_fraction": Interval(0.001, 1.0)}
-
-    # ---- presentation hooks (cli)
-    unit = "window"
     option_panel = "Time series"
-
-    def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Path:
-        """The one CSV of history to forecast from."""
-        if len(inputs) != 1 or file is not None:
-            raise DataError("a forecast run takes one CSV of history: transferkit predict RUN history.csv")
-        return Path(inputs[0])
-
-    def prediction_records(self, items: Path, top_k: int) -> list[dict]:
-        """The next `horizon` steps after the end of the history CSV `items`: {"time": ..., series:
-        value, ...} per step, timestamped when the CSV has times (else "+1", "+2"...)."""
-        import pandas as pd
-
-        forecast = self.predict(items)
-        table = load_series_csv(items, self.time_column, self.target)
-        if table.times is not None and table.frequency:
-            steps = [str(t) for t in pd.date_range(table.times[-1], periods=len(forecast) + 1,
-                                                   freq=table.frequency)[1:]]
-        else:
-            steps = [f"+{i + 1}" for i in range(len(forecast))]
-        return [{"time": t, **{c: round(float(v), 6) for c, v in zip(self.channels_, row)}}
-                for t, row in zip(steps, forecast)]
-
-    def prediction_table(self, items: Path, records: list[dict]) -> Table:
-        return forecast_table(self.channels_, records, Path(items).name)
-
-    def metrics_table(self, metrics: dict, data: str | None = None) -> tuple[Table, SummaryLine | None]:
-        """MSE, MAE and MASE of the model and of each baseline ("n/a" where undefined); the summary
-        line says why a metric is undefined (a constant series has no MASE), else there is none."""
-        rows = [(name if name != "model" else "model (this run)", *(_figure(m.get(k)) for k in ("mse", "mae", "mase")))
-                for name, m in {"model": metrics, **metrics.get("baselines", {})}.items()]
-        why = (metrics.get("undefined") or {}).get("mase")
-        summary = None if not why else SummaryLine("MASE", _figure(metrics.get("mase")), f": {why}")
-        return Table(columns=("model", "MSE", "MAE", "MASE"), rows=rows, title=self._metrics_title(metrics, data),
-                     right=("MSE", "MAE", "MASE")), summary
 
 
 class _RevINEncoder(nn.Module):
@@ -642,11 +536,6 @@ def _mse(model: nn.Module, windows: WindowDataset) -> float:
         total += float(((model(x) - y) ** 2).sum())
         count += y.numel()
     return total / max(1, count)
-
-
-def _figure(value) -> str:
-    """A metric to 4 decimals, or "n/a" when it is undefined (None) or not a finite number."""
-    return f"{value:.4f}" if isinstance(value, (int, float)) and np.isfinite(value) else "n/a"
 
 
 def _header_names(path: Path) -> list[str]:

@@ -20,10 +20,12 @@ from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, TransferkitError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
+from ..strategies.base import strategy_class
 from ..strategies.linear_probe import CROSS_VALIDATE_BELOW, CV_FOLDS
 from ..data.multitask import (MANIFEST_EXTENSIONS, MultiTargetDataset, load_image_manifest, looks_like_image_manifest,
                               parse_label_columns)
-from .base import ClassifierBase, stack_outputs
+from .base import stack_outputs
+from .classifier import ClassifierBase
 from .params import Interval, OneOf
 
 log = logging.getLogger(__name__)
@@ -98,14 +100,14 @@ class ImageClassifier(ClassifierBase):
         progress: bool = True,
         baseline: bool = True,
         max_seconds: float | None = None,
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         devices: int = 1,
         num_nodes: int = 1,
         accelerator: str = "auto",
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
-        # search (issue 14)
+        # search
         search: int = 0,
         search_backend: str = "optuna",
         search_seconds: float | None = None,
@@ -133,14 +135,14 @@ class ImageClassifier(ClassifierBase):
         self.progress = progress
         self.baseline = baseline
         self.max_seconds = max_seconds
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         self.devices = devices
         self.num_nodes = num_nodes
         self.accelerator = accelerator
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
-        # search (issue 14)
+        # search
         self.search = search
         self.search_backend = search_backend
         self.search_seconds = search_seconds
@@ -232,7 +234,7 @@ class ImageClassifier(ClassifierBase):
             ("split", d.split["description"]) if not self.estimate_ else
             (f"evaluation: {self.estimate_['method']}",
              f"estimated by {self.estimate_['method']} (the same folds choose "
-             + ("the temperature" if outcome.settings.get("head") == "prototypes" else "C") + " by log-loss"
+             + (strategy_class(self.strategy_).head_selection or "C") + " by log-loss"
              + (" and which head is kept" if "compared" in outcome.settings else "")
              + ", so the estimate may be slightly optimistic); the shipped model is "
              f"fitted on all {len(d.train)} images. Below {CROSS_VALIDATE_BELOW} labelled images a held-out split "
@@ -500,8 +502,9 @@ def _image_scratch_control(est: "ImageClassifier", budget: float) -> dict[str, A
     info = est.backbone_info_
     # a registered backbone rebuilds with its own preprocessing; otherwise the timm architecture
     architecture = info["name"] if info.get("family") != "timm" else info["architecture"]
-    if est.strategy_ in ("linear-probe", "prototypes"):
-        return _random_feature_probe(est, architecture)
+    head = strategy_class(est.strategy_).feature_head
+    if head in RANDOM_FEATURE_CONTROLS:  # a frozen-feature run: the same head on random features
+        return RANDOM_FEATURE_CONTROLS[head](est, architecture)
     epochs = int(est.strategy_settings_.get("epochs_run") or est.strategy_settings_.get("epochs") or 3)
     per_size = CONTROL_SECONDS * max(1.0, len(est.data_.train) / SMALL_DATA)
     cap = min(per_size, max(15.0, CONTROL_FRACTION * budget))
@@ -528,16 +531,13 @@ class _ScratchControl(ImageClassifier):
 
 
 def _random_feature_probe(est: "ImageClassifier", architecture: str) -> dict[str, Any]:
-    """The matched control of a frozen-feature run (linear probe or prototypes): the same head, fitted
-    and scored the same way, on features of `architecture` with random weights."""
+    """The matched control of a run with a logistic head on frozen features (the linear probe): the same
+    head and C selection, fitted and scored the same way, on features of `architecture` with random weights."""
     import torch
 
     from ..backbones import create_backbone
     from ..models.features import extract_features
     from ..strategies.linear_probe import cross_validated_head, fit_logistic_head
-
-    if est.strategy_ == "prototypes":
-        return _random_feature_prototypes(est, architecture)
 
     torch.manual_seed(est.seed)
     body = create_backbone(f"scratch:{architecture}", modality="image").model.eval()
@@ -588,3 +588,8 @@ def _random_feature_prototypes(est: "ImageClassifier", architecture: str) -> dic
         scored = "the test split"
     return {"model": f"{architecture}, random weights, frozen: the same nearest-centroid head and temperature "
                      f"selection, scored by {scored}; one forward pass, no training", "accuracy": accuracy}
+
+
+#: The no-transfer control of a run whose strategy fits a head on frozen features, by that head
+#: (`Strategy.feature_head`): the same head, fitted and scored the same way, on random features.
+RANDOM_FEATURE_CONTROLS = {"logistic": _random_feature_probe, "centroid": _random_feature_prototypes}

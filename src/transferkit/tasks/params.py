@@ -19,6 +19,10 @@ from typing import Any, Mapping, Union
 from ..errors import TransferkitError
 
 
+#: The params handed to Lightning's Trainer (`strategies.distributed`), in `TrainSettings` too.
+COMPUTE_PARAMS = ("devices", "num_nodes", "accelerator", "precision", "compile", "dist_strategy")
+
+
 class ParameterError(TransferkitError, ValueError):
     """An estimator parameter outside its declared range or choices."""
 

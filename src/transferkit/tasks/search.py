@@ -11,56 +11,83 @@ way. The final model is then fitted once with the best trial's parameters, by th
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sklearn.base import clone
 
 from ..errors import TransferkitError
 from ..strategies import STRATEGIES
+from ..strategies.registry import strategies_with, traits
 from ..strategies.fine_tune import DEFAULT_LR
 
-#: A task estimator (`base.TransferEstimator`; not imported here: base imports this module's callers)
+if TYPE_CHECKING:
+    from ..strategies import FitData
+
+#: A task estimator (`base.TransferEstimator`; not imported here: base imports this module)
 TransferEstimator = Any
 
-#: The strategies a search may choose between (when the estimator's strategy is "auto"), in this
-#: order, where the task's modality supports them.
-SEARCHED_STRATEGIES = ("fine-tune", "linear-probe", "lora")
 #: What a trial's clone never does: search again, train the from-scratch control (it is scored on
 #: the test split), write a run directory, show progress bars.
 TRIAL_PARAMS = {"search": 0, "baseline": False, "run_dir": None, "resume": False, "progress": False}
 
 
-def base_space(est: "TransferEstimator", trial: Any) -> dict:
-    """The search space every task shares, as estimator params: the strategy (when "auto": the
-    task's modality's among fine-tune, linear-probe and LoRA), the peak learning rate (log scale,
-    a decade either side of the modality's default; unless `lr` was given), the epochs (unless
-    given), the weight decay (log) and, for fine-tune, how deep the backbone starts unfrozen
-    (`start_groups`) and over how many epochs the rest follows (`unfreeze_epochs`).
+class SearchMixin:
+    """What a hyper-parameter search asks of a task estimator (see `TransferEstimator`; the trial
+    itself runs through `TransferEstimator._fit_trial`)."""
 
-    Every value is drawn in every trial, also those the drawn strategy ignores (a linear probe has
-    no learning rate), so the space is flat: TPE models each parameter over all trials and the
-    importances compare like with like."""
-    strategies = [s for s in SEARCHED_STRATEGIES if s in STRATEGIES and est.modality in STRATEGIES.entry(s).info.modalities]
-    strategy = trial.suggest_categorical("strategy", strategies) if est.strategy == "auto" else est.strategy
+    #: What a search trial is scored by: (the metric Lightning logs each epoch, which pruning
+    #: watches; "maximize" or "minimize"; its name in the report). `_validation_score` computes it.
+    search_metric: ClassVar[tuple[str, str, str]] = ("val_loss", "minimize", "validation loss")
+
+    def _search_space(self, trial: Any) -> dict:
+        """The params of one search trial, drawn from `trial` (an `optuna.Trial`); may only suggest.
+        Default: `search.base_space` (strategy, learning rate, epochs, weight decay, unfreezing depth)."""
+        return base_space(self, trial)
+
+    def _validation_score(self, fit_data: FitData) -> float:
+        """The fitted model's `search_metric` on `fit_data.val` (never the test split). Required for search."""
+        raise TransferkitError(f"{self.task} cannot score a search trial; fit without --search.")
+
+    def _search_data(self) -> Any:
+        """The data `_load_data` read, as it accepts them again: the trials and the final fit reuse
+        them (same split, no second scan). Default: `data_` as it is."""
+        return self.data_
+
+
+def base_space(est: "TransferEstimator", trial: Any) -> dict:
+    """The search space every task shares, as estimator params: the strategy (when the estimator's
+    strategy chooses one, as "auto" does: the `searched` strategies of the task's modality, e.g.
+    fine-tune, linear-probe and LoRA), then what those strategies read (`Strategy.searched_params`):
+    the peak learning rate (log scale, a decade either side of the modality's default; unless `lr`
+    was given), the epochs (unless given) and the weight decay (log), and each one's own options
+    (`Strategy.search_options`: fine-tune's unfreezing depth and pace).
+
+    When the strategy is drawn, every candidate's values are drawn in every trial, also those the
+    drawn strategy ignores (a linear probe has no learning rate), so the space is flat: TPE models
+    each parameter over all trials and the importances compare like with like. A fixed strategy
+    draws only what it reads: trials of a strategy that ignores the learning rate differ in nothing else."""
+    chooses = traits(est.strategy).chooses
+    names = strategies_with("searched", est.modality) if chooses else [est.strategy]
+    strategy = trial.suggest_categorical("strategy", names) if chooses else est.strategy
+    candidates = {name: STRATEGIES.get(name) for name in names}
+    read = {p for cls in candidates.values() for p in cls.searched_params}
     default_lr = DEFAULT_LR.get(est.modality, 3e-4)
     params: dict[str, Any] = {"strategy": strategy}
-    if est.lr is None:
+    if "lr" in read and est.lr is None:
         params["lr"] = trial.suggest_float("lr", default_lr / 10, default_lr * 10, log=True)
-    if est.epochs is None:
+    if "epochs" in read and est.epochs is None:
         params["epochs"] = trial.suggest_int("epochs", 2, 15)
-    params["weight_decay"] = trial.suggest_float("weight_decay", 1e-4, 0.3, log=True)
-    start_groups = trial.suggest_int("start_groups", 1, 6)
-    unfreeze_epochs = trial.suggest_int("unfreeze_epochs", 0, 4)
-    options = dict(est.strategy_options or {})
-    if strategy == "fine-tune":
-        options.update(start_groups=start_groups, unfreeze_epochs=unfreeze_epochs)
+    if "weight_decay" in read:
+        params["weight_decay"] = trial.suggest_float("weight_decay", 1e-4, 0.3, log=True)
+    drawn = {name: cls.search_options(trial) for name, cls in candidates.items()}
+    options = {**(est.strategy_options or {}), **drawn[strategy]}
     params["strategy_options"] = options or None
     return params
 
 
 def used_settings(est: "TransferEstimator") -> dict:
     """What a fitted trial trained with, for the trials table (its strategy, LR, epochs run)."""
-    s = getattr(est, "strategy_settings_", None) or {}
+    s = est.strategy_settings_ or {}
     used = {"strategy": est.strategy_}
     for key in ("lr", "epochs", "epochs_run", "C"):
         if isinstance(s.get(key), (int, float)):
@@ -81,7 +108,7 @@ def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, 
     if est.resume:
         raise TransferkitError("--resume continues an interrupted fit, not a search; run the search again "
                                "without --resume.")
-    if getattr(est, "devices", 1) * getattr(est, "num_nodes", 1) > 1:
+    if est.devices * est.num_nodes > 1:
         # every trial would start and tear down its own process group; spread trials instead
         raise TransferkitError("--search runs its trials in one process each: drop --devices/--num-nodes, or "
                                "spread the trials over machines with --search-backend ray.")
@@ -103,19 +130,18 @@ def fit_with_search(est: "TransferEstimator", data: Any, unlabeled: Any = None, 
         trial = clone(est).set_params(**{**TRIAL_PARAMS, **fixed, **params})
         if budget is not None and budget < (trial.max_seconds or float("inf")):
             trial.max_seconds = budget  # what is left of search_seconds caps this trial's training
-        trial._search_callbacks = [pruning_callback(monitor, reporter)]
-        trial.fit(loaded)
+        score = trial._fit_trial(loaded, [pruning_callback(monitor, reporter)])
         used = used_settings(trial)
         if trial.max_seconds != est.max_seconds:
             used["max_seconds"] = trial.max_seconds
-        return float(trial.search_score_), used
+        return float(score), used
 
     study = run_search(objective, est._search_space, n_trials=int(est.search), direction=direction, seed=est.seed,
                        backend=est.search_backend, timeout=est.search_seconds, progress=est.progress, metric=label)
     searched = time.perf_counter() - start
     chosen = {**fixed, **study["best_params"]}
     best_used = next(t["used"] for t in study["trials"] if t["number"] == study["best"]["number"])
-    if chosen.get("strategy", est.strategy) == "auto":
+    if traits(chosen.get("strategy", est.strategy)).chooses:
         # "auto" decides from measured speed (how many fine-tuning epochs fit its budget), so a refit could
         # train another model than the one scored: the final fit trains what the best trial's auto chose
         chosen["strategy"] = best_used["strategy"]

@@ -15,7 +15,8 @@ from ..data.text import TextSamples, evaluation_table, iter_text_chunks
 from ..errors import DataError
 from ..selection.rank_backbones import RankingSource
 from ..strategies import FitData
-from .base import ClassifierBase, stack_outputs
+from .base import stack_outputs
+from .classifier import ClassifierBase
 from .params import Interval
 
 TASK = "text-classification"
@@ -78,14 +79,14 @@ class TextClassifier(ClassifierBase):
         progress: bool = True,
         baseline: bool = True,
         max_seconds: float | None = None,
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         devices: int = 1,
         num_nodes: int = 1,
         accelerator: str = "auto",
         precision: str = "auto",
         compile: bool = False,
         dist_strategy: str = "auto",
-        # search (issue 14)
+        # search
         search: int = 0,
         search_backend: str = "optuna",
         search_seconds: float | None = None,
@@ -114,14 +115,14 @@ class TextClassifier(ClassifierBase):
         self.progress = progress
         self.baseline = baseline
         self.max_seconds = max_seconds
-        # distributed training and speed (issue 14)
+        # distributed training and speed
         self.devices = devices
         self.num_nodes = num_nodes
         self.accelerator = accelerator
         self.precision = precision
         self.compile = compile
         self.dist_strategy = dist_strategy
-        # search (issue 14)
+        # search
         self.search = search
         self.search_backend = search_backend
         self.search_seconds = search_seconds
