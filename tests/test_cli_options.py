@@ -19,7 +19,7 @@ from transferkit.cli import SET_BY_CLI, app
 from transferkit.tasks import TASKS, TransferEstimator
 from transferkit.tasks.params import Interval, OneOf, ParameterError, check_params, parameter_doc, parameter_docs
 
-from .test_cli_usage import run_main
+from tests.helpers import run_main
 
 
 def fit_options() -> dict[str, object]:
