@@ -85,10 +85,8 @@ def test_a_task_whose_save_loses_a_parameter_fails_the_round_trip_check(plugins)
     check_task_is_constructible_with_no_arguments(forgetful)
     with pytest.raises(AssertionError) as failed:
         check_fit_save_load_predicts_the_same(forgetful, "linear-probe")
-    message = str(failed.value)
-    assert message.startswith("test-forgetful with linear-probe: save → load changed params ['image_size']: "
-                              "{'image_size': (32, "), message
-    assert "\n" not in message
+    assert str(failed.value) == ("test-forgetful with linear-probe: save → load changed params ['image_size']: "
+                                 "{'image_size': (32, None)} (saved, loaded)")
 
 
 def test_an_unregistered_or_misnamed_task_fails_saying_how_to_register(plugins):
