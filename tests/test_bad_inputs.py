@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_image_folder
-from tests.test_cli import run_cli as run_main
+from tests.helpers import run_cli as run_main
+from transferkit.testing import make_image_folder
 from tests.corpus.models import (forecast_meta, forecast_model, image_meta, image_model, text_meta, text_model,
                                  tokenizer_json)
 from transferkit.safe_json import JsonProblem, parse_json
@@ -198,7 +198,7 @@ def _client(source):
 
     from fastapi.testclient import TestClient
 
-    from tests.serving.conftest import wait_ready
+    from tests.helpers.serving import wait_ready
     from transferkit.serving.app import create_app
 
     @contextlib.contextmanager
@@ -258,7 +258,7 @@ UPLOAD_NAMES = {
 @pytest.mark.parametrize("case", sorted(UPLOAD_NAMES))
 @pytest.mark.parametrize("model", ["image", "forecast"])
 def test_upload_names_no_file_can_have_are_400(case, model, tiny_models):
-    from tests.serving.conftest import image_bytes
+    from tests.helpers.serving import image_bytes
 
     name, words = UPLOAD_NAMES[case]
     name = name.replace(".jpg", ".csv") if model == "forecast" else name
@@ -332,7 +332,7 @@ def test_features_are_not_cached_into_a_user_folder(tmp_path, caplog):
     import torch
     from torch import nn
 
-    from tests.models.test_feature_cache import dataset
+    from tests.helpers.features import dataset
     from transferkit.models.features import extract_features
 
     files = _user_folder(tmp_path / "mine")
@@ -349,7 +349,7 @@ def test_features_are_not_cached_into_a_user_folder(tmp_path, caplog):
 def test_a_new_cache_is_marked_and_cleared(tmp_path, monkeypatch, capsys):
     from torch import nn
 
-    from tests.models.test_feature_cache import dataset
+    from tests.helpers.features import dataset
     from transferkit.models.features import extract_features
 
     make_image_folder(tmp_path / "imgs", per_class=2, size=16)
@@ -366,7 +366,7 @@ def test_a_new_cache_is_marked_and_cleared(tmp_path, monkeypatch, capsys):
 def test_cache_info_lists_a_damaged_meta_json_with_its_reason(content, tmp_path, monkeypatch, capsys):
     from torch import nn
 
-    from tests.models.test_feature_cache import dataset
+    from tests.helpers.features import dataset
     from transferkit.models.features import extract_features
 
     make_image_folder(tmp_path / "imgs", per_class=2, size=16)

@@ -2,25 +2,13 @@
 import json
 import shutil
 from html import escape
-import sys
 
 import pytest
 
-from transferkit.cli import main
 from transferkit.rundir import read_metrics
 
-from .conftest import make_image_folder
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["transferkit", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli
+from transferkit.testing import make_image_folder
 
 
 def test_list_backbones_and_strategies(monkeypatch, capsys):

@@ -15,19 +15,13 @@ import pytest
 from transferkit.strategies.adapt_summary import DEV_MEANING, adaptation_summary
 from transferkit.strategies.adaptation import METHODS
 
-from .conftest import shared_dataset
-from .contract.conftest import tiny_series, tiny_texts
-from .test_cli_usage import assert_one_usage_line
+from tests.helpers import assert_one_usage_line, shared_dataset
+from tests.helpers import cli_process as cli
+from transferkit.testing import tiny_series, tiny_texts
 
 #: the smallest adaptation the CLI runs: one method, one epoch, a tiny bottleneck, no control
 SMALL = ["--method", "dann", "--epochs", "1", "--option", "bottleneck=8", "--max-length", "16", "--batch-size", "4",
          "--no-baseline", "--quiet"]
-
-
-def cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
-    return subprocess.run([sys.executable, "-m", "transferkit.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 def labelled_target(root: Path) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_image_folder
-from .test_cli_adapt import cli
-from .test_cli_usage import assert_one_usage_line
+from tests.helpers import assert_one_usage_line
+from tests.helpers import cli_process as cli
+from transferkit.testing import make_image_folder
 
 SMALL = ["--image-size", "32", "--batch-size", "8", "--no-baseline", "--no-tta", "--quiet"]
 

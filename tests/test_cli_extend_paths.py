@@ -15,8 +15,8 @@ import pytest
 import transferkit
 from transferkit.rundir import read_metrics
 
-from .conftest import make_image_folder
-from .test_cli_usage import assert_one_usage_line
+from tests.helpers import assert_one_usage_line
+from transferkit.testing import make_image_folder
 
 SRC = Path(transferkit.__file__).resolve().parents[1]
 SMALL = ["--image-size", "32", "--batch-size", "8", "--no-baseline", "--no-tta", "--quiet"]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_image_folder
-from tests.test_cli import run_cli
+from transferkit.testing import make_image_folder
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

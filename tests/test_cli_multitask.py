@@ -4,9 +4,7 @@ import json
 
 from transferkit.rundir import read_metrics
 
-from .conftest import shared_dataset
-from .test_cli import run_cli
-from .test_cli_usage import assert_one_usage_line, run_subprocess
+from tests.helpers import assert_one_usage_line, run_cli, run_subprocess, shared_dataset
 
 
 def reviews_slice(path, per_site=40):

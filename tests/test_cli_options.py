@@ -20,7 +20,7 @@ from transferkit.cli.options import SET_BY_CLI
 from transferkit.tasks import TASKS, TransferEstimator
 from transferkit.tasks.params import Interval, OneOf, ParameterError, check_params, parameter_doc, parameter_docs
 
-from .test_cli_usage import run_main
+from tests.helpers import run_main
 
 
 def fit_options() -> dict[str, object]:
@@ -211,7 +211,7 @@ def test_strategy_options_are_checked_against_the_strategy_that_will_run():
 
 
 def test_adapting_checks_the_adapting_strategys_options_before_the_run_folder_is_made(tmp_path, monkeypatch, capsys):
-    from .conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     data = make_image_folder(tmp_path / "colours", per_class=2, size=16)
     code, _, err = run_main(monkeypatch, capsys, "fit", data, "--adapt-to", data, "--out", tmp_path / "run",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_image_folder
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
+from transferkit.testing import make_image_folder
 from transferkit.cli import use
 from transferkit.data.text import iter_text_chunks
 from transferkit.errors import DataError

@@ -80,7 +80,7 @@ def test_evaluate_on_a_text_folder_reads_its_test_table(tmp_path):
 
 @pytest.mark.slow
 def test_fit_says_its_plan_once_and_names_a_cross_validated_estimate(tmp_path):
-    from .conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     data = make_image_folder(tmp_path / "data[raw]", per_class=8)
     out = tmp_path / "runs[1]"
@@ -98,7 +98,7 @@ def test_a_prediction_bar_is_not_left_in_a_pipe(tmp_path):
     """Through a pipe the self-clearing `predict` bar is not drawn, so no "predict: 57%" stays in the log."""
     from transferkit import ImageClassifier
 
-    from .conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     run = tmp_path / "run"
     ImageClassifier(strategy="linear-probe", epochs=1, image_size=32, baseline=False, progress=False, tta=False).fit(
@@ -144,7 +144,7 @@ def test_a_wide_score_table_is_readable_in_full(columns):
 
 @pytest.mark.slow
 def test_rank_all_scores_at_80_columns_is_readable(tmp_path):
-    from .conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     data = make_image_folder(tmp_path / "data", per_class=8)
     result = _cli("rank", data, "--candidates", "mobilenetv2_100", "--metric", "all", "--sample", "24", "--quiet",

@@ -3,7 +3,6 @@ without importing torch; and the small labelling helpers of the terminal output.
 from __future__ import annotations
 
 import enum
-import os
 import re
 import subprocess
 import sys
@@ -13,32 +12,8 @@ import typing
 import pytest
 import typer.main
 
-from transferkit.cli import app, main
-
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["transferkit", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "60"}  # a narrow terminal must not wrap the one error line
-    return subprocess.run([sys.executable, "-m", "transferkit.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
-
-
-def assert_one_usage_line(code: int, err: str, mentions: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    assert mentions in lines[0], err
+from tests.helpers import assert_one_usage_line, run_main, run_subprocess
+from transferkit.cli import app
 
 
 # The mistakes a new user made (issue 9), each as a real process: exit status and stderr as seen.
@@ -169,7 +144,7 @@ def test_fit_prints_its_plan_first_and_evaluate_names_the_data(tmp_path):
     `evaluate` on another folder says whose accuracy it is."""
     import json
 
-    from .conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     data = make_image_folder(tmp_path / "data", per_class=6, size=32)
     other = make_image_folder(tmp_path / "other", per_class=2, size=32, seed=1)

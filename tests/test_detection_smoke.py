@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from transferkit.backbones.detectors import DEFAULT_DETECTOR, build_detector, detect_items, evaluate_detector
 from transferkit.data.detection import DetectionDataset, collate_detection, load_detection
 
-from .conftest import shared_dataset
+from tests.helpers import shared_dataset
 
 SIZE = 128
 

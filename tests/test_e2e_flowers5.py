@@ -3,7 +3,7 @@ import json
 
 from transferkit.rundir import read_metrics
 
-from .test_cli import run_cli
+from tests.helpers import run_cli
 
 
 def test_linear_probe_on_flowers5_then_predict(monkeypatch, capsys, tmp_path, flowers5):

@@ -2,8 +2,7 @@
 
 from transferkit.rundir import read_metrics
 
-from .conftest import shared_dataset
-from .test_cli import run_cli
+from tests.helpers import run_cli, shared_dataset
 
 
 def test_etth1_ot_forecast_beats_published_linear_figures(monkeypatch, capsys, tmp_path):

@@ -3,8 +3,7 @@ import json
 
 from transferkit.rundir import read_metrics
 
-from .conftest import shared_dataset
-from .test_cli import run_cli
+from tests.helpers import run_cli, shared_dataset
 
 
 def test_linear_probe_on_yelp_reviews(monkeypatch, capsys, tmp_path):

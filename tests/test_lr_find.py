@@ -9,12 +9,12 @@ from PIL import Image
 
 from transferkit.tasks import TASKS
 
-from .test_cli_usage import assert_one_usage_line, run_main, run_subprocess
+from tests.helpers import assert_one_usage_line, run_main, run_subprocess
 
 
 @pytest.fixture(scope="module")
 def colours(tmp_path_factory):
-    from .conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     return make_image_folder(tmp_path_factory.mktemp("lr-find") / "colours", per_class=12)
 

@@ -20,7 +20,7 @@ import pytest
 from transferkit.errors import RunDirectoryError
 from transferkit.tasks import load_run
 
-from .conftest import make_image_folder
+from transferkit.testing import make_image_folder
 
 EPOCHS = 4
 #: Runs the real CLI, but parks the process in the first training step of the third epoch (after

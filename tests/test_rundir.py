@@ -15,8 +15,8 @@ import pytest
 from transferkit.errors import TransferkitError
 from transferkit.rundir import LOCK_FILE, prepare_out
 
-from .conftest import make_image_folder
-from .test_cli import run_cli
+from tests.helpers import run_cli
+from transferkit.testing import make_image_folder
 
 
 @pytest.fixture(scope="module")

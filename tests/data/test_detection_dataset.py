@@ -9,7 +9,7 @@ import torch
 from transferkit.data.detection import DetectionDataset, collate_detection, detection_transform, to_original
 from transferkit.data.detection.base import DetectionItem
 
-from .detection_fixtures import write_image
+from tests.helpers.detection import write_image
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from transferkit.data.detection import DETECTION_FORMATS, detect_format, load_detection
 from transferkit.errors import DataError
 
-from ..conftest import shared_dataset
-from .detection_fixtures import items_to_coco, items_to_yolo, voc_xml, write_image, write_voc
+from tests.helpers import shared_dataset
+from tests.helpers.detection import items_to_coco, items_to_yolo, voc_xml, write_image, write_voc
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from PIL import Image
 from transferkit.data import ImageDataset, load_image_folder, open_rgb, scan_class_folders
 from transferkit.errors import DataError
 
-from ..conftest import make_image_folder
+from transferkit.testing import make_image_folder
 
 
 def test_stratified_split_is_deterministic_and_recorded(colour_folder):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import shared_dataset
+from tests.helpers import shared_dataset
 from transferkit.data.timeseries import (
     SeriesTable, Standardizer, WindowDataset, chronological_split, constant_columns, load_series_csv,
     minimum_rows, minimum_training_rows, seasonal_period,
@@ -248,7 +248,7 @@ def test_etth1_loads_with_the_reference_split():
      "the training segment needs at least 1200 rows"),
 ])
 def test_time_series_errors_are_one_line_exit_2(monkeypatch, capsys, tmp_path, content, message):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     data = tmp_path / "series.csv"
     data.write_text(content)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_image_folder
-from tests.contract.conftest import tiny_series, tiny_texts
+from transferkit.testing import make_image_folder, tiny_series, tiny_texts
 from transferkit.backbones import offline_backbones
 
 

@@ -156,7 +156,7 @@ def test_lora_adapters_are_merged_into_plain_layers(tmp_path):
     graph, and the same probabilities as the estimator (which runs the adapters unmerged)."""
     import onnx
 
-    from tests.contract.conftest import tiny_texts
+    from transferkit.testing import tiny_texts
     from transferkit import TextClassifier
 
     pytest.importorskip("peft")
@@ -174,7 +174,7 @@ def test_lora_adapters_are_merged_into_plain_layers(tmp_path):
 def test_two_heads_are_two_outputs(tmp_path):
     """A multi-task run (two label columns) exports one probability output per head, and predicts
     records in the estimator's shape ("heads")."""
-    from tests.tasks.test_multitask import FAST, two_label_table
+    from tests.helpers import MULTITASK_FAST as FAST, two_label_table
     from transferkit import TextClassifier
 
     est = TextClassifier(strategy="fine-tune", epochs=1, max_length=16, label_columns=["sentiment", "domain"],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_image_folder
+from transferkit.testing import make_image_folder
 from transferkit.export.quantize import examples_allowed, examples_lost, within_max_drop
 from transferkit.export.summary import describe_export
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import make_image_folder
+from transferkit.testing import make_image_folder
 from transferkit.export import EXPORTS_FILE, write_twin
 from transferkit.runtime import OnnxPredictor
 from transferkit.tasks import load_predictor, load_run

@@ -12,48 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from tests.conftest import make_image_folder
+from tests.helpers.features import CountingNet, Tensorize, dataset
+from transferkit.testing import make_image_folder
 from transferkit.data import ImageDataset
 from transferkit.models.feature_cache import FileDigests, cache_info, clear_cache, prune
 from transferkit.models.features import extract_features
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class CountingNet(nn.Module):
-    """A tiny CNN that counts the images it has really been run on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.num_features = 8
-        self._images = 0  # private: public scalar attributes are part of the cache key
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._images += len(x)
-        return torch.relu(self.conv(x)).mean(dim=(2, 3))
-
-
-class Tensorize:
-    """Resize and scale to [0, 1]: a transform with a stable repr (and no timm import in subprocesses)."""
-
-    def __init__(self, side: int) -> None:
-        self.side = side
-
-    def __call__(self, image) -> torch.Tensor:
-        pixels = np.asarray(image.resize((self.side, self.side)), np.float32) / 255
-        return torch.from_numpy(pixels).permute(2, 0, 1)
-
-    def __repr__(self) -> str:
-        return f"Tensorize({self.side})"
-
-
-def dataset(paths) -> ImageDataset:
-    paths = sorted(paths)
-    return ImageDataset(paths, list(range(len(paths))), Tensorize(32), cache_side=32)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +112,7 @@ def test_truncated_shard_is_skipped(images, tmp_path):
 KILLED = """
 import os, signal, sys, torch
 sys.path[:0] = [{src!r}, {repo!r}]
-from tests.models.test_feature_cache import CountingNet, dataset
+from tests.helpers.features import CountingNet, dataset
 from transferkit.models import feature_cache
 from transferkit.models.features import extract_features
 feature_cache.SHARD_ROWS = 4  # a shard every 4 rows

@@ -8,7 +8,7 @@ import pytest
 from transferkit import TextClassifier
 from transferkit.reporting import write_run_report
 
-from ..contract.conftest import tiny_texts
+from transferkit.testing import tiny_texts
 
 
 @pytest.fixture(scope="session")

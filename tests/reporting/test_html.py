@@ -360,7 +360,7 @@ def test_an_adapted_run_reports_its_candidates_shift_and_features(adapted_run: P
 
 
 def test_a_run_without_adaptation_has_no_adaptation_section(tmp_path: Path) -> None:
-    from ..contract.conftest import tiny_texts
+    from transferkit.testing import tiny_texts
 
     data = tiny_texts(tmp_path / "data")
     est = TextClassifier(strategy="linear-probe", baseline=False, progress=False).fit(data.fit_on)

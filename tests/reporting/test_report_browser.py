@@ -21,7 +21,7 @@ from transferkit.diagnostics.transfer_gain import verdict_headline
 from transferkit.reporting import REPORT_FILE, write_run_report
 from transferkit.rundir import read_metrics
 
-from ..conftest import make_image_folder
+from transferkit.testing import make_image_folder
 from ..tasks.test_forecaster import series_csv
 from ..tasks.test_text_classifier import sentiment_table
 

@@ -17,7 +17,7 @@ from transferkit.reporting import write_run_report
 from transferkit.reporting.runs import compare_runs, comparison_tables, find_runs, runs_table, runs_tables
 from transferkit.rundir import LOCK_FILE, read_metrics, run_parents
 
-from ..conftest import make_image_folder
+from transferkit.testing import make_image_folder
 
 FAST = dict(epochs=1, image_size=32, baseline=False, progress=False, tta=False)
 

@@ -7,9 +7,9 @@ from transferkit import Forecaster, ImageClassifier, TextClassifier
 from transferkit.errors import TransferkitError
 from transferkit.selection.rank_backbones import DEFAULT_METRIC, ENSEMBLE, ENSEMBLE_MEMBERS, auto_metric, rank_backbones
 
-from ..conftest import make_image_folder
+from transferkit.testing import make_image_folder
 from ..tasks.test_text_classifier import sentiment_table
-from ..test_cli import run_cli
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

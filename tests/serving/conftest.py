@@ -1,18 +1,12 @@
 """Runs the server tests share: one tiny real run per task, fitted once per session (seconds each)."""
 from __future__ import annotations
 
-import contextlib
-import io
-import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from PIL import Image
 
-from ..conftest import COLOURS, make_image_folder
-from ..tasks.test_forecaster import series_csv
-from ..tasks.test_text_classifier import sentiment_table
+from tests.helpers import sentiment_table, series_csv
+from transferkit.testing import make_image_folder
 
 FAST_IMAGE = dict(strategy="linear-probe", image_size=32, batch_size=8, baseline=False, progress=False)
 
@@ -62,30 +56,3 @@ def forecast_run(history_csv, tmp_path_factory) -> Path:
     return est.save(tmp_path_factory.mktemp("serve-forecast") / "load-run")
 
 
-def image_bytes(colour: str = "red", size: int = 48, fmt: str = "JPEG") -> bytes:
-    """An image of one of the colour classes, encoded."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (size, size), COLOURS[colour]).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def wait_ready(client, seconds: float = 120) -> None:
-    """Poll GET /ready until the model is loaded and warm (the app loads it in the background)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        response = client.get("/ready")
-        if response.status_code == 200:
-            return
-        assert response.status_code == 503 and response.json()["status"] == "loading", response.text
-        time.sleep(0.05)
-    raise AssertionError(f"the model was not ready within {seconds} s")
-
-
-@contextlib.contextmanager
-def ready_client(app) -> Iterator:
-    """A TestClient of `app` (its lifespan started) once the model is ready."""
-    from fastapi.testclient import TestClient
-
-    with TestClient(app) as client:
-        wait_ready(client)
-        yield client

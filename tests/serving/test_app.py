@@ -17,7 +17,7 @@ from transferkit.errors import TransferkitError  # noqa: E402
 from transferkit.rundir import read_metrics  # noqa: E402
 from transferkit.serving import TorchBackend, create_app  # noqa: E402
 
-from .conftest import image_bytes, ready_client, wait_ready  # noqa: E402
+from tests.helpers.serving import image_bytes, ready_client, wait_ready  # noqa: E402
 
 LIMITS = dict(max_body_bytes=256 * 1024, max_batch=4)
 

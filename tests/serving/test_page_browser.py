@@ -15,8 +15,7 @@ from PIL import Image
 
 from transferkit.rundir import read_metrics
 
-from .conftest import image_bytes
-from .test_server import Server
+from tests.helpers.serving import Server, image_bytes
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 httpx = pytest.importorskip("httpx")

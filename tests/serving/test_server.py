@@ -2,13 +2,10 @@
 concurrent clients batched into shared model calls, Ctrl-C, and the command's one-line errors."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,39 +13,9 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn", reason="the server needs the serve extra (pip install 'transferkit[serve]')")
 
-from .conftest import image_bytes  # noqa: E402
+from tests.helpers.serving import Server, image_bytes, serve_command  # noqa: E402
 
 CLIENTS = 8
-
-
-def serve_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "transferkit.cli", "serve", *args]
-
-
-class Server:
-    """`transferkit serve ... --port 0` in a subprocess; `url` read from the line it prints."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(serve_command(*args, "--host", "127.0.0.1", "--port", "0"), env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
-        assert "http://127.0.0.1:" in line, (line, self.process.stderr.read() if self.process.poll() is not None else "")
-        self.url = "http://" + line.split("http://", 1)[1].split("/", 1)[0]  # http://127.0.0.1:PORT
-
-    def wait_ready(self, seconds: float = 120) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stderr.read()
-            if httpx.get(f"{self.url}/ready", timeout=10).status_code == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"the server was not ready within {seconds} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from transferkit.strategies.adaptation import (METHODS, GradientReversal, adapta
 from transferkit.strategies.losses import LOSSES, Objective
 from transferkit.strategies.training import run_lightning
 
-from .test_training_contract import FEATURES, classified, module_for, settings, tiny_backbone
+from tests.helpers.training import FEATURES, classified, module_for, settings, tiny_backbone
 
 
 def test_every_method_is_a_registered_loss_on_unlabelled_data():

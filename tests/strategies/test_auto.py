@@ -14,7 +14,7 @@ from transferkit.models.features import extract_features
 from transferkit.strategies.linear_probe import CROSS_VALIDATE_BELOW, ProbeResult, cross_validated_head
 from transferkit.rundir import read_metrics
 
-from ..conftest import make_image_folder
+from transferkit.testing import make_image_folder
 
 FAST = dict(image_size=64, batch_size=8, progress=False)
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import make_image_folder
-from tests.strategies.test_training_contract import classified, module_for, tiny_backbone
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
+from tests.helpers.training import classified, module_for, tiny_backbone
+from transferkit.testing import make_image_folder
 from transferkit import ImageClassifier
 from transferkit.models import TransferModel
 from transferkit.strategies import FitData, TrainSettings

@@ -7,7 +7,7 @@ import textwrap
 
 from transferkit.strategies.progress import epoch_label
 
-from ..conftest import make_image_folder
+from transferkit.testing import make_image_folder
 
 
 def test_epoch_label_counts_from_one():

@@ -3,28 +3,17 @@ registry (a new loss is one registered module), the freezing policy as a BaseFin
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from transferkit.models import TransferModel
 from transferkit.rundir import LAST_CHECKPOINT, read_checkpoint
-from transferkit.strategies import FitData, GradualUnfreeze, TrainSettings
+from transferkit.strategies import FitData, GradualUnfreeze
 from transferkit.strategies.finetuning import LayerGroupUnfreezing
-from transferkit.strategies.lightning_module import Schedule, TransferModule, steps_per_epoch
-from transferkit.strategies.losses import LOSSES, CrossEntropy, Loss, Objective, build_losses
+from transferkit.strategies.lightning_module import Schedule, TransferModule
+from transferkit.strategies.losses import LOSSES, CrossEntropy, Loss, Objective
 from transferkit.strategies.training import run_lightning
 
-FEATURES = 6
-
-
-def tiny_backbone() -> nn.Module:
-    """Three layer groups (input → output), each with a batch-norm layer."""
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                         nn.Linear(8, FEATURES), nn.BatchNorm1d(FEATURES))
-
-
-GROUPS = [["0.weight", "0.bias", "1.weight", "1.bias"], ["3.weight", "3.bias", "4.weight", "4.bias"],
-          ["6.weight", "6.bias", "7.weight", "7.bias"]]
+from tests.helpers.training import FEATURES, GROUPS, classified, module_for, settings, tiny_backbone
 
 
 class TwoTargets(Dataset):
@@ -41,24 +30,6 @@ class TwoTargets(Dataset):
 
     def __getitem__(self, i):
         return self.x[i], {"main": self.main[i], "aux": self.aux[i]}
-
-
-def classified(n: int, seed: int = 0, shift: float = 0.0) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, generator=g) + shift
-    return TensorDataset(x, (x[:, 0] > shift).long())
-
-
-def settings(**kw) -> TrainSettings:
-    return TrainSettings(batch_size=8, label_smoothing=0.1, progress=False, **kw)
-
-
-def module_for(model: TransferModel, data: FitData, s: TrainSettings, epochs: int,
-               policy: LayerGroupUnfreezing | None = None) -> TransferModule:
-    schedule = Schedule(group_lrs=[1e-2] * len(GROUPS), head_lr=1e-2, weight_decay=0.0,
-                        total_steps=epochs * steps_per_epoch(len(data.train), s.batch_size))
-    losses, weights = build_losses(data, s)
-    return TransferModule(model, GROUPS, schedule, losses, policy, weights, unlabelled=data.unlabelled_loader(s))
 
 
 # ---------------------------------------------------------------------------------------- FitData

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_dataset
+from tests.helpers import shared_dataset
 from transferkit.data.timeseries import Standardizer, WindowDataset, chronological_split, load_series_csv
 from transferkit.tasks.forecast_baselines import (DLinear, DLinearModule, SeasonalNaive, fit_baselines,
                                                   moving_average_matrix)

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from tests.tasks.test_forecaster import series_csv
-from tests.test_cli_usage import assert_one_usage_line, run_subprocess
+from tests.helpers import assert_one_usage_line, run_subprocess, series_csv
 from transferkit import Forecaster
 from transferkit.data.timeseries import load_series_csv
 from transferkit.errors import DataError

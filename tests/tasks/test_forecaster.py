@@ -12,22 +12,9 @@ from transferkit.backbones.run_dir import load_run_backbone
 from transferkit.errors import BackboneUnavailableError, DataError, RunDirectoryError
 from transferkit.rundir import read_metrics
 
+from tests.helpers import series_csv
+
 FAST = dict(lookback=48, horizon=12, epochs=2, progress=False)
-
-
-def series_csv(path, rows=900, seed=0, phase=0.0, level=10.0):
-    """Hourly daily-seasonal series with a slow drift and noise; two channels."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(rows)
-    daily = np.sin(2 * np.pi * t / 24 + phase)
-    drift = np.cumsum(rng.normal(0, 0.05, rows))
-    frame = pd.DataFrame({
-        "date": pd.date_range("2020-01-01", periods=rows, freq="h").strftime("%Y-%m-%d %H:%M:%S"),
-        "load": level + 2 * daily + drift + rng.normal(0, 0.2, rows),
-        "temp": 20 + 5 * np.roll(daily, 3) + rng.normal(0, 0.3, rows),
-    })
-    frame.to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +180,7 @@ def test_constant_series_fits_evaluates_and_reports(tmp_path):
 
 
 def test_cli_prints_the_baseline_verdict_without_transfer_and_the_control_with_it(monkeypatch, capsys, tmp_path):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     source = series_csv(tmp_path / "source.csv", rows=500)
     target = series_csv(tmp_path / "target.csv", seed=4, rows=500)

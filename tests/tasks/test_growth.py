@@ -11,8 +11,8 @@ from transferkit.errors import TransferkitError
 from transferkit.rundir import MEMORY_FEATURES, MEMORY_FILE
 from transferkit.tasks.growth import FEATURE_MEMORY_CAP
 
-from ..conftest import make_image_folder
-from .test_text_classifier import BAD, GOOD, NOUNS
+from tests.helpers import BAD, GOOD, NOUNS
+from transferkit.testing import make_image_folder
 
 FAST = dict(image_size=32, batch_size=8, progress=False, baseline=False, val_fraction=0.2, test_fraction=0.25,
             tta=False)

@@ -87,7 +87,7 @@ def test_linear_probe_strategy(colour_folder_session):
 
 
 def test_auto_keeps_the_frozen_head_that_cross_validates_better_for_few_images(tmp_path):
-    from ..conftest import make_image_folder
+    from transferkit.testing import make_image_folder
 
     data = make_image_folder(tmp_path, per_class=8)
     clf = ImageClassifier(**FAST).fit(data)

@@ -10,22 +10,7 @@ from transferkit import ImageClassifier, TextClassifier, load_run
 from transferkit.errors import DataError, TransferkitError
 from transferkit.tasks import detect_task
 
-GOOD = ["wonderful", "excellent", "delightful", "great", "superb", "lovely", "fantastic", "brilliant"]
-BAD = ["awful", "terrible", "dreadful", "horrible", "boring", "disappointing", "poor", "bad"]
-FOOD, GADGETS = ["meal", "soup", "pizza", "dessert"], ["phone", "charger", "cable", "headset"]
-FAST = dict(batch_size=8, progress=False, val_fraction=0.2, test_fraction=0.25, baseline=False)
-
-
-def two_label_table(path, rows=48):
-    """Reviews with a sentiment (the adjective) and a domain (the noun): two independent labels."""
-    lines = ["review,sentiment,domain"]
-    for i in range(rows):
-        food, positive = i % 2 == 1, (i // 2) % 2 == 0
-        noun = (FOOD if food else GADGETS)[(i // 4) % 4]
-        word = (GOOD if positive else BAD)[i % 8]
-        lines.append(f"the {noun} was {word},{'positive' if positive else 'negative'},{'food' if food else 'gadgets'}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.helpers import MULTITASK_FAST as FAST, two_label_table
 
 
 @pytest.fixture(scope="module")

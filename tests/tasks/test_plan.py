@@ -7,9 +7,8 @@ import pytest
 
 from transferkit.tasks import TASKS
 
-from ..conftest import make_image_folder
-from .test_forecaster import series_csv
-from .test_text_classifier import sentiment_table
+from tests.helpers import sentiment_table, series_csv
+from transferkit.testing import make_image_folder
 
 # one cheap fit per modality; a task of a new modality fails here until it is given one
 FITS = {

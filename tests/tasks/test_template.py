@@ -15,9 +15,8 @@ from transferkit.errors import DataError
 from transferkit.strategies import FitData
 from transferkit.tasks import TASKS, TransferEstimator, detect_task
 
-from ..conftest import make_image_folder
-from .test_forecaster import series_csv
-from .test_text_classifier import sentiment_table
+from tests.helpers import sentiment_table, series_csv
+from transferkit.testing import make_image_folder
 
 
 class Pictures(Dataset):

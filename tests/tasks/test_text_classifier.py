@@ -9,19 +9,7 @@ from transferkit import TextClassifier, load_run
 from transferkit.errors import DataError
 from transferkit.strategies.setfit import make_pairs
 
-GOOD = ["wonderful", "excellent", "delightful", "great", "superb", "lovely", "fantastic", "brilliant"]
-BAD = ["awful", "terrible", "dreadful", "horrible", "boring", "disappointing", "poor", "bad"]
-NOUNS = ["film", "meal", "service", "hotel", "book", "show"]
-
-
-def sentiment_table(path, per_class=24):
-    rows = []
-    for i in range(per_class):
-        noun = NOUNS[i % len(NOUNS)]
-        rows.append((f"the {noun} was {GOOD[i % len(GOOD)]}", "positive"))
-        rows.append((f"the {noun} was {BAD[i % len(BAD)]}", "negative"))
-    path.write_text("review\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
-    return path
+from tests.helpers import BAD, GOOD, NOUNS, sentiment_table
 
 
 FAST = dict(batch_size=8, progress=False, val_fraction=0.2, test_fraction=0.25)
