@@ -154,7 +154,7 @@ def test_a_failed_export_leaves_no_empty_out_folder(project, tmp_path):
 
 
 def test_the_python_grow_example_saves_the_grown_runs_metrics(project, tmp_path, monkeypatch):
-    """README: `ImageClassifier.load(run).extend(new)` then `save`, run from another directory with the
+    """docs/python-api.md: `ImageClassifier.load(run).extend(new)` then `save`, run from another directory with the
     new data given by absolute path: metrics.json holds the estimate on every class."""
     from transferkit import ImageClassifier
 
