@@ -76,3 +76,11 @@ def test_a_json_list_keeps_non_ascii_text_as_is():
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\\u" not in result.stdout
     assert {row["name"] for row in json.loads(result.stdout)} >= {"image-classification", "forecast"}
+
+
+@pytest.mark.parametrize("action, setting", [("info", "off"), ("clear", "off"), ("clear", "features")])
+def test_cache_answers_in_json_when_off_and_when_clearing(action, setting, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("TRANSFERKIT_CACHE", setting if setting == "off" else str(tmp_path / setting))
+    code, out, err = run_cli(monkeypatch, capsys, "cache", action, "--json")
+    assert code == 0, err
+    assert out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n"

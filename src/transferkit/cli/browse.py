@@ -79,11 +79,17 @@ def cache_(action: CacheAction = typer.Argument(CacheAction.info, help="info (wh
 
     root = cache_root()
     if root is None:
-        console.print("the feature cache is off (TRANSFERKIT_CACHE=off)", highlight=False)
+        if as_json:  # what an empty cache says, without a folder
+            print_json({"root": None, "marked": False, "models": [], "bytes": 0, "file_index": None})
+        else:
+            console.print("the feature cache is off (TRANSFERKIT_CACHE=off)", highlight=False)
         return
     if action == CacheAction.clear:
         freed = clear_cache(root)
-        console.print(f"cleared {escape(str(root))}: {freed / 1e6:.1f} MB freed", highlight=False, soft_wrap=True)
+        if as_json:
+            print_json({"cleared": str(root), "bytes_freed": freed})
+        else:
+            console.print(f"cleared {escape(str(root))}: {freed / 1e6:.1f} MB freed", highlight=False, soft_wrap=True)
         return
     info = cache_info(root)
     if as_json:
