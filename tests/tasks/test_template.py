@@ -130,6 +130,32 @@ def test_a_task_of_hooks_only_fits_with_the_shared_steps(caplog):
         assert est.model_(est.data_.test.x).shape == (8, 2)
 
 
+def test_a_search_trial_is_one_entry_point_that_trains_and_scores_on_validation(caplog):
+    """`_fit_trial` runs `fit`'s training steps with the trial's callbacks in training and returns the
+    validation score: no plan, no domain diagnostics, no control, no decisions, no marker left behind."""
+    import lightning as L
+
+    class Scored(Recorded):
+        def _validation_score(self, fit_data):
+            return 0.25
+
+    class Seen(L.Callback):
+        epochs = 0
+
+        def on_train_epoch_end(self, trainer, module):
+            Seen.epochs += 1
+
+    caplog.set_level(logging.INFO, logger="transferkit.plan")
+    trial = Scored()  # baseline=True: a trial still trains no control
+    assert trial._fit_trial(16, [Seen()]) == 0.25
+    assert trial.calls == ["_load_data", "_prepare", "_new_model", "_fit_data", "_train_settings", "_before_adapt",
+                           "_after_adapt"]
+    assert Seen.epochs == 1 and trial.strategy_ == "fine-tune" and trial.control_ is None
+    assert trial.domain_ is None and not hasattr(trial, "decisions_")
+    assert not [r for r in caplog.records if r.name == "transferkit.plan"]
+    assert not [name for name in vars(trial) if "search" in name]
+
+
 def test_the_seed_fixes_the_new_layers_and_the_training():
     first, again, other = Brightness(baseline=False).fit(16), Brightness(baseline=False).fit(16), \
         Brightness(baseline=False, seed=1).fit(16)
