@@ -127,12 +127,10 @@ def adapt_option_specs() -> list[dict[str, Any]]:
     them imports the strategy, and with it torch: cached like the estimator options."""
     import dataclasses
 
-    from ..strategies import STRATEGIES
-    from ..strategies.adapt import ENCODERS, NO_ADAPTATION
+    from ..strategies.adapt import ENCODERS, NO_ADAPTATION, AdaptOptions
     from ..strategies.adaptation import METHODS
-    from ..tasks.base import ADAPT
 
-    defaults = {f.name: f.default for f in dataclasses.fields(STRATEGIES.get(ADAPT).Options)}
+    defaults = {f.name: f.default for f in dataclasses.fields(AdaptOptions)}
     # "auto" (the default) tries each method; "none" is the bottleneck without an adaptation loss
     choices = {"method": (defaults["method"], *METHODS, NO_ADAPTATION), "encoder": ENCODERS}
     return [{"name": name, "default": defaults[name], "choices": list(dict.fromkeys(choices[name])), "help": text}

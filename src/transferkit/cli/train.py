@@ -162,11 +162,12 @@ def _check_strategy_options(strategy: Any, adapting: bool, options: dict[str, An
     if not options:
         return
     from ..strategies import STRATEGIES, create_strategy
+    from ..strategies.registry import strategies_with
 
     if name in (None, default):
         if not adapting:
             return
-        name = next(n for n in STRATEGIES.names() if STRATEGIES.entry(n).info.unlabelled)
+        name = strategies_with("unlabelled")[0]
     if name in STRATEGIES.names():  # an unknown name is the estimator's to refuse, in its words
         create_strategy(name, **options)
 

@@ -39,9 +39,6 @@ from .search import SearchMixin
 #: Fewest unlabelled target examples domain adaptation takes: its losses compare batches of the two
 #: domains (a batch of one cannot even be normalised) and its criteria score the target's predictions.
 MIN_TARGET_EXAMPLES = 8
-#: The strategy that adapts to unlabelled target data (`fit(..., unlabeled=...)`); the tasks ask for
-#: the trait (`StrategyInfo.unlabelled`), this name stays for importers.
-ADAPT = "adapt"
 
 
 class TransferEstimator(PersistenceMixin, PresentationMixin, DecisionsMixin, SearchMixin, BaseEstimator):
