@@ -163,6 +163,7 @@ def test_summary_of_a_run_that_kept_source_only_says_the_features_did_not_move()
                      "the same after (source-only kept: the encoder's features)"]
 
 
+@pytest.mark.slow
 def test_adapt_amazon_to_yelp_prints_the_target_accuracy_the_run_records(tmp_path):
     reviews = shared_dataset("sentiment", "reviews")
     run = tmp_path / "run"

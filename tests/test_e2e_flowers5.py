@@ -1,11 +1,14 @@
 """End to end on the real flowers5 photos (skipped where ../shared/datasets is absent)."""
 import json
 
+import pytest
+
 from transferkit.rundir import read_metrics
 
 from tests.helpers import run_cli
 
 
+@pytest.mark.slow
 def test_linear_probe_on_flowers5_then_predict(monkeypatch, capsys, tmp_path, flowers5):
     run = tmp_path / "run"
     code, out, err = run_cli(monkeypatch, capsys, "fit", flowers5, "--out", run, "--strategy", "linear-probe",

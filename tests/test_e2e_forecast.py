@@ -1,10 +1,13 @@
 """End to end on the real ETTh1 series (skipped where ../shared/datasets is absent)."""
 
+import pytest
+
 from transferkit.rundir import read_metrics
 
 from tests.helpers import run_cli, shared_dataset
 
 
+@pytest.mark.slow
 def test_etth1_ot_forecast_beats_published_linear_figures(monkeypatch, capsys, tmp_path):
     etth1 = shared_dataset("timeseries", "ETTh1.csv")
     run = tmp_path / "run"

@@ -1,11 +1,14 @@
 """End to end on real review sentences (skipped where ../shared/datasets is absent)."""
 import json
 
+import pytest
+
 from transferkit.rundir import read_metrics
 
 from tests.helpers import run_cli, shared_dataset
 
 
+@pytest.mark.slow
 def test_linear_probe_on_yelp_reviews(monkeypatch, capsys, tmp_path):
     yelp = shared_dataset("sentiment", "reviews", "yelp.txt")
     run = tmp_path / "run"

@@ -28,8 +28,9 @@ from .data import TINY_DATA, default_param, small_params, tiny_batch, tiny_new_c
 def task_name(task: str | type) -> str:
     """The registered name of a task given by name or by estimator class."""
     if isinstance(task, str):
-        assert task in TASKS, f"task {task!r} is not registered: decorate its estimator with @register_task"
-        return task
+        name = task
+        assert name in TASKS, f"task {name!r} is not registered: decorate its estimator with @register_task"
+        return name
     name = getattr(task, "task", "")
     assert name in TASKS and TASKS.get(name) is task, \
         f"{task.__name__} is not registered as task {name!r}: decorate it with @register_task({name or '...'!r}, ...)"
@@ -86,7 +87,8 @@ def check_task_agrees_with_its_registry_entry(task: str | type) -> None:
     name = task_name(task)
     cls = TASKS.get(name)
     assert issubclass(cls, TransferEstimator), f"{cls.__name__} does not subclass transferkit.tasks.TransferEstimator"
-    assert cls.task == name, f"{cls.__name__}.task = {cls.task!r}, registered as {name!r}"
+    declared = cls.task
+    assert declared == name, f"{cls.__name__}.task = {declared!r}, registered as {name!r}"
     assert cls.modality == task_modality(name), \
         f"{cls.__name__}.modality = {cls.modality!r}, registered with modality {task_modality(name)!r}"
     assert cls.modality in TINY_DATA, \
