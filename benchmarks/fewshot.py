@@ -1,4 +1,4 @@
-"""Few-shot benchmark (issue 12): flowers5 with K = 1, 5, 10 labelled images per class.
+"""Few-shot benchmark: flowers5 with K = 1, 5, 10 labelled images per class.
 
 Features of every image are extracted once with the default offline backbone (EfficientNet-Lite0,
 128 px, as the anchors were measured) and cached (`--cache`, not committed): each image's plain and

@@ -10,7 +10,7 @@ accuracy before and after extending (forgetting = points lost), accuracy on the 
 images and on all of them. Every extension is compared with naive fine-tuning on the new data only
 and with retraining on all the data (the upper bound), which `extend(compare=True)` measures.
 
-Goals (issue 12): old-class accuracy drops ≤ 2 points, the new class reaches ≥ 90 % of the joint
+Goals: old-class accuracy drops ≤ 2 points, the new class reaches ≥ 90 % of the joint
 retrain's accuracy on it, in a fraction of the retrain's time. A fifth class costs the old ones
 accuracy even when everything is retrained (more classes to confuse them with), so the summary also
 gives the retrain's own drop and the extension's drop beyond it ("excess").

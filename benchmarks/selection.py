@@ -1,4 +1,4 @@
-"""Do transferability scores pick the backbone that fine-tunes best? (issue 5, rebuilt in issue 14)
+"""Do transferability scores pick the backbone that fine-tunes best?
 
 For each target task every candidate is scored without training (`rank_backbones`, all registered
 scores) and fine-tuned with one fixed recipe under several seeds; the ground truth of a candidate
@@ -58,13 +58,13 @@ IMAGE_NETS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", 
 IMAGE_CANDIDATES = [(name, size) for name in IMAGE_NETS for size in (32, 48)] + [("mnist_cnn", None)]
 TEXT_CANDIDATES = [("all-minilm-l6-v2@layer1", None), ("all-minilm-l6-v2@layer3", None), ("all-minilm-l6-v2", None)]
 EPOCHS = {"image": 5, "text": 3}
-#: Where this design falls short of issue 14's brief (2 cores shared by 5 jobs, one hour of them).
+#: Where this design falls short of the goals (2 cores shared by 5 jobs, one hour of them).
 DESIGN_SHORTFALLS = (
     "image inputs of 32 and 48 px only (the brief suggested 64-128 px): with the 2 cores at load 4-9, one "
     "fine-tune took 20-140 s at 32-48 px, and the first design (48/64 px, 6 epochs) needed ~3 h for 3 seeds",
     "image layer cuts are not candidates: `fit` cannot fine-tune a timm backbone cut at a stage (ranking can, "
     "with --layers); the layer cuts are the MiniLM ones",
-    "fine-tuning 5 epochs (images) / 3 (text): barely longer than issue 5's 4 / 3",
+    "fine-tuning 5 epochs (images) / 3 (text): barely longer than the first design's 4 / 3",
     "training sets of 150 images (both image tasks) and 200 phrases; test sets of 500, 500 and 400",
     "3 tasks, 9 + 9 + 3 candidates; seeds: 5 per image candidate (a second run added seeds 3-4), 3 per text one",
 )

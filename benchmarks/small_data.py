@@ -8,7 +8,7 @@ of `fit`), so its wall time includes the control, reported separately too (with 
 averages, since a shared machine inflates wall time); linear-probe and
 fine-tune run without one unless --baseline-for-all (their accuracy does not depend on it).
 
-Goal (issue 9): the default on <= 1,000 images finishes in <= 180 s on 2 cores and is no worse
+Goal: the default on <= 1,000 images finishes in <= 180 s on 2 cores and is no worse
 than the better of linear-probe and fine-tune. Writes benchmarks/results/small_data.json; runs
 already in that file are kept (--methods / --sizes pick what to rerun).
 

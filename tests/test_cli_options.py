@@ -1,5 +1,5 @@
 """`transferkit fit` options come from the task estimators: their signatures, docstrings and value
-rules, declared once on the estimator (issue 10: one parameter list)."""
+rules, declared once on the estimator: one parameter list."""
 from __future__ import annotations
 
 import inspect

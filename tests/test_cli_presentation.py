@@ -1,5 +1,5 @@
 """`fit`, `evaluate` and `predict` print what the task's presentation hooks return: the CLI holds no
-task-specific table (issue 10)."""
+task-specific table."""
 from __future__ import annotations
 
 import pytest

@@ -16,7 +16,7 @@ from tests.helpers import assert_one_usage_line, run_main, run_subprocess
 from transferkit.cli import app
 
 
-# The mistakes a new user made (issue 9), each as a real process: exit status and stderr as seen.
+# The mistakes a new user made, each as a real process: exit status and stderr as seen.
 @pytest.mark.parametrize("args, mentions", [
     (["list"], "WHAT"),
     (["list", "backbone"], "WHAT"),
@@ -100,7 +100,7 @@ HEAVY = ("torch", "lightning", "timm", "transformers", "sklearn", "pandas", "mat
 @pytest.mark.parametrize("argv", [None, ["--help"], ["list", "backbones"], ["list", "strategies"], ["list", "tasks"],
                                   ["list", "scores"]])
 def test_cli_start_up_imports_no_heavy_library(argv):
-    """What makes `--help` and `list` slow: importing torch & co. at start-up (issue 9: 14 s)."""
+    """What makes `--help` and `list` slow: importing torch & co. at start-up (once 14 s)."""
     run = "" if argv is None else (f"sys.argv = ['transferkit', *{argv!r}]\n"
                                    "try:\n    main()\nexcept SystemExit:\n    pass\n")
     code = ("import sys\nfrom transferkit.cli import main\n" + run +
@@ -110,7 +110,7 @@ def test_cli_start_up_imports_no_heavy_library(argv):
     assert result.stdout.strip().splitlines()[-1] == "heavy:", f"imported at start-up: {result.stdout.strip()}"
 
 
-# ----------------------------------------------------------------- wording and counts (issue 9)
+# ----------------------------------------------------------------- wording and counts
 def test_counted_uses_the_singular_for_one():
     from transferkit._format import counted
 

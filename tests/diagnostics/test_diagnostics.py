@@ -30,7 +30,7 @@ def test_verdict_uses_two_standard_errors_of_the_difference():
 
 
 def test_a_gain_inside_a_wide_band_is_inconclusive_with_the_test_size_that_would_tell():
-    # the text run of issue 9: +13 points on 72 test examples, band ±15 points
+    # a text run of a new user's journey: +13 points on 72 test examples, band ±15 points
     check = transfer_verdict(0.78, 0.65, n=72)
     assert check["noise"] > check["gain"] > PRACTICAL_DIFFERENCE
     assert check["verdict"] == "inconclusive"

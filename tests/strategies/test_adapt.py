@@ -1,4 +1,4 @@
-"""The `adapt` strategy (issue 11): candidates, the criterion's choices, two views, restore."""
+"""The `adapt` strategy: candidates, the criterion's choices, two views, restore."""
 from __future__ import annotations
 
 import numpy as np

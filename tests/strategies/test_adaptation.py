@@ -1,4 +1,4 @@
-"""Domain adaptation losses on tiny tensors (issue 11), and one of them through the training loop."""
+"""Domain adaptation losses on tiny tensors, and one of them through the training loop."""
 import math
 
 import pytest
