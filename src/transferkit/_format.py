@@ -2,6 +2,7 @@
 predictions (JSON records and the printed table) shared by runs and exported models."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Iterator, Mapping, Sequence
@@ -123,3 +124,32 @@ def flat_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
     put("", record)
     return out
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a finite float, or None for missing, NaN, infinite, boolean or non-numeric values."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def fixed(value: Any, digits: int = 3) -> str:
+    """A number with `digits` decimals, "—" when there is none."""
+    f = finite_number(value)
+    return "—" if f is None else f"{f:.{digits}f}"
+
+
+def percent(value: Any) -> str:
+    """A fraction as a percentage with one decimal, "—" when there is none."""
+    f = finite_number(value)
+    return "—" if f is None else f"{100 * f:.1f}%"
+
+
+def whole(value: Any) -> str:
+    """A count with thousands separators, "—" when there is none."""
+    f = finite_number(value)
+    return "—" if f is None else f"{int(round(f)):,}"

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .._format import finite_number  # noqa: E402
+
 _DPI = 100
 
 
@@ -26,17 +28,6 @@ def _to_png(fig: Figure) -> bytes:
     finally:
         plt.close(fig)
     return buf.getvalue()
-
-
-def finite_number(value: Any) -> float | None:
-    """Return ``value`` as a finite float, or None for missing/NaN/non-numeric values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _series(history: Sequence[dict], xkey: str, ykey: str) -> tuple[list[float], list[float]]:

@@ -4,10 +4,13 @@ and the domain shift before and after, for the report and for the terminal. Buil
 strategy settings alone (no torch)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .._format import counted
+from .._format import finite_number as _num
+from .._format import fixed as _fmt
+from .._format import percent as _pct
+from .._format import whole as _int
 from .summary import (Block, Card, CurvePlot, Heading, Paragraph, ScatterPlot, Span, StrategySummary, SummaryTable,
                       Text)
 
@@ -58,30 +61,6 @@ def summarise(settings: dict, target: dict | None = None, metrics: dict | None =
 
 # --------------------------------------------------------------------------- formatting
 
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    f = _num(value)
-    return "—" if f is None else f"{f:.{digits}f}"
-
-
-def _pct(value: Any) -> str:
-    f = _num(value)
-    return "—" if f is None else f"{100 * f:.1f}%"
-
-
-def _int(value: Any) -> str:
-    f = _num(value)
-    return "—" if f is None else f"{int(round(f)):,}"
 
 
 def _points(value: float) -> str:

@@ -7,24 +7,12 @@ import warnings
 from html import escape
 from typing import Any, Callable, Iterable, Sequence
 
-from ..plots import finite_number as _num
+from ..._format import finite_number as _num
+from ..._format import fixed as _fmt  # noqa: F401  (the section modules import it from here)
+from ..._format import percent as _pct
+from ..._format import whole as _int
 
 NOT_EVALUATED = "not evaluated"
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    f = _num(value)
-    return "—" if f is None else f"{f:.{digits}f}"
-
-
-def _pct(value: Any) -> str:
-    f = _num(value)
-    return "—" if f is None else f"{100 * f:.1f}%"
-
-
-def _int(value: Any) -> str:
-    f = _num(value)
-    return "—" if f is None else f"{int(round(f)):,}"
 
 
 def _duration(seconds: Any) -> str:
