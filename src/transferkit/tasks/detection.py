@@ -309,7 +309,11 @@ class DetectionEstimator(TransferEstimator):
         return f"{p.name}/ holds {name.upper()} detection annotations ({DETECTION_FORMATS.entry(name).info.layout})"
 
     # ---- parameter declarations (cli)
-    param_constraints = {**TransferEstimator.param_constraints, "image_size": Interval(32, 1024),
+    # the shared rules of the params this task declares (it trains on one device, without a search)
+    param_constraints = {**{k: v for k, v in TransferEstimator.param_constraints.items()
+                            if k in ("epochs", "batch_size", "max_seconds", "accelerator", "precision", "weight_decay",
+                                     "lr")},
+                         "image_size": Interval(32, 1024),
                          "augment": OneOf(("none", "light", "strong")), "conf": Interval(0, 1),
                          "val_fraction": Interval(0.01, 0.5), "test_fraction": Interval(0.01, 0.5)}
     option_panel = "Detection"
