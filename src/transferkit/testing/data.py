@@ -172,8 +172,8 @@ def make_boxed_images(root: Path, count: int = 12, size: tuple[int, int] = (64, 
 
 
 def tiny_boxes(root: Path) -> TinyData:
-    """Twelve 64×48 images with coloured boxes (Pascal VOC), and three of them to predict on."""
-    make_boxed_images(root)
+    """Eight 48×32 images with coloured boxes (Pascal VOC), and three of them to predict on."""
+    make_boxed_images(root, count=8, size=(48, 32))
     return TinyData(root, sorted(str(p) for p in (root / "images").glob("*.png"))[:3])
 
 
