@@ -60,6 +60,13 @@ def test_fit_evaluate_predict_save_load_on_each_format(tmp_path, format):
     assert loaded.evaluate()["map_50"] == metrics["map_50"]  # a loaded run answers with its recorded metrics
     again = loaded.evaluate(root)  # every image of a labelled folder
     assert again["n"] == 8 and str(root) in again["measured_on"]
+    if format == "voc":  # only a registered architecture is rebuilt from a run
+        from transferkit.errors import RunDirectoryError
+
+        config = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**config, "architecture": "evil"}))
+        with pytest.raises(RunDirectoryError, match="'evil' is not registered"):
+            load_run(run)
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from .._format import chunked, counted
-from ..errors import DataError, TransferkitError
+from ..errors import DataError, RunDirectoryError, TransferkitError
 from ..strategies import STRATEGIES, FitData
 from ..strategies.base import OWN_LOSSES
 from .base import TransferEstimator
@@ -285,7 +285,7 @@ class DetectionEstimator(TransferEstimator):
         from ..backbones.detectors import DETECTORS
 
         if config["architecture"] not in DETECTORS:  # only a registered architecture is rebuilt
-            raise DataError(f"config.json: detector architecture {config['architecture']!r} is not registered here; "
+            raise RunDirectoryError(f"config.json: detector architecture {config['architecture']!r} is not registered here; "
                             f"known: {', '.join(DETECTORS.names())}.")
         self.classes_ = list(config["classes"])
         self.image_size_ = int(config["image_size"])
