@@ -171,3 +171,20 @@ def test_cli_fit_predict_evaluate_report(tmp_path, monkeypatch, capsys):
     assert code == 0 and json.loads(out)["n"] == 8
     code, out, err = run_main(monkeypatch, capsys, "predict", str(run), image, "--conf", "2")
     assert code == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["fasterrcnn", "fcos"])
+def test_onnx_export_gives_the_same_boxes_as_pytorch(tmp_path, architecture):
+    import onnxruntime as ort
+
+    from transferkit.export.detection import export_detector
+
+    root = make_boxed_images(tmp_path / "voc", count=8, size=(48, 32))
+    est = TASKS.get("object-detection")(architecture=architecture, strategy="head-only", **QUICK).fit(root)
+    run = est.save(tmp_path / "run")
+    result = export_detector(run, tmp_path / "detector.onnx")
+    assert result["parity"]["passed"] and result["nms_inside"] and result["parity"]["images"] == 2  # the test split
+    session = ort.InferenceSession(result["path"], providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["boxes", "scores", "labels"]
+    assert [i.shape for i in session.get_inputs()] == [[1, 3, 32, 32]]
