@@ -188,3 +188,32 @@ def test_onnx_export_gives_the_same_boxes_as_pytorch(tmp_path, architecture):
     session = ort.InferenceSession(result["path"], providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["boxes", "scores", "labels"]
     assert [i.shape for i in session.get_inputs()] == [[1, 3, 32, 32]]
+
+
+@pytest.mark.slow
+def test_an_interrupted_detection_fit_resumes_to_the_uninterrupted_history(tmp_path, monkeypatch):
+    from transferkit.errors import TrainingInterrupted
+    from transferkit.strategies.own_loss import OwnLossModule
+
+    root = make_boxed_images(tmp_path / "voc", count=8, size=(48, 32))
+    params = {**QUICK, "epochs": 2, "strategy": "fine-tune"}
+    cls = TASKS.get("object-detection")
+    whole = cls(**params, run_dir=tmp_path / "whole").fit(root).history_
+    step = OwnLossModule.training_step
+
+    def interrupted(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt  # Ctrl-C in the second epoch, after the first one's checkpoint
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(OwnLossModule, "training_step", interrupted)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        cls(**params, run_dir=tmp_path / "cut").fit(root)
+    monkeypatch.setattr(OwnLossModule, "training_step", step)
+    resumed = cls(**params, run_dir=tmp_path / "cut", resume=True).fit(root).history_
+
+    assert len(resumed) == len(whole) == 2
+    for got, want in zip(resumed, whole):
+        assert got.keys() == want.keys()
+        assert {k: v for k, v in got.items() if k != "seconds"} == pytest.approx(
+            {k: v for k, v in want.items() if k != "seconds"})

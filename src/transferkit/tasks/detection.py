@@ -122,9 +122,9 @@ class DetectionEstimator(TransferEstimator):
             data, val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed)
         self.classes_ = list(self.data_.classes)
         if self.data_.problems:
-            self.warnings_.append(f"{counted(len(self.data_.problems), 'annotation problem')} (each skipped or "
-                                  "clipped, one line each in the log): " + "; ".join(self.data_.problems[:3])
-                                  + ("…" if len(self.data_.problems) > 3 else ""))
+            # each problem was logged as one line while reading; the run keeps their count and the first
+            self.warnings_.append(f"{counted(len(self.data_.problems), 'annotation problem')}, each box or file "
+                                  f"skipped or clipped (one warning line each); the first: {self.data_.problems[0]}")
 
     def _load_backbone(self):
         from ..backbones import create_backbone
