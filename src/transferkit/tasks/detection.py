@@ -218,7 +218,10 @@ class DetectionEstimator(TransferEstimator):
 
         self._check_fitted()
         threshold = self.conf if conf is None else conf
-        paths = [Path(p) for p in expand_image_paths(inputs)]
+        found = expand_image_paths(inputs)
+        if not all(isinstance(p, Path) for p in found):  # boxes are reported per file, in its pixels
+            raise TransferkitError("a detector predicts on image files or folders; save decoded images to files first.")
+        paths = list(found)
         items = [DetectionItem(image=p, boxes=[], labels=[], width=w, height=h)
                  for p, (w, h) in zip(paths, map(_upright_size, paths))]
         records = []
