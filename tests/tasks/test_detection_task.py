@@ -217,3 +217,10 @@ def test_an_interrupted_detection_fit_resumes_to_the_uninterrupted_history(tmp_p
         assert got.keys() == want.keys()
         assert {k: v for k, v in got.items() if k != "seconds"} == pytest.approx(
             {k: v for k, v in want.items() if k != "seconds"})
+
+
+@pytest.mark.slow
+def test_the_learning_rate_range_test_sweeps_a_detector_with_its_group_ratios(tmp_path):
+    root = make_boxed_images(tmp_path / "voc", count=8, size=(48, 32))
+    result = TASKS.get("object-detection")(**QUICK).lr_find(root, steps=10)
+    assert len(result.lrs) == len(result.losses) >= 2 and result.default_lr == pytest.approx(1e-4)

@@ -26,6 +26,7 @@ class OwnLossModule(L.LightningModule):
     """Trains a model whose `forward(x, targets)` returns its losses; logs their sum as `train_loss`
     and each as `train_loss_<name>`; `val_loss` is the same sum on the validation batches."""
 
+    #: set by `lr_finder.lr_range_test` while Lightning's finder sweeps the learning rate
     range_test: bool = False
     losses: dict = {}  # no head losses: the model computes its own (read by the strategies' summaries)
 
@@ -49,6 +50,23 @@ class OwnLossModule(L.LightningModule):
 
     def configure_callbacks(self):
         return [self.freezing] if self.freezing is not None else []
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.range_test and self.freezing is not None:  # the finder swaps the callbacks for its own
+            self.freezing.on_train_batch_start(self.trainer, self, batch, batch_idx)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        if not self.range_test:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # as `TransferModule`: the finder's one swept LR is the top group's, the others keep their ratio
+        swept = [group["lr"] for group in optimizer.param_groups]
+        for group, ratio in zip(optimizer.param_groups, self.lr_ratios):
+            group["lr"] = group["lr"] * ratio
+        try:
+            optimizer.step(closure=optimizer_closure)
+        finally:
+            for group, lr in zip(optimizer.param_groups, swept):
+                group["lr"] = lr
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, targets = batch
