@@ -150,11 +150,14 @@ def test_a_score_must_read_an_input_compute_score_provides():
 def test_every_strategy_applies_to_a_packaged_task_modality():
     """`modalities` pairs strategies with tasks (the contract tests iterate over these pairs)."""
     task_modalities = {e.info.modality for e in TASKS.entries()}
-    assert task_modalities == {"image", "text", "timeseries"}
+    assert task_modalities == {"image", "text", "timeseries", "detection"}
     for entry in STRATEGIES.entries():
         assert set(entry.info.modalities) <= task_modalities, entry
     assert STRATEGIES.entry("setfit").info.modalities == ("text",)
-    assert set(STRATEGIES.entry("linear-probe").info.modalities) == task_modalities  # ridge head for forecasts
+    # ridge head for forecasts; a detector trains its own box head by gradient, so no probe on cached features
+    assert set(STRATEGIES.entry("linear-probe").info.modalities) == task_modalities - {"detection"}
+    assert {n for n in STRATEGIES.names() if "detection" in STRATEGIES.entry(n).info.modalities} == \
+        {"fine-tune", "full", "head-only"}
 
 
 def test_the_four_register_decorators_share_one_signature(monkeypatch):
@@ -235,6 +238,7 @@ LISTED = {
                  "(never with <10 per class), keep the better; text ≤16 per class: setfit, else fine-tune"),
         ("fine-tune", "gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)"),
         ("full", "every layer trains from the first step at one low learning rate"),
+        ("head-only", "detection: frozen backbone, only the new layers (feature adapter, proposals, box head) train"),
         ("linear-probe", "frozen backbone, features cached once; logistic (C tuned) or ridge head"),
         ("lora", "low-rank adapters in attention projections or 1×1 convolutions + new head; saves only adapters "
                  "on a pretrained base (peft)"),
@@ -245,6 +249,7 @@ LISTED = {
     "tasks": [
         ("forecast", "forecast time series (CSV: a time column and numeric series)"),
         ("image-classification", "classify images (folder of class folders)"),
+        ("object-detection", "find and box objects in images (Pascal VOC, COCO or YOLO folder)"),
         ("text-classification", "classify texts (CSV/TSV/JSONL table, or a Hugging Face data set)"),
     ],
     "scores": [

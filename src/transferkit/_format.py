@@ -2,6 +2,7 @@
 predictions (JSON records and the printed table) shared by runs and exported models."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from itertools import islice
@@ -119,6 +120,8 @@ def flat_record(record: Mapping[str, Any]) -> dict[str, Any]:
                                                        for v in value):
             out[name.rsplit("top_k", 1)[0] + "probability"] = value[0]["probability"]
             out[name] = "; ".join(f"{v['label']} ({v['probability']:.4f})" for v in value)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            out[name] = json.dumps(value, ensure_ascii=False)  # e.g. a detector's boxes: one JSON cell
         else:
             out[name] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 

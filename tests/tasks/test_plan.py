@@ -8,7 +8,7 @@ import pytest
 from transferkit.tasks import TASKS
 
 from tests.helpers import sentiment_table, series_csv
-from transferkit.testing import make_image_folder
+from transferkit.testing import make_boxed_images, make_image_folder
 
 # one cheap fit per modality; a task of a new modality fails here until it is given one
 FITS = {
@@ -18,6 +18,8 @@ FITS = {
              dict(strategy="linear-probe", batch_size=8, baseline=False), ("max length", "split")),
     "timeseries": (lambda tmp: series_csv(tmp / "series.csv", rows=400),
                    dict(lookback=48, horizon=12, epochs=1), ("lookback 48, horizon 12", "split")),
+    "detection": (lambda tmp: make_boxed_images(tmp / "boxes", count=8, size=(32, 32)),
+                  dict(epochs=1, image_size=32, baseline=False), ("data format: voc", "input size: 32 px")),
 }
 
 

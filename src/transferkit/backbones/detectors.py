@@ -155,6 +155,9 @@ def _detection_model_class():
         are 0-based class indices in and out, whatever the architecture counts internally.
         """
 
+        #: training takes (images, targets) and returns the losses (`strategies.own_loss`)
+        computes_losses = True
+
         def __init__(self, detector: nn.Module, architecture: str, backbone_name: str, num_classes: int,
                      image_size: int, label_offset: int) -> None:
             super().__init__()
@@ -260,24 +263,31 @@ def build_detector(backbone: str | Backbone = "mobilenetv2_100", num_classes: in
 
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, not {num_classes}")
-    entry = DETECTORS.entry(architecture)
+    DETECTORS.entry(architecture)  # an unknown name fails before the backbone loads
     if isinstance(backbone, str):
         name = backbone if pretrained else f"scratch:{backbone}"
         backbone = create_backbone(name, modality="image")
-    body = backbone.model
-    needed = "forward_intermediates" if entry.info.stages else "forward_features"
-    if not hasattr(body, needed) or (entry.info.stages and not hasattr(body, "feature_info")):
-        raise BackboneUnavailableError(
-            f"backbone {backbone.name!r} gives no feature maps ({needed}); detection needs a timm CNN such as "
-            "mobilenetv2_100 or efficientnet_lite0.")
-    features = _feature_modules()[entry.info.feature_maps](body, entry.info.stages)
     pre = backbone.preprocessing
-    detector = entry.obj(features, num_classes, image_size, pre.mean, pre.std)
-    model = _detection_model_class()(detector, architecture, backbone.name, num_classes, image_size,
-                                     label_offset=int(entry.info.background_class))
+    model = assemble_detector(backbone.model, backbone.name, pre.mean, pre.std, num_classes, architecture, image_size)
     if frozen_stages:
         model.freeze_stages(frozen_stages)
     return model
+
+
+def assemble_detector(body: Any, name: str, mean, std, num_classes: int, architecture: str = DEFAULT_DETECTOR,
+                      image_size: int = 320) -> Any:
+    """A `DetectionModel` around the feature extractor `body` (a timm CNN, e.g. rebuilt from a saved
+    run) of backbone `name`, normalising inputs with its `mean` and `std`."""
+    entry = DETECTORS.entry(architecture)
+    needed = "forward_intermediates" if entry.info.stages else "forward_features"
+    if not hasattr(body, needed) or (entry.info.stages and not hasattr(body, "feature_info")):
+        raise BackboneUnavailableError(
+            f"backbone {name!r} gives no feature maps ({needed}); detection needs a timm CNN such as "
+            "mobilenetv2_100 or efficientnet_lite0.")
+    features = _feature_modules()[entry.info.feature_maps](body, entry.info.stages)
+    detector = entry.obj(features, num_classes, image_size, mean, std)
+    return _detection_model_class()(detector, architecture, name, num_classes, image_size,
+                                    label_offset=int(entry.info.background_class))
 
 
 def detect_items(model: Any, items: Sequence, batch_size: int = 8, conf: float = 0.0) -> list[dict]:

@@ -60,6 +60,10 @@ def predict(
     engine: Engine = ENGINE_OPTION,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say on stderr which engine answered (onnx or "
                                  "torch) and why."),
+    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0, help="Detection: keep boxes scoring at "
+                                         "least this (default: the run's conf)."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Detection: write each image with its "
+                                               "boxes drawn to this folder."),
 ) -> None:
     """Predict with a saved model (a run, or a model.onnx from `transferkit export`): images, texts,
     or the next steps of a series. The terminal shows at most 200 predictions; --output writes all."""
@@ -81,6 +85,11 @@ def predict(
         est, choice = predictor_for(run_dir, engine.value)  # the ONNX twin when valid: no torch import
         if verbose:
             err_console.print(escape(choice.describe(run_dir)), highlight=False, soft_wrap=True)
+    if conf is not None or save_images is not None:
+        if not hasattr(est, "set_prediction_options"):
+            raise TransferkitError("--conf and --save-images are options of a detection run's predictions; this "
+                                   "model takes neither.")
+        est.set_prediction_options(conf=conf, save_images=save_images)
     items = est.read_prediction_inputs(list(inputs or []), file)
     if output is not None or as_json:
         records = (r for piece in est.prediction_chunks(items, PREDICT_CHUNK) for r in est.prediction_records(piece, top_k))

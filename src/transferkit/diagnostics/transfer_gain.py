@@ -40,7 +40,7 @@ GENERAL_SUGGESTIONS = ("runner_up", "full", "more_data")
 
 def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bool = True,
                      name: str = "accuracy", *, strategy: str | None = None, ranking: dict | None = None,
-                     suggest: Collection[str] = GENERAL_SUGGESTIONS) -> dict[str, Any]:
+                     suggest: Collection[str] = GENERAL_SUGGESTIONS, noise: float | None = None) -> dict[str, Any]:
     """Gain of the transferred model over the from-scratch control, whether it is real, and advice.
 
     For accuracies the noise band is two binomial standard errors of the difference on `n` test
@@ -50,13 +50,18 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
     test-set size whose band would resolve the observed gain (or `PRACTICAL_DIFFERENCE`, if
     larger); a narrower band makes it "negligible".
     For errors (MSE) the band is 2 % of the control's error, since their scale depends on the data.
+    A `noise` given (a bootstrap band over the test examples, as detection measures mAP) is used
+    as it is; its `needed_n` assumes the band narrows as one over the square root of `n`.
     `strategy` (the strategy used) and `ranking` (backbone="auto"'s ranking) describe the run, so
     the advice never suggests what it already did; without them that advice is left out. `suggest`
     names the `ADVICE` the run's task can act on (its estimator's `transfer_suggestions`).
     """
     gain = (model - baseline) if higher_is_better else (baseline - model)
     needed_n = None
-    if name == "accuracy":
+    measured = noise is not None and math.isfinite(noise)
+    if measured:
+        n = max(1, int(n))
+    elif name == "accuracy":
         # pooled accuracy with one success and one failure added (Laplace): at 100 % or 0 % the
         # plain estimate has no variance and would call 10 test examples enough to tell
         n = max(1, int(n))
@@ -68,6 +73,9 @@ def transfer_verdict(model: float, baseline: float, n: int, higher_is_better: bo
         verdict = "positive"
     elif gain < -noise:
         verdict = "negative"
+    elif measured and noise > PRACTICAL_DIFFERENCE:
+        verdict = "inconclusive"
+        needed_n = math.ceil(n * (noise / max(abs(gain), PRACTICAL_DIFFERENCE)) ** 2)
     elif name == "accuracy" and noise > PRACTICAL_DIFFERENCE:
         verdict = "inconclusive"
         # solve 2 * sqrt(2 p (1 - p) / n) = resolve for n, at today's estimate of p

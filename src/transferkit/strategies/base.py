@@ -132,6 +132,9 @@ class EvaluationShard(EpochShuffle):
 
 #: The loss of the default head for each `FitData.objective`, when `objectives` is not given.
 DEFAULT_LOSSES = {"classification": "cross-entropy", "regression": "mse"}
+#: The `FitData.objective` of a model that computes its own losses from its targets (a detector:
+#: `strategies.own_loss`): no head loss is built.
+OWN_LOSSES = "own"
 
 
 @dataclass
@@ -174,7 +177,7 @@ class FitData:
     objectives: dict[str, "str | Objective"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.objectives:
+        if not self.objectives and self.objective != OWN_LOSSES:
             if self.objective not in DEFAULT_LOSSES:
                 raise ValueError(f"objective {self.objective!r}: use {' or '.join(DEFAULT_LOSSES)}, "
                                  "or name each head's loss in `objectives`")

@@ -20,7 +20,9 @@ def default_epochs(num_train: int) -> int:
 #: Peak LR of the top group when neither --lr nor the lr option is set. Images: 1e-3 diverged on
 #: the demo set, 3e-4 did not. Text: transformer encoders forget pretraining above ~1e-4 (BERT's
 #: recommended range is 2e-5 to 1e-4; small MiniLM-style models sit at the top of it).
-DEFAULT_LR = {"image": 3e-4, "text": 1e-4, "timeseries": 1e-3}
+#: Detection: the new layers (10× this) are many and deep (proposals, box head), and AdamW at 1e-3
+#: on them is the usual fine-tuning rate of torchvision's detectors with a pretrained body.
+DEFAULT_LR = {"image": 3e-4, "text": 1e-4, "timeseries": 1e-3, "detection": 1e-4}
 
 
 @dataclass
@@ -76,7 +78,7 @@ class FineTuneBase(Strategy):
             outcome.notes.append(f"head initialised by a linear probe (C={c:g}) before fine-tuning (LP-FT)")
 
         module, named_groups = self._module(model, data, settings, epochs)
-        schedule, losses = module.schedule, module.losses
+        schedule, losses = module.schedule, dict(module.losses)
         run = run_lightning(module, *data.training_loaders(settings), epochs, settings)
         # without pretrained weights nothing is fine-tuned: the stage is named for what it did
         outcome.timings["fine-tuning" if data.pretrained else "training from scratch"] = run.seconds
@@ -117,9 +119,14 @@ class FineTuneBase(Strategy):
             total_steps=epochs * steps_per_epoch(len(data.train), settings.batch_size * settings.processes),
             warmup_fraction=recipe.warmup_fraction,
         )
+        freezing = LayerGroupUnfreezing(unfreeze, recipe.freeze_bn_stats)
+        if getattr(model, "computes_losses", False):  # a detector: its own losses, no head loss to build
+            from .own_loss import OwnLossModule
+
+            return OwnLossModule(model, groups, schedule, freezing), named_groups
         losses, weights = build_losses(data, settings)
-        module = TransferModule(model, groups, schedule, losses, LayerGroupUnfreezing(unfreeze, recipe.freeze_bn_stats),
-                                weights, unlabelled=data.unlabelled_loader(settings))
+        module = TransferModule(model, groups, schedule, losses, freezing, weights,
+                                unlabelled=data.unlabelled_loader(settings))
         return module, named_groups
 
     def _top_lr(self, data, settings: TrainSettings) -> float:
@@ -173,3 +180,16 @@ class Full(FineTuneBase):
         start_groups: int = 10**6
         unfreeze_epochs: int = 0
         warmup_fraction: float = 0.1
+
+
+class HeadOnly(FineTuneBase):
+    """The backbone stays frozen (its batch-norm statistics too); only the new layers train, by
+    gradient: a detector's feature adapter, proposals and box head."""
+
+    name = "head-only"
+    trains_backbone = False
+
+    @dataclass
+    class Options(FineTuneRecipe):
+        start_groups: int = 0
+        unfreeze_epochs: int = 10**6  # never: no backbone group becomes trainable

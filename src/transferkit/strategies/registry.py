@@ -80,10 +80,13 @@ STRATEGIES.declare("auto", f"{_PACKAGE}.auto:Auto", StrategyInfo(
     modalities=_EVERY_MODALITY, chooses=True))
 STRATEGIES.declare("fine-tune", f"{_PACKAGE}.fine_tune:FineTune", StrategyInfo(
     description="gradual unfreezing top-down with discriminative LRs (LP-FT warm-up optional)",
-    modalities=_EVERY_MODALITY, searched=True))
+    modalities=(*_EVERY_MODALITY, "detection"), searched=True))
 STRATEGIES.declare("full", f"{_PACKAGE}.fine_tune:Full", StrategyInfo(
-    description="every layer trains from the first step at one low learning rate", modalities=_EVERY_MODALITY,
-    trains_all_layers=True))
+    description="every layer trains from the first step at one low learning rate",
+    modalities=(*_EVERY_MODALITY, "detection"), trains_all_layers=True))
+STRATEGIES.declare("head-only", f"{_PACKAGE}.fine_tune:HeadOnly", StrategyInfo(
+    description="detection: frozen backbone, only the new layers (feature adapter, proposals, box head) train",
+    modalities=("detection",)))
 STRATEGIES.declare("linear-probe", f"{_PACKAGE}.linear_probe:LinearProbe", StrategyInfo(
     description="frozen backbone, features cached once; logistic (C tuned) or ridge head", modalities=_EVERY_MODALITY,
     searched=True))

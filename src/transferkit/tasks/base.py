@@ -520,6 +520,7 @@ class TransferEstimator(PersistenceMixin, PresentationMixin, DecisionsMixin, Sea
     shared_option_panels: ClassVar[dict[str, str]] = {
         **{name: "Hyper-parameter search" for name in ("search", "search_backend", "search_seconds")},
         **{name: "Devices and precision" for name in COMPUTE_PARAMS},
+        **{name: "Images" for name in ("image_size", "augment")},  # image classification and detection
     }
 
 

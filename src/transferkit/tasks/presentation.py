@@ -54,6 +54,23 @@ class PresentationMixin:
         """The report's headline cards for these test metrics (none by default)."""
         return ()
 
+    #: `predict` options beyond the shared ones that this task takes (a detector's "conf" threshold and
+    #: "save_images" folder); `set_prediction_options` refuses the others in one line.
+    prediction_options: ClassVar[tuple[str, ...]] = ()
+
+    def set_prediction_options(self, **given: Any) -> None:
+        """Keep the `predict` options given (None: not given) for `prediction_records`; an option this
+        task does not take raises `TransferkitError` naming it."""
+        from ..errors import TransferkitError
+
+        given = {k: v for k, v in given.items() if v is not None}
+        unknown = sorted(set(given) - set(self.prediction_options))
+        if unknown:
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            raise TransferkitError(f"{flags}: not an option of a {getattr(self, 'task', '')} model's predictions "
+                                   f"(it takes {', '.join('--' + k.replace('_', '-') for k in self.prediction_options) or 'none'}).")
+        self.prediction_options_ = given
+
     def read_prediction_inputs(self, inputs: list[str], file: Path | None) -> Any:
         """What `transferkit predict RUN INPUTS... [--file FILE]` predicts, read from its arguments;
         raises `TransferkitError` (one line) for inputs this task cannot take."""

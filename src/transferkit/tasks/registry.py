@@ -53,6 +53,10 @@ TASKS.declare("forecast", f"{__package__}.forecasting:Forecaster", TaskInfo(
                  KeyMetric("mae", "MAE", higher_is_better=False, format=".4f"),
                  KeyMetric("mase", "MASE", higher_is_better=False))))
 
+TASKS.declare("object-detection", f"{__package__}.detection:DetectionEstimator", TaskInfo(
+    description="find and box objects in images (Pascal VOC, COCO or YOLO folder)", modality="detection",
+    key_metrics=(KeyMetric("map_50", "mAP@.5"), KeyMetric("map", "mAP@[.5:.95]"))))
+
 
 def detect_task(path: str | Path) -> tuple[str, str]:
     """The task a data path suggests, and why: the first registered task, in increasing

@@ -25,7 +25,8 @@ from .checks import (Check, applicable_strategies, check_backbone, check_backbon
                      check_task_has_an_applicable_strategy, check_task_is_constructible_with_no_arguments, checks_for,
                      tasks_for)
 from .data import (COLOURS, SMALL_OPTIONS, SMALL_PARAMS, TINY_BATCHES, TINY_DATA, TINY_NEW_CLASS, TinyData,
-                   make_image_folder, small_params, tiny_batch, tiny_images, tiny_new_class, tiny_series, tiny_texts)
+                   make_boxed_images, make_image_folder, small_params, tiny_batch, tiny_boxes, tiny_images, tiny_new_class,
+                   tiny_series, tiny_texts)
 from .parametrize import parametrize_with_checks
 
 __all__ = [
@@ -37,6 +38,6 @@ __all__ = [
     "check_extend_grows_or_refuses_in_one_line", "check_fit_save_load_predicts_the_same", "check_strategy",
     "check_strategy_agrees_with_its_registry_entry", "check_strategy_options_have_defaults", "check_task",
     "check_task_agrees_with_its_registry_entry", "check_task_has_an_applicable_strategy",
-    "check_task_is_constructible_with_no_arguments", "checks_for", "make_image_folder", "parametrize_with_checks",
-    "small_params", "tasks_for", "tiny_batch", "tiny_images", "tiny_new_class", "tiny_series", "tiny_texts",
+    "check_task_is_constructible_with_no_arguments", "checks_for", "make_boxed_images", "make_image_folder", "parametrize_with_checks",
+    "small_params", "tasks_for", "tiny_batch", "tiny_boxes", "tiny_images", "tiny_new_class", "tiny_series", "tiny_texts",
 ]

@@ -114,7 +114,71 @@ def tiny_series(root: Path, rows: int = 240) -> TinyData:
 
 
 #: one tiny data set per modality; a task of a new modality fails its checks until it is given one
-TINY_DATA: dict[str, Callable[[Path], TinyData]] = {"image": tiny_images, "text": tiny_texts, "timeseries": tiny_series}
+# --------------------------------------------------------------------------------- boxed images
+def make_boxed_images(root: Path, count: int = 12, size: tuple[int, int] = (64, 48), format: str = "voc",
+                      classes=("red", "blue"), seed: int = 0) -> Path:
+    """A detection folder of `count` grey images, each with one or two filled rectangles of the
+    `classes`' colours (red, green, blue) as boxed objects, in `format` ("voc", "coco" or "yolo");
+    every fourth image has no object (background)."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    root = Path(root)
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(count):
+        picture = Image.new("RGB", size, (128, 128, 128))
+        draw = ImageDraw.Draw(picture)
+        objects = []
+        for _ in range(0 if i % 4 == 3 else 1 + i % 2):
+            w, h = int(rng.integers(width // 4, width // 2)), int(rng.integers(height // 4, height // 2))
+            x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+            label = int(rng.integers(len(classes)))
+            draw.rectangle((x, y, x + w - 1, y + h - 1), fill=COLOURS[classes[label]])
+            objects.append((label, (x, y, x + w, y + h)))
+        name = f"img_{i:03d}.png"
+        picture.save(images / name)
+        records.append((name, objects))
+    if format == "voc":
+        (root / "annotations").mkdir(exist_ok=True)
+        for name, objects in records:
+            body = "".join(f"<object><name>{classes[c]}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+                           f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for c, b in objects)
+            (root / "annotations" / f"{Path(name).stem}.xml").write_text(
+                f"<annotation><filename>{name}</filename><size><width>{width}</width><height>{height}</height>"
+                f"<depth>3</depth></size>{body}</annotation>")
+    elif format == "coco":
+        coco = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": c} for i, c in enumerate(classes)]}
+        for number, (name, objects) in enumerate(records, 1):
+            coco["images"].append({"id": number, "file_name": name, "width": width, "height": height})
+            for c, (x1, y1, x2, y2) in objects:
+                coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": number, "iscrowd": 0,
+                                            "category_id": c + 1, "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        (root / "annotations.json").write_text(json.dumps(coco))
+    elif format == "yolo":
+        (root / "labels").mkdir(exist_ok=True)
+        for name, objects in records:
+            lines = [f"{c} {(b[0] + b[2]) / 2 / width:.6f} {(b[1] + b[3]) / 2 / height:.6f} {(b[2] - b[0]) / width:.6f} "
+                     f"{(b[3] - b[1]) / height:.6f}" for c, b in objects]
+            (root / "labels" / f"{Path(name).stem}.txt").write_text("".join(line + "\n" for line in lines))
+        (root / "data.yaml").write_text("names:\n" + "".join(f"  {i}: {c}\n" for i, c in enumerate(classes)))
+    else:
+        raise ValueError(f"format must be voc, coco or yolo, not {format!r}")
+    return root
+
+
+def tiny_boxes(root: Path) -> TinyData:
+    """Eight 48×32 images with coloured boxes (Pascal VOC), and three of them to predict on."""
+    make_boxed_images(root, count=8, size=(48, 32))
+    return TinyData(root, sorted(str(p) for p in (root / "images").glob("*.png"))[:3])
+
+
+TINY_DATA: dict[str, Callable[[Path], TinyData]] = {"image": tiny_images, "text": tiny_texts, "timeseries": tiny_series,
+                                                    "detection": tiny_boxes}
 
 
 def _white_images(root: Path) -> Path:

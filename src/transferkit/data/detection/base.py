@@ -81,6 +81,7 @@ class DetectionData:
             "classes": self.classes,
             "images": {name: len(idx) for name, idx in self.splits.items()},
             "boxes": {name: self.box_counts(name) for name in self.splits},
+            "counts": {name: self.box_counts(name) for name in self.splits},  # the report's per-class table (boxes)
             "background_images": sum(len(it.labels) == 0 for it in self.items),
             **self.sizes(),
             "problems": len(self.problems),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import plots
+from . import detection
 from .blocks import NOT_EVALUATED, _cell, _e, _fmt, _int, _muted, _num, _pct, _plot, _section, _table
 from .model import RunReport
 
@@ -135,6 +136,9 @@ SECTIONS: dict[str, tuple[str, Callable[[RunReport], str]]] = {
     "forecasts": ("Forecasts", lambda r: _forecasts(r.examples)),
     "metric-values": ("Metrics", lambda r: _metric_values(r.metrics or {})),
     "head-metrics": ("Metrics per head", lambda r: _head_metrics(r.metrics or {})),
+    "detection-metrics": ("Metrics", lambda r: detection.detection_metrics(r.metrics or {})),
+    "pr-curves": ("Precision-recall curves", lambda r: detection.precision_recall(r.metrics or {})),
+    "box-grid": ("Test images, worst first", lambda r: detection.box_grid(r.metrics or {})),
 }
 
 
