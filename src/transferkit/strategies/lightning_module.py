@@ -44,7 +44,73 @@ class Schedule:
         return replace(self, group_lrs=[value * factor for value in self.group_lrs], head_lr=self.head_lr * factor)
 
 
-class TransferModule(L.LightningModule):
+class GroupedLRTraining:
+    """What every training module of a pretrained backbone shares: one optimiser parameter group per
+    backbone layer group at its discriminative LR plus the new layers at the head LR (no weight decay
+    on biases and norm scales), one-cycle schedule, the freezing policy as a callback, and `lr` as
+    the top group's LR for Lightning's range test. Mixed into a `LightningModule` that sets
+    `schedule`, `freezing` and `layer_groups`, and returns its new parameters from `_new_parameters`."""
+
+    #: set by `lr_finder.lr_range_test` while Lightning's finder sweeps the learning rate
+    range_test: bool = False
+
+    @property
+    def lr(self) -> float:
+        return self.schedule.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.schedule = self.schedule.scaled(value)
+
+    def configure_callbacks(self):
+        return [self.freezing] if self.freezing is not None else []
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.range_test and self.freezing is not None:
+            # Lightning's finder swaps every callback for its own: the freezing policy's per-batch
+            # step (batch-norm statistics) is applied here, so the test trains as a real run does
+            self.freezing.on_train_batch_start(self.trainer, self, batch, batch_idx)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        if not self.range_test:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # the finder sets one swept LR on every group: it is the top group's, the others keep their ratio
+        swept = [group["lr"] for group in optimizer.param_groups]
+        for group, ratio in zip(optimizer.param_groups, self.lr_ratios):
+            group["lr"] = group["lr"] * ratio
+        try:
+            optimizer.step(closure=optimizer_closure)
+        finally:  # the finder's scheduler computes the next LR from its own base, but leave its value as set
+            for group, lr in zip(optimizer.param_groups, swept):
+                group["lr"] = lr
+
+    def _new_parameters(self) -> list:
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        s = self.schedule
+        param_groups, max_lrs = [], []
+        for params, lr in [*zip(self.layer_groups, s.group_lrs), (self._new_parameters(), s.head_lr)]:
+            # no weight decay on biases and norm scales, as in timm's param_groups_weight_decay
+            for subset, wd in (([p for p in params if p.ndim > 1], s.weight_decay),
+                               ([p for p in params if p.ndim <= 1], 0.0)):
+                if subset:
+                    param_groups.append({"params": subset, "lr": lr, "weight_decay": wd})
+                    max_lrs.append(lr)
+        self.lr_ratios = [lr / s.lr for lr in max_lrs]  # per parameter group, for a range test
+        optimizer = torch.optim.AdamW(param_groups)
+        total = max(1, s.total_steps)
+        # OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step (10 steps at 10 %)
+        # raises ZeroDivisionError, so such a warm-up is lengthened by half a step
+        warmup = 1.5 / total if total > 1 and math.isclose(s.warmup_fraction * total, 1.0) else s.warmup_fraction
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lrs, total_steps=total,
+            pct_start=warmup, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class TransferModule(GroupedLRTraining, L.LightningModule):
     """Trains `model`'s heads on their losses; backbone groups get their own LRs, a freezing policy
     decides which of them train.
 
@@ -70,9 +136,6 @@ class TransferModule(L.LightningModule):
     see `lr_finder`) the finder's one LR for all parameter groups is taken as the top group's, and
     each group trains at its ratio to it, as in a real run.
     """
-
-    #: set by `lr_finder.lr_range_test` while Lightning's finder sweeps the learning rate
-    range_test: bool = False
 
     def __init__(
         self,
@@ -116,19 +179,8 @@ class TransferModule(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
-    @property
-    def lr(self) -> float:
-        return self.schedule.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.schedule = self.schedule.scaled(value)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-    def configure_callbacks(self):
-        return [self.freezing] if self.freezing is not None else []
 
     def _outputs(self, x) -> dict[str, torch.Tensor]:
         """Outputs of the heads that have a loss, on one pass of the backbone."""
@@ -163,25 +215,6 @@ class TransferModule(L.LightningModule):
         if self._two_views:  # items are (strong view, weak view): the heads see weak then strong, stacked
             x = torch.cat([other, x])
         return to_device(x, self.device)
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self.range_test and self.freezing is not None:
-            # Lightning's finder swaps every callback for its own: the freezing policy's per-batch
-            # step (batch-norm statistics) is applied here, so the test trains as a real run does
-            self.freezing.on_train_batch_start(self.trainer, self, batch, batch_idx)
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
-        if not self.range_test:
-            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        # the finder sets one swept LR on every group: it is the top group's, the others keep their ratio
-        swept = [group["lr"] for group in optimizer.param_groups]
-        for group, ratio in zip(optimizer.param_groups, self.lr_ratios):
-            group["lr"] = group["lr"] * ratio
-        try:
-            optimizer.step(closure=optimizer_closure)
-        finally:  # the finder's scheduler computes the next LR from its own base, but leave its value as set
-            for group, lr in zip(optimizer.param_groups, swept):
-                group["lr"] = lr
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -237,29 +270,9 @@ class TransferModule(L.LightningModule):
         scaled = [value if self.loss_weights[head] == 1.0 else self.loss_weights[head] * value for head, value in terms.items()]
         return sum(scaled[1:], scaled[0])
 
-    def configure_optimizers(self):
-        s = self.schedule
+    def _new_parameters(self) -> list:
         # every head (and any parameters a loss owns, e.g. a discriminator) trains at the head LR
-        head_params = [*self.model.heads.parameters(), *self.losses.parameters()]
-        param_groups, max_lrs = [], []
-        for params, lr in [*zip(self.layer_groups, s.group_lrs), (head_params, s.head_lr)]:
-            # no weight decay on biases and norm scales, as in timm's param_groups_weight_decay
-            for subset, wd in (([p for p in params if p.ndim > 1], s.weight_decay),
-                               ([p for p in params if p.ndim <= 1], 0.0)):
-                if subset:
-                    param_groups.append({"params": subset, "lr": lr, "weight_decay": wd})
-                    max_lrs.append(lr)
-        self.lr_ratios = [lr / s.lr for lr in max_lrs]  # per parameter group, for a range test
-        optimizer = torch.optim.AdamW(param_groups)
-        total = max(1, s.total_steps)
-        # OneCycleLR divides by (warm-up steps - 1): a warm-up of exactly one step (10 steps at 10 %)
-        # raises ZeroDivisionError, so such a warm-up is lengthened by half a step
-        warmup = 1.5 / total if total > 1 and math.isclose(s.warmup_fraction * total, 1.0) else s.warmup_fraction
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=total,
-            pct_start=warmup, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return [*self.model.heads.parameters(), *self.losses.parameters()]
 
 
 def _batch_size(targets: dict[str, torch.Tensor], x) -> int:

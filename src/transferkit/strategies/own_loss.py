@@ -11,7 +11,6 @@ targets)`, and says so with `computes_losses = True`.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -19,15 +18,13 @@ import torch
 from torchmetrics import MeanMetric
 
 from .freezing import freeze_batchnorm_stats
-from .lightning_module import Schedule
+from .lightning_module import GroupedLRTraining, Schedule
 
 
-class OwnLossModule(L.LightningModule):
+class OwnLossModule(GroupedLRTraining, L.LightningModule):
     """Trains a model whose `forward(x, targets)` returns its losses; logs their sum as `train_loss`
     and each as `train_loss_<name>`; `val_loss` is the same sum on the validation batches."""
 
-    #: set by `lr_finder.lr_range_test` while Lightning's finder sweeps the learning rate
-    range_test: bool = False
     losses: dict = {}  # no head losses: the model computes its own (read by the strategies' summaries)
 
     def __init__(self, model: torch.nn.Module, groups: list[list[str]], schedule: Schedule, freezing: Any = None) -> None:
@@ -39,34 +36,6 @@ class OwnLossModule(L.LightningModule):
         self.layer_groups = [[params[n] for n in names] for names in groups]
         self.trainable_groups = len(groups)
         self.val_mean = MeanMetric()
-
-    @property
-    def lr(self) -> float:
-        return self.schedule.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.schedule = self.schedule.scaled(value)
-
-    def configure_callbacks(self):
-        return [self.freezing] if self.freezing is not None else []
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self.range_test and self.freezing is not None:  # the finder swaps the callbacks for its own
-            self.freezing.on_train_batch_start(self.trainer, self, batch, batch_idx)
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
-        if not self.range_test:
-            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        # as `TransferModule`: the finder's one swept LR is the top group's, the others keep their ratio
-        swept = [group["lr"] for group in optimizer.param_groups]
-        for group, ratio in zip(optimizer.param_groups, self.lr_ratios):
-            group["lr"] = group["lr"] * ratio
-        try:
-            optimizer.step(closure=optimizer_closure)
-        finally:
-            for group, lr in zip(optimizer.param_groups, swept):
-                group["lr"] = lr
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, targets = batch
@@ -91,23 +60,6 @@ class OwnLossModule(L.LightningModule):
         self.val_mean.update(total.detach(), weight=len(targets))
         self.log("val_loss", self.val_mean, on_epoch=True, prog_bar=True, batch_size=len(targets))
 
-    def configure_optimizers(self):
-        s = self.schedule
+    def _new_parameters(self) -> list:
         backbone = {id(p) for group in self.layer_groups for p in group}
-        new = [p for p in self.model.parameters() if id(p) not in backbone]
-        param_groups, max_lrs = [], []
-        for params, lr in [*zip(self.layer_groups, s.group_lrs), (new, s.head_lr)]:
-            for subset, wd in (([p for p in params if p.ndim > 1], s.weight_decay),
-                               ([p for p in params if p.ndim <= 1], 0.0)):
-                if subset:
-                    param_groups.append({"params": subset, "lr": lr, "weight_decay": wd})
-                    max_lrs.append(lr)
-        self.lr_ratios = [lr / s.lr for lr in max_lrs]
-        optimizer = torch.optim.AdamW(param_groups)
-        total = max(1, s.total_steps)
-        warmup = 1.5 / total if total > 1 and math.isclose(s.warmup_fraction * total, 1.0) else s.warmup_fraction
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=total,
-            pct_start=warmup, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return [p for p in self.model.parameters() if id(p) not in backbone]
