@@ -107,9 +107,9 @@ def _fit_hint(data: str, task: str | None, option: list[str], given: dict[str, A
 @_declared_without
 def lr_find(
     ctx: typer.Context,
-    data: str = typer.Argument(..., help="Training data, as for `fit` (image folder, text table, time-series CSV)."),
-    task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
-                                       "(default: detected from the data)."),
+    data: str = typer.Argument(..., help="Training data, as for `fit` (image folder, text table, time-series CSV, boxed photos)."),
+    task: Optional[str] = typer.Option(None, help="The task, one of `transferkit list tasks` (default: detected "
+                                       "from the data)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. "
                                      "layer_decay=0.7)."),
     min_lr: float = typer.Option(MIN_LR, "--min-lr", help="Learning rate of the first step.",

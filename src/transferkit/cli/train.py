@@ -237,10 +237,11 @@ def _fit_command(ctx: typer.Context, data: str, out: Path, task: str | None, opt
 def fit(
     ctx: typer.Context,
     data: str = typer.Argument(..., help="Image folder (class sub-folders), text table (CSV/TSV/JSONL or a folder "
-                               "with train/dev files, or a Hugging Face data set name), or a time-series CSV."),
+                               "with train/dev files, or a Hugging Face data set name), a time-series CSV, or a "
+                               "folder of boxed photos (Pascal VOC, COCO or YOLO)."),
     out: Path = OUT_OPTION,
-    task: Optional[str] = typer.Option(None, help="image-classification, text-classification or forecast "
-                                       "(default: detected from the data)."),
+    task: Optional[str] = typer.Option(None, help="The task, one of `transferkit list tasks` (default: detected "
+                                       "from the data)."),
     option: list[str] = typer.Option([], "--option", help="Strategy knob KEY=VALUE, repeatable (e.g. layer_decay=0.7)."),
     overwrite: bool = OVERWRITE_OPTION,
     quiet: bool = QUIET_OPTION,
