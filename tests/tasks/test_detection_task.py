@@ -224,3 +224,11 @@ def test_the_learning_rate_range_test_sweeps_a_detector_with_its_group_ratios(tm
     root = make_boxed_images(tmp_path / "voc", count=8, size=(48, 32))
     result = TASKS.get("object-detection")(**QUICK).lr_find(root, steps=10)
     assert len(result.lrs) == len(result.losses) >= 2 and result.default_lr == pytest.approx(1e-4)
+
+
+def test_the_detector_has_a_public_name_beside_the_other_estimators():
+    import transferkit
+    from transferkit.tasks import TASKS
+
+    assert transferkit.ObjectDetector is TASKS.get("object-detection")
+    assert "ObjectDetector" in transferkit.__all__

@@ -9,6 +9,7 @@ _EXPORTS = {
     **dict.fromkeys(("ImageClassifier", "expand_image_paths"), ".image_classification"),
     "classification_metrics": ".metrics",
     "TextClassifier": ".text_classification",
+    "ObjectDetector": ".detection",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # the estimators import torch
 

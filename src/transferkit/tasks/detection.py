@@ -413,3 +413,7 @@ def _read_labelled(data: Any, classes: list[str]) -> list:
     if not items:
         raise DataError(f"{root}: no usable image to evaluate on (see the problems above).")
     return items
+
+
+#: the public name, beside `ImageClassifier`, `TextClassifier` and `Forecaster`
+ObjectDetector = DetectionEstimator
